@@ -1,0 +1,70 @@
+"""nasplay: the classic CNNs as points of one genome, and the machinery to ablate and search them.
+
+The public API is imported lazily so that ``nasplay list`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_API = {
+    "Genome": "nasplay.space.genome",
+    "Block": "nasplay.space.genome",
+    "Branch": "nasplay.space.genome",
+    "Stage": "nasplay.space.genome",
+    "Head": "nasplay.space.genome",
+    "Aux": "nasplay.space.genome",
+    "Input": "nasplay.space.genome",
+    "Conv": "nasplay.space.genome",
+    "Pool": "nasplay.space.genome",
+    "Act": "nasplay.space.genome",
+    "Norm": "nasplay.space.genome",
+    "Dropout": "nasplay.space.genome",
+    "Linear": "nasplay.space.genome",
+    "Subsample": "nasplay.space.genome",
+    "validate": "nasplay.space.validate",
+    "get_genome": "nasplay.space.zoo",
+    "list_genomes": "nasplay.space.zoo",
+    "register": "nasplay.space.zoo",
+    "knobs": "nasplay.space.knobs",
+    "apply": "nasplay.space.knobs",
+    "build": "nasplay.nn.build",
+    "complexity": "nasplay.complexity",
+    "from_reference": "nasplay.reference",
+}
+
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        return getattr(importlib.import_module(_API[name]), name)
+    raise AttributeError(f"module 'nasplay' has no attribute {name!r}")
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from nasplay.complexity import complexity
+    from nasplay.nn.build import build
+    from nasplay.reference import from_reference
+    from nasplay.space.genome import (
+        Act,
+        Aux,
+        Block,
+        Branch,
+        Conv,
+        Dropout,
+        Genome,
+        Head,
+        Input,
+        Linear,
+        Norm,
+        Pool,
+        Stage,
+        Subsample,
+    )
+    from nasplay.space.knobs import apply, knobs
+    from nasplay.space.validate import validate
+    from nasplay.space.zoo import get_genome, list_genomes, register

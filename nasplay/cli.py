@@ -1,0 +1,154 @@
+"""The ``nasplay`` console command: look at architectures and results.
+
+Experiments themselves run through Hydra: ``python -m nasplay experiment=ablate_skip``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+
+EPILOG = """examples:
+  nasplay list
+  nasplay list 'resnet*'
+  nasplay describe resnet50
+  nasplay describe resnet50 skip=none input=32 --json
+run an experiment (Hydra overrides):
+  python -m nasplay experiment=ablate_skip
+"""
+
+
+def parse_knob_args(items: list[str]) -> dict[str, str]:
+    """``["skip=none", "width=0.5"]`` -> ``{"skip": "none", "width": "0.5"}`` (values parsed by the knobs)."""
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise SystemExit(f"error: expected knob=value, got {it!r} (see 'nasplay describe --help')")
+        k, v = it.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def load_genome(target: str, knob_args: list[str]):
+    """A zoo name or a YAML/JSON genome file, with ``knob=value`` overrides applied."""
+    from pathlib import Path
+
+    from nasplay.space.genome import Genome
+    from nasplay.space.zoo import get_genome
+
+    p = Path(target)
+    if p.suffix in (".yaml", ".yml", ".json") and p.exists():
+        text = p.read_text()
+        genome = Genome.from_json(text) if p.suffix == ".json" else Genome.from_yaml(text)
+    else:
+        genome = get_genome(target)
+    knobs = parse_knob_args(knob_args)
+    if knobs:
+        from nasplay.space.knobs import apply
+
+        genome = apply(genome, **knobs)
+    return genome
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from nasplay.space.zoo import entry, list_genomes
+
+    names = list_genomes(args.pattern)
+    if args.json:
+        print(json.dumps([{"name": n, "year": entry(n).year, "canonical": entry(n).canonical,
+                           "reference": entry(n).reference, "paper": entry(n).paper} for n in names], indent=2))
+        return 0
+    width = max((len(n) for n in names), default=4)
+    for n in names:
+        e = entry(n)
+        star = "*" if e.canonical else " "
+        print(f"{star} {n:<{width}}  {e.year}  {e.paper}")
+    print(f"\n{len(names)} networks; * = one of the ten classic CNNs. 'nasplay describe NAME' for details.")
+    return 0
+
+
+def describe_dict(genome) -> dict:
+    from nasplay.complexity import complexity
+
+    c = complexity(genome)
+    return {
+        "name": genome.name,
+        "hash": genome.hash,
+        "input": [genome.input.channels, genome.input.size, genome.input.size],
+        "params": c.params,
+        "params_without_aux": c.params - c.params_aux,
+        "flops": c.flops,
+        "depth": c.depth,
+        "layers": c.layers,
+        "stages": [{"name": s.name, "blocks": sum(b.repeat for b in s.blocks)} for s in genome.stages],
+        "aux_heads": len(genome.aux),
+    }
+
+
+def cmd_describe(args: argparse.Namespace) -> int:
+    try:
+        genome = load_genome(args.name, args.knobs)
+        d = describe_dict(genome)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(d, indent=2))
+        return 0
+    c, s = d["input"], d["input"][1]
+    print(f"{d['name']}  (genome {d['hash']})")
+    print(f"  input        {c[0]}x{s}x{s}")
+    print(f"  params       {d['params']:,}" + (f"  ({d['params_without_aux']:,} without aux heads)" if d["aux_heads"] else ""))
+    print(f"  FLOPs        {d['flops']:,}  (one image, eval; multiply-add = 2)")
+    print(f"  depth        {d['depth']} weighted layers on the longest path")
+    print("  layers       " + ", ".join(f"{k} {v}" for k, v in d["layers"].items()))
+    print("  stages       " + ", ".join(f"{st['name'] or i}: {st['blocks']}" for i, st in enumerate(d["stages"])))
+    if d["aux_heads"]:
+        print(f"  aux heads    {d['aux_heads']}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nasplay", description="Look at the classic CNNs as points of one genome space.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    p = sub.add_parser("list", help="list the networks of the zoo", description="List the networks of the zoo, oldest first.")
+    p.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. 'resnet*' (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser(
+        "describe", help="params, FLOPs, depth and layers of a network",
+        description="Params, FLOPs, depth and layer counts of a zoo network or a genome file, after knob changes.",
+        epilog="examples:\n  nasplay describe resnet50\n  nasplay describe vgg16 norm=batch input=32 --json\n"
+               "knobs: see nasplay.knobs() in Python, or 'nasplay describe NAME knob=?'",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", help="a zoo name (nasplay list) or a genome .yaml/.json file")
+    p.add_argument("knobs", nargs="*", metavar="knob=value", help="innovation knobs to apply, e.g. skip=none width=0.5")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_describe)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Subcommands contributed by other parts of the package (draw, diff, report): each adds its parser.
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

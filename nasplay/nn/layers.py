@@ -1,0 +1,147 @@
+"""Layers that torch does not have, and the name -> layer tables the builder resolves once."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ScaledTanh(nn.Module):
+    """LeNet-5's squashing function ``A tanh(S x)`` with A = 1.7159, S = 2/3."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return 1.7159 * torch.tanh(x * (2.0 / 3.0))
+
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "none": nn.Identity,
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "scaled_tanh": ScaledTanh,
+}
+
+
+def make_act(name: str) -> nn.Module:
+    try:
+        return ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(f"activation {name!r} is unknown; allowed: {', '.join(ACTIVATIONS)}") from None
+
+
+class Subsample(nn.Module):
+    """LeNet-5's trainable subsampling: average of a ``k x k`` window, times a coefficient, plus a bias."""
+
+    def __init__(self, channels: int, kernel: int):
+        super().__init__()
+        self.kernel = kernel
+        self.weight = nn.Parameter(torch.ones(channels))
+        self.bias = nn.Parameter(torch.zeros(channels))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(x, self.kernel)
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
+class TableConv2d(nn.Module):
+    """A convolution whose output maps each read only some input maps (LeNet-5's C3 table).
+
+    Maps that read the same number of inputs share one grouped convolution over the gathered inputs,
+    so the parameters and FLOPs are exactly those of the table's connections.
+    """
+
+    def __init__(self, table: tuple[tuple[int, ...], ...], kernel: tuple[int, int], stride: int,
+                 padding: tuple[int, int], bias: bool):
+        super().__init__()
+        self.stride, self.padding = stride, padding
+        sizes = sorted({len(r) for r in table})
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        gathers, order = [], []
+        for n in sizes:
+            maps = [i for i, r in enumerate(table) if len(r) == n]
+            order += maps
+            gathers.append(torch.tensor([j for i in maps for j in table[i]], dtype=torch.long))
+            w = torch.empty(len(maps), n, *kernel)
+            nn.init.kaiming_uniform_(w, a=5**0.5)
+            self.weights.append(nn.Parameter(w))
+            if bias:
+                bound = 1 / (n * kernel[0] * kernel[1]) ** 0.5
+                self.biases.append(nn.Parameter(torch.empty(len(maps)).uniform_(-bound, bound)))
+        for i, g in enumerate(gathers):
+            self.register_buffer(f"gather{i}", g, persistent=False)
+        inverse = torch.empty(len(order), dtype=torch.long)
+        inverse[torch.tensor(order)] = torch.arange(len(order))
+        self.register_buffer("inverse", inverse, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for i, w in enumerate(self.weights):
+            xi = x.index_select(1, getattr(self, f"gather{i}"))
+            b = self.biases[i] if len(self.biases) else None
+            outs.append(F.conv2d(xi, w, b, self.stride, self.padding, groups=w.shape[0]))
+        return torch.cat(outs, 1).index_select(1, self.inverse)
+
+
+class RBFOutput(nn.Module):
+    """Euclidean radial-basis output units with fixed +-1 centres: logits = -||x - c||^2."""
+
+    def __init__(self, in_features: int, classes: int):
+        super().__init__()
+        g = torch.Generator().manual_seed(0)
+        centres = torch.randint(0, 2, (classes, in_features), generator=g).float() * 2 - 1
+        self.register_buffer("centres", centres)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        c = self.centres
+        return 2 * (x @ c.t()) - (x * x).sum(1, keepdim=True) - (c * c).sum(1)
+
+
+class Branch(nn.Module):
+    """Ops, then optionally parallel sub-branches whose outputs are concatenated."""
+
+    def __init__(self, ops: nn.Module, split: list[nn.Module]):
+        super().__init__()
+        self.ops = ops
+        self.split = nn.ModuleList(split) if split else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.ops(x)
+        if self.split is None:
+            return x
+        return torch.cat([b(x) for b in self.split], 1)
+
+
+class Block(nn.Module):
+    """Concatenated branches, merge ops, the residual add (none / identity / projection / scaled), post ops."""
+
+    def __init__(self, branches: list[nn.Module], merge: nn.Module, skip: str, scale: float,
+                 shortcut: nn.Module | None, post: nn.Module):
+        super().__init__()
+        self.branches = nn.ModuleList(branches)
+        self.merge = merge
+        self.shortcut = shortcut
+        self.post = post
+        self.skip, self.scale = skip, scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.branches) == 1:
+            y = self.branches[0](x)
+        else:
+            y = torch.cat([b(x) for b in self.branches], 1)
+        y = self.merge(y)
+        if self.skip == "identity":
+            y = y + x
+        elif self.skip == "projection":
+            y = y + self.shortcut(x)
+        elif self.skip == "scaled":
+            y = y * self.scale + x
+        return self.post(y)
+
+    def extra_repr(self) -> str:
+        return f"skip={self.skip}" + (f", scale={self.scale}" if self.skip == "scaled" else "")

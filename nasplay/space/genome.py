@@ -1,0 +1,347 @@
+"""The genome: one frozen dataclass tree that describes every network of the space.
+
+A network is ``stem -> stages -> head``. The stem and every stage hold :class:`Block` s; a block holds
+parallel :class:`Branch` es whose outputs are concatenated (a single path is one branch), optional
+``merge`` ops applied to the concatenation, a residual wiring (``skip``) and ``post`` ops applied after
+the addition. Branches hold ops and may split again into parallel sub-branches (Inception-v3's "E"
+modules). Auxiliary classifiers hang off a block of a stage.
+
+Genomes round-trip through plain dicts (and so YAML / JSON / Hydra configs) and have a stable hash
+of their structure (the name is not part of the identity).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Union
+
+IntPair = Union[int, tuple[int, int]]
+
+CONV_FACTORS = ("none", "stacked", "asymmetric", "asymmetric_t")
+SKIPS = ("none", "identity", "projection", "scaled")
+POOL_KINDS = ("max", "avg")
+NORM_KINDS = ("batch", "lrn")
+HEAD_OUTPUTS = ("linear", "rbf")
+
+
+def pair(v: IntPair) -> tuple[int, int]:
+    """Return ``(h, w)`` for an int or a pair."""
+    return (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
+
+
+@dataclass(frozen=True)
+class Conv:
+    """A convolution, optionally followed by a norm and an activation.
+
+    ``factor`` says how an n x n receptive field is realised: ``none`` (one n x n conv), ``stacked``
+    ((n-1)/2 3 x 3 convs), ``asymmetric`` (1 x n then n x 1) or ``asymmetric_t`` (n x 1 then 1 x n);
+    the pieces are ``mid`` channels wide (default ``out``) and each gets the norm and activation.
+    ``separable`` makes it a depthwise k x k conv followed by a pointwise 1 x 1 conv (Xception).
+    ``table`` is a partial connection table: for each output map, the input maps it reads (LeNet-5 C3).
+    ``padding=None`` keeps the size at stride 1 (``k // 2``).
+    """
+
+    out: int
+    kernel: IntPair = 3
+    stride: int = 1
+    padding: IntPair | None = None
+    groups: int = 1
+    bias: bool = False
+    separable: bool = False
+    factor: str = "none"
+    mid: int | None = None
+    table: tuple[tuple[int, ...], ...] | None = None
+    norm: str = "none"
+    act: str = "none"
+    op: ClassVar[str] = "conv"
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max or average pooling; ``adaptive`` set to an output size makes it adaptive (1 = global)."""
+
+    kind: str = "max"
+    kernel: IntPair = 2
+    stride: int | None = None
+    padding: int = 0
+    ceil: bool = False
+    count_include_pad: bool = True
+    adaptive: int | None = None
+    op: ClassVar[str] = "pool"
+
+
+@dataclass(frozen=True)
+class Act:
+    """A stand-alone activation (e.g. the ReLU before Xception's separable convs)."""
+
+    fn: str = "relu"
+    op: ClassVar[str] = "act"
+
+
+@dataclass(frozen=True)
+class Norm:
+    """A stand-alone normalisation: ``batch`` or ``lrn`` (local response normalisation)."""
+
+    kind: str = "lrn"
+    size: int = 5
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 2.0
+    op: ClassVar[str] = "norm"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Dropout with probability ``p``."""
+
+    p: float = 0.5
+    op: ClassVar[str] = "dropout"
+
+
+@dataclass(frozen=True)
+class Linear:
+    """A fully connected layer (the input is flattened first when it is a feature map)."""
+
+    out: int
+    bias: bool = True
+    act: str = "none"
+    op: ClassVar[str] = "linear"
+
+
+@dataclass(frozen=True)
+class Subsample:
+    """LeNet-5's trainable subsampling: a ``kernel`` average times a coefficient plus a bias per map."""
+
+    kernel: int = 2
+    act: str = "none"
+    op: ClassVar[str] = "subsample"
+
+
+Op = Union[Conv, Pool, Act, Norm, Dropout, Linear, Subsample]
+OP_TYPES: dict[str, type] = {t.op: t for t in (Conv, Pool, Act, Norm, Dropout, Linear, Subsample)}
+
+
+@dataclass(frozen=True)
+class Branch:
+    """A path of ops; ``split`` fans its output out into parallel sub-branches, concatenated."""
+
+    ops: tuple[Op, ...] = ()
+    split: tuple[Branch, ...] = ()
+
+
+@dataclass(frozen=True)
+class Block:
+    """Parallel branches, concatenated, then ``merge`` ops, the residual add and ``post`` ops.
+
+    ``skip``: ``none``; ``identity`` (add the input); ``projection`` (add a strided 1 x 1 conv of the
+    input, with ``skip_norm``); ``scaled`` (input + ``scale`` x residual, Inception-ResNet).
+    ``repeat`` stacks copies of the block (the copies are separate layers).
+    """
+
+    branches: tuple[Branch, ...]
+    merge: tuple[Op, ...] = ()
+    skip: str = "none"
+    scale: float = 1.0
+    skip_norm: str = "batch"
+    post: tuple[Op, ...] = ()
+    repeat: int = 1
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A sequence of blocks working at one resolution (the first may reduce it)."""
+
+    blocks: tuple[Block, ...]
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class Head:
+    """Ops from the last feature map to the classifier; the final layer maps to ``num_classes``.
+
+    ``output``: ``linear`` (a trainable linear classifier) or ``rbf`` (LeNet-5's fixed Euclidean
+    radial-basis units: logits are minus the squared distance to fixed +-1 centres).
+    """
+
+    ops: tuple[Op, ...] = (Pool("avg", adaptive=1),)
+    output: str = "linear"
+
+
+@dataclass(frozen=True)
+class Aux:
+    """An auxiliary classifier fed by block ``block`` (an index into the repeated blocks, negatives
+    count from the end) of stage ``stage``; its loss counts ``weight`` times in training."""
+
+    stage: int
+    block: int
+    ops: tuple[Op, ...]
+    weight: float = 0.3
+
+
+@dataclass(frozen=True)
+class Input:
+    """Input images: ``channels`` x ``size`` x ``size``."""
+
+    channels: int = 3
+    size: int = 224
+
+
+@dataclass(frozen=True)
+class Genome:
+    """A whole network. ``bn_eps`` is the BatchNorm epsilon of every BatchNorm layer; ``classes`` the
+    number of outputs it is built with unless the caller says otherwise."""
+
+    name: str
+    stem: tuple[Block, ...]
+    stages: tuple[Stage, ...]
+    head: Head = field(default_factory=Head)
+    aux: tuple[Aux, ...] = ()
+    input: Input = field(default_factory=Input)
+    classes: int = 1000
+    bn_eps: float = 1e-5
+
+    # --- serialisation -------------------------------------------------------------------------
+    def to_dict(self, *, defaults: bool = False) -> dict[str, Any]:
+        """Plain nested dict (JSON/YAML-safe). ``defaults=False`` omits fields at their default."""
+        return _to_plain(self, defaults)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Genome:
+        """Inverse of :meth:`to_dict`; raises ``ValueError`` naming the path of a bad field."""
+        return _from_plain(cls, d, "genome")
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, s: str) -> Genome:
+        return cls.from_dict(json.loads(s))
+
+    def to_yaml(self) -> str:
+        import yaml
+
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+    @classmethod
+    def from_yaml(cls, s: str) -> Genome:
+        import yaml
+
+        return cls.from_dict(yaml.safe_load(s))
+
+    @property
+    def hash(self) -> str:
+        """Stable 12-hex-digit identity of the architecture (its name excluded)."""
+        d = _to_plain(self, True)
+        d.pop("name", None)
+        blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def replace(self, **changes: Any) -> Genome:
+        return dataclasses.replace(self, **changes)
+
+
+def _to_plain(obj: Any, defaults: bool) -> Any:
+    if dataclasses.is_dataclass(obj):
+        out: dict[str, Any] = {}
+        if hasattr(type(obj), "op"):
+            out["op"] = type(obj).op
+        for f in fields(obj):
+            v = getattr(obj, f.name)
+            if not defaults and _is_default(f, v):
+                continue
+            out[f.name] = _to_plain(v, defaults)
+        return out
+    if isinstance(obj, (tuple, list)):
+        return [_to_plain(v, defaults) for v in obj]
+    return obj
+
+
+def _is_default(f: dataclasses.Field, v: Any) -> bool:
+    if f.default is not dataclasses.MISSING:
+        return v == f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return v == f.default_factory()  # type: ignore[misc]
+    return False
+
+
+# Fields whose type is a nested dataclass or a tuple of them, resolved once by name.
+_NESTED: dict[tuple[type, str], Any] = {}
+
+
+def _field_kind(cls: type, name: str) -> Any:
+    """'op' for a tuple of ops, a class for a tuple of / single dataclass, or None for scalars."""
+    key = (cls, name)
+    if key not in _NESTED:
+        table = {
+            (Genome, "stem"): ("tuple", Block),
+            (Genome, "stages"): ("tuple", Stage),
+            (Genome, "head"): ("one", Head),
+            (Genome, "aux"): ("tuple", Aux),
+            (Genome, "input"): ("one", Input),
+            (Stage, "blocks"): ("tuple", Block),
+            (Block, "branches"): ("tuple", Branch),
+            (Block, "merge"): ("tuple", "op"),
+            (Block, "post"): ("tuple", "op"),
+            (Branch, "ops"): ("tuple", "op"),
+            (Branch, "split"): ("tuple", Branch),
+            (Head, "ops"): ("tuple", "op"),
+            (Aux, "ops"): ("tuple", "op"),
+        }
+        _NESTED[key] = table.get(key)
+    return _NESTED[key]
+
+
+def _op_from_plain(d: Any, path: str) -> Any:
+    if not isinstance(d, dict) or "op" not in d:
+        raise ValueError(f"{path}: an op must be a mapping with an 'op' key, one of {sorted(OP_TYPES)}")
+    kind = d["op"]
+    if kind not in OP_TYPES:
+        raise ValueError(f"{path}.op: unknown op {kind!r}; allowed: {sorted(OP_TYPES)}")
+    return _from_plain(OP_TYPES[kind], {k: v for k, v in d.items() if k != "op"}, path)
+
+
+def _scalar(v: Any) -> Any:
+    if isinstance(v, list):
+        return tuple(_scalar(x) for x in v)
+    return v
+
+
+def _from_plain(cls: type, d: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(d):
+        return d
+    if not isinstance(d, dict):
+        raise ValueError(f"{path}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names - {"op"}
+    if unknown:
+        raise ValueError(f"{path}: unknown field(s) {sorted(unknown)} for {cls.__name__}; allowed: {sorted(names)}")
+    kwargs: dict[str, Any] = {}
+    for name, v in d.items():
+        if name == "op":
+            continue
+        p = f"{path}.{name}"
+        kind = _field_kind(cls, name)
+        if kind is None:
+            kwargs[name] = _scalar(v)
+        elif kind[0] == "one":
+            kwargs[name] = _from_plain(kind[1], v, p)
+        else:
+            if not isinstance(v, (list, tuple)):
+                raise ValueError(f"{p}: expected a list, got {type(v).__name__}")
+            if kind[1] == "op":
+                kwargs[name] = tuple(_op_from_plain(x, f"{p}[{i}]") for i, x in enumerate(v))
+            else:
+                kwargs[name] = tuple(_from_plain(kind[1], x, f"{p}[{i}]") for i, x in enumerate(v))
+    try:
+        return cls(**kwargs)
+    except TypeError as e:  # a required field is missing
+        raise ValueError(f"{path}: {cls.__name__} {e}") from None
+
+
+def expanded_blocks(stage: Stage) -> list[Block]:
+    """The blocks of a stage with ``repeat`` unrolled."""
+    return [b for b in stage.blocks for _ in range(b.repeat)]

@@ -1,0 +1,344 @@
+"""Validation and shape inference of a genome, before anything is built.
+
+Every check raises ``ValueError`` whose message starts with the path of the bad field
+(``stages[2].blocks[0].branches[1].ops[0].groups``) and says what is allowed. :func:`walk` is the one
+place that knows how each op changes a tensor's shape; the builder and the complexity code use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from nasplay.space.genome import (
+    CONV_FACTORS,
+    HEAD_OUTPUTS,
+    NORM_KINDS,
+    POOL_KINDS,
+    SKIPS,
+    Act,
+    Block,
+    Branch,
+    Conv,
+    Dropout,
+    Genome,
+    Linear,
+    Norm,
+    Op,
+    Pool,
+    Subsample,
+    expanded_blocks,
+    pair,
+)
+
+ACTIVATIONS = ("none", "relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "scaled_tanh")
+CONV_NORMS = ("none", "batch")
+
+Shape = tuple[int, ...]  # (C, H, W) for a feature map, (F,) once flattened
+
+
+@dataclass(frozen=True)
+class ConvPiece:
+    """One real convolution of a (possibly factorised / separable) :class:`Conv` op."""
+
+    cin: int
+    cout: int
+    kernel: tuple[int, int]
+    stride: int
+    padding: tuple[int, int]
+    groups: int
+    bias: bool
+    norm: bool  # BatchNorm after this piece
+    act: bool  # activation after this piece
+
+
+def _fail(path: str, msg: str) -> None:
+    raise ValueError(f"{path}: {msg}")
+
+
+def _check_choice(path: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        _fail(path, f"{value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
+
+
+def _check_int(path: str, value: object, lo: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < lo:
+        _fail(path, f"must be an integer >= {lo}, got {value!r}")
+
+
+def _check_pair(path: str, value: object, lo: int) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if not (isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) and not isinstance(v, bool) for v in value)):
+        _fail(path, f"must be an integer or a pair of integers, got {value!r}")
+    for v in value:  # type: ignore[union-attr]
+        if v < lo:
+            _fail(path, f"must be >= {lo}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _spatial(path: str, size: int, what: str) -> int:
+    if size < 1:
+        _fail(path, f"the feature map vanishes ({what} gives {size} pixels); use a larger input or the 'input' knob")
+    return size
+
+
+def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
+    """The real convolutions that ``op`` stands for, in order (validated)."""
+    _check_int(f"{path}.out", op.out)
+    k = _check_pair(f"{path}.kernel", op.kernel, 1)
+    _check_int(f"{path}.stride", op.stride)
+    _check_int(f"{path}.groups", op.groups)
+    _check_choice(f"{path}.factor", op.factor, CONV_FACTORS)
+    _check_choice(f"{path}.norm", op.norm, CONV_NORMS)
+    _check_choice(f"{path}.act", op.act, ACTIVATIONS)
+    pad = (k[0] // 2, k[1] // 2) if op.padding is None else _check_pair(f"{path}.padding", op.padding, 0)
+    norm, act = op.norm == "batch", op.act != "none"
+    mid = op.out if op.mid is None else op.mid
+    if op.mid is not None:
+        _check_int(f"{path}.mid", op.mid)
+        if op.factor == "none":
+            _fail(f"{path}.mid", "only a factorised conv (factor stacked / asymmetric / asymmetric_t) has a mid width")
+    if op.table is not None:
+        if op.separable or op.factor != "none" or op.groups != 1:
+            _fail(f"{path}.table", "a connection table needs a plain conv (separable false, factor none, groups 1)")
+        if not isinstance(op.table, tuple) or len(op.table) != op.out:
+            _fail(f"{path}.table", f"needs one tuple of input maps per output map ({op.out}), got {op.table!r}")
+        for i, row in enumerate(op.table):
+            if not row or len(set(row)) != len(row) or not all(isinstance(j, int) and 0 <= j < cin for j in row):
+                _fail(f"{path}.table[{i}]", f"must list distinct input maps in 0..{cin - 1}, got {row!r}")
+        return [ConvPiece(cin, op.out, k, op.stride, pad, 1, op.bias, norm, act)]
+    g = op.groups
+    if cin % g or op.out % g or (op.factor != "none" and mid % g):
+        _fail(f"{path}.groups", f"{g} must divide the input ({cin}), output ({op.out}) and mid ({mid}) channels")
+    if op.separable:
+        if op.factor != "none":
+            _fail(f"{path}.separable", "a separable conv cannot also be factorised (set factor none)")
+        if g != 1:
+            _fail(f"{path}.groups", "a separable conv is depthwise + pointwise; groups must be 1")
+        return [
+            ConvPiece(cin, cin, k, op.stride, pad, cin, False, False, False),
+            ConvPiece(cin, op.out, (1, 1), 1, (0, 0), 1, op.bias, norm, act),
+        ]
+    if op.factor == "none":
+        return [ConvPiece(cin, op.out, k, op.stride, pad, g, op.bias, norm, act)]
+    n = k[0]
+    if k[0] != k[1] or n < 3 or n % 2 == 0:
+        _fail(f"{path}.kernel", f"factor {op.factor!r} needs a square odd kernel >= 3, got {op.kernel!r}")
+    if pad not in ((n // 2, n // 2), (0, 0)):
+        _fail(f"{path}.padding", f"a factorised conv keeps the size (padding {n // 2}) or is valid (0), got {op.padding!r}")
+    same = pad[0] > 0
+    if op.factor == "stacked":
+        steps = (n - 1) // 2
+        widths = [cin] + [mid] * (steps - 1) + [op.out]
+        p = (1, 1) if same else (0, 0)
+        return [
+            ConvPiece(widths[i], widths[i + 1], (3, 3), op.stride if i == steps - 1 else 1, p, g, op.bias, norm, act)
+            for i in range(steps)
+        ]
+    first, second = ((1, n), (n, 1)) if op.factor == "asymmetric" else ((n, 1), (1, n))
+    p1 = (first[0] // 2, first[1] // 2) if same else (0, 0)
+    p2 = (second[0] // 2, second[1] // 2) if same else (0, 0)
+    return [
+        ConvPiece(cin, mid, first, 1, p1, g, op.bias, norm, act),
+        ConvPiece(mid, op.out, second, op.stride, p2, g, op.bias, norm, act),
+    ]
+
+
+def conv_piece_count(op: Conv) -> int:
+    """How many real convolutions a (valid) :class:`Conv` op builds."""
+    if op.separable or op.factor.startswith("asymmetric"):
+        return 2
+    if op.factor == "stacked":
+        return (pair(op.kernel)[0] - 1) // 2
+    return 1
+
+
+def conv_out(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def pool_out(size: int, k: int, s: int, p: int, ceil: bool) -> int:
+    if not ceil:
+        return (size + 2 * p - k) // s + 1
+    out = math.ceil((size + 2 * p - k) / s) + 1
+    if (out - 1) * s >= size + p:  # the last window must start inside the input (torch's rule)
+        out -= 1
+    return out
+
+
+def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
+    """Validate ``op`` on an input of ``shape`` and return its output shape."""
+    if isinstance(op, Conv):
+        if len(shape) != 3:
+            _fail(path, "a conv needs a feature map, but the input was already flattened")
+        c, h, w = shape
+        for i, piece in enumerate(conv_pieces(op, c, path)):
+            h = _spatial(path, conv_out(h, piece.kernel[0], piece.stride, piece.padding[0]), f"piece {i}")
+            w = _spatial(path, conv_out(w, piece.kernel[1], piece.stride, piece.padding[1]), f"piece {i}")
+        return (op.out, h, w)
+    if isinstance(op, Pool):
+        _check_choice(f"{path}.kind", op.kind, POOL_KINDS)
+        if len(shape) != 3:
+            _fail(path, "pooling needs a feature map, but the input was already flattened")
+        c, h, w = shape
+        if op.adaptive is not None:
+            _check_int(f"{path}.adaptive", op.adaptive)
+            return (c, op.adaptive, op.adaptive)
+        k = _check_pair(f"{path}.kernel", op.kernel, 1)
+        s = k[0] if op.stride is None else op.stride
+        _check_int(f"{path}.stride", s)
+        _check_int(f"{path}.padding", op.padding, 0)
+        if op.padding * 2 > min(k):
+            _fail(f"{path}.padding", f"must be at most half the kernel ({min(k) // 2}), got {op.padding}")
+        h = _spatial(path, pool_out(h, k[0], s, op.padding, op.ceil), "pooling")
+        w = _spatial(path, pool_out(w, k[1], s, op.padding, op.ceil), "pooling")
+        return (c, h, w)
+    if isinstance(op, Act):
+        _check_choice(f"{path}.fn", op.fn, ACTIVATIONS)
+        return shape
+    if isinstance(op, Norm):
+        _check_choice(f"{path}.kind", op.kind, NORM_KINDS)
+        if len(shape) != 3:
+            _fail(path, "normalisation needs a feature map")
+        _check_int(f"{path}.size", op.size)
+        return shape
+    if isinstance(op, Dropout):
+        if not (isinstance(op.p, (int, float)) and 0 <= op.p < 1):
+            _fail(f"{path}.p", f"must be in [0, 1), got {op.p!r}")
+        return shape
+    if isinstance(op, Subsample):
+        _check_int(f"{path}.kernel", op.kernel)
+        _check_choice(f"{path}.act", op.act, ACTIVATIONS)
+        if len(shape) != 3:
+            _fail(path, "subsampling needs a feature map")
+        c, h, w = shape
+        return (c, _spatial(path, h // op.kernel, "subsampling"), _spatial(path, w // op.kernel, "subsampling"))
+    if isinstance(op, Linear):
+        if where == "body":
+            _fail(path, "a linear layer belongs in the head or an aux head, not in a block")
+        _check_int(f"{path}.out", op.out)
+        _check_choice(f"{path}.act", op.act, ACTIVATIONS)
+        return (op.out,)
+    _fail(path, f"not an op: {op!r}")
+    raise AssertionError  # unreachable
+
+
+def ops_shape(ops: tuple[Op, ...], shape: Shape, path: str, *, where: str = "body",
+              visit: Callable[[Op, Shape, str], None] | None = None) -> Shape:
+    if not isinstance(ops, tuple):
+        _fail(path, f"must be a tuple of ops, got {type(ops).__name__}")
+    for i, op in enumerate(ops):
+        p = f"{path}[{i}]"
+        if visit is not None:
+            visit(op, shape, p)
+        shape = op_shape(op, shape, p, where=where)
+    return shape
+
+
+def branch_shape(br: Branch, shape: Shape, path: str, visit=None) -> Shape:
+    shape = ops_shape(br.ops, shape, f"{path}.ops", visit=visit)
+    if br.split:
+        outs = [branch_shape(b, shape, f"{path}.split[{i}]", visit) for i, b in enumerate(br.split)]
+        shape = _concat(outs, f"{path}.split")
+    return shape
+
+
+def _concat(outs: list[Shape], path: str) -> Shape:
+    hw = {o[1:] for o in outs}
+    if len(hw) != 1:
+        _fail(path, f"parallel branches must end at the same spatial size to be concatenated, got {[o[1:] for o in outs]}")
+    return (sum(o[0] for o in outs), *outs[0][1:])
+
+
+def shortcut_stride(shape_in: Shape, shape_out: Shape, path: str) -> int:
+    """The stride of a 1 x 1 projection that maps ``shape_in``'s grid onto ``shape_out``'s."""
+    s = -(-shape_in[1] // shape_out[1])
+    if (shape_in[1] - 1) // s + 1 != shape_out[1] or (shape_in[2] - 1) // s + 1 != shape_out[2]:
+        _fail(f"{path}.skip", f"no strided 1x1 projection maps {shape_in[1:]} to {shape_out[1:]}")
+    return s
+
+
+def block_shape(b: Block, shape: Shape, path: str, visit=None) -> Shape:
+    if not isinstance(b, Block):
+        _fail(path, f"expected a Block, got {type(b).__name__}")
+    _check_int(f"{path}.repeat", b.repeat)
+    _check_choice(f"{path}.skip", b.skip, SKIPS)
+    _check_choice(f"{path}.skip_norm", b.skip_norm, ("none", "batch"))
+    if not b.branches:
+        _fail(f"{path}.branches", "a block needs at least one branch")
+    for _ in range(b.repeat):
+        shape_in = shape
+        outs = [branch_shape(br, shape, f"{path}.branches[{i}]", visit) for i, br in enumerate(b.branches)]
+        shape = _concat(outs, f"{path}.branches")
+        shape = ops_shape(b.merge, shape, f"{path}.merge", visit=visit)
+        if b.skip in ("identity", "scaled") and shape != shape_in:
+            _fail(f"{path}.skip", f"{b.skip!r} adds the input {shape_in} to the residual {shape}: shapes differ; "
+                  "use 'projection' (or the skip knob, which picks it where needed)")
+        if b.skip == "projection":
+            shortcut_stride(shape_in, shape, path)
+        shape = ops_shape(b.post, shape, f"{path}.post", visit=visit)
+    return shape
+
+
+@dataclass(frozen=True)
+class Shapes:
+    """Shapes inferred for a genome: what each stage's blocks output, and the head's input."""
+
+    input: Shape
+    stem: Shape
+    blocks: tuple[tuple[Shape, ...], ...]  # per stage, per expanded block
+    head_in: Shape
+    logits: int
+
+
+def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Shape, str], None] | None = None) -> Shapes:
+    """Validate ``genome`` and infer its shapes; ``visit(op, in_shape, path)`` sees every op in order."""
+    if not isinstance(genome, Genome):
+        raise ValueError(f"genome: expected a Genome, got {type(genome).__name__}")
+    num_classes = genome.classes if num_classes is None else num_classes
+    _check_int("num_classes", num_classes)
+    _check_int("input.channels", genome.input.channels)
+    _check_int("input.size", genome.input.size)
+    if not (isinstance(genome.bn_eps, float) and genome.bn_eps > 0):
+        _fail("bn_eps", f"must be a positive float, got {genome.bn_eps!r}")
+    shape: Shape = (genome.input.channels, genome.input.size, genome.input.size)
+    inp = shape
+    for i, b in enumerate(genome.stem):
+        shape = block_shape(b, shape, f"stem[{i}]", visit)
+    stem = shape
+    if not genome.stages:
+        _fail("stages", "a network needs at least one stage")
+    per_stage = []
+    for si, st in enumerate(genome.stages):
+        if not st.blocks:
+            _fail(f"stages[{si}].blocks", "a stage needs at least one block")
+        outs = []
+        for bi, b in enumerate(st.blocks):
+            p = f"stages[{si}].blocks[{bi}]"
+            shape = block_shape(b, shape, p, visit)
+            outs.extend([shape] * b.repeat)
+        per_stage.append(tuple(outs))
+    _check_choice("head.output", genome.head.output, HEAD_OUTPUTS)
+    head_in = shape
+    shape = ops_shape(genome.head.ops, shape, "head.ops", where="head", visit=visit)
+    for ai, a in enumerate(genome.aux):
+        p = f"aux[{ai}]"
+        if not (isinstance(a.stage, int) and -len(genome.stages) <= a.stage < len(genome.stages)):
+            _fail(f"{p}.stage", f"must index one of the {len(genome.stages)} stages, got {a.stage!r}")
+        n = len(per_stage[a.stage])
+        if not (isinstance(a.block, int) and -n <= a.block < n):
+            _fail(f"{p}.block", f"must index one of the {n} blocks of stage {a.stage}, got {a.block!r}")
+        ops_shape(a.ops, per_stage[a.stage][a.block], f"{p}.ops", where="head", visit=visit)
+    return Shapes(inp, stem, tuple(per_stage), head_in, num_classes)
+
+
+def validate(genome: Genome, num_classes: int | None = None) -> Genome:
+    """Raise ``ValueError`` naming the bad field if ``genome`` cannot be built; return it otherwise."""
+    walk(genome, num_classes)
+    return genome
+
+
+def expanded(genome: Genome) -> list[list[Block]]:
+    return [expanded_blocks(s) for s in genome.stages]

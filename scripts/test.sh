@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install nasplay with its test tools into .venv and run the test suite.
+# Usage: bash scripts/test.sh [pytest args]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export OMP_WAIT_POLICY=PASSIVE WANDB_MODE=offline WANDB_SILENT=true
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[dev]"
+# pytest exits 5 when it collects nothing: set -e turns that into a failure too.
+.venv/bin/python -m pytest -q "$@"
