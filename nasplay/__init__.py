@@ -38,6 +38,10 @@ _API = {
 
 __all__ = sorted(_API)
 
+# ``nasplay.complexity`` is both a submodule and a function: importing the submodule (as the CLI does) sets the
+# package attribute to the module, which would shadow the function. Bind the function eagerly (it needs no torch).
+from nasplay.complexity import complexity  # noqa: E402
+
 
 def __getattr__(name: str) -> Any:
     if name in _API:
