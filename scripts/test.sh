@@ -9,5 +9,10 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[dev]"
+# A real PostgreSQL server on loopback for the multi-host storage tests (they skip, saying why, without one).
+if [ -z "${NASPLAY_TEST_POSTGRES_URL:-}" ]; then
+    NASPLAY_TEST_POSTGRES_URL=$(bash scripts/postgres.sh) || true
+    export NASPLAY_TEST_POSTGRES_URL
+fi
 # pytest exits 5 when it collects nothing: set -e turns that into a failure too.
 .venv/bin/python -m pytest -q "$@"
