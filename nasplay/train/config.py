@@ -1,0 +1,214 @@
+"""Plain dataclasses that configure data, optimisation and the trainer (also Hydra structured configs).
+
+Every field has a default, so ``DataConfig()`` is the embedded default dataset. The ``check()`` methods
+raise a ``ValueError`` that names the field and what is allowed, before any data is read or any step
+is taken. OmegaConf cannot type a union of int and str, so such fields are typed ``Any``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULERS = ("cosine", "step", "none")
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
+
+
+@dataclass
+class DataConfig:
+    """Which images, how big, how many, and how they are split.
+
+    ``size=None`` keeps the dataset's own size (digits: 16, bilinearly upsampled from 8 x 8);
+    ``channels=None`` keeps its own channels (1 -> 3 repeats the grey map, 3 -> 1 takes the luminance).
+    ``val_fraction`` of the training set is held out for validation; ``test_fraction`` applies only
+    where the dataset has no test split of its own (digits; an image folder without ``test/``).
+    ``limit`` caps the training examples (smoke runs). ``seed`` fixes the split, not the training.
+    ``in_memory=None`` keeps every dataset except ``imagefolder`` as tensors on the training device.
+    """
+
+    name: str = "digits"
+    root: str = "data"
+    path: str | None = None  # the class-folder tree of ``imagefolder``
+    batch_size: int = 64
+    val_fraction: float = 0.1
+    test_fraction: float = 0.2
+    size: int | None = None
+    channels: int | None = None
+    normalize: bool = True
+    download: bool = True
+    num_workers: int = 2
+    limit: int | None = None
+    seed: int = 0
+    in_memory: bool | None = None
+
+    def check(self) -> DataConfig:
+        _one_of("data.name", self.name, DATASETS)
+        _positive_int("data.batch_size", self.batch_size)
+        _fraction("data.val_fraction", self.val_fraction)
+        _fraction("data.test_fraction", self.test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"data.val_fraction + data.test_fraction must be < 1, got {self.val_fraction} + {self.test_fraction}")
+        if self.size is not None:
+            _positive_int("data.size", self.size)
+        if self.channels is not None and self.channels not in (1, 3):
+            raise ValueError(f"data.channels must be 1, 3 or null, got {self.channels!r}")
+        _int_at_least("data.num_workers", self.num_workers, 0)
+        if self.limit is not None:
+            _positive_int("data.limit", self.limit)
+        _int_at_least("data.seed", self.seed, 0)
+        if self.name == "imagefolder" and not self.path:
+            raise ValueError("data.path must name the class-folder tree when data.name is 'imagefolder'")
+        return self
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer and learning-rate schedule (``warmup_epochs`` of linear warm-up, then the schedule)."""
+
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    nesterov: bool = False
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_size: int = 30  # epochs between decays of the ``step`` schedule
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+
+    def check(self) -> OptimConfig:
+        _one_of("optim.optimizer", self.optimizer, OPTIMIZERS)
+        _one_of("optim.scheduler", self.scheduler, SCHEDULERS)
+        _finite("optim.lr", self.lr, low=0, strict=True)
+        _finite("optim.momentum", self.momentum, low=0)
+        if self.momentum >= 1:
+            raise ValueError(f"optim.momentum must be in [0, 1), got {self.momentum}")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise ValueError("optim.nesterov needs optim.optimizer=sgd and optim.momentum > 0")
+        _finite("optim.weight_decay", self.weight_decay, low=0)
+        _finite("optim.warmup_epochs", self.warmup_epochs, low=0)
+        _positive_int("optim.step_size", self.step_size)
+        _finite("optim.gamma", self.gamma, low=0, strict=True)
+        _finite("optim.label_smoothing", self.label_smoothing, low=0)
+        if self.label_smoothing >= 1:
+            raise ValueError(f"optim.label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        return self
+
+
+@dataclass
+class TrainerConfig:
+    """What the Lightning ``Trainer`` gets, plus nasplay's own options.
+
+    ``channels_last`` and ``compile`` (``torch.compile``) are speed options for GPUs; ``precision``
+    ``bf16-mixed`` is AMP. ``target_train_error`` / ``target_val_acc`` record the first epoch / step
+    at which the training error falls to (validation accuracy rises to) the target.
+    ``limit_*_batches`` and ``devices`` take an int or a float / string as in Lightning.
+    """
+
+    accelerator: str = "auto"
+    devices: Any = 1
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    max_epochs: int = 10
+    max_steps: int = -1
+    max_time: str | None = None  # "DD:HH:MM:SS"
+    deterministic: bool = True
+    benchmark: bool | None = None  # cudnn.benchmark
+    matmul_precision: str | None = None  # torch.set_float32_matmul_precision: highest|high|medium
+    channels_last: bool = False
+    compile: bool = False
+    check_val_every_n_epoch: int = 1
+    log_every_n_steps: int = 50
+    limit_train_batches: Any = None
+    limit_val_batches: Any = None
+    gradient_clip_val: float | None = None
+    target_train_error: float | None = None
+    target_val_acc: float | None = None
+    test: bool = True  # evaluate the test split after fitting
+    enable_progress_bar: bool = False
+    enable_model_summary: bool = False
+
+    def check(self) -> TrainerConfig:
+        _one_of("trainer.accelerator", self.accelerator, ACCELERATORS)
+        _one_of("trainer.precision", str(self.precision), PRECISIONS)
+        _positive_int("trainer.num_nodes", self.num_nodes)
+        d = self.devices
+        bad_int = isinstance(d, int) and (d == 0 or d < -1)
+        if isinstance(d, bool) or not isinstance(d, (int, str, list, tuple)) or bad_int or d == "":
+            raise ValueError(f"trainer.devices must be a positive int, -1, 'auto', a string like '0,1' or a list, got {d!r}")
+        _int_at_least("trainer.max_epochs", self.max_epochs, -1)
+        _int_at_least("trainer.max_steps", self.max_steps, -1)
+        if self.max_epochs == 0 or self.max_steps == 0:
+            raise ValueError("trainer.max_epochs and trainer.max_steps must not be 0 (use -1 for no limit)")
+        if self.max_epochs == -1 and self.max_steps == -1 and not self.max_time:
+            raise ValueError("trainer: set trainer.max_epochs, trainer.max_steps or trainer.max_time; all are unlimited")
+        if self.matmul_precision is not None:
+            _one_of("trainer.matmul_precision", self.matmul_precision, ("highest", "high", "medium"))
+        _positive_int("trainer.check_val_every_n_epoch", self.check_val_every_n_epoch)
+        _positive_int("trainer.log_every_n_steps", self.log_every_n_steps)
+        for name in ("limit_train_batches", "limit_val_batches"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+                                  or (isinstance(v, float) and v > 1)):
+                raise ValueError(f"trainer.{name} must be null, a positive int (batches) or a float in (0, 1], got {v!r}")
+        if self.gradient_clip_val is not None:
+            _finite("trainer.gradient_clip_val", self.gradient_clip_val, low=0, strict=True)
+        if self.target_train_error is not None:
+            _fraction("trainer.target_train_error", self.target_train_error, closed=True)
+        if self.target_val_acc is not None:
+            _fraction("trainer.target_val_acc", self.target_val_acc, closed=True)
+        return self
+
+
+C = TypeVar("C", DataConfig, OptimConfig, TrainerConfig)
+
+
+def as_config(cls: type[C], obj: Any) -> C:
+    """``obj`` (a ``cls``, a mapping or an OmegaConf node) as a checked ``cls`` instance."""
+    if isinstance(obj, cls):
+        return obj.check()
+    if obj is None:
+        return cls().check()
+    if not isinstance(obj, dict):
+        try:
+            from omegaconf import OmegaConf
+
+            obj = OmegaConf.to_container(obj, resolve=True)
+        except Exception:
+            raise ValueError(f"expected a {cls.__name__} or a mapping, got {type(obj).__name__}") from None
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(obj) - names)
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s) {unknown}; allowed: {sorted(names)}")
+    return cls(**obj).check()
+
+
+def _one_of(name: str, v: Any, allowed: tuple[str, ...]) -> None:
+    if v not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {v!r}")
+
+
+def _positive_int(name: str, v: Any) -> None:
+    _int_at_least(name, v, 1)
+
+
+def _int_at_least(name: str, v: Any, low: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+
+
+def _finite(name: str, v: Any, low: float, strict: bool = False) -> None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < low or (strict and v == low):
+        raise ValueError(f"{name} must be a finite number {'>' if strict else '>='} {low}, got {v!r}")
+
+
+def _fraction(name: str, v: Any, closed: bool = False) -> None:
+    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and (0 <= v <= 1 if closed else 0 <= v < 1)
+    if not ok:
+        raise ValueError(f"{name} must be a number in [0, 1{']' if closed else ')'}, got {v!r}")
