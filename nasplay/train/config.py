@@ -35,6 +35,7 @@ class DataConfig:
     root: str = "data"
     path: str | None = None  # the class-folder tree of ``imagefolder``
     batch_size: int = 64
+    eval_batch_size: int | None = None  # validation / test batches (default: max(batch_size, 256))
     val_fraction: float = 0.1
     test_fraction: float = 0.2
     size: int | None = None
@@ -49,6 +50,8 @@ class DataConfig:
     def check(self) -> DataConfig:
         _one_of("data.name", self.name, DATASETS)
         _positive_int("data.batch_size", self.batch_size)
+        if self.eval_batch_size is not None:
+            _positive_int("data.eval_batch_size", self.eval_batch_size)
         _fraction("data.val_fraction", self.val_fraction)
         _fraction("data.test_fraction", self.test_fraction)
         if self.val_fraction + self.test_fraction >= 1:
