@@ -38,7 +38,9 @@ def complexity(genome: Genome | str, input_size: int | None = None, num_classes:
         genome = get_genome(genome)
     if input_size is not None and input_size != genome.input.size:
         genome = genome.replace(input=genome.input.__class__(genome.input.channels, input_size))
-    return _complexity(genome, genome.classes if num_classes is None else num_classes)
+    num_classes = genome.classes if num_classes is None else num_classes
+    walk(genome, num_classes)  # before the cache: a bad genome may not even be hashable (lists for tuples)
+    return _complexity(genome, num_classes)
 
 
 @lru_cache(maxsize=256)
@@ -48,7 +50,6 @@ def _complexity(genome: Genome, num_classes: int) -> Complexity:
 
     from nasplay.nn.build import build
 
-    walk(genome, num_classes)
     with torch.device("meta"):
         net = build(genome, num_classes)
     params = sum(p.numel() for p in net.parameters() if p.requires_grad)

@@ -212,7 +212,7 @@ class Genome:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Genome:
         """Inverse of :meth:`to_dict`; raises ``ValueError`` naming the path of a bad field."""
-        return _from_plain(cls, d, "genome")
+        return _from_plain(cls, d, "")
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)
@@ -295,13 +295,18 @@ def _field_kind(cls: type, name: str) -> Any:
     return _NESTED[key]
 
 
+def _join(path: str, name: str) -> str:
+    """Field paths as validation writes them: ``stages[0].blocks[1]`` (no prefix at the root)."""
+    return f"{path}.{name}" if path else name
+
+
 def _op_from_plain(d: Any, path: str) -> Any:
     if not isinstance(d, dict) or "op" not in d:
         raise ValueError(f"{path}: an op must be a mapping with an 'op' key, one of {sorted(OP_TYPES)}")
     kind = d["op"]
     if kind not in OP_TYPES:
         raise ValueError(f"{path}.op: unknown op {kind!r}; allowed: {sorted(OP_TYPES)}")
-    return _from_plain(OP_TYPES[kind], {k: v for k, v in d.items() if k != "op"}, path)
+    return _from_plain(OP_TYPES[kind], d, path)
 
 
 def _scalar(v: Any) -> Any:
@@ -314,16 +319,20 @@ def _from_plain(cls: type, d: Any, path: str) -> Any:
     if dataclasses.is_dataclass(d):
         return d
     if not isinstance(d, dict):
-        raise ValueError(f"{path}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
-    names = {f.name for f in fields(cls)}
-    unknown = set(d) - names - {"op"}
+        raise ValueError(f"{path or 'genome'}: expected a mapping for {cls.__name__}, got {type(d).__name__}")
+    names = [f.name for f in fields(cls)]
+    unknown = sorted(map(str, set(d) - set(names) - ({"op"} if hasattr(cls, "op") else set())))
     if unknown:
-        raise ValueError(f"{path}: unknown field(s) {sorted(unknown)} for {cls.__name__}; allowed: {sorted(names)}")
+        raise ValueError(f"{_join(path, unknown[0])}: unknown field of {cls.__name__}; allowed: {', '.join(names)}")
+    missing = [f.name for f in fields(cls) if f.name not in d and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if missing:
+        raise ValueError(f"{_join(path, missing[0])}: required field of {cls.__name__} is missing")
     kwargs: dict[str, Any] = {}
     for name, v in d.items():
         if name == "op":
             continue
-        p = f"{path}.{name}"
+        p = _join(path, name)
         kind = _field_kind(cls, name)
         if kind is None:
             kwargs[name] = _scalar(v)
@@ -336,10 +345,7 @@ def _from_plain(cls: type, d: Any, path: str) -> Any:
                 kwargs[name] = tuple(_op_from_plain(x, f"{p}[{i}]") for i, x in enumerate(v))
             else:
                 kwargs[name] = tuple(_from_plain(kind[1], x, f"{p}[{i}]") for i, x in enumerate(v))
-    try:
-        return cls(**kwargs)
-    except TypeError as e:  # a required field is missing
-        raise ValueError(f"{path}: {cls.__name__} {e}") from None
+    return cls(**kwargs)
 
 
 def expanded_blocks(stage: Stage) -> list[Block]:

@@ -18,15 +18,19 @@ from nasplay.space.genome import (
     POOL_KINDS,
     SKIPS,
     Act,
+    Aux,
     Block,
     Branch,
     Conv,
     Dropout,
     Genome,
+    Head,
+    Input,
     Linear,
     Norm,
     Op,
     Pool,
+    Stage,
     Subsample,
     expanded_blocks,
     pair,
@@ -62,9 +66,30 @@ def _check_choice(path: str, value: object, allowed: tuple[str, ...]) -> None:
         _fail(path, f"{value!r} is not allowed; allowed: {', '.join(map(str, allowed))}")
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _check_int(path: str, value: object, lo: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < lo:
         _fail(path, f"must be an integer >= {lo}, got {value!r}")
+
+
+def _check_bool(path: str, value: object) -> None:
+    if not isinstance(value, bool):
+        _fail(path, f"must be true or false, got {value!r}")
+
+
+def _check_number(path: str, value: object, lo: float = 0.0, *, strict: bool = False) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or value < lo or (strict and value == lo):
+        _fail(path, f"must be a number {'>' if strict else '>='} {lo}, got {value!r}")
+
+
+def _check_tuple(path: str, value: object, what: str) -> None:
+    # Lists would pass most checks but make the genome unhashable (it is a cache key and an identity).
+    if not isinstance(value, tuple):
+        _fail(path, f"must be a tuple of {what}, got {type(value).__name__}")
 
 
 def _check_pair(path: str, value: object, lo: int) -> tuple[int, int]:
@@ -80,8 +105,12 @@ def _check_pair(path: str, value: object, lo: int) -> tuple[int, int]:
 
 def _spatial(path: str, size: int, what: str) -> int:
     if size < 1:
-        _fail(path, f"the feature map vanishes ({what} gives {size} pixels); use a larger input or the 'input' knob")
+        _fail(path, f"the feature map vanishes ({what}); use a larger input or the 'input' knob")
     return size
+
+
+def _fits(path: str, size: int, k: int, s: int, p: int, out: int) -> int:
+    return _spatial(path, out, f"kernel {k} with padding {p} and stride {s} does not fit a {size}-pixel map")
 
 
 def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
@@ -93,6 +122,8 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
     _check_choice(f"{path}.factor", op.factor, CONV_FACTORS)
     _check_choice(f"{path}.norm", op.norm, CONV_NORMS)
     _check_choice(f"{path}.act", op.act, ACTIVATIONS)
+    _check_bool(f"{path}.bias", op.bias)
+    _check_bool(f"{path}.separable", op.separable)
     pad = (k[0] // 2, k[1] // 2) if op.padding is None else _check_pair(f"{path}.padding", op.padding, 0)
     norm, act = op.norm == "batch", op.act != "none"
     mid = op.out if op.mid is None else op.mid
@@ -111,7 +142,8 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
         return [ConvPiece(cin, op.out, k, op.stride, pad, 1, op.bias, norm, act)]
     g = op.groups
     if cin % g or op.out % g or (op.factor != "none" and mid % g):
-        _fail(f"{path}.groups", f"{g} must divide the input ({cin}), output ({op.out}) and mid ({mid}) channels")
+        mids = f" and mid ({mid})" if op.factor != "none" else ""
+        _fail(f"{path}.groups", f"{g} must divide the input ({cin}), output ({op.out}){mids} channels")
     if op.separable:
         if op.factor != "none":
             _fail(f"{path}.separable", "a separable conv cannot also be factorised (set factor none)")
@@ -174,9 +206,10 @@ def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
         if len(shape) != 3:
             _fail(path, "a conv needs a feature map, but the input was already flattened")
         c, h, w = shape
-        for i, piece in enumerate(conv_pieces(op, c, path)):
-            h = _spatial(path, conv_out(h, piece.kernel[0], piece.stride, piece.padding[0]), f"piece {i}")
-            w = _spatial(path, conv_out(w, piece.kernel[1], piece.stride, piece.padding[1]), f"piece {i}")
+        for piece in conv_pieces(op, c, path):
+            (kh, kw), (ph, pw), s = piece.kernel, piece.padding, piece.stride
+            h = _fits(f"{path}.kernel", h, kh, s, ph, conv_out(h, kh, s, ph))
+            w = _fits(f"{path}.kernel", w, kw, s, pw, conv_out(w, kw, s, pw))
         return (op.out, h, w)
     if isinstance(op, Pool):
         _check_choice(f"{path}.kind", op.kind, POOL_KINDS)
@@ -190,10 +223,12 @@ def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
         s = k[0] if op.stride is None else op.stride
         _check_int(f"{path}.stride", s)
         _check_int(f"{path}.padding", op.padding, 0)
+        _check_bool(f"{path}.ceil", op.ceil)
+        _check_bool(f"{path}.count_include_pad", op.count_include_pad)
         if op.padding * 2 > min(k):
             _fail(f"{path}.padding", f"must be at most half the kernel ({min(k) // 2}), got {op.padding}")
-        h = _spatial(path, pool_out(h, k[0], s, op.padding, op.ceil), "pooling")
-        w = _spatial(path, pool_out(w, k[1], s, op.padding, op.ceil), "pooling")
+        h = _fits(f"{path}.kernel", h, k[0], s, op.padding, pool_out(h, k[0], s, op.padding, op.ceil))
+        w = _fits(f"{path}.kernel", w, k[1], s, op.padding, pool_out(w, k[1], s, op.padding, op.ceil))
         return (c, h, w)
     if isinstance(op, Act):
         _check_choice(f"{path}.fn", op.fn, ACTIVATIONS)
@@ -203,6 +238,10 @@ def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
         if len(shape) != 3:
             _fail(path, "normalisation needs a feature map")
         _check_int(f"{path}.size", op.size)
+        if op.kind == "lrn":
+            _check_number(f"{path}.alpha", op.alpha)
+            _check_number(f"{path}.beta", op.beta)
+            _check_number(f"{path}.k", op.k, strict=True)  # k > 0 keeps the denominator away from 0
         return shape
     if isinstance(op, Dropout):
         if not (isinstance(op.p, (int, float)) and 0 <= op.p < 1):
@@ -214,11 +253,13 @@ def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
         if len(shape) != 3:
             _fail(path, "subsampling needs a feature map")
         c, h, w = shape
-        return (c, _spatial(path, h // op.kernel, "subsampling"), _spatial(path, w // op.kernel, "subsampling"))
+        return (c, _fits(f"{path}.kernel", h, op.kernel, op.kernel, 0, h // op.kernel),
+                _fits(f"{path}.kernel", w, op.kernel, op.kernel, 0, w // op.kernel))
     if isinstance(op, Linear):
         if where == "body":
             _fail(path, "a linear layer belongs in the head or an aux head, not in a block")
         _check_int(f"{path}.out", op.out)
+        _check_bool(f"{path}.bias", op.bias)
         _check_choice(f"{path}.act", op.act, ACTIVATIONS)
         return (op.out,)
     _fail(path, f"not an op: {op!r}")
@@ -238,6 +279,9 @@ def ops_shape(ops: tuple[Op, ...], shape: Shape, path: str, *, where: str = "bod
 
 
 def branch_shape(br: Branch, shape: Shape, path: str, visit=None) -> Shape:
+    if not isinstance(br, Branch):
+        _fail(path, f"expected a Branch, got {type(br).__name__}")
+    _check_tuple(f"{path}.split", br.split, "Branches")
     shape = ops_shape(br.ops, shape, f"{path}.ops", visit=visit)
     if br.split:
         outs = [branch_shape(b, shape, f"{path}.split[{i}]", visit) for i, b in enumerate(br.split)]
@@ -261,13 +305,21 @@ def shortcut_stride(shape_in: Shape, shape_out: Shape, path: str) -> int:
 
 
 def block_shape(b: Block, shape: Shape, path: str, visit=None) -> Shape:
+    return block_shapes(b, shape, path, visit)[-1]
+
+
+def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
+    """The output shape of each of ``b``'s ``repeat`` copies (they differ when the block reduces)."""
     if not isinstance(b, Block):
         _fail(path, f"expected a Block, got {type(b).__name__}")
     _check_int(f"{path}.repeat", b.repeat)
     _check_choice(f"{path}.skip", b.skip, SKIPS)
     _check_choice(f"{path}.skip_norm", b.skip_norm, ("none", "batch"))
+    _check_number(f"{path}.scale", b.scale)
+    _check_tuple(f"{path}.branches", b.branches, "Branches")
     if not b.branches:
         _fail(f"{path}.branches", "a block needs at least one branch")
+    out = []
     for _ in range(b.repeat):
         shape_in = shape
         outs = [branch_shape(br, shape, f"{path}.branches[{i}]", visit) for i, br in enumerate(b.branches)]
@@ -279,7 +331,8 @@ def block_shape(b: Block, shape: Shape, path: str, visit=None) -> Shape:
         if b.skip == "projection":
             shortcut_stride(shape_in, shape, path)
         shape = ops_shape(b.post, shape, f"{path}.post", visit=visit)
-    return shape
+        out.append(shape)
+    return out
 
 
 @dataclass(frozen=True)
@@ -299,6 +352,11 @@ def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Sh
         raise ValueError(f"genome: expected a Genome, got {type(genome).__name__}")
     num_classes = genome.classes if num_classes is None else num_classes
     _check_int("num_classes", num_classes)
+    for name, cls in (("input", Input), ("head", Head)):
+        if not isinstance(getattr(genome, name), cls):
+            _fail(name, f"expected {cls.__name__}, got {type(getattr(genome, name)).__name__}")
+    for name in ("stem", "stages", "aux"):
+        _check_tuple(name, getattr(genome, name), {"stem": "Blocks", "stages": "Stages", "aux": "Aux heads"}[name])
     _check_int("input.channels", genome.input.channels)
     _check_int("input.size", genome.input.size)
     if not (isinstance(genome.bn_eps, float) and genome.bn_eps > 0):
@@ -312,23 +370,30 @@ def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Sh
         _fail("stages", "a network needs at least one stage")
     per_stage = []
     for si, st in enumerate(genome.stages):
+        if not isinstance(st, Stage):
+            _fail(f"stages[{si}]", f"expected a Stage, got {type(st).__name__}")
+        _check_tuple(f"stages[{si}].blocks", st.blocks, "Blocks")
         if not st.blocks:
             _fail(f"stages[{si}].blocks", "a stage needs at least one block")
         outs = []
         for bi, b in enumerate(st.blocks):
             p = f"stages[{si}].blocks[{bi}]"
-            shape = block_shape(b, shape, p, visit)
-            outs.extend([shape] * b.repeat)
+            shapes = block_shapes(b, shape, p, visit)
+            outs.extend(shapes)
+            shape = shapes[-1]
         per_stage.append(tuple(outs))
     _check_choice("head.output", genome.head.output, HEAD_OUTPUTS)
     head_in = shape
     shape = ops_shape(genome.head.ops, shape, "head.ops", where="head", visit=visit)
     for ai, a in enumerate(genome.aux):
         p = f"aux[{ai}]"
-        if not (isinstance(a.stage, int) and -len(genome.stages) <= a.stage < len(genome.stages)):
+        if not isinstance(a, Aux):
+            _fail(p, f"expected an Aux head, got {type(a).__name__}")
+        _check_number(f"{p}.weight", a.weight)
+        if not (_is_int(a.stage) and -len(genome.stages) <= a.stage < len(genome.stages)):
             _fail(f"{p}.stage", f"must index one of the {len(genome.stages)} stages, got {a.stage!r}")
         n = len(per_stage[a.stage])
-        if not (isinstance(a.block, int) and -n <= a.block < n):
+        if not (_is_int(a.block) and -n <= a.block < n):
             _fail(f"{p}.block", f"must index one of the {n} blocks of stage {a.stage}, got {a.block!r}")
         ops_shape(a.ops, per_stage[a.stage][a.block], f"{p}.ops", where="head", visit=visit)
     return Shapes(inp, stem, tuple(per_stage), head_in, num_classes)
