@@ -41,7 +41,9 @@ def register(name: str, *, year: int, paper: str, reference: str = "", canonical
 def entry(name: str) -> Entry:
     _load()
     if name not in _REGISTRY:
-        close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.5)
+        # The references' own names count too: 'googlenet' should point to inception_v1.
+        known = {n: n for n in _REGISTRY} | {e.reference.split(":")[-1]: n for n, e in _REGISTRY.items() if e.reference}
+        close = list(dict.fromkeys(known[m] for m in difflib.get_close_matches(name, list(known), n=4, cutoff=0.5)))[:3]
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         raise ValueError(f"unknown network {name!r}{hint} (nasplay list shows all {len(_REGISTRY)})")
     return _REGISTRY[name]
