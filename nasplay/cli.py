@@ -141,6 +141,34 @@ def build_parser() -> argparse.ArgumentParser:
 EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
+def _register_report(sub: argparse._SubParsersAction) -> None:
+    def run(args: argparse.Namespace) -> int:
+        from nasplay.report.study import run_cli  # numpy/scipy/matplotlib only when a report is asked for
+
+        return run_cli(args)
+
+    p = sub.add_parser(
+        "report", help="tables, statistics and figures of one or several studies",
+        description="Write report.md, report.json and PNG/SVG figures of a study directory (runs/<experiment>/<study>/): "
+                    "each arm's mean, std, 95% CI and n; each arm against the baseline (effect size, Welch's t and "
+                    "permutation tests, a verdict); learning curves; accuracy vs FLOPs with the Pareto front; error EDFs "
+                    "for design-space (edf_*) studies. Several directories also get comparison.md side by side.",
+        epilog="examples:\n  nasplay report runs/ablate_skip/ablate_skip\n  nasplay report runs/ablate_skip/* --out reports/ --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR", help="a study directory holding results.csv")
+    p.add_argument("--out", default=None, help="write the files here instead of into the study directory")
+    p.add_argument("--json", action="store_true", help="print the machine-readable report")
+    p.add_argument("--metric", default=None, help="the results column to compare (default: test/acc, else val/acc_best, val/acc)")
+    p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: experiment.baseline)")
+    p.add_argument("--test", choices=("welch", "permutation"), default="welch", help="the test behind the verdicts (default: welch)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--wandb", action="store_true", help="also log the report as a W&B run (offline unless WANDB_MODE=online)")
+    p.set_defaults(func=run)
+
+
+EXTRA_COMMANDS.append(_register_report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
