@@ -74,7 +74,7 @@ class OptimConfig:
     """Optimizer and learning-rate schedule (``warmup_epochs`` of linear warm-up, then the schedule)."""
 
     optimizer: str = "sgd"
-    lr: float = 0.05
+    lr: float = 0.1
     momentum: float = 0.9
     weight_decay: float = 5e-4
     nesterov: bool = False

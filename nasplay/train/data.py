@@ -1,0 +1,422 @@
+"""LightningDataModules: the embedded digits, torchvision's MNIST / Fashion-MNIST / CIFAR, class folders.
+
+Every dataset that fits in memory becomes float tensors (converted channels, resized, normalised with
+the training split's per-channel mean and std), split train / val / test deterministically and
+stratified by ``data.seed``, and is batched by :class:`~nasplay.train.loader.InMemoryLoader` on the
+training device. Class-folder trees stream through a ``DataLoader`` with workers unless
+``data.in_memory`` asks for tensors.
+
+The default, ``digits``, is scikit-learn's copy of the UCI handwritten digits (1797 8 x 8 grey
+images of 10 classes, read from the installed package: no network), bilinearly upsampled to 16 x 16
+so that a few stride-2 stages fit. It is real data that trains to high accuracy in seconds on a CPU
+and still separates good networks from poor ones.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from nasplay.train.config import DataConfig, as_config
+from nasplay.train.loader import InMemoryLoader
+
+# name -> (channels, size, classes) as the data comes; digits' size is after upsampling
+NATIVE = {
+    "digits": (1, 16, 10),
+    "mnist": (1, 28, 10),
+    "fashion_mnist": (1, 28, 10),
+    "cifar10": (3, 32, 10),
+    "cifar100": (3, 32, 100),
+    "imagefolder": (3, 224, None),
+}
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # float N x C x H x W, normalised
+    y: torch.Tensor  # int64 N
+
+
+def make_datamodule(cfg: DataConfig | Any) -> NasplayDataModule:
+    """The data module ``cfg`` describes; raises ``ValueError`` naming a bad field before reading data."""
+    cfg = as_config(DataConfig, cfg)
+    if cfg.name == "imagefolder":
+        return ImageFolderDataModule(cfg)
+    return TensorDataModule(cfg)
+
+
+class NasplayDataModule(pl.LightningDataModule):
+    """Shared surface: ``name``, ``channels``, ``size``, ``num_classes`` (known before any data is read)
+    and ``num_train`` / ``num_val`` / ``num_test`` (read the data on first use)."""
+
+    def __init__(self, cfg: DataConfig, num_classes: int):
+        super().__init__()
+        native_c, native_s, _ = NATIVE[cfg.name]
+        self.cfg = cfg
+        self.name = cfg.name
+        self.channels = cfg.channels or native_c
+        self.size = cfg.size or native_s
+        self.num_classes = num_classes
+        self.batch_size = cfg.batch_size
+        self.eval_batch_size = cfg.eval_batch_size or max(cfg.batch_size, 256)
+        self.seed = 0  # the training seed: shuffling order (fit sets it)
+        self.channels_last = False  # fit sets it: tensors on the device are stored channels-last
+
+    @property
+    def input(self) -> str:
+        """The ``input`` knob value that adapts a genome to this data: ``"CxS"``."""
+        return f"{self.channels}x{self.size}"
+
+    @property
+    def num_train(self) -> int:
+        return self._count("train")
+
+    @property
+    def num_val(self) -> int:
+        return self._count("val")
+
+    @property
+    def num_test(self) -> int:
+        return self._count("test")
+
+    def _count(self, split: str) -> int:
+        raise NotImplementedError
+
+    def _rank(self) -> tuple[int, int]:
+        t = self.trainer
+        return (t.global_rank, t.world_size) if t is not None else (0, 1)
+
+    def _epoch(self) -> int:
+        t = self.trainer
+        return t.current_epoch if t is not None else 0
+
+
+class TensorDataModule(NasplayDataModule):
+    """digits, MNIST, Fashion-MNIST, CIFAR-10/100 (and in-memory class folders) as tensors."""
+
+    def __init__(self, cfg: DataConfig, num_classes: int | None = None, splits: dict[str, Split] | None = None):
+        super().__init__(cfg, num_classes or NATIVE[cfg.name][2])
+        self._splits = splits
+        self._device_cache: dict[tuple[str, str], Split] = {}
+
+    # --- reading ----------------------------------------------------------------------------------
+    def prepare_data(self) -> None:
+        if self.name in TORCHVISION and self.cfg.download:
+            _torchvision_arrays(self.cfg, train=True)
+            _torchvision_arrays(self.cfg, train=False)
+
+    def setup(self, stage: str | None = None) -> None:
+        self.splits()
+
+    def splits(self) -> dict[str, Split]:
+        """The three splits as normalised CPU tensors (read once)."""
+        if self._splits is None:
+            self._splits = self._build()
+        return self._splits
+
+    def _read(self) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """uint8/float images N x C x H x W in [0, 1] or [0, 255], labels; a test split if the data has one."""
+        if self.name == "digits":
+            from sklearn.datasets import load_digits
+
+            d = load_digits()
+            return d.images[:, None].astype(np.float32) / 16.0, d.target.astype(np.int64), None, None
+        xtr, ytr = _torchvision_arrays(self.cfg, train=True)
+        xte, yte = _torchvision_arrays(self.cfg, train=False)
+        return xtr, ytr, xte, yte
+
+    def _build(self) -> dict[str, Split]:
+        x, y, xte, yte = self._read()
+        cfg = self.cfg
+        if xte is None:
+            test_idx, val_idx, train_idx = stratified_split(y, (cfg.test_fraction, cfg.val_fraction), cfg.seed)
+            xte, yte = x[test_idx], y[test_idx]
+        else:
+            val_idx, train_idx = stratified_split(y, (cfg.val_fraction,), cfg.seed)
+        if cfg.limit is not None:
+            train_idx = train_idx[: cfg.limit]
+        parts = {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (xte, yte)}
+        if not len(train_idx):
+            raise ValueError(f"data: the training split of {self.name!r} is empty; check data.limit / data.val_fraction")
+        tensors = {k: self._shape(torch.from_numpy(np.ascontiguousarray(v[0]))) for k, v in parts.items()}
+        if cfg.normalize:
+            mean, std = channel_stats(tensors["train"])
+            tensors = {k: (v - mean) / std for k, v in tensors.items()}
+        return {k: Split(tensors[k].contiguous(), torch.from_numpy(np.asarray(parts[k][1], dtype=np.int64))) for k in parts}
+
+    def _shape(self, x: torch.Tensor) -> torch.Tensor:
+        """To float in [0, 1], the configured channels and size."""
+        x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        return resize(convert_channels(x, self.channels), self.size)
+
+    def _count(self, split: str) -> int:
+        return len(self.splits()[split].y)
+
+    # --- batching ---------------------------------------------------------------------------------
+    def _device(self) -> torch.device:
+        in_memory = self.cfg.in_memory is not False
+        t = self.trainer
+        return t.strategy.root_device if (t is not None and in_memory) else torch.device("cpu")
+
+    def _on_device(self, split: str) -> Split:
+        dev = self._device()
+        key = (split, str(dev))
+        if key not in self._device_cache:
+            s = self.splits()[split]
+            fmt = torch.channels_last if self.channels_last else torch.contiguous_format
+            self._device_cache = {k: v for k, v in self._device_cache.items() if k[1] == str(dev)}
+            self._device_cache[key] = Split(s.x.to(dev, memory_format=fmt), s.y.to(dev))
+        return self._device_cache[key]
+
+    def _loader(self, split: str, shuffle: bool) -> InMemoryLoader:
+        s = self._on_device(split)
+        rank, world = self._rank()
+        bs = self.batch_size if shuffle else self.eval_batch_size
+        return InMemoryLoader(s.x, s.y, bs, shuffle=shuffle, seed=self.seed, rank=rank, world_size=world, epoch=self._epoch)
+
+    def train_dataloader(self) -> InMemoryLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> InMemoryLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> InMemoryLoader:
+        return self._loader("test", shuffle=False)
+
+
+class ImageFolderDataModule(NasplayDataModule):
+    """An ImageNet-style tree: ``path/<class>/<image>``, or ``path/{train,val,test}/<class>/<image>``.
+
+    ``train/`` (or ``path`` itself) is the training tree. The test split is ``test/``, else ``val/``,
+    else ``data.test_fraction`` of the training tree; validation is ``val/`` when ``test/`` exists too,
+    else ``data.val_fraction`` of the training tree. Images are resized (shorter side) and centre-cropped
+    to ``data.size`` and normalised with ImageNet's statistics (in memory: the training split's).
+    """
+
+    def __init__(self, cfg: DataConfig):
+        root = Path(cfg.path).expanduser()  # type: ignore[arg-type]
+        if not root.is_dir():
+            raise ValueError(f"data.path: {str(root)!r} is not a directory")
+        self.dirs = _folder_layout(root)
+        self.classes = _classes(self.dirs["train"])
+        for split, d in self.dirs.items():
+            if split != "train" and d is not None and _classes(d) != self.classes:
+                raise ValueError(f"data.path: the classes of {d} differ from those of {self.dirs['train']}")
+        super().__init__(cfg, len(self.classes))
+        self._tensors: TensorDataModule | None = None
+        self._subsets: dict[str, Any] | None = None
+
+    def _datasets(self) -> dict[str, Any]:
+        """torchvision ``ImageFolder`` subsets for the three splits (file lists only, no pixels)."""
+        if self._subsets is None:
+            from torch.utils.data import Subset
+            from torchvision.datasets import ImageFolder
+
+            tf = self._transform()
+            train = ImageFolder(str(self.dirs["train"]), transform=tf)
+            y = np.asarray(train.targets)
+            cfg, out = self.cfg, {}
+            if self.dirs["test"] is None:
+                test_idx, rest = stratified_split(y, (cfg.test_fraction,), cfg.seed)
+                out["test"] = Subset(train, test_idx.tolist())
+            else:
+                rest = np.arange(len(y))
+                out["test"] = ImageFolder(str(self.dirs["test"]), transform=tf)
+            if self.dirs["val"] is None:
+                val_i, train_i = stratified_split(y[rest], (cfg.val_fraction,), cfg.seed + 1)
+                out["val"], train_idx = Subset(train, rest[val_i].tolist()), rest[train_i]
+            else:
+                out["val"], train_idx = ImageFolder(str(self.dirs["val"]), transform=tf), rest
+            if cfg.limit is not None:
+                train_idx = train_idx[: cfg.limit]
+            out["train"] = Subset(train, train_idx.tolist())
+            self._subsets = out
+        return self._subsets
+
+    def _transform(self):
+        from torchvision import transforms as T
+
+        tf = [T.Resize(self.size), T.CenterCrop(self.size), T.Grayscale(1) if self.channels == 1 else T.Lambda(_rgb), T.ToTensor()]
+        if self.cfg.normalize:
+            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if self.channels == 3 else ((0.449,), (0.226,))
+            tf.append(T.Normalize(mean, std))
+        return T.Compose(tf)
+
+    def _in_memory(self) -> TensorDataModule:
+        """The same splits read once into tensors (``data.in_memory=true``), normalised by the train split."""
+        if self._tensors is None:
+            raw = {k: _stack(v, self.channels, self.size) for k, v in self._datasets().items()}
+            if self.cfg.normalize:  # the transform normalised with ImageNet's stats; use the data's own
+                mean, std = channel_stats(raw["train"][0])
+                raw = {k: ((x - mean) / std, y) for k, (x, y) in raw.items()}
+            splits = {k: Split(x.contiguous(), y) for k, (x, y) in raw.items()}
+            self._tensors = TensorDataModule(self.cfg, self.num_classes, splits)
+        self._tensors.trainer = self.trainer
+        self._tensors.seed, self._tensors.channels_last = self.seed, self.channels_last
+        return self._tensors
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.cfg.in_memory:
+            self._in_memory()
+        else:
+            self._datasets()
+
+    def _count(self, split: str) -> int:
+        return len(self._datasets()[split])
+
+    def _dataloader(self, split: str, shuffle: bool):
+        if self.cfg.in_memory:
+            return self._in_memory()._loader(split, shuffle)
+        from torch.utils.data import DataLoader
+
+        g = torch.Generator().manual_seed(self.seed)
+        t = self.trainer
+        pin = t is not None and t.strategy.root_device.type == "cuda"
+        w = self.cfg.num_workers
+        return DataLoader(self._datasets()[split], batch_size=self.batch_size if shuffle else self.eval_batch_size,
+                          shuffle=shuffle, generator=g, num_workers=w, persistent_workers=w > 0, pin_memory=pin,
+                          drop_last=False)
+
+    def train_dataloader(self):
+        return self._dataloader("train", True)
+
+    def val_dataloader(self):
+        return self._dataloader("val", False)
+
+    def test_dataloader(self):
+        return self._dataloader("test", False)
+
+
+# --- helpers ------------------------------------------------------------------------------------
+def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
+    """Index arrays for each fraction and the rest (last), stratified by label, shuffled, seeded.
+
+    Each class gives ``round(fraction * count)`` examples to each part; every part is shuffled so that
+    a prefix (``data.limit``) keeps roughly the class balance.
+    """
+    rng = np.random.default_rng(seed)
+    labels = np.asarray(labels)
+    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        start = 0
+        for i, f in enumerate(fractions):
+            k = int(round(f * len(idx)))
+            parts[i].append(idx[start:start + k])
+            start += k
+        parts[-1].append(idx[start:])
+    return [rng.permutation(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
+
+
+def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    """1 -> 3 repeats the grey map; 3 -> 1 takes the luminance (ITU-R 601)."""
+    c = x.shape[1]
+    if c == channels:
+        return x
+    if c == 1 and channels == 3:
+        return x.expand(-1, 3, -1, -1)
+    if c == 3 and channels == 1:
+        w = torch.tensor([0.299, 0.587, 0.114], dtype=x.dtype).view(1, 3, 1, 1)
+        return (x * w).sum(1, keepdim=True)
+    raise ValueError(f"data.channels: cannot convert {c} channels to {channels}")
+
+
+def resize(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
+    """Bilinear resize to ``size`` x ``size`` (antialiased when shrinking), in chunks to bound memory."""
+    if x.shape[-2:] == (size, size):
+        return x
+    shrink = size < max(x.shape[-2:])
+    return torch.cat([F.interpolate(x[i:i + chunk], size=(size, size), mode="bilinear", align_corners=False,
+                                    antialias=shrink) for i in range(0, len(x), chunk)])
+
+
+def channel_stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-channel mean and std (shaped 1 x C x 1 x 1) of a float N x C x H x W tensor."""
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    return mean, std
+
+
+TORCHVISION = {"mnist": "MNIST", "fashion_mnist": "FashionMNIST", "cifar10": "CIFAR10", "cifar100": "CIFAR100"}
+
+
+def _torchvision_arrays(cfg: DataConfig, train: bool) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 N x C x H x W images and int64 labels through the real torchvision dataset class."""
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, TORCHVISION[cfg.name])
+    root = os.path.expanduser(cfg.root)
+    if cfg.name in ("mnist", "fashion_mnist"):
+        _gunzip_mnist(cls, root)
+    elif not cfg.download:
+        cls = _trusting_cifar(cls)
+    try:
+        ds = cls(root, train=train, download=cfg.download)
+    except RuntimeError as e:  # torchvision's "Dataset not found or corrupted"
+        raise FileNotFoundError(f"data: {cfg.name} not found under data.root={cfg.root!r} ({e}); "
+                                "set data.download=true or put the files there") from None
+    data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)
+    data = data[:, None] if data.ndim == 3 else data.transpose(0, 3, 1, 2)  # to N x C x H x W
+    targets = ds.targets.numpy() if isinstance(ds.targets, torch.Tensor) else np.asarray(ds.targets)
+    return data, targets.astype(np.int64)
+
+
+def _gunzip_mnist(cls: type, root: str) -> None:
+    """torchvision reads MNIST's idx files uncompressed; unpack any that are present only as ``.gz``."""
+    raw = Path(root) / cls.__name__ / "raw"
+    for url, _ in cls.resources:
+        gz = raw / os.path.basename(url)
+        if gz.suffix == ".gz" and gz.exists() and not gz.with_suffix("").exists():
+            with gzip.open(gz, "rb") as src, open(gz.with_suffix(""), "wb") as dst:
+                shutil.copyfileobj(src, dst)
+
+
+def _trusting_cifar(cls: type) -> type:
+    """The CIFAR class without its md5 checks: with ``download=False`` the files the user put there are
+    used as they are (subsets, re-packed copies); ``download=True`` keeps torchvision's checks."""
+    return type(cls.__name__, (cls,), {
+        "train_list": [[f, None] for f, _ in cls.train_list],
+        "test_list": [[f, None] for f, _ in cls.test_list],
+        "meta": {**cls.meta, "md5": None},
+    })
+
+
+def _folder_layout(root: Path) -> dict[str, Path | None]:
+    sub = {name: root / name for name in ("train", "val", "test") if (root / name).is_dir()}
+    if "train" not in sub:
+        return {"train": root, "val": None, "test": None}
+    test = sub.get("test") or sub.get("val")
+    val = sub.get("val") if "test" in sub else None
+    return {"train": sub["train"], "val": val, "test": test}
+
+
+def _classes(d: Path) -> list[str]:
+    classes = sorted(e.name for e in os.scandir(d) if e.is_dir())
+    if not classes:
+        raise ValueError(f"data.path: {str(d)!r} holds no class folders (expected <class>/<image> files)")
+    for c in classes:
+        if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(d / c)):
+            raise ValueError(f"data.path: class folder {str(d / c)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+    return classes
+
+
+def _rgb(img):
+    return img.convert("RGB")
+
+
+def _stack(ds, channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    if not len(ds):
+        return torch.zeros(0, channels, size, size), torch.zeros(0, dtype=torch.int64)
+    xs, ys = zip(*(ds[i] for i in range(len(ds))))
+    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)
