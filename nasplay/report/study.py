@@ -12,6 +12,7 @@ import csv
 import json
 import math
 import os
+import shutil
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -614,7 +615,8 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
             run.summary[f"verdict/{c['arm']}"] = c["verdict"]
         md = fig_dir / "report.md"
         if md.exists():
-            run.save(str(md), base_path=str(fig_dir), policy="now")
+            # A copy in the run's files directory is uploaded with the run (a symlink would dangle if the study moved).
+            shutil.copyfile(md, Path(run.dir) / "report.md")
         return run.id
     finally:
         run.finish()

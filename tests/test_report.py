@@ -1,0 +1,467 @@
+"""Reports: the statistics against values worked out by hand, and the report files built from synthetic study dirs.
+
+The expected numbers come from closed forms written out here (t quantiles and tail probabilities of
+Student's t for df = 2 and 4 have elementary formulas); scipy appears only as a cross-check.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import struct
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from nasplay.report import stats
+
+# ---------------------------------------------------------------------------------------------------
+# The fixed results table: three arms of an ablation, three seeds each.
+IDENTITY = [0.80, 0.82, 0.84]  # mean 0.82, s = 0.02
+NONE = [0.75, 0.77, 0.79]  # mean 0.77, s = 0.02 (equal variances: Welch's df is exactly 4)
+PROJECTION = [0.79, 0.80, 0.84]  # mean 0.81, s² = 0.0007
+
+T975_DF2 = 0.95 * math.sqrt(2 / (1 - 0.95**2))  # df=2: F(t) = 1/2 + t / (2 sqrt(2 + t²))  ->  4.3027
+T975_DF4 = 2.7764451051977987  # Student's t table, 0.975 quantile at df=4
+
+
+def t_two_sided_p_df4(t: float) -> float:
+    """Closed form for df = 4: with u = t / sqrt(t² + 4), F(t) = 1/2 + (3u - u³)/4."""
+    u = abs(t) / math.sqrt(t * t + 4)
+    return 1 - (3 * u - u**3) / 2
+
+
+def test_summary_by_hand():
+    s = stats.summarize(IDENTITY)
+    assert s.n == 3
+    assert s.mean == pytest.approx(0.82)
+    assert s.std == pytest.approx(0.02)  # deviations -0.02, 0, 0.02: s² = 0.0008 / 2
+    half = T975_DF2 * 0.02 / math.sqrt(3)
+    assert T975_DF2 == pytest.approx(4.302652729911275)
+    assert (s.ci_low, s.ci_high) == pytest.approx((0.82 - half, 0.82 + half))
+    assert (s.ci_low, s.ci_high) == pytest.approx((0.770317, 0.869683), abs=1e-6)
+    one = stats.summarize([0.5])
+    assert one.n == 1 and one.mean == 0.5 and math.isnan(one.std) and math.isnan(one.ci_low)
+    assert stats.summarize([0.5, None, float("nan"), 0.7]).n == 2  # missing seeds are dropped, not zeros
+    assert stats.summarize([]).n == 0
+
+
+def test_welch_equal_variances_by_hand():
+    w = stats.welch(IDENTITY, NONE)
+    se = math.sqrt(0.0004 / 3 + 0.0004 / 3)
+    assert w.diff == pytest.approx(0.05)
+    assert w.t == pytest.approx(0.05 / se) and w.t == pytest.approx(3.0618622, abs=1e-6)
+    assert w.df == pytest.approx(4.0)
+    assert w.p == pytest.approx(t_two_sided_p_df4(w.t), abs=1e-9)
+    assert w.p == pytest.approx(0.037590, abs=1e-6)
+    assert (w.ci_low, w.ci_high) == pytest.approx((0.05 - T975_DF4 * se, 0.05 + T975_DF4 * se))
+
+
+def test_welch_unequal_variances_df_and_scipy_cross_check():
+    from scipy import stats as sps
+
+    w = stats.welch(PROJECTION, NONE)
+    qa, qb = 0.0007 / 3, 0.0004 / 3
+    assert w.t == pytest.approx(0.04 / math.sqrt(qa + qb))
+    assert w.df == pytest.approx((qa + qb) ** 2 / (qa**2 / 2 + qb**2 / 2))  # Welch–Satterthwaite: 3.7231
+    assert w.df == pytest.approx(3.7231, abs=1e-4)
+    ref = sps.ttest_ind(PROJECTION, NONE, equal_var=False)
+    assert (w.t, w.p) == pytest.approx((ref.statistic, ref.pvalue))
+    assert math.isnan(stats.welch([0.8], NONE).p)  # one seed: no test
+
+
+def test_permutation_exact_tiny_case_enumerated_by_hand():
+    # Pooled {1,2,3,4}; the 6 ways to pick group a give mean differences -2,-1,0,0,1,2; |obs| = 2 -> 2/6.
+    p = stats.permutation_test([1, 2], [3, 4])
+    assert p.exact and p.resamples == 6
+    assert p.diff == -2 and p.p == pytest.approx(1 / 3)
+    # Three seeds each, every identity value above every none value: only the observed split and its
+    # mirror reach |Δ| = 0.05 (subset sums 2.46 and 2.31 of 20), so p = 0.1 — the smallest possible at n=3.
+    q = stats.permutation_test(IDENTITY, NONE)
+    assert q.exact and q.resamples == 20 and q.p == pytest.approx(0.1)
+
+
+def test_permutation_monte_carlo_is_seeded_and_close_to_exact():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.3, 1, 9), rng.normal(0, 1, 9)
+    exact = stats.permutation_test(a, b, exact_limit=10**6)  # C(18, 9) = 48620 splits
+    mc = stats.permutation_test(a, b, exact_limit=1000, resamples=20_000, seed=1)
+    assert exact.exact and not mc.exact and mc.resamples == 20_000
+    assert mc.p == pytest.approx(exact.p, abs=0.01)
+    assert stats.permutation_test(a, b, exact_limit=1000, seed=1).p == stats.permutation_test(a, b, exact_limit=1000, seed=1).p
+
+
+def test_effect_size_by_hand():
+    e = stats.effect_size(IDENTITY, NONE)
+    assert e.pooled_sd == pytest.approx(0.02)
+    assert e.d == pytest.approx(2.5)
+    j4 = math.gamma(2) / (math.sqrt(2) * math.gamma(1.5))  # = 2 / sqrt(2π)
+    assert stats.hedges_correction(4) == pytest.approx(j4) and j4 == pytest.approx(2 / math.sqrt(2 * math.pi))
+    assert e.g == pytest.approx(2.5 * j4) and e.magnitude == "large"
+    # Unequal variances: pooled SD sqrt((2·0.0007 + 2·0.0004) / 4).
+    f = stats.effect_size(PROJECTION, NONE)
+    assert f.pooled_sd == pytest.approx(math.sqrt(0.0011 / 2))
+    assert f.d == pytest.approx(0.04 / math.sqrt(0.00055))
+    assert [stats.magnitude(x) for x in (0.1, -0.3, 0.6, 0.9)] == ["negligible", "small", "medium", "large"]
+
+
+def test_verdicts_in_plain_words():
+    c = stats.compare("skip=identity", IDENTITY, "skip=none", NONE, metric="test/acc", scale=100, unit="points")
+    assert c.significant and c.better and c.test == "welch"
+    assert c.verdict == ("skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), "
+                         "large effect (g=1.99)")
+    worse = stats.compare("skip=none", NONE, "skip=identity", IDENTITY, scale=100, unit="points")
+    assert worse.verdict.startswith("skip=none is worse than skip=identity by 5.0 points (95% CI 0.5–9.5)")
+    # Fewer epochs to the target is better.
+    fast = stats.compare("relu", [3, 4, 3], "tanh", [9, 8, 10], metric="epochs_to_target", higher_is_better=False)
+    assert fast.significant and fast.better and "relu is better than tanh by" in fast.verdict
+    flat = stats.compare("skip=projection", PROJECTION, "skip=none", NONE, scale=100, unit="points")
+    assert not flat.significant
+    assert flat.verdict.startswith("no significant difference from skip=none at n=3 (Δ=+4.0 points")
+    assert flat.verdict.endswith("— inconclusive")
+    perm = stats.compare("skip=identity", IDENTITY, "skip=none", NONE, test="permutation")
+    assert not perm.significant and "p=0.10, permutation" in perm.verdict  # 0.1 is the floor at n=3
+    assert stats.compare("a", [0.5], "b", NONE).verdict.startswith("not tested: a has n=1")
+    with pytest.raises(ValueError, match="test: expected 'welch' or 'permutation'"):
+        stats.compare("a", IDENTITY, "b", NONE, test="ttest")
+
+
+def test_pareto_front_of_a_fixed_point_set():
+    acc = [0.90, 0.80, 0.95, 0.70, 0.95, 0.85, float("nan"), 0.80]
+    flops = [10, 5, 20, 5, 30, 12, 1, 5]
+    # (0.70, 5) is dominated by (0.80, 5); (0.95, 30) by (0.95, 20); (0.85, 12) by (0.90, 10); NaN never counts;
+    # the two identical points (0.80, 5) dominate nothing of each other and both stay.
+    assert stats.pareto_front(acc, flops).tolist() == [1, 7, 0, 2]
+    assert stats.pareto_front([], []).tolist() == []
+    with pytest.raises(ValueError, match="same length"):
+        stats.pareto_front([1, 2], [1])
+
+
+def test_edf_values():
+    xs, F = stats.edf([3, 1, 2, 2])
+    assert xs.tolist() == [1, 2, 3] and F.tolist() == [0.25, 0.75, 1.0]
+    assert stats.edf_at([3, 1, 2, 2], [0, 1, 1.5, 2, 10]).tolist() == [0, 0.25, 0.25, 0.75, 1.0]
+    # Weighted: masses 1, 1, 1, 3 of 6 at values 1, 2, 2, 3.
+    assert stats.edf_at([1, 2, 2, 3], [1, 2, 3], weights=[1, 1, 1, 3]).tolist() == pytest.approx([1 / 6, 1 / 2, 1])
+
+
+def test_complexity_weights_by_hand():
+    # Two bins over the shared range [1, 4] (edges 1, 2.5, 4): a has 2 + 2 models, b has 3 + 1.
+    wa, wb = stats.complexity_weights([[1, 2, 3, 4], [1, 1, 1, 4]], bins=2, log=False)
+    assert wa.tolist() == pytest.approx([0.25] * 4)
+    assert wb.tolist() == pytest.approx([1 / 6, 1 / 6, 1 / 6, 1 / 2])
+    # Outside the shared range [2, 3]: weight 0; the rest share one bin.
+    wa, wb = stats.complexity_weights([[1, 2, 10], [2, 3]], bins=1, log=False)
+    assert wa.tolist() == [0, 1, 0] and wb.tolist() == [0.5, 0.5]
+    # A bin only one population occupies is dropped: edges 1, 2, 3, 4, 5; bin [2, 3) holds only b's model at 2.
+    wa, wb = stats.complexity_weights([[1, 5], [1, 2, 5]], bins=4, log=False)
+    assert wa.tolist() == pytest.approx([0.5, 0.5]) and wb.tolist() == pytest.approx([0.5, 0, 0.5])
+    # Log bins: log10 range [1, 3] in two bins, [10, 100) and [100, 1000]; a has 2 + 2 models, b 3 + 1.
+    wa, wb = stats.complexity_weights([[10, 20, 500, 1000], [10, 15, 20, 1000]], bins=2)
+    assert wa.tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25]) and wb.tolist() == pytest.approx([1 / 6] * 3 + [1 / 2])
+    errors_b = [5, 6, 7, 3]  # the big model is the best one; normalisation gives it half the weight
+    assert stats.edf_at(errors_b, [3, 5, 7], wb).tolist() == pytest.approx([0.5, 0.5 + 1 / 6, 1])
+    with pytest.raises(ValueError, match="positive"):
+        stats.complexity_weights([[0, 1], [1, 2]])
+
+
+def test_ks_statistic_and_exact_p_of_a_tiny_case():
+    a, b = [1, 2, 3], [2.5, 4, 5]
+    # F_a - F_b on the pooled points 1, 2, 2.5, 3, 4, 5: 1/3, 2/3, 1/3, 2/3, 1/3, 0  ->  D = 2/3.
+    k = stats.ks_test(a, b)
+    assert k.statistic == pytest.approx(2 / 3)
+
+    def d(x, y):
+        grid = sorted(x + y)
+        return max(abs(sum(v <= g for v in x) / len(x) - sum(v <= g for v in y) / len(y)) for g in grid)
+
+    pooled = a + b
+    null = [d([pooled[i] for i in s], [pooled[i] for i in range(6) if i not in s]) for s in itertools.combinations(range(6), 3)]
+    p_exact = sum(v >= 2 / 3 - 1e-12 for v in null) / len(null)
+    assert k.p == pytest.approx(p_exact)
+    # The weighted version with unit weights gives the same D (its p is the asymptotic approximation).
+    kw = stats.ks_test(a, b, np.ones(3), np.ones(3))
+    assert kw.statistic == pytest.approx(2 / 3) and kw.n_a == pytest.approx(3) and 0 < kw.p < 1
+
+
+def test_bootstrap_is_seeded_and_sane():
+    rng = np.random.default_rng(0)
+    x = rng.normal(5, 1, 400)
+    lo, hi = stats.bootstrap_ci(x, seed=7)
+    assert (lo, hi) == stats.bootstrap_ci(x, seed=7)
+    assert lo < x.mean() < hi
+    t = stats.summarize(x)
+    assert hi - lo == pytest.approx(t.ci_high - t.ci_low, rel=0.15)  # large n: agrees with the t-interval
+    assert stats.bootstrap_ci([2, 2, 2]) == (2, 2)
+    dlo, dhi = stats.bootstrap_diff_ci(x + 1, x, seed=1)
+    assert dlo < 1 < dhi
+    lo_b, hi_b = stats.bootstrap_edf_band(x, [4, 5, 6], resamples=200)
+    assert np.all(lo_b <= stats.edf_at(x, [4, 5, 6])) and np.all(stats.edf_at(x, [4, 5, 6]) <= hi_b)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Synthetic study directories (what the sweep runner writes), built in seconds without training.
+
+COLUMNS = ["number", "state", "arm", "seed", "skip", "val/acc", "val/acc_best", "test/acc", "train/loss", "params", "flops",
+           "wall_time", "imgs_per_sec", "epochs_to_target", "steps_to_target", "wandb_id", "fail_reason", "genome_hash", "arch"]
+
+
+def write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=header)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def make_ablation(d: Path, *, config: str | None = None, arms: dict | None = None, experiment: str = "ablate_skip") -> Path:
+    arms = arms or {"skip=identity": IDENTITY, "skip=none": NONE, "skip=projection": PROJECTION}
+    flops = {"skip=identity": 2.0e6, "skip=none": 1.9e6, "skip=projection": 2.2e6}
+    to_target = {"skip=identity": [2, 2, 3], "skip=none": [4, 5, 4], "skip=projection": [3, 3, 3]}
+    d.mkdir(parents=True)
+    rows, curves = [], []
+    for arm, values in arms.items():
+        for seed, acc in enumerate(values):
+            n = len(rows)
+            rows.append({"number": n, "state": "COMPLETE", "arm": arm, "seed": seed, "skip": arm.split("=")[-1], "val/acc": acc - 0.01,
+                         "val/acc_best": acc, "test/acc": acc, "train/loss": 1 - acc, "params": 11_000 + 1000 * len(arm),
+                         "flops": flops.get(arm, 1e6), "wall_time": 12.5, "imgs_per_sec": 900, "steps_to_target": "",
+                         "epochs_to_target": to_target.get(arm, [1, 1, 1])[seed], "wandb_id": f"run{n}", "fail_reason": "",
+                         "genome_hash": "0123456789ab", "arch": "resnet18"})
+            for e in range(3):
+                curves += [{"trial": n, "epoch": e, "step": 10 * (e + 1), "metric": "val/acc", "value": acc * (e + 1) / 3 + 0.01 * seed},
+                           {"trial": n, "epoch": e, "step": 10 * (e + 1), "metric": "train/loss", "value": 2.0 / (e + 1) + 0.1 * seed}]
+    first = next(iter(arms))
+    curves.append({"trial": len(rows), "epoch": 0, "step": 10, "metric": "val/acc", "value": 0.1})
+    rows.append({"number": len(rows), "state": "PRUNED", "arm": first, "seed": 9, "val/acc": 0.1, "test/acc": 0.1, "wandb_id": "runp"})
+    rows.append({"number": len(rows), "state": "FAIL", "arm": list(arms)[1], "seed": 8, "fail_reason": "FloatingPointError: loss is nan"})
+    write_csv(d / "results.csv", COLUMNS, rows)
+    write_csv(d / "curves.csv", ["trial", "epoch", "step", "metric", "value"], curves)
+    (d / "config.yaml").write_text(config if config is not None else
+                                   f"experiment:\n  name: {experiment}\n  knob: skip\n  values: [none, identity, projection]\n"
+                                   "  baseline: none\n  seeds: [0, 1, 2]\narch:\n  name: resnet18\n")
+    return d
+
+
+def make_design_space(d: Path, n: int = 24) -> Path:
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(5)
+    rows = []
+    for arm, base in (("skip=identity", 0.90), ("skip=none", 0.84)):
+        for i in range(n):
+            flops = float(np.exp(rng.uniform(np.log(1e6), np.log(1e8))))
+            acc = base - 0.02 * (np.log10(1e8) - np.log10(flops)) + rng.normal(0, 0.01)
+            rows.append({"number": len(rows), "state": "COMPLETE", "arm": arm, "seed": i, "test/acc": acc, "flops": flops,
+                         "params": flops / 10})
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc", "flops", "params"], rows)
+    (d / "config.yaml").write_text("experiment:\n  name: edf_skip\n  knob: skip\n  values: [identity, none]\n  baseline: none\n")
+    return d
+
+
+def assert_png(path: Path) -> None:
+    import matplotlib.image
+
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", path
+    img = matplotlib.image.imread(path)
+    assert img.shape[0] > 100 and img.shape[1] > 100 and float(img[..., :3].std()) > 0.01, f"{path} looks blank"
+
+
+def assert_svg(path: Path) -> None:
+    root = ET.parse(path).getroot()
+    assert root.tag.endswith("svg")
+    drawn = [e for e in root.iter() if e.tag.endswith(("path", "use", "text"))]
+    assert len(drawn) > 20, f"{path} has almost nothing drawn"
+
+
+@pytest.fixture(scope="module")
+def ablation(tmp_path_factory):
+    from nasplay.report.study import write_report
+
+    d = make_ablation(tmp_path_factory.mktemp("runs") / "ablate_skip" / "s0")
+    md = write_report(d)
+    return d, md
+
+
+def test_report_tables_verdicts_and_figures(ablation):
+    d, md = ablation
+    assert md == d / "report.md"
+    text = md.read_text()
+    assert "metric: `test/acc`" in text and "baseline: `skip=none` (experiment.baseline in config.yaml)" in text
+    # Per arm: n, mean, std, 95% t-interval (t(0.975, 2) = 4.303), params, FLOPs; pruned and failed trials counted apart.
+    assert "| skip=identity | 3 | 82.00 | 2.00 | 77.03 – 86.97 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
+    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 72.03 – 81.97 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
+    assert "- skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), large effect (g=1.99)" in text
+    assert "- no significant difference from skip=none at n=3 (Δ=+4.0 points" in text
+    assert "| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 1.99 | large | 3.06 (4.0) | 0.038 | 0.100 | yes |" in text
+    assert "### epochs_to_target (lower is better)" in text
+    assert "FloatingPointError: loss is nan" in text
+    figs = {p.name for p in d.iterdir() if p.suffix in (".png", ".svg")}
+    assert {"learning_curves.png", "learning_curves.svg", "pareto.png", "pareto.svg", "effects.png", "effects.svg"} <= figs
+    for name in ("learning_curves", "pareto", "effects"):
+        assert f"]({name}.png)" in text
+        assert_png(d / f"{name}.png")
+        assert_svg(d / f"{name}.svg")
+
+
+def test_report_json_matches_the_hand_values(ablation):
+    d, _ = ablation
+    r = json.loads((d / "report.json").read_text())
+    arms = {a["arm"]: a for a in r["arms"]}
+    assert [a["arm"] for a in r["arms"]] == ["skip=identity", "skip=none", "skip=projection"]
+    assert arms["skip=identity"]["mean"] == pytest.approx(0.82) and arms["skip=identity"]["n"] == 3  # the pruned 0.1 is out
+    assert arms["skip=identity"]["pruned"] == 1 and arms["skip=none"]["failed"] == 1
+    assert r["trials"] == {"total": 11, "COMPLETE": 9, "PRUNED": 1, "FAIL": 1}
+    c = {x["arm"]: x for x in r["comparisons"]}
+    assert set(c) == {"skip=identity", "skip=projection"}
+    assert c["skip=identity"]["welch"]["p"] == pytest.approx(t_two_sided_p_df4(0.05 / math.sqrt(0.0008 / 3)), abs=1e-9)
+    assert c["skip=identity"]["permutation"]["p"] == pytest.approx(0.1)
+    # Pareto front of test/acc against FLOPs: the best none seed (0.79 at 1.9M) and the best identity seed (0.84 at 2.0M);
+    # projection's 0.84 costs 2.2M and is dominated.
+    front = r["pareto"]["flops"]["front"]
+    assert [(q["arm"], q["test/acc"], q["flops"]) for q in front] == [("skip=none", 0.79, 1.9e6), ("skip=identity", 0.84, 2.0e6)]
+    assert r["secondary"]["epochs_to_target"][0]["arm"] == "skip=identity"
+
+
+def test_learning_curve_bands_are_mean_and_std_over_seeds(ablation):
+    from nasplay.report.study import curve_bands, load_study
+
+    d, _ = ablation
+    xkey, bands = curve_bands(load_study(d), "val/acc")
+    x, mean, std, n = bands["skip=none"]
+    assert xkey == "epoch" and x.tolist() == [0, 1, 2] and n.tolist() == [3, 3, 3]
+    # Epoch 2: values 0.75, 0.78, 0.81 (acc + 0.01·seed): mean 0.78, std 0.03.
+    assert mean[2] == pytest.approx(0.78) and std[2] == pytest.approx(0.03)
+    assert bands["skip=identity"][3].tolist() == [4, 3, 3]  # the pruned trial's curve counts where it ran
+
+
+def test_design_space_report_edfs(tmp_path):
+    from nasplay.report.study import write_report
+
+    d = make_design_space(tmp_path / "edf_skip" / "s0")
+    md = write_report(d)
+    text = md.read_text()
+    r = json.loads((d / "report.json").read_text())
+    assert r["kind"] == "design_space"
+    ds = r["design_space"]
+    assert [p["n"] for p in ds["populations"]] == [24, 24]
+    t = ds["tests"][0]
+    assert t["arm"] == "skip=identity" and t["baseline"] == "skip=none"
+    assert t["ks"]["statistic"] > 0.5 and t["ks"]["p"] < 0.01
+    assert 0 < t["ks_normalised_flops"]["statistic"] <= 1
+    lo, hi = t["mean_diff_ci"]
+    assert lo < t["mean_diff"] < hi < 0  # identity's errors are lower
+    assert "skip=identity's error distribution differs from skip=none's" in text
+    assert "## Design spaces: error EDFs" in text
+    assert_png(d / "edf.png")
+    assert_svg(d / "edf.svg")
+
+
+def test_baseline_fallback_and_ladder(tmp_path):
+    from nasplay.report.study import build_report, load_study
+
+    d = make_ablation(tmp_path / "x" / "s", config="experiment:\n  name: ablate_skip\n")
+    s = load_study(d)
+    assert s.baseline == "skip=identity" and "first arm in sorted order" in s.baseline_source
+    assert any("sorted order" in n for n in s.notes)
+    assert load_study(d, baseline="projection").baseline == "skip=projection"
+    with pytest.raises(ValueError, match="baseline: 'bogus' is not an arm of this study; arms: skip=identity, skip=none"):
+        load_study(d, baseline="bogus")
+    with pytest.raises(ValueError, match="metric: 'val/accuracy' is not a column"):
+        load_study(d, metric="val/accuracy")
+    # A ladder compares each rung with the one before it.
+    rungs = {"lenet5": NONE, "relu": PROJECTION, "batchnorm": IDENTITY}
+    lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, config="experiment:\n  name: ladder\n  arms:\n    lenet5: {}\n"
+                        "    relu: {}\n    batchnorm: {}\n")
+    r = build_report(load_study(lad))
+    assert r["kind"] == "ladder" and [(c["arm"], c["baseline"]) for c in r["comparisons"]] == [("relu", "lenet5"), ("batchnorm", "relu")]
+
+
+def test_bad_study_dir_is_a_clear_error(tmp_path, capsys):
+    from nasplay.cli import main
+    from nasplay.report.study import load_study
+
+    with pytest.raises(ValueError, match="has no results.csv"):
+        load_study(tmp_path)
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_cli_json(ablation, tmp_path, capsys):
+    from nasplay.cli import main
+
+    d, _ = ablation
+    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path)]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["study"] == "s0" and r["experiment"] == "ablate_skip" and r["baseline"] == "skip=none"
+    assert {a["arm"]: a["n"] for a in r["arms"]} == {"skip=identity": 3, "skip=none": 3, "skip=projection": 3}
+    assert r["comparisons"][0]["verdict"].startswith("skip=identity is better than skip=none by 5.0 points")
+    assert (tmp_path / "report.md").exists() and r["report_path"] == str(tmp_path / "report.md")
+
+
+def test_several_studies_side_by_side(ablation, tmp_path, capsys):
+    from nasplay.cli import main
+
+    d, _ = ablation
+    other = make_ablation(tmp_path / "ablate_skip_c10" / "s1", arms={"skip=identity": [0.60, 0.64, 0.62], "skip=none": [0.50, 0.55, 0.52]},
+                          experiment="ablate_skip_c10")
+    out = tmp_path / "out"
+    assert main(["report", str(d), str(other), "--out", str(out), "--no-figures"]) == 0
+    printed = capsys.readouterr().out
+    assert "comparison:" in printed
+    text = (out / "comparison.md").read_text()
+    assert "| arm | ablate_skip/s0 | ablate_skip_c10/s1 |" in text
+    assert "| skip=identity | 82.00 [77.03, 86.97] (n=3) | 62.00 [57.03, 66.97] (n=3) |" in text
+    assert "| skip=projection | 81.00 [74.43, 87.57] (n=3) |  |" in text  # not in the second study: blank
+    assert "### ablate_skip_c10/s1" in text
+    assert len(list(out.glob("*/report.md"))) == 2  # each study's own report, under --out
+    assert json.loads((out / "comparison.json").read_text())["studies"][1]["experiment"] == "ablate_skip_c10"
+
+
+def _wandb_records(path: Path):
+    """Records of a W&B transaction log (.wandb: LevelDB-style log of 32 KiB blocks, protobuf records)."""
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    data = path.read_bytes()
+    assert data[:4] == b":W&B"
+    pos, buf = 7, b""
+    while pos + 7 <= len(data):
+        if 32768 - pos % 32768 < 7:  # a block's tail too short for a header is padding
+            pos += 32768 - pos % 32768
+            continue
+        _crc, n, kind = struct.unpack("<IHB", data[pos:pos + 7])
+        chunk, pos = data[pos + 7:pos + 7 + n], pos + 7 + n
+        if kind in (1, 4):  # FULL, LAST
+            rec = pb.Record()
+            rec.ParseFromString(buf + chunk)
+            buf = b""
+            yield rec
+        elif kind in (2, 3):  # FIRST, MIDDLE
+            buf += chunk
+
+
+def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
+    from nasplay.report.study import _write, log_report_to_wandb
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    d, _ = ablation
+    _, report = _write(d, None, diagrams=False)
+    run_id = log_report_to_wandb(d, report)
+    (run_dir,) = d.glob(f"wandb/offline-run-*-{run_id}")
+    records = list(_wandb_records(run_dir / f"run-{run_id}.wandb"))
+    run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
+    assert run.job_type == "report" and run.run_group == "s0"
+    summary = {(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
+               for r in records if r.WhichOneof("record_type") == "summary" for i in r.summary.update}
+    assert summary["test/acc/skip=identity/mean"] == pytest.approx(0.82)
+    assert summary["verdict/skip=identity"].startswith("skip=identity is better than skip=none")
+    history = {(i.key or "/".join(i.nested_key)) for r in records if r.WhichOneof("record_type") == "history" for i in r.history.item}
+    assert {"figures/pareto/path", "report/arms/path", "report/comparisons/path"} <= history
+    images = list((run_dir / "files" / "media" / "images").rglob("*.png"))
+    assert len(images) == 3 and all(p.read_bytes()[:4] == b"\x89PNG" for p in images)
+    table = json.loads(next((run_dir / "files" / "media" / "table").rglob("arms_*.table.json")).read_text())
+    assert table["columns"][:2] == ["arm", "n"] and [row[0] for row in table["data"]] == ["skip=identity", "skip=none", "skip=projection"]
+    assert (run_dir / "files" / "report.md").read_text() == (d / "report.md").read_text()
