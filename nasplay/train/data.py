@@ -336,6 +336,8 @@ def resize(x: torch.Tensor, size: int, chunk: int = 4096) -> torch.Tensor:
     """Bilinear resize to ``size`` x ``size`` (antialiased when shrinking), in chunks to bound memory."""
     if x.shape[-2:] == (size, size):
         return x
+    if not len(x):
+        return x.new_zeros(0, x.shape[1], size, size)
     shrink = size < max(x.shape[-2:])
     return torch.cat([F.interpolate(x[i:i + chunk], size=(size, size), mode="bilinear", align_corners=False,
                                     antialias=shrink) for i in range(0, len(x), chunk)])

@@ -127,6 +127,9 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
 
     out = {k: NAN for k in METRIC_KEYS}
     out.update({k: float(v) for k, v in module.last.items()})
+    for k, v in trainer.callback_metrics.items():  # what a spawned worker logged (its module's state stays there)
+        if k not in module.last:
+            out[k] = float(v)
     times = module.epoch_times[1:] if len(module.epoch_times) > 1 else module.epoch_times  # the first epoch warms up
     images, seconds = sum(n for n, _ in times), sum(s for _, s in times)
     out.update({

@@ -107,11 +107,11 @@ class LitClassifier(pl.LightningModule):
         loss, total, correct, n = self._reduce("train")
         if not math.isfinite(total):
             raise TrialDiverged(f"training loss is {total} after epoch {self.current_epoch}")
-        acc = correct / max(n, 1)
+        acc = _ratio(correct, n)
         images, seconds = self.epoch_times[-1]
-        metrics = {"train/loss": loss / max(n, 1), "train/acc": acc, "train/imgs_per_sec": images / max(seconds, 1e-9)}
+        metrics = {"train/loss": _ratio(loss, n), "train/acc": acc, "train/imgs_per_sec": images / max(seconds, 1e-9)}
         if self.aux_weights:
-            metrics["train/loss_total"] = total / max(n, 1)
+            metrics["train/loss_total"] = _ratio(total, n)
         if self.target_train_error is not None and math.isnan(self.epochs_to_target) and 1 - acc <= self.target_train_error:
             self.epochs_to_target = float(self.current_epoch + 1)
         self._log(metrics)
@@ -134,11 +134,12 @@ class LitClassifier(pl.LightningModule):
         if self.trainer.sanity_checking:
             return
         loss, correct, n = self._reduce("val")
-        acc = correct / max(n, 1)
-        self.val_acc_best = acc if math.isnan(self.val_acc_best) else max(self.val_acc_best, acc)
+        acc = _ratio(correct, n)
+        if not math.isnan(acc):
+            self.val_acc_best = acc if math.isnan(self.val_acc_best) else max(self.val_acc_best, acc)
         if self.target_val_acc is not None and math.isnan(self.steps_to_target) and acc >= self.target_val_acc:
             self.steps_to_target = float(self.global_step)
-        self._log({"val/loss": loss / max(n, 1), "val/acc": acc, "val/acc_best": self.val_acc_best})
+        self._log({"val/loss": _ratio(loss, n), "val/acc": acc, "val/acc_best": self.val_acc_best})
 
     def on_test_epoch_start(self) -> None:
         self._sums["test"], self._counts["test"] = torch.zeros(2, device=self.device), 0
@@ -148,7 +149,7 @@ class LitClassifier(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         loss, correct, n = self._reduce("test")
-        self._log({"test/loss": loss / max(n, 1), "test/acc": correct / max(n, 1)})
+        self._log({"test/loss": _ratio(loss, n), "test/acc": _ratio(correct, n)})
 
     # --- plumbing -------------------------------------------------------------------------------
     def _reduce(self, split: str) -> list[float]:
@@ -200,3 +201,8 @@ class LitClassifier(pl.LightningModule):
             torch.set_rng_state(state["rng"].cpu())
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+
+
+def _ratio(total: float, n: float) -> float:
+    """A mean over ``n`` examples; NaN for an empty split (0 would read as a measured accuracy)."""
+    return total / n if n else NAN
