@@ -127,4 +127,4 @@ def _walk_counts(genome: Genome) -> tuple[int, dict[str, int]]:
     d += sum(_block(b, counts) for st in genome.stages for b in st.blocks)
     d += _ops(genome.head.ops, counts) + 1
     counts["linear"] += 1  # the classifier (RBF units included)
-    return d, dict(sorted(counts.items()))
+    return d, {k: v for k, v in sorted(counts.items()) if v}
