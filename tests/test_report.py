@@ -282,7 +282,7 @@ def ablation(tmp_path_factory):
     from nasplay.report.study import write_report
 
     d = make_ablation(tmp_path_factory.mktemp("runs") / "ablate_skip" / "s0")
-    md = write_report(d)
+    md = write_report(d, diagrams=False)  # diagrams import torch: test_architecture_diagrams covers them
     return d, md
 
 
@@ -311,7 +311,7 @@ def test_report_json_matches_the_hand_values(ablation):
     d, _ = ablation
     r = json.loads((d / "report.json").read_text())
     arms = {a["arm"]: a for a in r["arms"]}
-    assert [a["arm"] for a in r["arms"]] == ["skip=identity", "skip=none", "skip=projection"]
+    assert [a["arm"] for a in r["arms"]] == ["skip=none", "skip=identity", "skip=projection"]  # experiment.values' order
     assert arms["skip=identity"]["mean"] == pytest.approx(0.82) and arms["skip=identity"]["n"] == 3  # the pruned 0.1 is out
     assert arms["skip=identity"]["pruned"] == 1 and arms["skip=none"]["failed"] == 1
     assert r["trials"] == {"total": 11, "COMPLETE": 9, "PRUNED": 1, "FAIL": 1}
@@ -358,6 +358,29 @@ def test_design_space_report_edfs(tmp_path):
     assert "## Design spaces: error EDFs" in text
     assert_png(d / "edf.png")
     assert_svg(d / "edf.svg")
+
+
+def test_architecture_diagrams_from_the_runner_genomes(tmp_path):
+    from nasplay.report.study import write_report
+    from nasplay.space.zoo import get_genome
+
+    d = make_ablation(tmp_path / "ablate_pool" / "s", arms={"pool=max": IDENTITY, "pool=avg": NONE})
+    (d / "genomes").mkdir()
+    lenet = get_genome("lenet5")
+    (d / "genomes" / "0123456789ab.yaml").write_text(lenet.to_yaml())  # every row of the fixture has this hash
+    rows = list(csv.DictReader(open(d / "results.csv")))
+    for r in rows:
+        if r["arm"] == "pool=avg":
+            r["genome_hash"], r["arch"] = "badbadbadbad", "no_such_net"  # no genome file, and an arch the zoo lacks
+    write_csv(d / "results.csv", COLUMNS, rows)
+    (d / "config.yaml").write_text("experiment:\n  name: ablate_pool\n  knob: pool\n  values: [max, avg]\n")
+    text = write_report(d, figures=False).read_text()  # the report says why a diagram is missing and carries on
+    r = json.loads((d / "report.json").read_text())
+    assert r["diagrams"]["pool=max"]["genome_hash"] == lenet.hash and r["diagrams"]["pool=max"]["source"] == "genomes/0123456789ab.yaml"
+    assert "no_such_net" in r["diagrams"]["pool=avg"]["error"] and "_no diagram: " in text
+    assert "## Architectures" in text and "![pool=max](diagram_pool_max.png)" in text
+    assert_png(d / "diagram_pool_max.png")
+    assert_svg(d / "diagram_pool_max.svg")
 
 
 def test_baseline_fallback_and_ladder(tmp_path):
@@ -463,5 +486,5 @@ def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
     images = list((run_dir / "files" / "media" / "images").rglob("*.png"))
     assert len(images) == 3 and all(p.read_bytes()[:4] == b"\x89PNG" for p in images)
     table = json.loads(next((run_dir / "files" / "media" / "table").rglob("arms_*.table.json")).read_text())
-    assert table["columns"][:2] == ["arm", "n"] and [row[0] for row in table["data"]] == ["skip=identity", "skip=none", "skip=projection"]
+    assert table["columns"][:2] == ["arm", "n"] and [row[0] for row in table["data"]] == ["skip=none", "skip=identity", "skip=projection"]
     assert (run_dir / "files" / "report.md").read_text() == (d / "report.md").read_text()

@@ -142,7 +142,10 @@ def render(report: dict[str, Any]) -> str:
     if r.get("diagrams"):
         lines += ["## Architectures", ""]
         for arm, d in r["diagrams"].items():
-            lines += [f"### {arm}", "", d if d.startswith("_") else f"![{arm}]({d})", ""]
+            if "error" in d:
+                lines += [f"### {arm}", "", f"_no diagram: {d['error']}_", ""]
+            else:
+                lines += [f"### {arm}", "", f"![{arm}]({d['png']})  \n[SVG]({d['svg']}) · genome {d['genome_hash']}, {d['source']}", ""]
     if r["failures"]:
         lines += ["## Failed trials", "", table(["trial", "arm", "seed", "reason"],
                                                 [[f["number"], f["arm"], f["seed"], f["reason"]] for f in r["failures"]]), ""]

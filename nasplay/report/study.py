@@ -118,13 +118,32 @@ def _arm_label(a: Any) -> str:
     return str(a)
 
 
-def _configured_arms(exp: dict) -> list[str]:
+def _format_value(v: Any) -> str:
+    """A knob value as the runner writes it in arm names (nasplay.sweep.plan.format_value)."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return ",".join(_format_value(x) for x in v)
+    return "null" if v is None else str(v)
+
+
+def _configured_arms(config: dict) -> list[str]:
+    """Arm names in the order the runner makes them: each base with each knob value, then the named arms."""
+    exp = _experiment_cfg(config)
+    arch = config.get("arch") if isinstance(config.get("arch"), dict) else {}
+    bases = [str(b) for b in exp.get("bases") or []] or [str(arch.get("name", ""))]
+    out = []
+    if exp.get("knob") and isinstance(exp.get("values"), list):
+        for base in bases:
+            for v in exp["values"]:
+                label = f"{exp['knob']}={_format_value(v)}"
+                out.append(label if len(bases) == 1 else f"{base} {label}")
     arms = exp.get("arms")
     if isinstance(arms, dict):
-        return [str(k) for k in arms]
-    if isinstance(arms, list):
-        return [_arm_label(a) for a in arms]
-    return []
+        out += [str(k) for k in arms]
+    elif isinstance(arms, list):
+        out += [_arm_label(a) for a in arms]
+    return out
 
 
 def _match_arm(value: Any, arms: list[str], knob: Any) -> str | None:
@@ -179,7 +198,7 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
         arm = t.get("arm")
         t["arm"] = str(arm) if arm not in (None, "") else str(t.get("arch") or "all")
     seen = list(dict.fromkeys(t["arm"] for t in sorted(trials, key=lambda t: _num(t.get("number")))))
-    configured = [a for a in _configured_arms(exp) if a in seen]
+    configured = [a for a in _configured_arms(config) if a in seen]
     arms = configured + [a for a in seen if a not in configured]
 
     columns = {k for t in trials for k in t}
@@ -252,7 +271,8 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         all_trials = [t for t in study.trials if t["arm"] == arm]
         row = {"arm": arm, "baseline": arm == study.baseline, **s.to_dict(),
                "params": _median(study.column("params", arm)), "flops": _median(study.column("flops", arm)),
-               "wall_time": _mean(study.column("wall_time", arm)), "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
+               "wall_time": _mean(study.column("wall_time" if study.has("wall_time") else "duration_s", arm)),
+               "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
                "seeds": sorted({t.get("seed") for t in study.complete if t["arm"] == arm and t.get("seed") is not None}),
                "pruned": sum(t["state"] == "PRUNED" for t in all_trials),
                "failed": sum(t["state"] == "FAIL" for t in all_trials),
@@ -476,15 +496,16 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
     return {k: [p.name for p in v] for k, v in made.items()}
 
 
-def arm_genome(study: Study, arm: str):
-    """The genome of an arm: a ``genome`` column, else the config's arch and knobs for it (``None`` if unknown)."""
+def arm_genome(study: Study, arm: str) -> tuple[Any, str]:
+    """An arm's genome and where it came from: ``genomes/<genome_hash>.yaml`` (what the runner trained), else
+    the config's arch with the arm's knobs applied (not adapted to the data); ``(None, "")`` if unknown."""
     from nasplay.space.genome import Genome
 
     rows = [t for t in study.trials if t["arm"] == arm]
     for t in rows:
-        g = t.get("genome")
-        if isinstance(g, str) and g.strip().startswith("{"):
-            return Genome.from_json(g)
+        h = str(t.get("genome_hash") or "")
+        if h and (study.path / "genomes" / f"{h}.yaml").exists():
+            return Genome.from_yaml((study.path / "genomes" / f"{h}.yaml").read_text()), f"genomes/{h}.yaml"
     cfg_arch = study.config.get("arch") if isinstance(study.config.get("arch"), dict) else {}
     exp = _experiment_cfg(study.config)
     arch = next((t.get("arch") for t in rows if isinstance(t.get("arch"), str) and t.get("arch")), None) or cfg_arch.get("name")
@@ -497,37 +518,43 @@ def arm_genome(study: Study, arm: str):
         knob, value = arm.rsplit(" ", 1)[-1].split("=", 1)
         knobs[knob] = value
     if not arch:
-        return None
+        return None, ""
     from nasplay.space.zoo import get_genome
 
     genome = get_genome(arch)
     if knobs:
         from nasplay.space.knobs import apply
 
-        genome = apply(genome, **{k: str(v) for k, v in knobs.items()})
-    return genome
+        genome = apply(genome, **knobs)
+    return genome, f"{arch} with {', '.join(f'{k}={v}' for k, v in knobs.items()) or 'no knobs'} (from config.yaml)"
 
 
-def make_diagrams(study: Study, out: Path) -> dict[str, str]:
-    """An architecture diagram (SVG) per arm when the diagram module is there; a note in its place otherwise."""
+def make_diagrams(study: Study, out: Path) -> dict[str, dict[str, str]]:
+    """Per arm an architecture diagram (SVG and PNG) from nasplay.report.diagram, or the reason there is none.
+
+    Only for ablations and ladders: an arm of a design-space or search study is a population of networks.
+    """
+    if study.kind not in ("ablation", "ladder"):
+        return {}
     try:
-        from nasplay.report import diagram
+        from nasplay.report.diagram import draw_genome
     except ImportError:
         return {}
-    draw = getattr(diagram, "diagram_svg", None)
-    if draw is None:
-        return {}
-    result = {}
-    for arm in study.arms[:12]:  # a search may have hundreds of "arms"; the report shows a dozen at most
+    result: dict[str, dict[str, str]] = {}
+    drawn: dict[str, str] = {}  # genome hash -> file stem: arms with the same network share one drawing
+    for arm in study.arms[:12]:
         try:
-            genome = arm_genome(study, arm)
+            genome, source = arm_genome(study, arm)
             if genome is None:
                 continue
-            name = "diagram_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in arm) + ".svg"
-            (out / name).write_text(draw(genome))
-            result[arm] = name
+            stem = drawn.get(genome.hash) or "diagram_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in arm)
+            if genome.hash not in drawn:
+                for ext in ("svg", "png"):
+                    draw_genome(genome, out / f"{stem}.{ext}")
+                drawn[genome.hash] = stem
+            result[arm] = {"svg": f"{stem}.svg", "png": f"{stem}.png", "source": source, "genome_hash": genome.hash}
         except Exception as e:  # noqa: BLE001 - a diagram must never sink the report
-            result[arm] = f"_diagram unavailable: {type(e).__name__}: {e}_"
+            result[arm] = {"error": f"{type(e).__name__}: {e}"}
     return result
 
 
