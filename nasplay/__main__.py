@@ -1,0 +1,54 @@
+"""``python -m nasplay [GROUP=OPTION ...] [KEY=VALUE ...]``: run (or resume) an experiment's study.
+
+Hydra composes ``conf/`` into a :class:`nasplay.sweep.config.NasplayConfig`; this is the only place that
+touches the config object, everything below receives plain checked values.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from nasplay.sweep.config import register_configs
+
+CONF_DIR = Path(os.environ.get("NASPLAY_CONF_DIR") or Path(__file__).resolve().parent.parent / "conf")
+
+register_configs()
+
+
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
+def _run(cfg: DictConfig) -> None:
+    import logging
+
+    from nasplay.sweep.runner import run_study
+
+    logging.captureWarnings(True)  # per-trial warnings go to <study dir>/nasplay.log, not between the trial lines
+
+    try:
+        run_study(cfg)
+    except ValueError as e:  # a bad value found by the checks: say which, without a traceback
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Check the overrides' keys against the schema (naming what is allowed), then hand over to Hydra."""
+    from nasplay.sweep.overrides import check_overrides
+
+    args = sys.argv[1:] if argv is None else argv
+    problem = check_overrides(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    if not CONF_DIR.is_dir():
+        print(f"error: the config directory {CONF_DIR} is missing (set NASPLAY_CONF_DIR to nasplay's conf/)", file=sys.stderr)
+        sys.exit(2)
+    _run()
+
+
+if __name__ == "__main__":
+    main()

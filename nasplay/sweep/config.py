@@ -1,0 +1,242 @@
+"""The typed schema of ``python -m nasplay``: the root config and the arch / sweep / experiment groups.
+
+The dataclasses are registered with Hydra's ConfigStore (:func:`register_configs`) as the schema the
+YAML files of ``conf/`` merge into, so an unknown key or a wrongly typed value fails while composing.
+Their ``check()`` methods then reject values a type cannot (a misspelt sampler, a bad seed list) with
+a ``ValueError`` naming the field and what is allowed, before any data is read.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+from nasplay.track.config import LoggerConfig
+from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
+
+SAMPLERS = ("grid", "random", "tpe", "nsga2")
+PRUNERS = ("none", "median", "hyperband")
+KEEPS = ("flops", "params")
+# Objectives a study may optimise and their natural direction.
+OBJECTIVES = {
+    "val/acc": "maximize", "val/acc_best": "maximize", "test/acc": "maximize", "val/loss": "minimize",
+    "train/loss": "minimize", "flops": "minimize", "params": "minimize", "wall_time": "minimize",
+    "imgs_per_sec": "maximize", "epochs_to_target": "minimize",
+}
+# Prefixes a search-space parameter may carry: what part of a trial it sets.
+SPACE_PREFIXES = ("knobs.", "optim.", "data.", "trainer.")
+# Mappings whose keys are free (knob names, parameters, sampler options, arm names).
+OPEN_MAPPINGS = ("arch.knobs", "sweep.space", "sweep.options", "experiment.arms")
+
+
+@dataclass
+class ArchConfig:
+    """A zoo network and the knob values applied to it (``nasplay.knobs()`` lists the knobs)."""
+
+    name: str = "resnet18"
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class PrunerConfig:
+    """Early stopping of hopeless trials from their per-epoch ``sweep.monitor`` values."""
+
+    kind: str = "none"
+    n_startup_trials: int = 5  # median: trials that finish before any is pruned
+    n_warmup_steps: int = 1  # median: epochs a trial runs before it may be pruned
+    interval_steps: int = 1
+    min_resource: int = 1  # hyperband, in epochs
+    max_resource: Any = "auto"
+    reduction_factor: int = 3
+
+    def check(self) -> PrunerConfig:
+        if self.kind not in PRUNERS:
+            raise ValueError(f"sweep.pruner.kind must be one of {list(PRUNERS)}, got {self.kind!r}")
+        for name in ("n_startup_trials", "n_warmup_steps"):
+            _int_at_least(f"sweep.pruner.{name}", getattr(self, name), 0)
+        for name in ("interval_steps", "min_resource"):
+            _int_at_least(f"sweep.pruner.{name}", getattr(self, name), 1)
+        _int_at_least("sweep.pruner.reduction_factor", self.reduction_factor, 2)
+        if self.max_resource != "auto":
+            _int_at_least("sweep.pruner.max_resource", self.max_resource, 1)
+        return self
+
+
+@dataclass
+class SweepConfig:
+    """How trials are chosen, stopped early, counted and stored.
+
+    ``space`` maps a parameter to a list of choices or to ``{low, high, log, step, int}``; a parameter
+    is ``arch``, ``seed``, ``knobs.NAME`` or ``optim.`` / ``data.`` / ``trainer.`` + a field. An empty
+    space samples the experiment's arms and seeds (the grid sampler runs all of them once).
+    ``n_trials`` counts COMPLETE + PRUNED trials (null: the whole grid). ``storage`` is an RDB URL
+    (``sqlite:///x.db``, ``postgresql://...``) or a ``.journal`` file; null means
+    ``<study dir>/optuna.journal``. ``options`` go to the sampler's constructor.
+    """
+
+    sampler: str = "tpe"
+    n_trials: int | None = 20
+    objectives: list[str] = field(default_factory=lambda: ["val/acc"])
+    directions: list[str] | None = None  # default: each objective's natural direction
+    monitor: str = "val/acc"  # the per-epoch value reported to the pruner
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    storage: str | None = None
+    seed: int | None = 0
+    space: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+    workers: int = 1
+    retry_failed: bool = False  # rerun failed grid points when the study is resumed
+    max_failures: int | None = None  # stop this run after so many failed trials (null: n_trials or the grid size)
+    timeout: float | None = None  # seconds; no new trial starts after it
+
+    def check(self) -> SweepConfig:
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sweep.sampler must be one of {list(SAMPLERS)}, got {self.sampler!r}")
+        if self.n_trials is not None:
+            _int_at_least("sweep.n_trials", self.n_trials, 1)
+        if self.sampler != "grid" and self.n_trials is None:
+            raise ValueError(f"sweep.n_trials must be set for sweep.sampler={self.sampler} (only a grid has a natural size)")
+        if not self.objectives:
+            raise ValueError(f"sweep.objectives must name at least one of {list(OBJECTIVES)}")
+        for o in self.objectives:
+            if o not in OBJECTIVES:
+                raise ValueError(f"sweep.objectives: unknown objective {o!r}; allowed: {list(OBJECTIVES)}")
+        if len(set(self.objectives)) != len(self.objectives):
+            raise ValueError(f"sweep.objectives must not repeat a name, got {list(self.objectives)}")
+        if self.directions is not None:
+            if len(self.directions) != len(self.objectives) or any(d not in ("maximize", "minimize") for d in self.directions):
+                raise ValueError(f"sweep.directions must be 'maximize' or 'minimize', one per objective "
+                                 f"{list(self.objectives)}, got {list(self.directions)}")
+        if self.monitor not in ("val/acc", "val/loss", "train/loss"):
+            raise ValueError(f"sweep.monitor must be one of ['val/acc', 'val/loss', 'train/loss'], got {self.monitor!r}")
+        self.pruner.check()
+        _int_at_least("sweep.workers", self.workers, 1)
+        if self.workers > 1:
+            raise ValueError("sweep.workers: one worker per process for now; start the same command in more "
+                             "processes (or hosts, with an RDB sweep.storage) to run trials in parallel")
+        if self.max_failures is not None:
+            _int_at_least("sweep.max_failures", self.max_failures, 1)
+        if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
+            raise ValueError(f"sweep.timeout must be a positive number of seconds or null, got {self.timeout!r}")
+        for name, spec in self.space.items():
+            _check_param(name, spec)
+        self._check_options()
+        return self
+
+    @property
+    def directions_resolved(self) -> list[str]:
+        return list(self.directions) if self.directions is not None else [OBJECTIVES[o] for o in self.objectives]
+
+    def _check_options(self) -> None:
+        if not self.options:
+            return
+        from nasplay.sweep.samplers import sampler_class
+
+        cls = sampler_class(self.sampler)
+        allowed = [p for p in inspect.signature(cls).parameters if p not in ("self", "seed", "search_space")]
+        for k in self.options:
+            if k not in allowed:
+                raise ValueError(f"sweep.options.{k}: not an option of {cls.__name__}; allowed: {allowed}")
+
+
+@dataclass
+class ExperimentConfig:
+    """What a study compares: arms (a knob's values on base networks, or named arms) times seeds.
+
+    Arms: every base network in ``bases`` (default: ``arch.name``) with ``knob`` set to each of
+    ``values``, plus the named ``arms`` (``{name: {arch: NAME, knobs: {...}}}``, for ladders and depth
+    series). ``arch.knobs`` apply to every arm first. ``keep=flops|params`` makes each arm re-solve its
+    widths to the base network's compute (within ``tol``). ``baseline`` names the arm the others are
+    compared with (default: the first).
+    """
+
+    name: str = "${arch.name}"
+    description: str = ""
+    bases: list[str] = field(default_factory=list)
+    knob: str | None = None
+    values: list[Any] = field(default_factory=list)
+    arms: dict[str, Any] = field(default_factory=dict)
+    baseline: str | None = None
+    seeds: list[int] = field(default_factory=lambda: [0])
+    keep: str | None = None
+    tol: float = 0.02
+
+    def check(self) -> ExperimentConfig:
+        if not self.name or "/" in self.name:
+            raise ValueError(f"experiment.name must be a non-empty name without '/', got {self.name!r}")
+        if not self.seeds:
+            raise ValueError("experiment.seeds must list at least one seed")
+        for s in self.seeds:
+            _int_at_least("experiment.seeds[]", s, 0)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"experiment.seeds must not repeat a seed, got {list(self.seeds)}")
+        if self.keep is not None and self.keep not in KEEPS:
+            raise ValueError(f"experiment.keep must be one of {list(KEEPS)} or null, got {self.keep!r}")
+        if self.knob is None and self.values:
+            raise ValueError("experiment.values is set but experiment.knob is not: name the knob the values are for")
+        if self.knob is not None and not self.values:
+            raise ValueError(f"experiment.knob={self.knob} needs experiment.values (the arms), e.g. [on, off]")
+        if not (isinstance(self.tol, (int, float)) and 0 < self.tol < 1):
+            raise ValueError(f"experiment.tol must be in (0, 1), got {self.tol!r}")
+        for name, arm in self.arms.items():
+            if not isinstance(arm, dict) or set(arm) - {"arch", "knobs"}:
+                raise ValueError(f"experiment.arms.{name} must be a mapping with 'arch' and/or 'knobs', got {arm!r}")
+        return self
+
+
+@dataclass
+class NasplayConfig:
+    """The root config of ``python -m nasplay``."""
+
+    arch: ArchConfig = field(default_factory=ArchConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    runs_dir: str = "runs"
+    study: str = "${experiment.name}"  # the Optuna study's name and the last part of its directory
+    progress: bool | None = None  # the live display; null: when stdout is a terminal
+
+    def check(self) -> NasplayConfig:
+        for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment):
+            part.check()
+        if not self.study or "/" in self.study:
+            raise ValueError(f"study must be a non-empty name without '/', got {self.study!r}")
+        return self
+
+
+def register_configs() -> None:
+    """Register the schema with Hydra's ConfigStore (``conf/config.yaml`` starts from ``nasplay_schema``)."""
+    from hydra.core.config_store import ConfigStore
+    from omegaconf import OmegaConf
+
+    node = OmegaConf.structured(NasplayConfig)
+    # Open mappings: `arch.knobs.skip=none` works without Hydra's `+` (their keys are checked later).
+    for key in OPEN_MAPPINGS:
+        OmegaConf.set_struct(OmegaConf.select(node, key), False)
+    ConfigStore.instance().store(name="nasplay_schema", node=node)
+
+
+def _int_at_least(name: str, v: Any, low: int) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < low:
+        raise ValueError(f"{name} must be an int >= {low}, got {v!r}")
+
+
+def _check_param(name: str, spec: Any) -> None:
+    if name not in ("arch", "seed") and not name.startswith(SPACE_PREFIXES):
+        raise ValueError(f"sweep.space.{name}: a parameter is 'arch', 'seed' or starts with one of {list(SPACE_PREFIXES)}")
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise ValueError(f"sweep.space.{name}: an empty list of choices")
+        return
+    if isinstance(spec, dict):
+        allowed = {"low", "high", "log", "step", "int"}
+        if set(spec) - allowed or not {"low", "high"} <= set(spec):
+            raise ValueError(f"sweep.space.{name}: a range is a mapping with low and high (and log, step, int); got {spec!r}")
+        if not spec["low"] < spec["high"]:
+            raise ValueError(f"sweep.space.{name}: low must be < high, got {spec['low']} and {spec['high']}")
+        return
+    raise ValueError(f"sweep.space.{name}: expected a list of choices or {{low, high, ...}}, got {spec!r}")

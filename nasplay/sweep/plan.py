@@ -1,0 +1,212 @@
+"""From a composed config to a checked study plan: the arms, the trial parameters and the study's place.
+
+Everything a study could fail on before training — a bad value, an unknown knob, a knob value the
+network refuses — fails here, in :func:`make_plan`, with a ``ValueError`` naming it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nasplay.sweep.config import NasplayConfig
+from nasplay.track.secrets import mask
+
+# Parts of the config that do not change what a trial computes: a study may resume with other values.
+FREE_KEYS = (
+    "runs_dir", "study", "progress", "logger", "sweep.n_trials", "sweep.storage", "sweep.workers",
+    "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "experiment.seeds",
+    "experiment.values", "experiment.arms", "experiment.description", "experiment.baseline", "data.root",
+    "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
+    "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
+    "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test",
+)
+
+
+@dataclass
+class Arm:
+    """One arm of an experiment: a zoo network with knob values."""
+
+    name: str
+    arch: str
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Plan:
+    """A checked config and what follows from it."""
+
+    cfg: NasplayConfig
+    arms: list[Arm]
+    study_dir: Path
+    resolved: dict[str, Any]  # the whole config as plain data, secrets masked
+
+    @property
+    def name(self) -> str:
+        return self.cfg.study
+
+    @property
+    def grid(self) -> dict[str, list[Any]] | None:
+        """The grid sampler's search space, or ``None`` when the study samples (not a grid)."""
+        sw = self.cfg.sweep
+        if sw.sampler != "grid":
+            return None
+        if not sw.space:
+            return {"arm": [a.name for a in self.arms], "seed": list(self.cfg.experiment.seeds)}
+        grid = {k: list(v) for k, v in sw.space.items()}
+        grid.setdefault("seed", list(self.cfg.experiment.seeds))
+        return grid
+
+    @property
+    def identity(self) -> dict[str, Any]:
+        """The config without its free keys: what must not change when a study resumes."""
+        d = json.loads(json.dumps(self.resolved, default=str))
+        for key in FREE_KEYS:
+            *parents, last = key.split(".")
+            node = d
+            for p in parents:
+                node = node.get(p, {})
+            node.pop(last, None)
+        return d
+
+    def arm(self, name: str) -> Arm:
+        for a in self.arms:
+            if a.name == name:
+                return a
+        raise ValueError(f"arm {name!r} is not an arm of study {self.name!r}; arms: {[a.name for a in self.arms]}")
+
+
+def to_config(cfg: Any) -> NasplayConfig:
+    """A composed Hydra config (``DictConfig``), a mapping or a ``NasplayConfig`` as a checked ``NasplayConfig``."""
+    from omegaconf import DictConfig, OmegaConf
+
+    if isinstance(cfg, NasplayConfig):
+        cfg = OmegaConf.structured(cfg)
+    elif not isinstance(cfg, DictConfig):
+        cfg = OmegaConf.merge(OmegaConf.structured(NasplayConfig), cfg)
+    obj = OmegaConf.to_object(cfg)
+    if not isinstance(obj, NasplayConfig):
+        obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(NasplayConfig), cfg))
+    return obj.check()
+
+
+def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Plan:
+    """Check ``cfg`` and every arm's genome (knobs applied, adapted to the data) before anything trains.
+
+    ``data_shape`` is the data's ``(channels, size, classes)``; by default it comes from the data module.
+    """
+    c = to_config(cfg)
+    arms = experiment_arms(c)
+    if data_shape is None:
+        from nasplay.train.data import make_datamodule
+
+        dm = make_datamodule(c.data)
+        data_shape = (dm.channels, dm.size, dm.num_classes)
+    exp = c.experiment
+    for arm in arms:
+        resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}")
+    check_space(c, arms, data_shape)
+    if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
+        raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
+    if "ddp" in c.trainer.strategy or (isinstance(c.trainer.devices, int) and c.trainer.devices > 1):
+        raise ValueError("trainer: the study runner trains a trial on one device for now; multi-device (DDP) trials "
+                         "need the RDB-backed pruning hand-off that comes with sweep.workers (set trainer.devices=1)")
+    from omegaconf import OmegaConf
+
+    resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
+    study_dir = Path(c.runs_dir) / exp.name / c.study
+    return Plan(c, arms, study_dir, resolved)
+
+
+def experiment_arms(c: NasplayConfig) -> list[Arm]:
+    """The arms: every base with each value of the knob, then the named arms; else each base as it is."""
+    exp, arch = c.experiment, c.arch
+    bases = list(exp.bases) or [arch.name]
+    arms: list[Arm] = []
+    if exp.knob:
+        for base in bases:
+            for v in exp.values:
+                label = f"{exp.knob}={format_value(v)}"
+                arms.append(Arm(label if len(bases) == 1 else f"{base} {label}", base, {**arch.knobs, exp.knob: v}))
+    for name, spec in exp.arms.items():
+        arms.append(Arm(str(name), spec.get("arch", bases[0]), {**arch.knobs, **(spec.get("knobs") or {})}))
+    if not arms:
+        arms = [Arm(base, base, dict(arch.knobs)) for base in bases]
+    names = [a.name for a in arms]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"experiment: arm names must be unique, {dupes} repeat (rename the experiment.arms entries)")
+    return arms
+
+
+def format_value(v: Any) -> str:
+    """A knob value as it appears in arm names and tags: ``none``, ``0.5``, ``1,2,2,1``."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return ",".join(format_value(x) for x in v)
+    return "null" if v is None else str(v)
+
+
+def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
+                   tol: float = 0.02, where: str = "") -> Any:
+    """The genome a trial trains: the zoo network adapted to the data's input and classes, then the knobs.
+
+    Knob values go through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values.
+    """
+    from nasplay.space.zoo import get_genome
+
+    channels, size, classes = data_shape
+    prefix = f"{where}: " if where else ""
+    try:
+        g = get_genome(arch)
+        if (g.input.channels, g.input.size) != (channels, size):
+            from nasplay.space.knobs import apply
+
+            g = apply(g, input=f"{channels}x{size}")
+        g = g.replace(classes=classes)
+        if knobs:
+            from nasplay.space.knobs import apply
+
+            kw: dict[str, Any] = dict(knobs)
+            if keep is not None:
+                kw.update(keep=keep, tol=tol)
+            g = apply(g, **kw)
+    except ValueError as e:
+        raise ValueError(f"{prefix}{e}") from None
+    return g
+
+
+def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, int]) -> None:
+    """Each choice of a knob parameter (each end of a knob range) applied alone to the base network."""
+    from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
+
+    fields = {"optim": OptimConfig, "data": DataConfig, "trainer": TrainerConfig}
+    for name, spec in c.sweep.space.items():
+        prefix, _, rest = name.partition(".")
+        if prefix in fields:
+            allowed = [f.name for f in dataclasses.fields(fields[prefix])]
+            if rest not in allowed:
+                raise ValueError(f"sweep.space.{name}: {prefix} has no field {rest!r}; allowed: {allowed}")
+        values = spec if isinstance(spec, (list, tuple)) else [spec["low"], spec["high"]]
+        if name == "arch":
+            for v in values:
+                resolve_genome(str(v), dict(c.arch.knobs), data_shape, where=f"sweep.space.arch={v}")
+        elif prefix == "knobs":
+            for v in values:
+                resolve_genome(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
+                               tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}")
+    if c.sweep.sampler == "grid":
+        for name, spec in c.sweep.space.items():
+            if not isinstance(spec, (list, tuple)):
+                raise ValueError(f"sweep.space.{name}: the grid sampler needs a list of values, not a range")
+
+
+def trial_key(params: dict[str, Any]) -> str:
+    """A short stable name for a trial's parameters (its checkpoint directory)."""
+    blob = json.dumps(params, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]

@@ -1,0 +1,223 @@
+"""The study loop: create or resume an Optuna study, ask, train, tell, until the study is done.
+
+nasplay owns this loop (ask-and-tell) so that the live trial reaches the training loop: the pruning
+callback reports every epoch and the pruner can stop a hopeless trial. Resuming is counting: a
+study is done when ``sweep.n_trials`` trials are COMPLETE or PRUNED, or, for a grid, when every grid
+point has a finished trial. Several processes (or hosts, with an RDB storage) may run the same loop
+on one study.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from nasplay.sweep.plan import Plan, make_plan
+from nasplay.sweep.results import append_curves, format_summary, summary_rows, write_results
+from nasplay.sweep.storage import make_storage, storage_url
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+@dataclass
+class StudyResult:
+    """What a call of :func:`run_study` did and where the study is."""
+
+    name: str
+    study_dir: Any
+    ran: int  # trials this call ran
+    counts: dict[str, int]  # trials in the storage by state
+    summary: list[dict[str, Any]]
+    stopped: str  # why the loop ended
+
+
+def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyResult:
+    """Run (or resume) the study ``cfg`` describes and print its summary; ``cfg`` is a composed config.
+
+    ``callbacks`` are extra Lightning callbacks for every trial (tests and benchmarks use them).
+    """
+    import optuna
+    from rich.console import Console
+
+    from nasplay.sweep.progress import EpochProgress, Progress
+    from nasplay.sweep.samplers import make_pruner, make_sampler
+    from nasplay.sweep.trial import TrialRunner, suggest
+    from nasplay.track.tracker import make_tracker
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    console = console or Console(highlight=False, soft_wrap=True)
+    plan = make_plan(cfg)
+    c = plan.cfg
+    plan.study_dir.mkdir(parents=True, exist_ok=True)
+    storage = make_storage(c.sweep.storage, plan.study_dir)
+    study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
+                                directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
+                                pruner=make_pruner(c.sweep))
+    _check_identity(study, plan)
+    _write_config(plan)
+
+    trials = study.get_trials(deepcopy=False)
+    grid_points = _grid_points(plan)
+    total = len(grid_points) if grid_points is not None else c.sweep.n_trials
+    if c.sweep.n_trials is not None and total is not None:
+        total = min(total, c.sweep.n_trials)
+    finished = sum(t.state.name in FINISHED for t in trials)
+    console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if trials else 'new'}) in "
+                  f"{plan.study_dir}  storage {storage_url(c.sweep.storage, plan.study_dir)}", highlight=False, markup=False)
+    console.print(_what(plan, total), highlight=False, markup=False)
+    if len(c.sweep.objectives) > 1 and c.sweep.pruner.kind != "none":
+        console.print("note: Optuna cannot prune a multi-objective study; the pruner is off", markup=False)
+
+    runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks))
+    progress = Progress(console, live=_live(c.progress, console), study=plan.name, total=total,
+                        objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
+    if progress._live is not None:
+        runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
+    progress.seed_counts(trials)
+
+    attempted: set[tuple] = set()
+    failures, ran, begun = 0, 0, time.perf_counter()
+    max_failures = c.sweep.max_failures or total or 10
+    stopped = ""
+    with progress:
+        while True:
+            trials = study.get_trials(deepcopy=False)
+            finished = sum(t.state.name in FINISHED for t in trials)
+            point = None
+            if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
+                stopped = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})"
+            elif grid_points is not None:
+                pending = _pending(plan, grid_points, trials, attempted)
+                if pending:
+                    point = pending[0]
+                else:
+                    busy = sum(t.state.name in ("RUNNING", "WAITING") for t in trials)
+                    stopped = f"every grid point has a finished trial ({len(grid_points)} points)" if not busy else (
+                        f"the grid's other {busy} points are running elsewhere (or were left RUNNING by a killed process)")
+            if not stopped and failures >= max_failures:
+                stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
+            if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
+                stopped = f"sweep.timeout={c.sweep.timeout} s reached"
+            if stopped:
+                break
+            if point is not None:
+                attempted.add(_key(point))
+                study.enqueue_trial(point, skip_if_exists=False)
+            trial = study.ask()
+            spec = suggest(trial, plan)
+            progress.trial_started(trial.number, spec.arm, spec.seed)
+            outcome = runner.run(trial, spec)
+            state = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
+                     "FAIL": optuna.trial.TrialState.FAIL}[outcome.state]
+            study.tell(trial, outcome.values if outcome.state == "COMPLETE" else None, state=state)
+            ran += 1
+            failures += outcome.state == "FAIL"
+            append_curves(plan.study_dir, trial.number, outcome.curves)
+            write_results(plan.study_dir, study.get_trials(deepcopy=False))
+            value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
+            progress.trial_finished(trial.number, outcome.state, spec.arm, spec.seed, value, outcome.seconds,
+                                    outcome.fail_reason)
+            if outcome.interrupted:
+                console.print("interrupted: the trial is marked FAIL (retry) and runs again when the study resumes",
+                              markup=False)
+                raise KeyboardInterrupt
+
+    trials = study.get_trials(deepcopy=False)
+    write_results(plan.study_dir, trials)
+    counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
+    if ran == 0:
+        done = "is finished" if stopped.startswith(("every", f"{counts['COMPLETE'] + counts['PRUNED']} trials")) else "has"
+        console.print(f"study {plan.name!r} {done}, nothing to do: {stopped}", markup=False, highlight=False)
+    else:
+        console.print(f"done: ran {ran} trial(s) in {time.perf_counter() - begun:.1f} s; {stopped}", markup=False, highlight=False)
+    # Accuracy studies also show the test accuracy; objectives that are params / FLOPs have their own columns.
+    metrics = [m for m in dict.fromkeys([*c.sweep.objectives, "test/acc"]) if m not in ("params", "flops")]
+    if "acc" not in c.sweep.objectives[0]:
+        metrics.remove("test/acc")
+    rows = summary_rows(trials, [a.name for a in plan.arms], metrics)
+    states = ", ".join(f"{n} {s.lower()}" for s, n in counts.items() if n)
+    console.print(f"\n{plan.name}: {states}; mean ± 95% CI (t) over seeds\n{format_summary(rows, metrics)}",
+                  markup=False, highlight=False)
+    log = plan.study_dir / "nasplay.log"
+    console.print(f"results: {plan.study_dir / 'results.csv'}  curves: {plan.study_dir / 'curves.csv'}"
+                  + (f"  log: {log}" if log.exists() else ""), markup=False, highlight=False)
+    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped)
+
+
+def _live(setting: bool | None, console: Any) -> bool:
+    return bool(console.is_terminal and sys.stdout.isatty()) if setting is None else bool(setting)
+
+
+def _what(plan: Plan, total: int | None) -> str:
+    c = plan.cfg
+    if plan.grid is not None and not c.sweep.space:
+        return (f"{len(plan.arms)} arm(s) x {len(c.experiment.seeds)} seed(s) = {total} trials "
+                f"[{', '.join(a.name for a in plan.arms)}]; sampler grid")
+    return f"{total} trials; sampler {c.sweep.sampler} over {', '.join(c.sweep.space) or 'arm, seed'}; pruner {c.sweep.pruner.kind}"
+
+
+def _grid_points(plan: Plan) -> list[dict[str, Any]] | None:
+    """The grid's points in run order: seed-major, so a study stopped half-way has every arm equally often."""
+    from nasplay.sweep.trial import choices
+
+    grid = plan.grid
+    if grid is None:
+        return None
+    names = ["seed", *[k for k in grid if k != "seed"]]
+    axes = [choices(list(grid[n]))[0] for n in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+
+
+def _key(point: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in point.items()))
+
+
+def _pending(plan: Plan, points: list[dict[str, Any]], trials: list[Any], attempted: set[tuple]) -> list[dict[str, Any]]:
+    """Grid points still to run: none of their trials finished, is running or waiting, or failed for good."""
+    taken: set[tuple] = set()
+    for t in trials:
+        if not all(k in t.params for k in points[0]):
+            continue
+        s = t.state.name
+        failed_for_good = s == "FAIL" and not (plan.cfg.sweep.retry_failed or t.user_attrs.get("retry"))
+        if s in FINISHED or s in ("RUNNING", "WAITING") or failed_for_good:
+            taken.add(_key({k: t.params[k] for k in points[0]}))
+    return [p for p in points if _key(p) not in taken and _key(p) not in attempted]
+
+
+def _check_identity(study: Any, plan: Plan) -> None:
+    """A resumed study must compute the same trials: compare what changes results with what it was made with."""
+    mine = plan.identity
+    stored = study.user_attrs.get("nasplay_config")
+    if stored is None:
+        study.set_user_attr("nasplay_config", mine)
+        return
+    diffs = _diff(stored, mine)
+    if diffs:
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:6])
+        raise ValueError(f"study {plan.name!r} exists with a different config ({shown}{' ...' if len(diffs) > 6 else ''}); "
+                         f"give the new one its own name with study=NAME, or put the old values back to resume it")
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if a == b else [(prefix, a, b)]
+
+
+def _write_config(plan: Plan) -> None:
+    """The resolved config (secrets masked) as ``config.yaml`` in the study directory."""
+    import yaml
+
+    path = plan.study_dir / "config.yaml"
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text("# The resolved config of this study (written by python -m nasplay; secrets masked).\n"
+                   + yaml.safe_dump(plan.resolved, sort_keys=False))
+    tmp.replace(path)

@@ -1,0 +1,218 @@
+"""One trial: parameters from the sampler, genome, tracked Lightning fit, and the outcome for Optuna.
+
+A trial that raises, diverges or runs out of memory ends as FAIL with its reason; one the pruner stops
+ends as PRUNED; an interrupt (Ctrl-C) ends it as FAIL with ``retry`` set, so a resumed study runs it
+again, from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from nasplay.sweep.plan import Plan, format_value, resolve_genome, trial_key
+
+if TYPE_CHECKING:
+    import optuna
+
+    from nasplay.track.tracker import Tracker
+
+
+@dataclass
+class TrialSpec:
+    """What one trial trains: a network (arch + knobs), a seed and config overrides from the search space."""
+
+    arm: str
+    arch: str
+    knobs: dict[str, Any]
+    seed: int
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"optim": {"lr": 0.1}, ...}
+
+    @property
+    def key(self) -> str:
+        return trial_key({"arch": self.arch, "knobs": self.knobs, "seed": self.seed, "overrides": self.overrides})
+
+
+@dataclass
+class Outcome:
+    state: str  # COMPLETE, PRUNED or FAIL
+    values: list[float] | None
+    metrics: dict[str, float]
+    fail_reason: str = ""
+    interrupted: bool = False
+    seconds: float = 0.0
+    curves: list[tuple[int, int, str, float]] = field(default_factory=list)
+
+
+def choices(spec: list[Any]) -> tuple[list[Any], dict[Any, Any]]:
+    """Optuna-storable choices for a list of values (lists become their labels) and label -> value."""
+    labels = [v if v is None or isinstance(v, (bool, int, float, str)) else format_value(v) for v in spec]
+    return labels, dict(zip(labels, spec))
+
+
+def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
+    """The trial's parameters: an arm and a seed, or a point of ``sweep.space``."""
+    c = plan.cfg
+    grid = plan.grid
+    seeds = grid["seed"] if grid else list(c.experiment.seeds)
+    if not c.sweep.space:
+        arm = plan.arm(trial.suggest_categorical("arm", [a.name for a in plan.arms]))
+        seed = trial.suggest_categorical("seed", seeds)
+        return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seed))
+    base = plan.arms[0]
+    arch, knobs, overrides = base.arch, dict(base.knobs), {}
+    seed = seeds[0] if len(seeds) == 1 and "seed" not in c.sweep.space else None
+    label: list[str] = []
+    for name, spec in c.sweep.space.items():
+        if isinstance(spec, (list, tuple)):
+            labels, back = choices(list(spec))
+            v = back[trial.suggest_categorical(name, labels)]
+        else:
+            low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
+            if spec.get("int") or all(isinstance(x, int) for x in (low, high)):
+                v = trial.suggest_int(name, int(low), int(high), step=int(step or 1), log=log)
+            else:
+                v = trial.suggest_float(name, float(low), float(high), step=step, log=log)
+        prefix, _, rest = name.partition(".")
+        if name == "arch":
+            arch = str(v)
+            label.append(arch)
+        elif name == "seed":
+            seed = v
+        elif prefix == "knobs":
+            knobs[rest] = v
+            label.append(f"{rest}={format_value(v)}")
+        else:
+            overrides.setdefault(prefix, {})[rest] = v
+    if seed is None:
+        seed = trial.suggest_categorical("seed", seeds)
+    return TrialSpec(" ".join(label) or base.name, arch, knobs, int(seed), overrides)
+
+
+class TrialRunner:
+    """Runs trials of one study in this process, caching data modules and genomes between them."""
+
+    def __init__(self, plan: Plan, tracker: Tracker, extra_callbacks: tuple = ()):
+        self.plan = plan
+        self.tracker = tracker
+        self.extra_callbacks = extra_callbacks
+        self._data: dict[str, Any] = {}
+        self._genomes: dict[str, Any] = {}
+
+    def datamodule(self, overrides: dict[str, Any]) -> Any:
+        from nasplay.train.data import make_datamodule
+
+        cfg = dataclasses.replace(self.plan.cfg.data, **overrides).check()
+        key = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+        if key not in self._data:
+            self._data[key] = make_datamodule(cfg)
+        return self._data[key]
+
+    def genome(self, spec: TrialSpec, dm: Any) -> Any:
+        exp = self.plan.cfg.experiment
+        key = json.dumps([spec.arch, spec.knobs, dm.channels, dm.size, dm.num_classes], sort_keys=True, default=str)
+        if key not in self._genomes:
+            self._genomes[key] = resolve_genome(spec.arch, spec.knobs, (dm.channels, dm.size, dm.num_classes),
+                                                keep=exp.keep, tol=exp.tol, where=f"arm {spec.arm!r}")
+        return self._genomes[key]
+
+    def run(self, trial: optuna.Trial, spec: TrialSpec) -> Outcome:
+        """Train the trial and return its outcome (Optuna's ``tell`` is the caller's)."""
+        import optuna
+
+        from nasplay.complexity import complexity
+        from nasplay.track.tracker import TrialInfo
+        from nasplay.train.fit import TrialDiverged, fit
+
+        c = self.plan.cfg
+        study_dir = self.plan.study_dir
+        start = time.perf_counter()
+        metrics: dict[str, float] = {}
+        state, reason, interrupted, values = "FAIL", "", False, None
+        started_tracker = False
+        try:
+            dm = self.datamodule(spec.overrides.get("data", {}))
+            genome = self.genome(spec, dm)
+            cx = complexity(genome, num_classes=dm.num_classes)
+            attrs = {"arm": spec.arm, "arch": spec.arch, "knobs": spec.knobs, "seed": spec.seed, "genome_hash": genome.hash,
+                     "params": int(cx.params), "flops": int(cx.flops)}
+            for k, v in attrs.items():
+                trial.set_user_attr(k, v)
+            _save_genome(study_dir, genome)
+            trainer_cfg = dataclasses.replace(c.trainer, **spec.overrides.get("trainer", {})).check()
+            optim_cfg = dataclasses.replace(c.optim, **spec.overrides.get("optim", {})).check()
+            info = TrialInfo(self.plan.name, trial.number, spec.arm, spec.seed, spec.knobs, genome, int(cx.params),
+                             int(cx.flops), self.plan.resolved)
+            loggers = self.tracker.start(info)
+            started_tracker = True
+            trial.set_user_attr("wandb_id", self.tracker.run_id)
+            callbacks = list(self.extra_callbacks)
+            if len(c.sweep.objectives) == 1:  # Optuna records intermediate values of single-objective studies only
+                from optuna_integration import PyTorchLightningPruningCallback
+
+                callbacks.append(PyTorchLightningPruningCallback(trial, monitor=c.sweep.monitor))
+            metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
+                          ckpt_dir=study_dir / "ckpt" / spec.key, resume=True)
+            values = [float(metrics[o]) for o in c.sweep.objectives]
+            bad = [o for o, v in zip(c.sweep.objectives, values) if not math.isfinite(v)]
+            if bad:
+                reason = f"objective {', '.join(bad)} is not finite ({metrics.get(bad[0])})"
+                values = None
+            else:
+                state = "COMPLETE"
+        except optuna.TrialPruned as e:
+            state, reason = "PRUNED", ""
+            trial.set_user_attr("pruned_epoch", _pruned_epoch(str(e)))
+        except TrialDiverged as e:
+            reason = f"diverged: {e}"
+        except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
+            reason, interrupted = "interrupted", True
+        except Exception as e:
+            reason = _failure(e)
+        curves = list(self.tracker.curves.rows)
+        if not metrics:  # pruned or failed: the last value of each metric it logged
+            metrics = {m: v for _, _, m, v in curves}
+        if started_tracker:
+            try:
+                self.tracker.finish(state, metrics, reason)
+            except Exception as e:  # the trial's outcome stands; say why the run did not close cleanly
+                reason = reason or f"tracker: {_failure(e)}"
+        trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+        seconds = time.perf_counter() - start
+        trial.set_user_attr("duration_s", round(seconds, 3))
+        if reason:
+            trial.set_user_attr("fail_reason", reason)
+        if interrupted:  # it keeps its checkpoint: the resumed study continues it from there
+            trial.set_user_attr("retry", True)
+        else:
+            shutil.rmtree(study_dir / "ckpt" / spec.key, ignore_errors=True)
+        return Outcome(state, values, metrics, reason, interrupted, seconds, curves)
+
+
+def _failure(e: BaseException) -> str:
+    """A one-line reason: the exception's type and first line, out-of-memory named as such."""
+    msg = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    kind = type(e).__name__
+    if "OutOfMemoryError" in kind or "out of memory" in msg.lower():
+        return f"out of memory: {msg}"[:500]
+    return f"{kind}: {msg}"[:500] if msg else kind
+
+
+def _pruned_epoch(message: str) -> int | str:
+    digits = "".join(ch for ch in message.rsplit("epoch", 1)[-1] if ch.isdigit())
+    return int(digits) if digits else ""
+
+
+def _save_genome(study_dir: Path, genome: Any) -> None:
+    path = study_dir / "genomes" / f"{genome.hash}.yaml"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(genome.to_yaml())
+        tmp.replace(path)

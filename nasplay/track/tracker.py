@@ -1,0 +1,153 @@
+"""Per-trial tracking: one W&B run (or CSV log) per trial, and the learning curves nasplay keeps itself.
+
+Conventions: W&B project ``logger.project`` (``nasplay``), group = the study, tags ``knob=value``,
+config = the resolved config (secrets masked) + ``genome`` (its dict) + ``genome_hash`` + ``params`` +
+``flops`` + ``trial`` (number, arm, seed, knobs). Runs are offline unless ``logger.mode=online`` or
+``WANDB_MODE`` says otherwise, and live in ``<study dir>/wandb``. A run is always finished, with exit
+code 1 when the trial failed.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import Logger
+from lightning.pytorch.utilities import rank_zero_only
+
+from nasplay.track.config import WANDB_MODES, LoggerConfig
+
+
+@dataclass
+class TrialInfo:
+    """What a tracker records about a trial before it trains."""
+
+    study: str
+    number: int
+    arm: str
+    seed: int
+    knobs: dict[str, Any]
+    genome: Any  # nasplay Genome
+    params: int
+    flops: int
+    config: dict[str, Any] = field(default_factory=dict)  # the resolved config, secrets already masked
+
+    @property
+    def tags(self) -> list[str]:
+        from nasplay.sweep.plan import format_value
+
+        return [f"{k}={format_value(v)}"[:64] for k, v in self.knobs.items()]
+
+
+class CurvesLogger(Logger):
+    """Keeps every metric Lightning logs as ``(epoch, step, metric, value)`` rows for ``curves.csv``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[int, int, str, float]] = []
+
+    @property
+    def name(self) -> str:
+        return "curves"
+
+    @property
+    def version(self) -> int:
+        return 0
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        epoch = int(metrics.get("epoch", -1))
+        for k, v in metrics.items():
+            if k != "epoch":
+                self.rows.append((epoch, -1 if step is None else int(step), k, float(v)))
+
+
+class Tracker:
+    """Logs one trial nowhere but nasplay's own curves; the base of the W&B and CSV trackers."""
+
+    def __init__(self, cfg: LoggerConfig, study_dir: Path):
+        self.cfg = cfg
+        self.study_dir = Path(study_dir)
+        self.curves = CurvesLogger()
+        self.run_id = ""
+
+    def start(self, info: TrialInfo) -> list[Logger]:
+        """The Lightning loggers for this trial's ``fit``."""
+        self.curves = CurvesLogger()
+        return [self.curves]
+
+    def finish(self, state: str, metrics: dict[str, float], fail_reason: str = "") -> None:
+        """Close the trial's run; ``state`` is COMPLETE, PRUNED or FAIL."""
+
+
+class WandbTracker(Tracker):
+    """One W&B run per trial, through Lightning's ``WandbLogger``."""
+
+    def __init__(self, cfg: LoggerConfig, study_dir: Path):
+        super().__init__(cfg, study_dir)
+        self.run: Any = None
+
+    @property
+    def mode(self) -> str:
+        env = os.environ.get("WANDB_MODE", "")
+        return self.cfg.mode or (env if env in WANDB_MODES else "offline")
+
+    def start(self, info: TrialInfo) -> list[Logger]:
+        import wandb
+        from lightning.pytorch.loggers import WandbLogger
+
+        loggers = super().start(info)
+        config = {**info.config, "genome": info.genome.to_dict(), "genome_hash": info.genome.hash, "params": info.params,
+                  "flops": info.flops, "trial": {"number": info.number, "arm": info.arm, "seed": info.seed, "knobs": info.knobs}}
+        self.study_dir.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(
+            project=self.cfg.project, entity=self.cfg.entity, group=info.study, job_type="trial",
+            name=f"{info.study}-{info.number}", tags=info.tags + list(self.cfg.tags), config=config,
+            dir=str(self.study_dir), mode=self.mode, reinit="finish_previous",
+            # no console capture (it fights the live display), no system-stats sampler, no code or git snapshot
+            settings=wandb.Settings(console="off", x_disable_stats=True, save_code=False, disable_git=True,
+                                    silent=True, x_disable_meta=True),
+        )
+        self.run_id = self.run.id
+        self.run.define_metric("trainer/global_step")
+        self.run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+        return [WandbLogger(experiment=self.run), *loggers]
+
+    def finish(self, state: str, metrics: dict[str, float], fail_reason: str = "") -> None:
+        if self.run is None:
+            return
+        try:
+            summary: dict[str, Any] = {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)}
+            summary["state"] = state
+            if fail_reason:
+                summary["fail_reason"] = fail_reason
+            self.run.summary.update(summary)
+        finally:
+            self.run.finish(exit_code=1 if state == "FAIL" else 0)
+            self.run = None
+
+
+class CsvTracker(Tracker):
+    """Lightning's CSV logs: ``<study dir>/csv/trial_<number>/metrics.csv`` and ``hparams.yaml``."""
+
+    def start(self, info: TrialInfo) -> list[Logger]:
+        from lightning.pytorch.loggers import CSVLogger
+
+        loggers = super().start(info)
+        csv = CSVLogger(save_dir=str(self.study_dir), name="csv", version=f"trial_{info.number}")
+        csv.log_hyperparams({**info.config, "genome_hash": info.genome.hash, "params": info.params, "flops": info.flops,
+                             "trial": {"number": info.number, "arm": info.arm, "seed": info.seed, "knobs": info.knobs}})
+        self.run_id = f"csv/trial_{info.number}"
+        return [csv, *loggers]
+
+
+def make_tracker(cfg: LoggerConfig, study_dir: Path) -> Tracker:
+    """The tracker ``logger.kind`` names."""
+    return {"wandb": WandbTracker, "csv": CsvTracker, "none": Tracker}[cfg.kind](cfg, study_dir)
