@@ -116,7 +116,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    p = sub.add_parser("list", help="list the networks of the zoo", description="List the networks of the zoo, oldest first.")
+    p = sub.add_parser("list", help="list the networks of the zoo", description="List the networks of the zoo, oldest first.",
+                       epilog="examples:\n  nasplay list\n  nasplay list 'resnet*' --json",
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("pattern", nargs="?", default="*", help="glob over names, e.g. 'resnet*' (default: all)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_list)
