@@ -383,6 +383,24 @@ def test_architecture_diagrams_from_the_runner_genomes(tmp_path):
     assert_svg(d / "diagram_pool_max.svg")
 
 
+def test_search_study_reports_the_front_not_tests(tmp_path):
+    from nasplay.report.study import write_report
+
+    d = tmp_path / "search_pareto" / "s"
+    d.mkdir(parents=True)
+    points = [("", "resnet18", 0.70, 1e5), ("", "resnet18", 0.80, 3e5), ("", "resnet18", 0.75, 4e5), ("", "resnet18", 0.90, 2e6),
+              ("lenet5", "lenet5", 0.72, 4e5), ("alexnet", "alexnet", 0.92, 5e6), ("alexnet", "alexnet", 0.60, 5e6)]
+    write_csv(d / "results.csv", ["number", "state", "arm", "arch", "seed", "test/acc", "flops"],
+              [{"number": i, "state": "COMPLETE", "arm": a, "arch": arch, "seed": 0, "test/acc": acc, "flops": f}
+               for i, (a, arch, acc, f) in enumerate(points)])
+    text = write_report(d, diagrams=False).read_text()
+    r = json.loads((d / "report.json").read_text())
+    assert r["kind"] == "search" and r["comparisons"] == [] and r["arms"][0]["arm"] == "resnet18"  # no arm label: the arch
+    assert [q["number"] for q in r["pareto"]["flops"]["front"]] == [0, 1, 3, 5]
+    assert "### Pareto front: test/acc (%) against flops" in text and "| 5 | alexnet | 0 | 92.00 | 5M |" in text
+    assert_png(d / "pareto.png")
+
+
 def test_baseline_fallback_and_ladder(tmp_path):
     from nasplay.report.study import build_report, load_study
 

@@ -133,12 +133,13 @@ def render(report: dict[str, Any]) -> str:
         lines += ["## Figures", ""]
         for key, files in figs.items():
             lines += [f"### {titles.get(key, key)}", "", figure(titles.get(key, key), files), ""]
-    front = r.get("pareto", {})
-    for cost, p in front.items():
+    for cost, p in r.get("pareto", {}).items():
         if p["front"]:
-            lines += [f"Pareto front ({r['metric']} against {cost}): "
-                      + ", ".join(f"#{q['number']} {q['arm']} ({num(q[r['metric']], 2, r['scale'])} at {count(q[cost])})"
-                                  for q in p["front"]), ""]
+            shown = p["front"][:25]
+            lines += [f"### Pareto front: {metric_label(r)} against {cost}", "",
+                      table(["trial", "arm", "seed", metric_label(r), cost],
+                            [[q["number"], q["arm"], q["seed"], num(q[r["metric"]], 2, r["scale"]), count(q[cost])] for q in shown]),
+                      "" if len(shown) == len(p["front"]) else f"\n({len(p['front']) - len(shown)} more in report.json)", ""]
     if r.get("diagrams"):
         lines += ["## Architectures", ""]
         for arm, d in r["diagrams"].items():

@@ -401,6 +401,8 @@ def build_report(study: Study, *, alpha: float = 0.05, test: str = "welch") -> d
     """Everything the report says about one study, as plain data (numbers, not prose, except verdicts)."""
     scale, unit = metric_format(study)
     counts = {s: sum(t["state"] == s for t in study.trials) for s in STATES}
+    # A search's arms are a sampled population and the networks placed beside it: the front is the result, not tests.
+    search = study.kind == "search"
     report: dict[str, Any] = {
         "study": study.name, "experiment": study.experiment, "path": str(study.path), "kind": study.kind,
         "metric": study.metric, "higher_is_better": not lower_is_better(study.metric), "scale": scale, "unit": unit,
@@ -408,11 +410,12 @@ def build_report(study: Study, *, alpha: float = 0.05, test: str = "welch") -> d
         "reference": "previous rung" if study.kind == "ladder" else "baseline",
         "test": test, "alpha": alpha, "trials": {"total": len(study.trials), **{k: v for k, v in counts.items() if v}},
         "arms": arm_table(study),
-        "comparisons": [c.to_dict() for c in comparisons(study, alpha=alpha, test=test)],
-        "secondary": {m: [c.to_dict() for c in comparisons(study, m, alpha=alpha, test=test)] for m in SECONDARY if study.has(m)},
+        "comparisons": [] if search else [c.to_dict() for c in comparisons(study, alpha=alpha, test=test)],
+        "secondary": {} if search else {m: [c.to_dict() for c in comparisons(study, m, alpha=alpha, test=test)]
+                                        for m in SECONDARY if study.has(m)},
         "failures": [{"number": t.get("number"), "arm": t["arm"], "seed": t.get("seed"), "reason": t.get("fail_reason") or ""}
                      for t in study.trials if t["state"] == "FAIL"],
-        "notes": list(study.notes),
+        "notes": list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else []),
     }
     report["pareto"] = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m)}
     if study.kind == "design_space":
