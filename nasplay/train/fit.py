@@ -109,9 +109,10 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
     ckpt_path = None
     if ckpt_dir is not None:
         ckpt_dir = Path(ckpt_dir)
+        # one file, replaced every epoch (save_last only writes alongside a top-k file: twice the I/O)
         callbacks.append(pl.callbacks.ModelCheckpoint(
-            dirpath=ckpt_dir, save_last=True, save_top_k=0, every_n_epochs=1, save_on_train_epoch_end=True,
-            enable_version_counter=False))
+            dirpath=ckpt_dir, filename=LAST.removesuffix(".ckpt"), save_top_k=1, every_n_epochs=1,
+            save_on_train_epoch_end=True, enable_version_counter=False))
         if resume and (ckpt_dir / LAST).exists():
             ckpt_path = str(ckpt_dir / LAST)
     trainer = make_trainer(tcfg, callbacks=callbacks, logger=logger, default_root_dir=ckpt_dir)
@@ -157,6 +158,8 @@ def quiet_lightning() -> Iterator[None]:
     try:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # Lightning vs newer torch, not ours to fix
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # resuming
+            warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")  # we log per epoch
             yield
     finally:
         for lg, level in zip(loggers, levels):
