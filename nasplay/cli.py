@@ -171,6 +171,16 @@ def _register_report(sub: argparse._SubParsersAction) -> None:
 EXTRA_COMMANDS.append(_register_report)
 
 
+def _register_pictures(sub: argparse._SubParsersAction) -> None:
+    from nasplay.report import diagram, diff  # import-light: matplotlib loads only when a picture is drawn
+
+    diagram.register(sub)
+    diff.register(sub)
+
+
+EXTRA_COMMANDS.append(_register_pictures)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

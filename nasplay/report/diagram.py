@@ -1,0 +1,187 @@
+"""Compact architecture diagrams drawn from the genome alone, and the poster of the ten classic CNNs.
+
+``layout_genome`` builds the layout model (boxes, edges, frames, texts; see ``nasplay.report.draw``),
+``draw_genome`` writes it as SVG or PNG, ``diagram_svg`` returns the SVG text (for HTML reports and
+``wandb.Html``). Importing this module imports neither torch nor matplotlib; drawing does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from nasplay.report.draw.model import Diagram
+    from nasplay.space.genome import Genome
+
+# Names the papers use, for titles; any other genome is titled by its own name.
+DISPLAY_NAMES = {
+    "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16", "inception_v1": "Inception-v1 (GoogLeNet)",
+    "inception_v3": "Inception-v3", "resnet50": "ResNet-50", "xception": "Xception", "inception_v4": "Inception-v4",
+    "inception_resnet_v2": "Inception-ResNet-v2", "resnext50_32x4d": "ResNeXt-50 (32×4d)",
+}
+POSTER_PANEL_HEIGHT = 6.6  # inches: a network taller than this wraps into columns
+POSTER_WIDTH = 30.0
+
+
+def si(n: float) -> str:
+    """``25557032`` -> ``25.6 M``; three significant digits."""
+    for unit, div in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= div:
+            return f"{n / div:#.3g}".rstrip(".") + f" {unit}"
+    return f"{n:g}"
+
+
+def as_genome(genome: Genome | str) -> Genome:
+    if isinstance(genome, str):
+        from nasplay.space.zoo import get_genome
+
+        return get_genome(genome)
+    return genome
+
+
+def zoo_entry(genome: Genome):
+    """The zoo entry ``genome`` is (same name and same architecture), or None."""
+    from nasplay.space.zoo import entry, get_genome, list_genomes
+
+    if genome.name in list_genomes() and get_genome(genome.name).hash == genome.hash:
+        return entry(genome.name)
+    return None
+
+
+def stats_text(genome: Genome) -> str:
+    """``25.6 M params · 8.18 GFLOPs`` (aux-head params said apart), from ``nasplay.complexity``."""
+    from nasplay.complexity import complexity
+
+    c = complexity(genome)
+    text = f"{si(c.params - c.params_aux)} params"
+    if c.params_aux:
+        text += f" (+{si(c.params_aux)} in aux heads)"
+    return f"{text} · {si(c.flops)}FLOPs"
+
+
+def titles(genome: Genome, stats: bool = True) -> tuple[str, str]:
+    """Title (name, params, FLOPs) and subtitle (input, hash, paper) of a genome's diagram."""
+    title = DISPLAY_NAMES.get(genome.name, genome.name) if zoo_entry(genome) else genome.name
+    if stats:
+        title += " — " + stats_text(genome)
+    c, s = genome.input.channels, genome.input.size
+    sub = f"input {c}×{s}×{s} · {genome.classes} classes · genome {genome.hash}"
+    e = zoo_entry(genome)
+    if e is not None:
+        sub += f" · {e.paper}"
+    return title, sub
+
+
+def layout_genome(genome: Genome | str, *, title: str | None = None, stats: bool = True, legend: bool = True,
+                  max_height: float = 8.0, collapse: bool = True) -> Diagram:
+    """The layout model of ``genome``'s diagram: title with params and FLOPs, body, legend."""
+    from nasplay.report.draw.layout import layout
+    from nasplay.report.draw.page import titled
+
+    genome = as_genome(genome)
+    body = layout(genome, max_height=max_height, collapse=collapse)
+    t, sub = titles(genome, stats)
+    return titled(body, title or t, sub, with_legend=legend)
+
+
+def draw_genome(genome: Genome | str, target: str | Path | IO, fmt: str | None = None, **kw) -> Diagram:
+    """Draw ``genome`` to a path or file object as ``svg`` / ``png`` / ``pdf`` (default: the suffix)."""
+    from nasplay.report.draw.render import render, save
+
+    dia = layout_genome(genome, **kw)
+    save(render(dia), target, fmt)
+    return dia
+
+
+def diagram_svg(genome: Genome | str, **kw) -> str:
+    """The diagram of ``genome`` as SVG text (labels kept as ``<text>``)."""
+    from nasplay.report.draw.render import render, to_svg
+
+    return to_svg(render(layout_genome(genome, **kw)))
+
+
+def poster_names() -> list[str]:
+    """The ten classic CNNs in the order of their papers."""
+    from nasplay.space.zoo import CANONICAL, entry
+
+    return sorted(CANONICAL, key=lambda n: entry(n).year)
+
+
+def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True) -> Diagram:
+    """The poster's layout model: one panel per network with its year, params and FLOPs."""
+    from nasplay.report.draw.layout import layout
+    from nasplay.report.draw.model import Diagram
+    from nasplay.report.draw.page import legend, merge, row_pack, titled
+    from nasplay.space.zoo import entry, get_genome
+
+    panels, kinds = [], set()
+    for name in names or poster_names():
+        g = get_genome(name)
+        body = layout(g, max_height=POSTER_PANEL_HEIGHT)
+        kinds |= body.kinds
+        s = g.input.size
+        sub = (stats_text(g) + " · " if stats else "") + f"input {g.input.channels}×{s}×{s}"
+        panels.append(titled(body, f"{DISPLAY_NAMES.get(name, name)}, {entry(name).year}", sub, with_legend=False, role="panel"))
+    panels.append(legend(kinds))
+    grid = row_pack(panels, POSTER_WIDTH)
+    page = Diagram(0.0, 0.0, [], [], [], [], title="The classic CNNs, drawn from their genomes")
+    from nasplay.report.draw.model import Text
+
+    page.texts.append(Text(0.0, 0.15, page.title + " (nasplay draw --all)", "title"))
+    merge(page, grid, 0.0, 0.45)
+    return page
+
+
+def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence[str] | None = None) -> Diagram:
+    """Draw the poster of the ten classic CNNs (or ``names``) to a path or file object."""
+    from nasplay.report.draw.render import render, save
+
+    dia = layout_poster(names)
+    save(render(dia), target, fmt)
+    return dia
+
+
+# --- CLI ------------------------------------------------------------------------------------------
+def cmd_draw(args: argparse.Namespace) -> int:
+    from nasplay.cli import load_genome
+
+    try:
+        if args.all:
+            if args.name:
+                raise ValueError("draw: give a network name or --all, not both")
+            out = args.out or "poster.svg"
+            draw_poster(out)
+        else:
+            if not args.name:
+                raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
+            genome = load_genome(args.name, args.knobs)
+            out = args.out or f"{genome.name}.svg"
+            draw_genome(genome, out, legend=not args.no_legend, max_height=args.max_height, collapse=not args.expand)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {out}")
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``nasplay draw`` to the CLI."""
+    p = sub.add_parser(
+        "draw", help="draw a compact diagram of a network (SVG / PNG)",
+        description="Draw a network from its genome: stem, stages, modules with ×N, towers, skips, aux heads and head, "
+                    "with params and FLOPs in the title. --all draws the ten classic CNNs on one poster.",
+        epilog="examples:\n  nasplay draw inception_v3 --out v3.png\n  nasplay draw resnet50 skip=none --out plain50.svg\n"
+               "  nasplay draw my_genome.yaml --out mine.svg\n  nasplay draw --all --out poster.svg",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("name", nargs="?", help="a zoo name (nasplay list) or a genome .yaml/.json file")
+    p.add_argument("knobs", nargs="*", metavar="knob=value", help="innovation knobs to apply first, e.g. skip=none")
+    p.add_argument("--out", "-o", help="output file; .svg, .png or .pdf (default: NAME.svg, poster.svg with --all)")
+    p.add_argument("--all", action="store_true", help="the ten classic CNNs on one page, in the order of their papers")
+    p.add_argument("--no-legend", action="store_true", help="leave the legend out")
+    p.add_argument("--max-height", type=float, default=8.0, help="wrap into columns above this height, inches (default 8)")
+    p.add_argument("--expand", action="store_true", help="draw every block; do not collapse modules that differ only in widths")
+    p.set_defaults(func=cmd_draw)

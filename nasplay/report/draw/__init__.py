@@ -1,0 +1,1 @@
+"""The drawing machinery behind ``nasplay.report.diagram``: style, layout model, layout, render, pages."""
