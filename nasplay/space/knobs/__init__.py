@@ -1,0 +1,201 @@
+"""The knobs: the innovations of the classic CNNs as pure transforms ``Genome -> Genome``.
+
+``apply(genome, skip="none", input=32)`` returns a new, validated genome; ``knobs()`` lists every knob with
+the values it takes. A knob works on every network where it means something and raises a ``ValueError``
+naming the knob, the value, why, and the allowed values where it does not. Values may be strings, as they
+come from the command line (``nasplay describe resnet50 skip=none width=0.5 input=1x28``).
+
+Knobs apply in a fixed order whatever order they are given in (structure first, the input size last, so
+the network is fitted to the input as it finally is); ``keep="flops" | "params"`` then re-solves a uniform
+width multiplier so the result's FLOPs or params (aux heads excluded) are within ``tol`` of the original's
+(at the same input, when ``input`` is given).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from nasplay.space.genome import Genome
+from nasplay.space.knobs import heads, inputs, ops, parse, widths, wiring
+from nasplay.space.knobs.tree import KnobError, show
+from nasplay.space.validate import ACTIVATIONS, walk
+
+__all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
+
+
+@dataclass(frozen=True)
+class KnobSpec:
+    """One knob: its name, the values it takes, what it does, an example; ``goes_with`` names the knob a
+    companion refines (``skip_scale`` goes with ``skip``)."""
+
+    name: str
+    values: str
+    help: str
+    example: str
+    goes_with: str = ""
+
+    def __str__(self) -> str:
+        extra = f" (with {self.goes_with})" if self.goes_with else ""
+        return f"{self.name}: {self.values}{extra}\n    {self.help}\n    e.g. {self.example}"
+
+
+class KnobTable(Mapping[str, KnobSpec]):
+    """Every knob by name, in the order they apply; ``print()`` it for a readable list."""
+
+    def __init__(self, specs: dict[str, KnobSpec]):
+        self._specs = specs
+
+    def __getitem__(self, name: str) -> KnobSpec:
+        return self._specs[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._specs)
+
+    def __len__(self) -> int:
+        return len(self._specs)
+
+    def __str__(self) -> str:
+        return "\n".join(str(s) for s in self._specs.values())
+
+    def __repr__(self) -> str:
+        return f"KnobTable({', '.join(self._specs)})"
+
+
+_ACTS = tuple(a for a in ACTIVATIONS if a != "none")
+_ON_OFF = parse.on_off()
+
+# name: (values, help, example, parser, goes_with)
+_TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
+    "depth": ("a multiplier > 0, or one block count per stage (3,4,6,3)",
+              "Blocks per stage; the stage's repeating block takes the difference (vgg16 + depth=2,2,4,4,4 is vgg19).",
+              "depth=3,4,23,3", parse.depth, ""),
+    "bottleneck": ("on | off", "1x1 reductions: off turns bottleneck blocks into basic pairs of k x k convs (resnet50 -> "
+                   "resnet34) and drops the 1x1 reduce convs of Inception towers; on turns basic blocks into bottlenecks.",
+                   "bottleneck=off", _ON_OFF, ""),
+    "cardinality": ("an integer >= 1", "Groups of the k x k conv of bottleneck blocks (ResNeXt), or of the grouped "
+                    "tower convs (the two-tower AlexNet); alone it keeps the width.", "cardinality=32", parse.number(int, 1), ""),
+    "group_width": ("an integer >= 1", "Channels per group at the first bottleneck stage (later stages keep their "
+                    "ratio, as torchvision's width_per_group); alone it keeps the groups.", "group_width=4",
+                    parse.number(int, 1), "cardinality"),
+    "width": ("a multiplier > 0", "Every conv and hidden FC width times it, rounded to multiples of 8 and of the groups.",
+              "width=0.5", parse.number(float, 0, lo_open=True), ""),
+    "separable": ("on | off", "Depthwise + pointwise convs (Xception): off makes them full convs; on splits every full "
+                  "k x k conv after the stem.", "separable=off", _ON_OFF, ""),
+    "factorize": (" | ".join(ops.FACTORIZE), "n x n convs as one conv, as (n-1)/2 stacked 3x3s (n >= 5), or as 1 x n + "
+                  "n x 1 (n >= 3), as in Inception-v3.", "factorize=asymmetric",
+                  parse.choice(*ops.FACTORIZE, aliases={"off": "none", "false": "none"}), ""),
+    "skip": (" | ".join(wiring.SKIPS), "Residual shortcuts: none removes them; identity (a projection where shapes differ, "
+             "ResNet's option B), projection (everywhere) or scaled (identity x scale, Inception-ResNet) rewire a residual "
+             "network's blocks, or add shortcuts to every stage block of a plain one.", "skip=none",
+             parse.choice(*wiring.SKIPS, aliases={"off": "none", "false": "none", "on": "identity", "true": "identity"}), ""),
+    "skip_scale": ("a number > 0 (default 0.2)", "The residual scale of scaled shortcuts.", "skip_scale=0.1",
+                   parse.number(float, 0, lo_open=True), "skip"),
+    "activation": (" | ".join(_ACTS), "Every activation of the network.", "activation=tanh",
+                   parse.choice(*_ACTS, aliases={"swish": "silu", "leakyrelu": "leaky_relu"}), ""),
+    "norm": (" | ".join(ops.NORMS), "batch: BatchNorm after every conv; none: no normalisation (convs get a bias); lrn: "
+             "local response normalisation after the first two k x k convs, as in AlexNet.", "norm=batch",
+             parse.choice(*ops.NORMS, aliases={"bn": "batch", "batchnorm": "batch", "off": "none"}), ""),
+    "pool_kind": (" | ".join(ops.POOL_KINDS), "Max or average downsampling pools (LeNet's trainable subsampling becomes "
+                  "a pool).", "pool_kind=avg", parse.choice(*ops.POOL_KINDS, aliases={"average": "avg"}), ""),
+    "pool": (" | ".join(ops.POOL_GEOMETRY), "Overlapping (3/2, AlexNet) or non-overlapping (2/2, VGG) downsampling pools.",
+             "pool=nonoverlap", parse.choice(*ops.POOL_GEOMETRY, aliases={"overlapping": "overlap", "nonoverlapping":
+                                                                          "nonoverlap", "non-overlapping": "nonoverlap"}), ""),
+    "aux": ("on | off", "Auxiliary classifiers: off removes them; on adds GoogLeNet's on the penultimate stage of deep "
+            "networks that have none.", "aux=off", _ON_OFF, ""),
+    "head": (" | ".join(heads.HEADS), "The classifier: an FC stack with dropout (AlexNet, VGG) or global average "
+             "pooling straight to the classifier.", "head=gap", parse.choice(*heads.HEADS), ""),
+    "head_width": ("an integer >= 1 (default 4096)", "Hidden width of an FC head.", "head_width=1024",
+                   parse.number(int, 1), "head"),
+    "input": ("a size (32), or channels x size (1x28)", "Fit the network to these images: below the native size the "
+              "stem stops downsampling (CIFAR-style) and the body too where the map would vanish.", "input=1x28",
+              parse.input_spec, ""),
+}
+
+# Transforms in the order they apply, each with the knobs it consumes.
+_STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]], ...] = (
+    (("depth",), lambda g, v: wiring.depth(g, v["depth"])),
+    (("bottleneck",), lambda g, v: wiring.bottleneck(g, v["bottleneck"])),
+    (("cardinality", "group_width"), lambda g, v: wiring.cardinality(g, v.get("cardinality"), v.get("group_width"))),
+    (("width",), lambda g, v: widths.scale_widths(g, v["width"])),
+    (("separable",), lambda g, v: ops.separable(g, v["separable"])),
+    (("factorize",), lambda g, v: ops.factorize(g, v["factorize"])),
+    (("skip", "skip_scale"), lambda g, v: wiring.skip(g, v.get("skip"), v.get("skip_scale"))),
+    (("activation",), lambda g, v: ops.activation(g, v["activation"], _TABLE["activation"][0])),
+    (("norm",), lambda g, v: ops.norm(g, v["norm"])),
+    (("pool_kind",), lambda g, v: ops.pool_kind(g, v["pool_kind"])),
+    (("pool",), lambda g, v: ops.pool(g, v["pool"])),
+    (("aux",), lambda g, v: heads.aux(g, v["aux"])),
+    (("head", "head_width"), lambda g, v: heads.head(g, v.get("head"), v.get("head_width"))),
+    (("input",), lambda g, v: inputs.adapt_input(g, *v["input"])),
+)
+
+_SPECS = KnobTable({name: KnobSpec(name, t[0], t[1], t[2], t[4]) for name, t in _TABLE.items()})
+_ORDER = [n for names, _ in _STEPS for n in names]
+assert sorted(_ORDER) == sorted(_TABLE), "every knob has one step"
+
+
+def knobs() -> KnobTable:
+    """Every knob by name with its allowed values, help and an example (``print(nasplay.knobs())``)."""
+    return _SPECS
+
+
+def _parse_keep(keep: Any, tol: Any) -> tuple[str | None, float]:
+    if keep is not None and str(keep).strip().lower() not in ("none", "", "off"):
+        keep = parse.choice(*widths.KEEPS)("keep", keep)
+    else:
+        keep = None
+    return keep, float(parse.number(float, 0, 1, lo_open=True)("tol", tol))
+
+
+def _label(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={show(v)!s}" for k, v in values.items())
+
+
+def _show_input(v: tuple[int | None, int], g: Genome) -> str:
+    return f"{v[0] or g.input.channels}x{v[1]}"
+
+
+def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, **knobs: Any) -> Genome:
+    """A new genome: ``genome`` (or the zoo name) with ``knobs`` applied, validated; with ``keep="flops"`` or
+    ``"params"``, its widths re-solved so that measure stays within ``tol`` of the original's."""
+    if isinstance(genome, str):
+        from nasplay.space.zoo import get_genome
+
+        genome = get_genome(genome)
+    if not isinstance(genome, Genome):
+        raise ValueError(f"genome: expected a Genome or a zoo name, got {type(genome).__name__}")
+    walk(genome)
+    unknown = [k for k in knobs if k not in _TABLE]
+    if unknown:
+        k = unknown[0]
+        close = difflib.get_close_matches(k, list(_TABLE) + ["keep", "tol"], n=3, cutoff=0.5)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise KnobError(f"unknown knob {k!r}; {hint}knobs: {', '.join(_TABLE)} (and keep, tol)")
+    values = {k: _TABLE[k][3](k, v) for k, v in knobs.items() if v is not None}
+    keep_, tol_ = _parse_keep(keep, tol)
+    if keep_ and "width" in values:
+        raise KnobError(f"keep={keep_!r} re-solves the width multiplier itself; drop width={show(values['width'])!r} or keep")
+    out = genome
+    for names, step in _STEPS:
+        given = {n: values[n] for n in names if n in values}
+        if not given:
+            continue
+        try:
+            out = step(out, given)
+            walk(out)
+        except KnobError:
+            raise
+        except ValueError as e:
+            raise KnobError(f"{_label(given)} on {genome.name} gives an invalid genome: {e}") from None
+    if keep_:
+        reference = inputs.adapt_input(genome, *values["input"]) if "input" in values else genome
+        out = widths.solve(out, reference, keep_, tol_)
+        walk(out)
+    if not values and not keep_:
+        return genome
+    shown = {n: _show_input(values[n], genome) if n == "input" else show(values[n]) for n in _ORDER if n in values}
+    name = genome.name + "".join(f"+{k}={v}" for k, v in shown.items()) + (f"+keep={keep_}" if keep_ else "")
+    return out.replace(name=name)

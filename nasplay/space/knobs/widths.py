@@ -1,0 +1,131 @@
+"""The width knob and ``keep=``: a uniform channel multiplier, and re-solving it to hold params or FLOPs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from nasplay.space.genome import Block, Conv, Genome, Linear, Op
+from nasplay.space.knobs.tree import KnobError, Site, iter_ops, lcm, map_blocks, map_ops, refuse, round_half_up
+from nasplay.space.validate import Shape, block_shape
+
+KEEPS = ("flops", "params")
+WIDTH_RANGE = (1 / 64, 64.0)
+
+
+def _next_conv(site: Site) -> Conv | None:
+    for op in site.ops[site.index + 1:]:
+        if isinstance(op, Conv):
+            return op
+    return None
+
+
+def _fix_residual(b: Block, shape: Shape, path: str, where: str) -> Block:
+    """An identity / scaled block must give back as many channels as it takes: rounding each tower on its
+    own can break that, so the block's last channel-setting conv is set to the input's width."""
+    if b.skip not in ("identity", "scaled"):
+        return b
+    out = block_shape(replace(b, skip="none", repeat=1), shape, path)
+    if out[0] == shape[0]:
+        return b
+
+    def last_conv_set(ops: tuple[Op, ...]) -> tuple[Op, ...] | None:
+        idx = [i for i, op in enumerate(ops) if isinstance(op, Conv)]
+        if not idx:
+            return None
+        i = idx[-1]
+        return ops[:i] + (replace(ops[i], out=shape[0]),) + ops[i + 1:]  # type: ignore[type-var]
+
+    merge = last_conv_set(b.merge)
+    if merge is not None:
+        return replace(b, merge=merge)
+    if len(b.branches) == 1 and not b.branches[0].split:
+        ops = last_conv_set(b.branches[0].ops)
+        if ops is not None:
+            return replace(b, branches=(replace(b.branches[0], ops=ops),))
+    raise KnobError(f"{path}: its residual gives {out[0]} channels for {shape[0]} and no single conv sets them")
+
+
+def scale_widths(g: Genome, m: float, knob: str = "width") -> Genome:
+    """Every conv's output (and mid) width and every hidden FC width times ``m``, rounded to multiples of 8
+    (of 1 for widths that are not multiples of 8, LeNet's) and of the groups that read them."""
+    if m == 1:
+        return g
+    ops = list(iter_ops(g))
+    tables = [s.path for op, s in ops if isinstance(op, Conv) and op.table is not None]
+    if tables:
+        raise refuse(knob, round(m, 4), g, f"its partial connection table ({tables[0]}) fixes the maps it reads and writes",
+                     "a number > 0 on networks without connection tables")
+    # A grouped conv that opens an op list reads a width set elsewhere: then every width honours its groups.
+    opening = [op.groups for op, s in ops if isinstance(op, Conv) and op.groups > 1
+               and not any(isinstance(o, Conv) for o in s.ops[: s.index])]
+    everywhere = lcm(*opening) if opening else 1
+
+    def scaled(c: int, q: int) -> int:
+        q = lcm(8 if c % 8 == 0 else 1, q, everywhere)
+        return max(q, round_half_up(c * m / q) * q)
+
+    def fn(op: Op, s: Site) -> Op:
+        if isinstance(op, Conv):
+            nxt = _next_conv(s)
+            q = lcm(op.groups, nxt.groups if nxt is not None else 1)
+            mid = None if op.mid is None else scaled(op.mid, op.groups)
+            return replace(op, out=scaled(op.out, q), mid=mid)
+        if isinstance(op, Linear):
+            return replace(op, out=scaled(op.out, 1))
+        return op
+
+    return map_blocks(map_ops(g, fn), _fix_residual)
+
+
+def metric(g: Genome, keep: str) -> int:
+    """Params (auxiliary heads excluded: they only train) or FLOPs of ``g``."""
+    from nasplay.complexity import complexity
+
+    c = complexity(g)
+    return c.params - c.params_aux if keep == "params" else c.flops
+
+
+def solve(g: Genome, reference: Genome, keep: str, tol: float) -> Genome:
+    """``g`` with a uniform width multiplier that brings its ``keep`` within ``tol`` of ``reference``'s."""
+    target = metric(reference, keep)
+    f = metric(g, keep)
+    if abs(f / target - 1) <= tol:
+        return g
+    lo: tuple[float, int] | None = None  # (multiplier, value) below the target
+    hi: tuple[float, int] | None = None
+    best = (abs(f / target - 1), 1.0, f)
+
+    def note(m: float, v: int) -> None:
+        nonlocal lo, hi, best
+        if v < target and (lo is None or m > lo[0]):
+            lo = (m, v)
+        if v > target and (hi is None or m < hi[0]):
+            hi = (m, v)
+        best = min(best, (abs(v / target - 1), m, v))
+
+    note(1.0, f)
+    m = (target / f) ** 0.5  # convs dominate and grow with the square of the width
+    for _ in range(40):
+        m = min(max(m, WIDTH_RANGE[0]), WIDTH_RANGE[1])
+        try:
+            cand = scale_widths(g, m, knob=f"keep={keep!r}")
+        except KnobError as e:
+            raise KnobError(f"keep={keep!r} cannot re-solve the widths of {g.name}: {e}") from None
+        v = metric(cand, keep)
+        if abs(v / target - 1) <= tol:
+            return cand
+        note(m, v)
+        if lo is not None and hi is not None:
+            if hi[0] / lo[0] < 1 + 1e-4:
+                break
+            t = math.log(target / lo[1]) / math.log(hi[1] / lo[1]) if hi[1] != lo[1] else 0.5
+            t = min(max(t, 0.1), 0.9)  # stay inside the bracket, or a flat step stalls the secant
+            m = math.exp(math.log(lo[0]) + t * math.log(hi[0] / lo[0]))
+        else:
+            if m in WIDTH_RANGE:
+                break
+            m *= (target / v) ** 0.5
+    _, bm, bv = best
+    raise KnobError(f"keep={keep!r}: no uniform width multiplier brings {g.name} within {tol:.1%} of {target:,} {keep} "
+                    f"(closest: {bv:,} at width {bm:.4g}); widths step by 8 channels, so try a larger tol")
