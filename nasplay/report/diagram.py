@@ -23,8 +23,8 @@ DISPLAY_NAMES = {
     "inception_v3": "Inception-v3", "resnet50": "ResNet-50", "xception": "Xception", "inception_v4": "Inception-v4",
     "inception_resnet_v2": "Inception-ResNet-v2", "resnext50_32x4d": "ResNeXt-50 (32×4d)",
 }
-POSTER_PANEL_HEIGHT = 6.6  # inches: a network taller than this wraps into columns
-POSTER_WIDTH = 30.0
+POSTER_PANEL_HEIGHTS = (4.8, 5.6, 6.6, 7.8)  # inches: a network taller than its panel wraps into columns
+POSTER_ASPECT = 1.5  # width / height the poster aims at
 
 
 def si(n: float) -> str:
@@ -112,25 +112,47 @@ def poster_names() -> list[str]:
 
 
 def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True) -> Diagram:
-    """The poster's layout model: one panel per network with its year, params and FLOPs."""
+    """The poster's layout model: one panel per network with its year, params and FLOPs.
+
+    Tries a few panel heights (taller panels wrap less) and page widths, and keeps the smallest page
+    that is landscape, so short networks and long ones share rows without wasting the page.
+    """
+    import math
+
     from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.model import Diagram
-    from nasplay.report.draw.page import legend, merge, row_pack, titled
+    from nasplay.report.draw.model import Diagram, Text
+    from nasplay.report.draw.page import legend, merge, row_pack, row_positions, titled
     from nasplay.space.zoo import entry, get_genome
 
-    panels, kinds = [], set()
-    for name in names or poster_names():
-        g = get_genome(name)
-        body = layout(g, max_height=POSTER_PANEL_HEIGHT)
-        kinds |= body.kinds
+    names = list(names or poster_names())
+    genomes = [get_genome(n) for n in names]
+    subs = []
+    for g in genomes:
         s = g.input.size
-        sub = (stats_text(g) + " · " if stats else "") + f"input {g.input.channels}×{s}×{s}"
-        panels.append(titled(body, f"{DISPLAY_NAMES.get(name, name)}, {entry(name).year}", sub, with_legend=False, role="panel"))
-    panels.append(legend(kinds))
-    grid = row_pack(panels, POSTER_WIDTH)
-    page = Diagram(0.0, 0.0, [], [], [], [], title="The classic CNNs, drawn from their genomes")
-    from nasplay.report.draw.model import Text
+        subs.append((stats_text(g) + " · " if stats else "") + f"input {g.input.channels}×{s}×{s}")
 
+    def panels(height: float) -> list[Diagram]:
+        out, kinds = [], set()
+        for name, g, sub in zip(names, genomes, subs):
+            body = layout(g, max_height=height)
+            kinds |= body.kinds
+            out.append(titled(body, f"{DISPLAY_NAMES.get(name, name)}, {entry(name).year}", sub, with_legend=False, role="panel"))
+        return [*out, legend(kinds)]
+
+    best = None
+    for height in POSTER_PANEL_HEIGHTS:
+        ps = panels(height)
+        sizes = [(p.w, p.h) for p in ps]
+        widest = max(w for w, _ in sizes)
+        for k in range(24):
+            width = widest + k * (sum(w for w, _ in sizes) - widest) / 23
+            _, w, h = row_positions(sizes, width)
+            score = w * h * (1 + 3 * abs(math.log((w / h) / POSTER_ASPECT)))
+            if best is None or score < best[0]:
+                best = (score, height, width)
+    assert best is not None
+    grid = row_pack(panels(best[1]), best[2])
+    page = Diagram(0.0, 0.0, [], [], [], [], title="The classic CNNs, drawn from their genomes")
     page.texts.append(Text(0.0, 0.15, page.title + " (nasplay draw --all)", "title"))
     merge(page, grid, 0.0, 0.45)
     return page

@@ -81,30 +81,39 @@ def _convs(g: Genome) -> list[tuple[str, Conv, int]]:
 
 
 # --- knob-level features ------------------------------------------------------------------------
-# Properties are sets of kinds, not counts, where counts would only echo a difference in depth.
-def _kinds_text(kinds: Iterable[str], none: str = "none") -> str:
-    return ", ".join(dict.fromkeys(kinds)) or none
+# A feature is ``(text, kinds)``: ``kinds`` maps each kind of thing the feature sees to the paths
+# that show it, so a diff marks only the kinds one genome has and the other lacks. Texts name kinds,
+# not counts, where counts would only echo a difference in depth.
+Feature = tuple[str, dict[str, list[str]]]
 
 
-def _skip(g: Genome) -> tuple[str, tuple[str, ...]]:
+def _kinds(pairs: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for kind, path in pairs:
+        out.setdefault(kind, []).append(path)
+    return out
+
+
+def _listed(kinds: dict[str, list[str]], none: str = "none") -> str:
+    return ", ".join(sorted(kinds)) or none
+
+
+def _skip(g: Genome) -> Feature:
     c: Counter = Counter()
-    paths = []
-    for path, b in blocks(g):
-        if b.skip != "none":
-            c[b.skip] += b.repeat
-            paths.append(path)
-    if not c:
-        return "none", ()
-    return f"{sum(c.values())} blocks ({', '.join(f'{n} {k}' for k, n in c.most_common())})", tuple(paths)
+    for _, b in blocks(g):
+        c[b.skip] += b.repeat if b.skip != "none" else 0
+    kinds = _kinds((b.skip, p) for p, b in blocks(g) if b.skip != "none")
+    if not kinds:
+        return "none", {}
+    return f"{sum(c.values())} blocks ({', '.join(f'{n} {k}' for k, n in c.most_common() if n)})", kinds
 
 
-def _cardinality(g: Genome) -> tuple[str, tuple[str, ...]]:
-    groups = sorted({op.groups for _, op, _ in _convs(g) if op.groups > 1})
-    paths = tuple(p for p, op, _ in _convs(g) if op.groups > 1)
-    return (" and ".join(f"{k} towers" for k in groups) if groups else "1 (no grouped convs)"), paths
+def _cardinality(g: Genome) -> Feature:
+    kinds = _kinds((f"{op.groups} towers", p) for p, op, _ in _convs(g) if op.groups > 1)
+    return " and ".join(sorted(kinds, key=lambda k: int(k.split()[0]))) or "1 (no grouped convs)", kinds
 
 
-def _group_width(g: Genome) -> str:
+def _group_width(g: Genome) -> Feature:
     """Channels per tower of the first spatial (k×k, not separable) conv of each stage."""
     widths = []
     for st in g.stages:
@@ -113,40 +122,39 @@ def _group_width(g: Genome) -> str:
             if ops:
                 widths.append(str(ops[0].out // ops[0].groups))
                 break
-    return "/".join(widths) or "—"
+    return "/".join(widths) or "—", {}
 
 
-def _factorize(g: Genome) -> tuple[str, tuple[str, ...]]:
+def _factorize(g: Genome) -> Feature:
     from nasplay.report.draw.labels import kernel_text
 
-    hits = [(p, op) for p, op, _ in _convs(g) if op.factor != "none"]
-    kinds = sorted({f"{kernel_text(op)} ({'stacked 3×3' if op.factor == 'stacked' else '1×n+n×1'})" for _, op in hits})
-    return _kinds_text(kinds), tuple(p for p, _ in hits)
+    return _listed(kinds := _kinds((f"{kernel_text(op)} ({'stacked 3×3' if op.factor == 'stacked' else '1×n+n×1'})", p)
+                                   for p, op, _ in _convs(g) if op.factor != "none")), kinds
 
 
-def _separable(g: Genome) -> tuple[str, tuple[str, ...]]:
+def _separable(g: Genome) -> Feature:
     hits = [(p, n) for p, op, n in _convs(g) if op.separable]
-    return (f"{sum(n for _, n in hits)} separable convs" if hits else "none"), tuple(p for p, _ in hits)
+    return (f"{sum(n for _, n in hits)} separable convs" if hits else "none"), _kinds(("separable", p) for p, _ in hits)
 
 
-def _kernels(g: Genome) -> str:
-    ks = sorted({pair(op.kernel) for _, op, _ in _convs(g)}, key=lambda k: (-k[0] * k[1], k))
-    return ", ".join(f"{a}×{b}" for a, b in ks)
+def _kernels(g: Genome) -> Feature:
+    kinds = _kinds(("×".join(map(str, pair(op.kernel))), p) for p, op, _ in _convs(g))
+    order = sorted(kinds, key=lambda k: (-eval(k.replace("×", "*")), k))  # noqa: S307  (digits and ×, built above)
+    return ", ".join(order), kinds
 
 
-def _norm(g: Genome) -> tuple[str, tuple[str, ...]]:
-    kinds, paths = [], []
+def _norm(g: Genome) -> Feature:
+    pairs = []
     for p, op, _ in body_ops(g):
         if isinstance(op, Conv) and op.norm == "batch":
-            kinds.append("BatchNorm after convs")
-            paths.append(p)
+            pairs.append(("BatchNorm after convs", ""))  # every conv would light up: the dark base already shows it
         elif isinstance(op, Norm):
-            kinds.append("LRN" if op.kind == "lrn" else "BatchNorm")
-            paths.append(p)
-    return _kinds_text(sorted(set(kinds))), tuple(paths)
+            pairs.append(("LRN" if op.kind == "lrn" else "BatchNorm", p))
+    kinds = {k: [p for p in v if p] for k, v in _kinds(pairs).items()}
+    return _listed(kinds), kinds
 
 
-def _activations(g: Genome) -> str:
+def _activations(g: Genome) -> Feature:
     from nasplay.report.draw.labels import ACT_NAMES
 
     fns = set()
@@ -157,53 +165,53 @@ def _activations(g: Genome) -> str:
             fns.add(op.fn)
     fns |= {op.act for op in g.head.ops if isinstance(op, Linear)}
     fns.discard("none")
-    return ", ".join(sorted(ACT_NAMES.get(f, f) for f in fns)) or "none"
+    return ", ".join(sorted(ACT_NAMES.get(f, f) for f in fns)) or "none", {}
 
 
-def _pooling(g: Genome) -> tuple[str, tuple[str, ...]]:
+def _pooling(g: Genome) -> Feature:
     from nasplay.report.draw.labels import op_label
 
-    kinds, paths = [], []
+    pairs = []
     for p, op, _ in body_ops(g):
         if isinstance(op, Pool):
             k = pair(op.kernel)[0]
             s = k if op.stride is None else op.stride
-            kinds.append(op_label([op]) + (" (overlapping)" if op.adaptive is None and s > 1 and k > s else ""))
-            paths.append(p)
+            pairs.append((op_label([op]) + (" (overlapping)" if op.adaptive is None and s > 1 and k > s else ""), p))
         elif isinstance(op, Subsample):
-            kinds.append(f"trainable subsampling {op.kernel}×{op.kernel}")
-            paths.append(p)
-    return _kinds_text(sorted(set(kinds))), tuple(paths)
+            pairs.append((f"trainable subsampling {op.kernel}×{op.kernel}", p))
+    return _listed(kinds := _kinds(pairs)), kinds
 
 
-def _head(g: Genome) -> str:
+def _head(g: Genome) -> Feature:
     from nasplay.report.draw.labels import short
 
     out = f"RBF {g.classes}" if g.head.output == "rbf" else f"fc {g.classes}"
-    return " · ".join([*(short(op) for op in g.head.ops), out])
+    pairs = [(short(op), f"head.ops[{i}]") for i, op in enumerate(g.head.ops)] + [(out, "head.output")]
+    return " · ".join(k for k, _ in pairs), _kinds(pairs)
 
 
-def _aux(g: Genome) -> str:
+def _aux(g: Genome) -> Feature:
     if not g.aux:
-        return "none"
+        return "none", {}
     where = []
     for a in g.aux:
         st = g.stages[a.stage]
         b = expanded_blocks(st)[a.block]
         where.append(f"{b.name or f'block {a.block % len(expanded_blocks(st))}'} of stage {st.name or a.stage}")
-    return f"{len(g.aux)} (after {', '.join(where)})"
+    text = f"{len(g.aux)} (after {', '.join(where)})"
+    return text, {text: [f"aux[{i}]" for i in range(len(g.aux))]}
 
 
-def _bottlenecks(g: Genome) -> tuple[str, tuple[str, ...]]:
-    hits = tuple(p for p, op, _ in _convs(g) if pair(op.kernel) == (1, 1) and not op.separable)
-    return ("yes" if hits else "none"), hits
+def _bottlenecks(g: Genome) -> Feature:
+    hits = [p for p, op, _ in _convs(g) if pair(op.kernel) == (1, 1) and not op.separable]
+    return ("yes" if hits else "none"), _kinds(("1×1", p) for p in hits)
 
 
-def _depth(g: Genome) -> str:
+def _depth(g: Genome) -> Feature:
     from nasplay.complexity import depth
 
     convs = sum(n * conv_piece_count(op) for _, op, n in _convs(g))
-    return f"{depth(g)} weighted layers ({convs} convs)"
+    return f"{depth(g)} weighted layers ({convs} convs)", {}
 
 
 KNOB_WORDS = {
@@ -225,26 +233,31 @@ KNOB_WORDS = {
 }
 
 
-def knob_features(g: Genome) -> dict[str, tuple[str, tuple[str, ...]]]:
-    """Each knob-level property of ``g`` as ``(text, paths where it shows)``."""
+def knob_features(g: Genome) -> dict[str, Feature]:
+    """Each knob-level property of ``g`` as ``(text, {kind: paths that show it})``."""
     c, s = g.input.channels, g.input.size
     return {
-        "input": (f"{c}×{s}×{s}", ("input",)),
-        "classes": (str(g.classes), ("head.output",)),
+        "input": (f"{c}×{s}×{s}", {f"{c}×{s}×{s}": ["input"]}),
+        "classes": (str(g.classes), {str(g.classes): ["head.output"]}),
         "skip": _skip(g),
         "cardinality": _cardinality(g),
-        "group_width": (_group_width(g), tuple(p for p, op, _ in _convs(g) if op.groups > 1)),
+        "group_width": _group_width(g),
         "factorize": _factorize(g),
         "separable": _separable(g),
-        "kernels": (_kernels(g), ()),
+        "kernels": _kernels(g),
         "norm": _norm(g),
-        "activation": (_activations(g), ()),
+        "activation": _activations(g),
         "pool": _pooling(g),
-        "head": (_head(g), tuple(f"head.ops[{i}]" for i in range(len(g.head.ops))) + ("head.output",)),
-        "aux": (_aux(g), tuple(f"aux[{i}]" for i in range(len(g.aux)))),
+        "head": _head(g),
+        "aux": _aux(g),
         "bottleneck": _bottlenecks(g),
-        "depth": (_depth(g), ()),
+        "depth": _depth(g),
     }
+
+
+def _only_in(mine: dict[str, list[str]], other: dict[str, list[str]]) -> tuple[str, ...]:
+    """Paths of the kinds ``mine`` has and ``other`` lacks: what a diff marks."""
+    return tuple(p for k, ps in mine.items() if k not in other for p in ps)
 
 
 # --- module-level features ----------------------------------------------------------------------
@@ -266,14 +279,15 @@ def block_kind(b: Block) -> str:
     return text + (f" + {b.skip} skip" if b.skip != "none" else "")
 
 
-def _runs_text(groups) -> str:
+def _runs(groups) -> list[tuple[str, int]]:
+    """``(module name or description, copies)`` of each collapsed run of blocks."""
     from nasplay.report.draw.layout import group_name
 
-    parts = []
-    for g in groups:
-        name = group_name(g.names) or block_kind(g.blocks[0])
-        parts.append(f"{name} ×{g.count}" if g.count > 1 else name)
-    return ", ".join(parts) or "none"
+    return [(group_name(g.names) or block_kind(g.blocks[0]), g.count) for g in groups]
+
+
+def _runs_text(runs: list[tuple[str, int]]) -> str:
+    return ", ".join(f"{name} ×{n}" if n > 1 else name for name, n in runs) or "none"
 
 
 def _conv_layers(blocks_: Sequence[Block]) -> int:
@@ -339,17 +353,15 @@ def diff_genomes(a: Genome | str, b: Genome | str) -> list[Difference]:
     fa, fb = knob_features(a), knob_features(b)
     grouped = bool(fa["cardinality"][1] or fb["cardinality"][1])
     for key, words in KNOB_WORDS.items():
-        (ta, pa), (tb, pb) = fa[key], fb[key]
+        (ta, ka), (tb, kb) = fa[key], fb[key]
         if ta == tb or (key == "group_width" and not grouped):
             continue
         where = key if key in ("input", "classes", "head", "aux") else "network"
-        out.append(Difference(where, key, ta, tb, f"{words}: {ta} → {tb}", pa, pb))
-    ma = [p for p, x in blocks(a) if len(x.branches) > 1]
-    mb = [p for p, x in blocks(b) if len(x.branches) > 1]
+        out.append(Difference(where, key, ta, tb, f"{words}: {ta} → {tb}", _only_in(ka, kb), _only_in(kb, ka)))
     na = sum(x.repeat for _, x in blocks(a) if len(x.branches) > 1)
     nb = sum(x.repeat for _, x in blocks(b) if len(x.branches) > 1)
     if na != nb:
-        out.append(Difference("network", "modules", str(na), str(nb), f"multi-tower modules: {na} → {nb}", tuple(ma), tuple(mb)))
+        out.append(Difference("network", "modules", str(na), str(nb), f"multi-tower modules: {na} → {nb}"))
     st_a, st_b = _stem_text(a), _stem_text(b)
     if st_a != st_b:
         out.append(Difference("stem", "stem", st_a, st_b, f"stem: {st_a} → {st_b}", ("stem",), ("stem",)))
@@ -385,30 +397,37 @@ def _section_diffs(path: str, prefix: str, title: str, xa: Sequence[Block], xb: 
     """The stem's or one stage's differences: its modules and their counts, else the ops that changed."""
     from nasplay.report.draw.layout import group_blocks
 
-    ra, rb = _runs_text(group_blocks(xa, prefix, shape_a)[0]), _runs_text(group_blocks(xb, prefix, shape_b)[0])
+    groups_a, groups_b = group_blocks(xa, prefix, shape_a)[0], group_blocks(xb, prefix, shape_b)[0]
+    runs_a, runs_b = _runs(groups_a), _runs(groups_b)
+    ra, rb = _runs_text(runs_a), _runs_text(runs_b)
     da, db = _conv_layers(xa), _conv_layers(xb)
-    marks = (prefix,)
     if ra != rb:
-        if da != db and ra.replace(f"×{da}", "") == rb.replace(f"×{db}", ""):  # only a repeat count changed
-            return [Difference(path, "depth", str(da), str(db), f"{title}: {da} → {db} conv layers ({ra} → {rb})", marks, marks)]
+        ma = tuple(p for g, r in zip(groups_a, runs_a) if r not in runs_b for p in g.paths)
+        mb = tuple(p for g, r in zip(groups_b, runs_b) if r not in runs_a for p in g.paths)
+        if [n for n, _ in runs_a] == [n for n, _ in runs_b]:  # the same modules, repeated more or less often
+            return [Difference(path, "depth", str(da), str(db), f"{title}: {da} → {db} conv layers ({ra} → {rb})", ma, mb)]
         text = f"{title}: {ra} → {rb}" + (f" ({da} → {db} conv layers)" if da != db else "")
-        return [Difference(path, "modules", ra, rb, text, marks, marks)]
-    ea = [blk for b in xa for blk in [b] * b.repeat]
-    eb = [blk for b in xb for blk in [b] * b.repeat]
-    if ea == eb:
+        return [Difference(path, "modules", ra, rb, text, ma, mb)]
+    ea = [(f"{prefix}[{i}]", blk) for i, blk in enumerate(xa) for _ in range(blk.repeat)]
+    eb = [(f"{prefix}[{i}]", blk) for i, blk in enumerate(xb) for _ in range(blk.repeat)]
+    if [x for _, x in ea] == [x for _, x in eb]:
         return []
     changes: Counter = Counter()
     widths_only = True
-    for ba, bb in zip(ea, eb):
+    ma, mb = [], []
+    for (pa, ba), (pb, bb) in zip(ea, eb):
         found, same_kind = _ops_changes([op for _, op in block_ops(ba, "")], [op for _, op in block_ops(bb, "")])
-        changes.update(found)
-        widths_only &= same_kind
         if (ba.skip, ba.scale, ba.post) != (bb.skip, bb.scale, bb.post):
-            changes[f"{block_kind(ba)} → {block_kind(bb)}"] += 1
-            widths_only = False
+            found.append(f"{block_kind(ba)} → {block_kind(bb)}")
+            same_kind = False
+        if found:
+            changes.update(found)
+            widths_only &= same_kind
+            ma.append(pa)
+            mb.append(pb)
     items = [f"{c} (×{n})" if n > 1 else c for c, n in list(changes.items())[:4]] + (["…"] if len(changes) > 4 else [])
     kind = "widths" if widths_only else "ops"
-    return [Difference(path, kind, ra, rb, f"{title}: " + "; ".join(items), marks, marks)]
+    return [Difference(path, kind, ra, rb, f"{title}: " + "; ".join(items), tuple(dict.fromkeys(ma)), tuple(dict.fromkeys(mb)))]
 
 
 def _ops_changes(oa: list[Op], ob: list[Op]) -> tuple[list[str], bool]:
@@ -463,7 +482,7 @@ def diff_text(a: Genome | str, b: Genome | str, diffs: list[Difference] | None =
 
 
 # --- the picture --------------------------------------------------------------------------------
-def layout_diff(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None, max_height: float = 8.0) -> Diagram:
+def layout_diff(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None, max_height: float = 10.0) -> Diagram:
     """A and B side by side, each difference numbered in both drawings and listed below."""
     from nasplay.report.diagram import as_genome, titles
     from nasplay.report.draw.layout import layout
@@ -551,7 +570,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
         return 2
     if args.json:
         print(json.dumps({"a": {"name": a.name, "hash": a.hash}, "b": {"name": b.name, "hash": b.hash},
-                          "differences": [d.to_dict() for d in diffs]}, indent=2))
+                          "differences": [d.to_dict() for d in diffs]}, indent=2, ensure_ascii=False))
     else:
         print(diff_text(a, b, diffs))
         if args.out:

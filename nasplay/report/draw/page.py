@@ -83,14 +83,24 @@ def titled(body: Diagram, title: str, subtitle: str = "", with_legend: bool = Tr
     return page
 
 
+def row_positions(sizes: Sequence[tuple[float, float]], page_width: float, gap_x: float = 0.55,
+                  gap_y: float = 0.45) -> tuple[list[tuple[float, float]], float, float]:
+    """Where panels of ``sizes`` go left to right, wrapping into rows no wider than ``page_width``."""
+    pos, x, y, row_h, width = [], 0.0, 0.0, 0.0, 0.0
+    for w, h in sizes:
+        if x > 0 and x + w > page_width:
+            x, y, row_h = 0.0, y + row_h + gap_y, 0.0
+        pos.append((x, y))
+        width = max(width, x + w)
+        x += w + gap_x
+        row_h = max(row_h, h)
+    return pos, width, y + row_h
+
+
 def row_pack(panels: Sequence[Diagram], page_width: float, gap_x: float = 0.55, gap_y: float = 0.45) -> Diagram:
     """Panels left to right in their order, wrapping into rows no wider than ``page_width``."""
     page = Diagram(0.0, 0.0, [], [], [], [])
-    x = y = row_h = 0.0
-    for p in panels:
-        if x > 0 and x + p.w > page_width:
-            x, y, row_h = 0.0, y + row_h + gap_y, 0.0
+    pos, _, _ = row_positions([(p.w, p.h) for p in panels], page_width, gap_x, gap_y)
+    for p, (x, y) in zip(panels, pos):
         merge(page, p, x, y)
-        x += p.w + gap_x
-        row_h = max(row_h, p.h)
     return page
