@@ -11,6 +11,7 @@ import itertools
 import json
 import math
 import struct
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -492,7 +493,14 @@ def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
     _, report = _write(d, None, diagrams=False)
     run_id = log_report_to_wandb(d, report)
     (run_dir,) = d.glob(f"wandb/offline-run-*-{run_id}")
-    records = list(_wandb_records(run_dir / f"run-{run_id}.wandb"))
+    # wandb-core may still be writing the log after run.finish() returns (seen under pytest-xdist): wait for
+    # the exit record rather than read half a log.
+    deadline = time.monotonic() + 60
+    while True:
+        records = list(_wandb_records(run_dir / f"run-{run_id}.wandb"))
+        if any(r.WhichOneof("record_type") == "exit" for r in records) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     run = next(r.run for r in records if r.WhichOneof("record_type") == "run")
     assert run.job_type == "report" and run.run_group == "s0"
     summary = {(i.key or "/".join(i.nested_key)): json.loads(i.value_json)

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test"}
+
 
 def count(x: Any) -> str:
     """``1234567 -> '1.23M'``; blank for missing."""
@@ -115,7 +117,7 @@ def render(report: dict[str, Any]) -> str:
              f"- kind: {r['kind']}; metric: `{r['metric']}` ({'higher' if r['higher_is_better'] else 'lower'} is better)",
              f"- trials: {r['trials']['total']} ({trials})",
              f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none",
-             f"- statistics: mean ± 95% t-interval over seeds; {r['test']} test at α={r['alpha']} for the verdicts; "
+             f"- statistics: mean ± 95% t-interval over seeds; {TESTS.get(r['test'], r['test'])} at α={r['alpha']} for the verdicts; "
              "Hedges' g with the pooled SD; two-sided permutation test as a check", ""]
     if r["notes"]:
         lines += ["> " + n for n in r["notes"]] + [""]

@@ -41,7 +41,7 @@ def lower_is_better(metric: str) -> bool:
 def _parse(value: str, column: str) -> Any:
     if column in TEXT_COLUMNS:
         return value
-    if value == "" or value.lower() in ("nan", "none", "null"):
+    if value == "" or value.lower() == "nan":  # "none" stays text: it is a knob value (skip=none)
         return None
     for cast in (int, float):
         try:
