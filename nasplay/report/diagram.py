@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -181,7 +182,7 @@ def cmd_draw(args: argparse.Namespace) -> int:
             if not args.name:
                 raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
             genome = load_genome(args.name, args.knobs)
-            out = args.out or f"{genome.name}.svg"
+            out = args.out or re.sub(r"[^\w.-]+", "_", genome.name) + ".svg"
             draw_genome(genome, out, legend=not args.no_legend, max_height=args.max_height, collapse=not args.expand)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
