@@ -50,8 +50,11 @@ def learning_curves(panels: Sequence[tuple[str, str, Mapping[str, tuple]]], out_
         for i, (arm, (x, mean, std, n)) in enumerate(arms.items()):
             x, mean, std = (np.asarray(v, dtype=float) for v in (x, mean, std))
             seeds = int(np.max(n)) if len(n) else 0
-            ax.plot(x, mean, color=color(i), lw=1.6, label=f"{arm} (n={seeds})", marker="o" if len(x) < 12 else None, ms=3)
             band = np.nan_to_num(std)
+            if len(x) == 1:  # one point (a one-epoch run): the band becomes an error bar
+                ax.errorbar(x, mean, yerr=band, color=color(i), fmt="o", ms=4, capsize=4, label=f"{arm} (n={seeds})")
+                continue
+            ax.plot(x, mean, color=color(i), lw=1.6, label=f"{arm} (n={seeds})", marker="o" if len(x) < 12 else None, ms=3)
             ax.fill_between(x, mean - band, mean + band, color=color(i), alpha=0.18, lw=0)
         ax.set_xlabel(xlabel)
         ax.set_ylabel(metric)

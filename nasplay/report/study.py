@@ -451,8 +451,9 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
         made["effects"] = figures.effects(rows, out, xlabel=f"Δ {study.metric}" + (f" ({unit})" if unit else ""), baseline=str(ref))
     panels = []
     curve_metrics = list(dict.fromkeys(r.get("metric") for r in study.curves))
-    # The curve of the report's metric (val/acc for val/acc_best and test/acc), then the training loss.
-    wanted = [m for m in ("val/acc", study.metric, "val/loss", "train/loss") if m in curve_metrics]
+    # Curves over training: validation accuracy and training loss (test/* is one final value, not a curve).
+    extra = () if study.metric.startswith("test/") or study.metric == "val/acc_best" else (study.metric,)
+    wanted = [m for m in ("val/acc", *extra, "train/loss", "val/loss") if m in curve_metrics]
     for m in list(dict.fromkeys(wanted))[:3]:
         xkey, bands = curve_bands(study, m)
         if bands:
