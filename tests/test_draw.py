@@ -314,6 +314,7 @@ def test_poster_shows_the_ten_in_the_order_of_their_papers():
     subtitles = [t.text for t in poster.texts if t.role == "subtitle"]
     assert len(subtitles) == 10 and subtitles[0].startswith("60.0 K params · 653 KFLOPs")
     assert 1.2 < poster.w / poster.h < 2.0  # one landscape page
+    check_no_overlaps(poster)
     texts = check_files(poster)
     assert "Inception-ResNet-v2, 2016" in texts and "55.8 M params · 26.3 GFLOPs · input 3×299×299" in texts
 
@@ -364,6 +365,7 @@ def test_diff_picture_marks_the_differences():
     badges = [t for t in page.texts if t.role == "badge"]
     assert sorted(t.text for t in badges) == ["2", "2", "3", "3", "4", "4"]  # stage diffs marked on both sides
     assert page.marks and all(m.startswith(("a:", "b:")) for m in page.marks)
+    check_no_overlaps(page)
     texts = check_files(page)
     assert any(t.startswith("2. stage conv3: 3 → 4 conv layers") for t in texts)
 

@@ -145,6 +145,8 @@ def _box(ax, b: Box, marked: bool) -> None:
     elif 1 < b.groups < style.GROUP_STACK:  # a few towers: side-by-side cells, each labelled
         gap = style.CELL_GAP
         cw = (b.w - gap * (b.groups - 1)) / b.groups
+        # one op split in towers: a thin outline holds the cells together
+        ax.add_patch(Rectangle((b.x - 0.025, b.y - 0.025), b.w + 0.05, b.h + 0.05, fc="none", ec=look.edge, lw=0.5, zorder=z))
         for g in range(b.groups):
             cx = b.x + g * (cw + gap)
             ax.add_patch(Rectangle((cx, b.y), cw, b.h, fc=look.face, ec=look.edge, lw=0.8, zorder=z))

@@ -31,7 +31,7 @@ STAGE_H = 0.17  # stage header line
 COL_GAP = 0.55  # gap between wrapped columns (the continuation line runs through it)
 STACK_DX = 0.035  # offset of the cards behind a repeated / many-tower box
 CELL_GAP = 0.05  # gap between the side-by-side towers of a grouped conv
-GROUP_STACK = 8  # groups >= this are drawn as a stack of cards, fewer as side-by-side cells
+GROUP_STACK = 3  # two groups (AlexNet's two GPUs) are drawn as two side-by-side cells, more as a stack of cards
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ LOOKS: dict[str, Look] = {
     "conv1": Look("#eaf2fa", "#2b5d8a", "rect", "1×1 convolution (bottleneck / projection)"),
     "factor": Look("#cfe9cd", "#2e7d32", "rect", "factorized: 1×n+n×1 or stacked 3×3 (one row per piece)"),
     "sep": Look("#e3d7f1", "#6a3d9a", "rect", "separable: depthwise | pointwise"),
-    "grouped": Look("#c6dcf0", "#2b5d8a", "rect", "grouped conv: side-by-side towers, a stack for many"),
+    "grouped": Look("#c6dcf0", "#2b5d8a", "rect", "grouped conv: two towers side by side, more as a stack"),
     "maxpool": Look("#fcd9bb", "#c0601a", "trapezoid", "max pooling (k×k /stride)"),
     "avgpool": Look("#fff0a8", "#a07c00", "trapezoid", "average pooling"),
     "subsample": Look("#ffe08a", "#a07c00", "trapezoid", "trainable subsampling (LeNet)"),
