@@ -137,7 +137,8 @@ class SweepConfig:
         allowed = [p for p in inspect.signature(cls).parameters if p not in ("self", "seed", "search_space")]
         for k in self.options:
             if k not in allowed:
-                raise ValueError(f"sweep.options.{k}: not an option of {cls.__name__}; allowed: {allowed}")
+                raise ValueError(f"sweep.options.{k}: not an option of the {self.sampler} sampler; allowed: "
+                                 f"{', '.join(allowed) or 'none'}")
 
 
 @dataclass

@@ -16,11 +16,12 @@ from typing import Any
 from nasplay.sweep.config import NasplayConfig
 from nasplay.track.secrets import mask
 
-# Parts of the config that do not change what a trial computes: a study may resume with other values.
+# Parts of the config that do not change what a trial computes: a study may resume with other values
+# (more seeds included; other arms are another study, as Optuna cannot widen a categorical parameter).
 FREE_KEYS = (
     "runs_dir", "study", "progress", "logger", "sweep.n_trials", "sweep.storage", "sweep.workers",
     "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "experiment.seeds",
-    "experiment.values", "experiment.arms", "experiment.description", "experiment.baseline", "data.root",
+    "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
     "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test",
@@ -127,6 +128,9 @@ def experiment_arms(c: NasplayConfig) -> list[Arm]:
     exp, arch = c.experiment, c.arch
     bases = list(exp.bases) or [arch.name]
     arms: list[Arm] = []
+    if exp.knob and exp.knob in arch.knobs:
+        raise ValueError(f"arch.knobs.{exp.knob}: {exp.knob} is the knob under study; its values are experiment.values "
+                         f"({[format_value(v) for v in exp.values]})")
     if exp.knob:
         for base in bases:
             for v in exp.values:
@@ -149,12 +153,14 @@ def format_value(v: Any) -> str:
         return str(v).lower()
     if isinstance(v, (list, tuple)):
         return ",".join(format_value(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
     return "null" if v is None else str(v)
 
 
 def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
                    tol: float = 0.02, where: str = "") -> Any:
-    """The genome a trial trains: the zoo network adapted to the data's input and classes, then the knobs.
+    """The genome a trial trains: the zoo network with the knobs, fitted to the data's input and classes.
 
     Knob values go through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values.
     """
@@ -164,21 +170,18 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
     prefix = f"{where}: " if where else ""
     try:
         g = get_genome(arch)
+        kw: dict[str, Any] = dict(knobs)
         if (g.input.channels, g.input.size) != (channels, size):
+            kw.setdefault("input", f"{channels}x{size}")  # the input knob applies last, after the others
+        if keep is not None:
+            kw.update(keep=keep, tol=tol)
+        if kw:
             from nasplay.space.knobs import apply
 
-            g = apply(g, input=f"{channels}x{size}")
-        g = g.replace(classes=classes)
-        if knobs:
-            from nasplay.space.knobs import apply
-
-            kw: dict[str, Any] = dict(knobs)
-            if keep is not None:
-                kw.update(keep=keep, tol=tol)
             g = apply(g, **kw)
     except ValueError as e:
         raise ValueError(f"{prefix}{e}") from None
-    return g
+    return g.replace(classes=classes)
 
 
 def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, int]) -> None:

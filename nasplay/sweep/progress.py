@@ -54,7 +54,7 @@ class Progress:
         self.counts[state] = self.counts.get(state, 0) + 1
         self._offer(value if state == "COMPLETE" else None, arm, number)
         self.current = self.epoch = ""
-        shown = f"{self.objective}={value:.4f}" if value is not None and math.isfinite(value) else ""
+        shown = f"{self.objective}={value:.4f}" if state != "FAIL" and value is not None and math.isfinite(value) else ""
         line = f"trial {number:>3} {state:<8} {arm}  seed={seed}  {shown}  ({seconds:.1f} s){'  ' + reason if reason else ''}"
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 

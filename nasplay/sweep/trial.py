@@ -7,11 +7,15 @@ again, from its last checkpoint.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import shutil
+import signal
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +26,9 @@ if TYPE_CHECKING:
     import optuna
 
     from nasplay.track.tracker import Tracker
+
+
+SEED_MAX = 2**31 - 1
 
 
 @dataclass
@@ -57,19 +64,26 @@ def choices(spec: list[Any]) -> tuple[list[Any], dict[Any, Any]]:
 
 
 def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
-    """The trial's parameters: an arm and a seed, or a point of ``sweep.space``."""
+    """The trial's parameters: an arm and a seed, or a point of ``sweep.space``.
+
+    A grid trial arrives with its point enqueued; its seed is an int parameter whose range never changes,
+    so a study can grow by more seeds. A sampled trial takes the experiment's seeds in turn (unless the
+    space has ``seed``).
+    """
     c = plan.cfg
-    grid = plan.grid
-    seeds = grid["seed"] if grid else list(c.experiment.seeds)
-    if not c.sweep.space:
+    space = c.sweep.space
+    seeds = list(c.experiment.seeds)
+    if plan.grid is not None and "seed" not in space:
+        seed = trial.suggest_int("seed", 0, SEED_MAX)
+    elif "seed" not in space:
+        seed = seeds[trial.number % len(seeds)]
+    if not space:
         arm = plan.arm(trial.suggest_categorical("arm", [a.name for a in plan.arms]))
-        seed = trial.suggest_categorical("seed", seeds)
         return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seed))
     base = plan.arms[0]
     arch, knobs, overrides = base.arch, dict(base.knobs), {}
-    seed = seeds[0] if len(seeds) == 1 and "seed" not in c.sweep.space else None
     label: list[str] = []
-    for name, spec in c.sweep.space.items():
+    for name, spec in space.items():
         if isinstance(spec, (list, tuple)):
             labels, back = choices(list(spec))
             v = back[trial.suggest_categorical(name, labels)]
@@ -90,8 +104,7 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
             label.append(f"{rest}={format_value(v)}")
         else:
             overrides.setdefault(prefix, {})[rest] = v
-    if seed is None:
-        seed = trial.suggest_categorical("seed", seeds)
+            label.append(f"{name}={format_value(v)}")
     return TrialSpec(" ".join(label) or base.name, arch, knobs, int(seed), overrides)
 
 
@@ -157,8 +170,9 @@ class TrialRunner:
                 from optuna_integration import PyTorchLightningPruningCallback
 
                 callbacks.append(PyTorchLightningPruningCallback(trial, monitor=c.sweep.monitor))
-            metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
-                          ckpt_dir=study_dir / "ckpt" / spec.key, resume=True)
+            with _sigint_kept():
+                metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
+                              ckpt_dir=study_dir / "ckpt" / spec.key, resume=True)
             values = [float(metrics[o]) for o in c.sweep.objectives]
             bad = [o for o, v in zip(c.sweep.objectives, values) if not math.isfinite(v)]
             if bad:
@@ -193,6 +207,17 @@ class TrialRunner:
         else:
             shutil.rmtree(study_dir / "ckpt" / spec.key, ignore_errors=True)
         return Outcome(state, values, metrics, reason, interrupted, seconds, curves)
+
+
+@contextlib.contextmanager
+def _sigint_kept() -> Iterator[None]:
+    """Restore the Ctrl-C handler after ``fit``: Lightning ignores SIGINT from its first interrupt on."""
+    handler = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    try:
+        yield
+    finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
 
 
 def _failure(e: BaseException) -> str:
