@@ -660,7 +660,7 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
 def run_cli(args) -> int:
     """Write the report(s) of ``args.study_dirs``; print a summary, or JSON with ``--json``."""
     kwargs = {"metric": args.metric, "baseline": args.baseline, "test": args.test, "figures": not args.no_figures,
-              "wandb": args.wandb}
+              "diagrams": not args.no_figures, "wandb": args.wandb}
     try:
         if len(args.study_dirs) == 1:
             path, report = _write(args.study_dirs[0], args.out, **kwargs)
