@@ -155,11 +155,11 @@ class TrainerConfig:
             _one_of("trainer.matmul_precision", self.matmul_precision, ("highest", "high", "medium"))
         _positive_int("trainer.check_val_every_n_epoch", self.check_val_every_n_epoch)
         _positive_int("trainer.log_every_n_steps", self.log_every_n_steps)
-        for name in ("limit_train_batches", "limit_val_batches"):
+        for name, low in (("limit_train_batches", 1), ("limit_val_batches", 0)):  # 0 validation batches: none
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0 or (v == 0 and low)
                                   or (isinstance(v, float) and v > 1)):
-                raise ValueError(f"trainer.{name} must be null, a positive int (batches) or a float in (0, 1], got {v!r}")
+                raise ValueError(f"trainer.{name} must be null, an int >= {low} (batches) or a fraction <= 1, got {v!r}")
         if self.gradient_clip_val is not None:
             _finite("trainer.gradient_clip_val", self.gradient_clip_val, low=0, strict=True)
         if self.target_train_error is not None:

@@ -93,6 +93,12 @@ class NasplayDataModule(pl.LightningDataModule):
     def _count(self, split: str) -> int:
         raise NotImplementedError
 
+    def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
+        # in-memory batches are already on the device: skip Lightning's generic walk over the batch
+        if isinstance(batch, (tuple, list)) and all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
+            return batch
+        return super().transfer_batch_to_device(batch, device, dataloader_idx)
+
     def _rank(self) -> tuple[int, int]:
         t = self.trainer
         return (t.global_rank, t.world_size) if t is not None else (0, 1)
