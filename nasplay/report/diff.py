@@ -485,6 +485,7 @@ def diff_text(a: Genome | str, b: Genome | str, diffs: list[Difference] | None =
 def layout_diff(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None, max_height: float = 10.0) -> Diagram:
     """A and B side by side, each difference numbered in both drawings and listed below."""
     from nasplay.report.diagram import as_genome, titles
+    from nasplay.report.draw import style
     from nasplay.report.draw.layout import layout
     from nasplay.report.draw.model import Diagram, Text, text_width
     from nasplay.report.draw.page import legend, merge, titled
@@ -522,8 +523,8 @@ def layout_diff(a: Genome | str, b: Genome | str, diffs: list[Difference] | None
     lines = [f"{i}. {d.text}" for i, d in enumerate(diffs, 1)] or ["none: the same architecture"]
     for line in lines:
         page.texts.append(Text(0.0, y, line, "diff"))
-        page.w = max(page.w, text_width(line))
-        y += 0.17
+        page.w = max(page.w, text_width(line, style.DIFF_SIZE))
+        y += 0.19
     page.h = y
     page.marks = tuple(f"a:{p}" for p in marks["a"]) + tuple(f"b:{p}" for p in marks["b"])
     return page

@@ -25,7 +25,7 @@ _TEXT_STYLE = {
     "note": dict(size=style.SMALL, color="#333333"),
     "legend": dict(size=style.SMALL, color="#222222"),
     "legend_title": dict(size=style.FONT_SIZE, weight="bold", color="#222222"),
-    "diff": dict(size=style.FONT_SIZE, color="#222222"),
+    "diff": dict(size=style.DIFF_SIZE, color="#222222"),
     "badge": dict(size=style.SMALL, weight="bold", color="#ffffff"),
 }
 

@@ -13,6 +13,7 @@ FONT = "DejaVu Sans"  # ships with matplotlib: no system font needed
 FONT_SIZE = 6.5  # op labels, points
 SMALL = 5.6  # notes, shapes, legend details
 TITLE_SIZE = 11.0
+DIFF_SIZE = 7.5  # the list of differences under a diff picture
 
 OP_H = 0.24  # height of one op box
 LINE_H = 0.115  # extra height per extra label line
