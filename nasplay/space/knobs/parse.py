@@ -44,7 +44,7 @@ def number(kind: type, lo: float, hi: float | None = None, *, lo_open: bool = Fa
     """An int or a float in ``[lo, hi]`` (``(lo, hi]`` with ``lo_open``)."""
 
     def parse(knob: str, value: Any) -> int | float:
-        rng = f"{'(' if lo_open else '['}{lo:g}, {'inf' if hi is None else f'{hi:g}'}]"
+        rng = f"{'(' if lo_open else '['}{lo:g}, {'inf)' if hi is None else f'{hi:g}]'}"
         what = f"{'an integer' if kind is int else 'a number'} in {rng}"
         try:
             if isinstance(value, bool):
@@ -65,7 +65,7 @@ def number(kind: type, lo: float, hi: float | None = None, *, lo_open: bool = Fa
 
 
 def _ints(text: str) -> list[str]:
-    return [t for t in re.split(r"[\s,x×*()\[\]]+", text.strip()) if t]
+    return [t for t in re.split(r"[\s,xX×*()\[\]]+", text.strip()) if t]
 
 
 def depth(knob: str, value: Any) -> float | tuple[int, ...]:

@@ -22,33 +22,41 @@ def _next_conv(site: Site) -> Conv | None:
 
 def _fix_residual(b: Block, shape: Shape, path: str, where: str) -> Block:
     """An identity / scaled block must give back as many channels as it takes: rounding each tower on its
-    own can break that, so the block's last channel-setting conv is set to the input's width."""
+    own can break that, so the block's last channel-setting conv (its merge conv, or the last tower's
+    last conv) makes up the difference."""
     if b.skip not in ("identity", "scaled"):
         return b
     out = block_shape(replace(b, skip="none", repeat=1), shape, path)
     if out[0] == shape[0]:
         return b
 
-    def last_conv_set(ops: tuple[Op, ...]) -> tuple[Op, ...] | None:
+    def last_conv_set(ops: tuple[Op, ...], width: int) -> tuple[Op, ...] | None:
         idx = [i for i, op in enumerate(ops) if isinstance(op, Conv)]
-        if not idx:
+        if not idx or width < 1 or width % ops[idx[-1]].groups:  # type: ignore[union-attr]
             return None
         i = idx[-1]
-        return ops[:i] + (replace(ops[i], out=shape[0]),) + ops[i + 1:]  # type: ignore[type-var]
+        return ops[:i] + (replace(ops[i], out=width),) + ops[i + 1:]  # type: ignore[type-var]
 
-    merge = last_conv_set(b.merge)
+    merge = last_conv_set(b.merge, shape[0])
     if merge is not None:
         return replace(b, merge=merge)
-    if len(b.branches) == 1 and not b.branches[0].split:
-        ops = last_conv_set(b.branches[0].ops)
+    # Concatenated towers: the last tower that ends in a conv absorbs the difference.
+    for i in reversed(range(len(b.branches))):
+        br = b.branches[i]
+        if br.split:
+            continue
+        convs = [op for op in br.ops if isinstance(op, Conv)]
+        if not convs:
+            continue
+        ops = last_conv_set(br.ops, convs[-1].out + shape[0] - out[0])
         if ops is not None:
-            return replace(b, branches=(replace(b.branches[0], ops=ops),))
-    raise KnobError(f"{path}: its residual gives {out[0]} channels for {shape[0]} and no single conv sets them")
+            return replace(b, branches=b.branches[:i] + (replace(br, ops=ops),) + b.branches[i + 1:])
+    raise KnobError(f"{path}: its residual gives {out[0]} channels for {shape[0]} and no conv can make up the difference")
 
 
-def scale_widths(g: Genome, m: float, knob: str = "width") -> Genome:
-    """Every conv's output (and mid) width and every hidden FC width times ``m``, rounded to multiples of 8
-    (of 1 for widths that are not multiples of 8, LeNet's) and of the groups that read them."""
+def scale_widths(g: Genome, m: float, knob: str = "width", quantum: int = 8) -> Genome:
+    """Every conv's output (and mid) width and every hidden FC width times ``m``, rounded to multiples of
+    ``quantum`` (of 1 for widths that are not multiples of it, LeNet's) and of the groups that read them."""
     if m == 1:
         return g
     ops = list(iter_ops(g))
@@ -62,7 +70,7 @@ def scale_widths(g: Genome, m: float, knob: str = "width") -> Genome:
     everywhere = lcm(*opening) if opening else 1
 
     def scaled(c: int, q: int) -> int:
-        q = lcm(8 if c % 8 == 0 else 1, q, everywhere)
+        q = lcm(quantum if c % quantum == 0 else 1, q, everywhere)
         return max(q, round_half_up(c * m / q) * q)
 
     def fn(op: Op, s: Site) -> Op:
@@ -87,14 +95,29 @@ def metric(g: Genome, keep: str) -> int:
 
 
 def solve(g: Genome, reference: Genome, keep: str, tol: float) -> Genome:
-    """``g`` with a uniform width multiplier that brings its ``keep`` within ``tol`` of ``reference``'s."""
+    """``g`` with a uniform width multiplier that brings its ``keep`` within ``tol`` of ``reference``'s:
+    widths in multiples of 8 where that lands, else of 1 (8-channel steps of small layers can jump past
+    a tight tolerance)."""
     target = metric(reference, keep)
     f = metric(g, keep)
     if abs(f / target - 1) <= tol:
         return g
+    best = (abs(f / target - 1), 1.0, f)
+    for quantum in (8, 1):
+        found, best = _search(g, target, f, keep, tol, quantum, best)
+        if found is not None:
+            return found
+    _, bm, bv = best
+    raise KnobError(f"keep={keep!r}: no uniform width multiplier brings {g.name} within {tol:.1%} of {target:,} {keep} "
+                    f"(closest: {bv:,} at width {bm:.4g}); try a larger tol")
+
+
+def _search(g: Genome, target: int, f: int, keep: str, tol: float, quantum: int,
+            best: tuple[float, float, int]) -> tuple[Genome | None, tuple[float, float, int]]:
+    """Secant steps on log(value) against log(multiplier), kept inside a bracket (values step with the
+    rounding, so the bracket, not the slope, guarantees progress)."""
     lo: tuple[float, int] | None = None  # (multiplier, value) below the target
     hi: tuple[float, int] | None = None
-    best = (abs(f / target - 1), 1.0, f)
 
     def note(m: float, v: int) -> None:
         nonlocal lo, hi, best
@@ -109,15 +132,15 @@ def solve(g: Genome, reference: Genome, keep: str, tol: float) -> Genome:
     for _ in range(40):
         m = min(max(m, WIDTH_RANGE[0]), WIDTH_RANGE[1])
         try:
-            cand = scale_widths(g, m, knob=f"keep={keep!r}")
+            cand = scale_widths(g, m, knob=f"keep={keep!r}", quantum=quantum)
         except KnobError as e:
             raise KnobError(f"keep={keep!r} cannot re-solve the widths of {g.name}: {e}") from None
         v = metric(cand, keep)
         if abs(v / target - 1) <= tol:
-            return cand
+            return cand, best
         note(m, v)
         if lo is not None and hi is not None:
-            if hi[0] / lo[0] < 1 + 1e-4:
+            if hi[0] / lo[0] < 1 + 1e-3:
                 break
             t = math.log(target / lo[1]) / math.log(hi[1] / lo[1]) if hi[1] != lo[1] else 0.5
             t = min(max(t, 0.1), 0.9)  # stay inside the bracket, or a flat step stalls the secant
@@ -126,6 +149,4 @@ def solve(g: Genome, reference: Genome, keep: str, tol: float) -> Genome:
             if m in WIDTH_RANGE:
                 break
             m *= (target / v) ** 0.5
-    _, bm, bv = best
-    raise KnobError(f"keep={keep!r}: no uniform width multiplier brings {g.name} within {tol:.1%} of {target:,} {keep} "
-                    f"(closest: {bv:,} at width {bm:.4g}); widths step by 8 channels, so try a larger tol")
+    return None, best

@@ -60,9 +60,11 @@ def _stride(b: Block) -> int:
     return s
 
 
-def wire(b: Block, shape: Shape, kind: str, scale: float | None, skip_norm: str, *, aligned: bool = False) -> tuple[Block, ...] | None:
+def wire(b: Block, shape: Shape, kind: str, scale: float | None, skip_norm: str, *, aligned: bool = False,
+         split: bool = False) -> tuple[Block, ...] | None:
     """``b`` with a shortcut of ``kind`` (identity / scaled where its shapes allow, a projection where
-    they differ, like ResNet's option B); a repeated block whose first copy changes the shape is split.
+    they differ, like ResNet's option B); a repeated block whose first copy changes the shape is split
+    (with ``split``, any repeated block: a stage's first residual unit stands alone, as in torchvision).
     ``None`` when no strided 1 x 1 projection can map its input grid onto its output grid (with
     ``aligned``, also when that stride is not the block's own: unpadded convs shift the grid)."""
     plain = replace(b, skip="none", repeat=1, scale=1.0)
@@ -86,7 +88,7 @@ def wire(b: Block, shape: Shape, kind: str, scale: float | None, skip_norm: str,
     first, rest = wired(out == shape), wired(later == out)
     if b.repeat == 1:
         return (first,)
-    if first == rest:
+    if first == rest and not split:
         return (replace(first, repeat=b.repeat),)
     return (first, replace(rest, repeat=b.repeat - 1))
 
@@ -133,7 +135,7 @@ def skip(g: Genome, value: str | None, scale: float | None) -> Genome:
         nonlocal added
         if where == "stem" or (residual and b.skip == "none") or (not residual and not has_conv(b)):
             return b
-        new = wire(b, shape, value, scale, skip_norm, aligned=not residual)
+        new = wire(b, shape, value, scale, skip_norm, aligned=not residual, split=not residual and path.endswith(".blocks[0]"))
         if new is None:
             if residual:
                 raise KnobError(f"skip={value!r} on {g.name}: no strided 1x1 projection fits {path}")
@@ -180,14 +182,23 @@ def _keeps(b: Block, shape: Shape) -> bool:
 
 
 def _move_aux(aux: Aux, si: int, start: int, old: int, new: int, total_old: int, n_stages: int) -> Aux:
+    """Keep an aux head on its block when the block at expanded index ``start`` goes from ``old`` to ``new``
+    copies. Inside the block, an index counted from the start keeps its copy, one counted from the end
+    (Inception-v3's -1) keeps its distance to the block's last copy; both stay on copies that are left."""
     if aux.stage % n_stages != si:
         return aux
     e = aux.block % total_old
     if e >= start + old:
         e += new - old
-    elif e >= start + new:
-        e = max(start + new - 1, 0)
-    return replace(aux, block=e if aux.block >= 0 else e - (total_old + new - old))
+    elif e >= start:
+        if new == 0:
+            e = max(start - 1, 0)
+        elif aux.block >= 0:
+            e = min(e, start + new - 1)
+        else:
+            e = max(start + new - 1 - (start + old - 1 - e), start)
+    total = total_old + new - old
+    return replace(aux, block=e if aux.block >= 0 else e - total)
 
 
 def depth(g: Genome, value: float | tuple[int, ...]) -> Genome:
