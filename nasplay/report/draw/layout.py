@@ -415,10 +415,12 @@ def columns(units: list[Unit], max_height: float) -> Diagram:
         left = max(u.piece.ax for u in col)
         right = max(u.piece.w - u.piece.ax for u in col)
         y = 0.0
+        # a column's headers sit all left of its axis when they all fit there, else all right of it
+        heads_left = all(text_width(u.header, style.SMALL) + 0.08 <= left for u in col if u.header)
         for i, u in enumerate(col):
             if u.header:
                 tw = text_width(u.header, style.SMALL)
-                hx = x if tw + 0.08 <= left else x + left + 0.06
+                hx = x if heads_left else x + left + 0.06
                 right = max(right, hx - x - left + tw)
                 dia.texts.append(Text(hx, y + style.STAGE_H * 0.45, u.header, "stage"))
                 if i:
