@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         "describe", help="params, FLOPs, depth and layers of a network",
         description="Params, FLOPs, depth and layer counts of a zoo network or a genome file, after knob changes.",
         epilog="examples:\n  nasplay describe resnet50\n  nasplay describe vgg16 norm=batch input=32 --json\n"
-               "knobs: see nasplay.knobs() in Python, or 'nasplay describe NAME knob=?'",
+               "knobs: 'nasplay knobs' lists them (nasplay.knobs() in Python)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", help="a zoo name (nasplay list) or a genome .yaml/.json file")
     p.add_argument("knobs", nargs="*", metavar="knob=value", help="innovation knobs to apply, e.g. skip=none width=0.5")
@@ -179,6 +179,15 @@ def _register_pictures(sub: argparse._SubParsersAction) -> None:
 
 
 EXTRA_COMMANDS.append(_register_pictures)
+
+
+def _register_knobs(sub: argparse._SubParsersAction) -> None:
+    from nasplay.space.knobs.cli import register  # torch-free
+
+    register(sub)
+
+
+EXTRA_COMMANDS.append(_register_knobs)
 
 
 def main(argv: list[str] | None = None) -> int:

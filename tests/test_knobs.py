@@ -429,5 +429,16 @@ def test_describe_with_knobs(capsys: pytest.CaptureFixture) -> None:
     assert "skip='identity' has no meaning on lenet5" in capsys.readouterr().err
 
 
+def test_knobs_command(capsys: pytest.CaptureFixture) -> None:
+    assert cli_main(["knobs"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"{k}: " in out for k in knobs())
+    assert cli_main(["knobs", "lenet5"]) == 0
+    out = capsys.readouterr().out
+    assert "skip=identity          refused  no stage block" in out and "activation=tanh        changed" in out
+    assert "aux=off                same" in out
+    assert cli_main(["knobs", "lenet6"]) == 2 and "unknown network 'lenet6'" in capsys.readouterr().err
+
+
 def test_knob_errors_are_value_errors() -> None:
     assert issubclass(KnobError, ValueError)

@@ -189,7 +189,9 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, *
         except KnobError:
             raise
         except ValueError as e:
-            raise KnobError(f"{_label(given)} on {genome.name} gives an invalid genome: {e}") from None
+            raise KnobError(f"{_label(given)} on {out.name} gives an invalid genome: {e}") from None
+        # Later knobs' messages say what they were applied to ("... on resnet50+bottleneck=off: ...").
+        out = out.replace(name=f"{out.name}+{_label(given).replace(' ', '+')}")
     if keep_:
         reference = inputs.adapt_input(genome, *values["input"]) if "input" in values else genome
         out = widths.solve(out, reference, keep_, tol_)

@@ -377,8 +377,10 @@ def cardinality(g: Genome, card: int | None, group_width: int | None) -> Genome:
         return map_blocks(g, fn)
     grouped = [s.path for op, s in iter_ops(g) if _plain_conv(op) and op.groups > 1]  # type: ignore[union-attr]
     if not grouped:
-        raise refuse(knob, value, g, "it has no bottleneck blocks (1x1, k x k, 1x1) and no grouped convs (towers); "
-                     "basic residual blocks can become bottlenecks with bottleneck=on", "an integer >= 1")
+        hint = "; its basic blocks become bottlenecks with bottleneck=on" if any(
+            _basic_ops(b) for st in g.stages for b in st.blocks) else ""
+        raise refuse(knob, value, g, f"it has no bottleneck blocks (1x1, k x k, 1x1) and no grouped convs (towers){hint}",
+                     "an integer >= 1")
     if group_width is not None:
         raise refuse("group_width", group_width, g, "channels per group are set on bottleneck blocks; its towers "
                      f"({', '.join(grouped)}) take cardinality alone", "an integer >= 1")
