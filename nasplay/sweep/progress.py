@@ -7,9 +7,9 @@ import time
 from typing import Any
 
 import lightning.pytorch as pl
-from rich.console import Console
+from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
+from rich.text import Text
 
 
 class Progress:
@@ -67,16 +67,16 @@ class Progress:
         if self.best is None or (value > self.best[0] if self.maximize else value < self.best[0]):
             self.best = (value, f"#{number} {arm}")
 
-    def _render(self) -> Table:
-        done = self.counts["COMPLETE"]
-        t = Table.grid(padding=(0, 2))
+    def _render(self) -> Group:
         total = f"/{self.total}" if self.total else ""
-        t.add_row(f"[bold]{self.study}[/]", f"done {done}{total}", f"running {1 if self.current else 0}",
-                  f"pruned {self.counts['PRUNED']}", f"failed {self.counts['FAIL']}",
-                  f"{time.perf_counter() - self.started:.0f} s")
-        best = f"best {self.objective} {self.best[0]:.4f} ({self.best[1]})" if self.best else "best -"
-        t.add_row(best, self.current, self.epoch)
-        return t
+        c = self.counts
+        head = Text.assemble((self.study, "bold"), f"  done {c['COMPLETE']}{total}  running {1 if self.current else 0}  "
+                             f"pruned {c['PRUNED']}  failed {c['FAIL']}  {time.perf_counter() - self.started:.0f} s")
+        best = f"best {self.objective} {self.best[0]:.4f} ({self.best[1]})" if self.best else f"best {self.objective} -"
+        lines = [head, Text(best)]
+        if self.current:
+            lines.append(Text(f"now {self.current}  {self.epoch}".rstrip()))
+        return Group(*lines)
 
 
 class EpochProgress(pl.Callback):
