@@ -5,7 +5,7 @@ Both sides train the same genome (built from the same seed) on the same in-memor
 schedule for the same number of steps. The Lightning side is nasplay's own trial path, ``fit``
 (validation and test switched off so only training steps are timed); the raw side is the textbook
 loop (zero_grad, forward, loss, backward, step, schedule). The first epoch of each run is warm-up
-and is not timed; runs alternate (Lightning, raw, Lightning, ...) so drift in the machine's load
+and is not timed; runs alternate (Lightning, raw, raw, Lightning, ...) so drift in the machine's load
 hits both; the ratio is of the median images/second. Target: >= 0.95.
 
     python benchmarks/lightning_vs_raw.py                       # CPU, the main job's network on digits
@@ -20,6 +20,7 @@ import statistics
 import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads distort timings on a shared CPU
+CLOCK = time.perf_counter
 
 
 def main() -> None:
@@ -29,12 +30,17 @@ def main() -> None:
     p.add_argument("--size", type=int, default=16, help="image size of the digits (default 16)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=4, help="epochs per run, the first one untimed (default 4)")
-    p.add_argument("--repeats", type=int, default=5, help="runs of each side, interleaved (default 5)")
+    p.add_argument("--repeats", type=int, default=6, help="runs of each side, interleaved (default 6)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--precision", default="32-true", choices=["32-true", "bf16-mixed"])
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (0: leave the default)")
+    p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
+                   help="wall: elapsed time; cpu: this process's CPU time, steadier on a loaded shared machine "
+                        "(use with --threads 1; meaningless on a GPU)")
     a = p.parse_args()
+    global CLOCK
+    CLOCK = time.process_time if a.clock == "cpu" else time.perf_counter
 
     import torch
 
@@ -53,13 +59,17 @@ def main() -> None:
                          channels_last=a.channels_last, deterministic=False, limit_val_batches=0, test=False)
     steps = len(dm.train_dataloader()) * (a.epochs - 1)
     print(f"{a.arch} {a.knobs} on digits {dm.input}, batch {a.batch_size}, {a.device} {a.precision}"
-          f"{' channels_last' if a.channels_last else ''}, threads {torch.get_num_threads()}: "
+          f"{' channels_last' if a.channels_last else ''}, threads {torch.get_num_threads()}, {a.clock} clock: "
           f"{steps} timed steps x {a.repeats} repeats")
 
     light, raw = [], []
     for r in range(a.repeats):
-        light.append(run_lightning(genome, dm, tcfg, optim, seed=r))
-        raw.append(run_raw(genome, dm, tcfg, optim, seed=r, device=a.device))
+        # ABBA order: whatever favours the first (or second) run of a pair favours each side equally
+        for side in ("lightning", "raw") if r % 2 == 0 else ("raw", "lightning"):
+            if side == "lightning":
+                light.append(run_lightning(genome, dm, tcfg, optim, seed=r))
+            else:
+                raw.append(run_raw(genome, dm, tcfg, optim, seed=r, device=a.device))
         print(f"  repeat {r}: lightning {light[-1]:8.1f} img/s   raw {raw[-1]:8.1f} img/s   ratio {light[-1] / raw[-1]:.3f}")
     ml, mr = statistics.median(light), statistics.median(raw)
     print(f"median: lightning {ml:.1f} img/s, raw {mr:.1f} img/s")
@@ -77,12 +87,12 @@ class _Timer:
         class Cb(pl.Callback):
             def on_train_epoch_start(self, trainer, module):
                 _sync(module.device)
-                timer.t0 = time.perf_counter()
+                timer.t0 = CLOCK()
 
             def on_train_epoch_end(self, trainer, module):
                 _sync(module.device)
                 if trainer.current_epoch > 0:
-                    timer.seconds += time.perf_counter() - timer.t0
+                    timer.seconds += CLOCK() - timer.t0
                     timer.images += trainer.datamodule.num_train
 
         self.callback, self.seconds, self.images, self.t0 = Cb(), 0.0, 0, 0.0
@@ -121,7 +131,7 @@ def run_raw(genome, dm, tcfg, optim, seed: int, device: str) -> float:
     for e in range(tcfg.max_epochs):
         epoch["e"] = e
         _sync(dev)
-        t0 = time.perf_counter()
+        t0 = CLOCK()
         for xb, yb in loader:
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = F.cross_entropy(net(xb), yb)
@@ -131,7 +141,7 @@ def run_raw(genome, dm, tcfg, optim, seed: int, device: str) -> float:
             sched.step()
         _sync(dev)
         if e > 0:
-            seconds += time.perf_counter() - t0
+            seconds += CLOCK() - t0
             images += len(x)
     return images / seconds
 

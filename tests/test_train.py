@@ -250,3 +250,15 @@ def test_fit_checks_configs_before_any_work(small):
     with pytest.raises(ValueError, match="unknown TrainerConfig field"):
         fit(tiny_resnet(), small, {"max_epoch": 1}, OptimConfig(), seed=0, callbacks=[Boom()])
     assert as_config(TrainerConfig, {"max_epochs": 2}).max_epochs == 2
+
+
+def test_module_pickles_for_spawned_ddp_workers():
+    import pickle
+
+    g = tiny_resnet()
+    module = LitClassifier(build(g, 10), make_optimizer(OptimConfig()), make_scheduler(OptimConfig(warmup_epochs=1)))
+    clone = pickle.loads(pickle.dumps(module))
+    opt = clone.optimizer_factory(clone.parameters())
+    sched = clone.scheduler_factory(opt, 10, 5)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 6)  # warm-up step 1 of 6
+    assert set(sched.state_dict()["lr_lambdas"][0]) <= {"kind", "warm", "total", "per_epoch", "step_size", "gamma"}

@@ -160,6 +160,7 @@ def quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r".*LeafSpec.*")  # Lightning vs newer torch, not ours to fix
             warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")  # resuming
             warnings.filterwarnings("ignore", message=r".*smaller than the logging interval")  # we log per epoch
+            warnings.filterwarnings("ignore", message=r".*sync_dist=True.* when logging on epoch level")  # reduced already
             yield
     finally:
         for lg, level in zip(loggers, levels):

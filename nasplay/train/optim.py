@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -26,14 +27,7 @@ def param_groups(net: nn.Module, weight_decay: float) -> list[dict]:
 
 def make_optimizer(cfg: OptimConfig) -> OptimizerFactory:
     """A factory ``params -> optimizer`` for ``cfg.optimizer`` with ``cfg.lr`` and friends."""
-    cfg = cfg.check()
-
-    def factory(params):
-        if cfg.optimizer == "sgd":
-            return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov, weight_decay=cfg.weight_decay)
-        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-
-    return factory
+    return _Optimizer(cfg.check())
 
 
 def make_scheduler(cfg: OptimConfig) -> SchedulerFactory | None:
@@ -41,20 +35,49 @@ def make_scheduler(cfg: OptimConfig) -> SchedulerFactory | None:
     cfg = cfg.check()
     if cfg.scheduler == "none" and cfg.warmup_epochs == 0:
         return None
+    return _Schedule(cfg)
 
-    def factory(opt: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int):
-        warm = int(round(cfg.warmup_epochs * steps_per_epoch))
-        total = max(total_steps, warm + 1)
 
-        def scale(step: int) -> float:
-            if step < warm:
-                return (step + 1) / (warm + 1)
-            if cfg.scheduler == "cosine":
-                return 0.5 * (1 + math.cos(math.pi * (step - warm) / (total - warm)))
-            if cfg.scheduler == "step":
-                return cfg.gamma ** ((step // max(steps_per_epoch, 1)) // cfg.step_size)
-            return 1.0
+# Classes rather than closures: a DDP-spawned worker receives the module, factories included, by pickle.
+@dataclass(frozen=True)
+class _Optimizer:
+    cfg: OptimConfig
 
+    def __call__(self, params) -> torch.optim.Optimizer:
+        c = self.cfg
+        if c.optimizer == "sgd":
+            return torch.optim.SGD(params, lr=c.lr, momentum=c.momentum, nesterov=c.nesterov, weight_decay=c.weight_decay)
+        return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    cfg: OptimConfig
+
+    def __call__(self, opt: torch.optim.Optimizer, total_steps: int, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+        c = self.cfg
+        warm = int(round(c.warmup_epochs * steps_per_epoch))
+        scale = _Scale(c.scheduler, warm, max(total_steps, warm + 1), max(steps_per_epoch, 1), c.step_size, c.gamma)
         return torch.optim.lr_scheduler.LambdaLR(opt, scale)
 
-    return factory
+
+@dataclass(frozen=True)
+class _Scale:
+    """The learning-rate multiplier at an optimizer step. LambdaLR saves a callable object's fields in
+    the checkpoint, so they are plain numbers (a checkpoint loads with ``weights_only=True``)."""
+
+    kind: str
+    warm: int
+    total: int
+    per_epoch: int
+    step_size: int
+    gamma: float
+
+    def __call__(self, step: int) -> float:
+        if step < self.warm:
+            return (step + 1) / (self.warm + 1)
+        if self.kind == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (step - self.warm) / (self.total - self.warm)))
+        if self.kind == "step":
+            return self.gamma ** ((step // self.per_epoch) // self.step_size)
+        return 1.0
