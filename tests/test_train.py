@@ -262,3 +262,16 @@ def test_module_pickles_for_spawned_ddp_workers():
     sched = clone.scheduler_factory(opt, 10, 5)
     assert opt.param_groups[0]["lr"] == pytest.approx(0.1 / 6)  # warm-up step 1 of 6
     assert set(sched.state_dict()["lr_lambdas"][0]) <= {"kind", "warm", "total", "per_epoch", "step_size", "gamma"}
+
+
+def test_throughput_counts_training_not_validation():
+    import time
+
+    class SlowValidation(pl.Callback):
+        def on_validation_epoch_end(self, trainer, module):
+            time.sleep(0.6)
+
+    dm = make_datamodule(DataConfig(limit=64))
+    m = fit(tiny_resnet(), dm, cpu(max_epochs=2, test=False), OptimConfig(), seed=0, callbacks=[SlowValidation()])
+    assert m["wall_time"] > 1.2 and m["train_time"] < 0.6
+    assert m["imgs_per_sec"] == pytest.approx(m["train/imgs_per_sec"])  # the second epoch's, the first warms up

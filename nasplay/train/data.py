@@ -118,9 +118,8 @@ class TensorDataModule(NasplayDataModule):
 
     # --- reading ----------------------------------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.name in TORCHVISION and self.cfg.download:
-            _torchvision_arrays(self.cfg, train=True)
-            _torchvision_arrays(self.cfg, train=False)
+        if self.name in TORCHVISION and self.cfg.download:  # downloads (once per node), keeps what it read
+            self.splits()
 
     def setup(self, stage: str | None = None) -> None:
         self.splits()
@@ -177,11 +176,11 @@ class TensorDataModule(NasplayDataModule):
 
     def _on_device(self, split: str) -> Split:
         dev = self._device()
-        key = (split, str(dev))
+        key = (split, str(dev), self.channels_last)
         if key not in self._device_cache:
             s = self.splits()[split]
             fmt = torch.channels_last if self.channels_last else torch.contiguous_format
-            self._device_cache = {k: v for k, v in self._device_cache.items() if k[1] == str(dev)}
+            self._device_cache = {k: v for k, v in self._device_cache.items() if k[1:] == key[1:]}  # one copy per split
             self._device_cache[key] = Split(s.x.to(dev, memory_format=fmt), s.y.to(dev))
         return self._device_cache[key]
 
@@ -371,7 +370,7 @@ def _torchvision_arrays(cfg: DataConfig, train: bool) -> tuple[np.ndarray, np.nd
         cls = _trusting_cifar(cls)
     try:
         ds = cls(root, train=train, download=cfg.download)
-    except RuntimeError as e:  # torchvision's "Dataset not found or corrupted"
+    except (RuntimeError, OSError) as e:  # torchvision's "Dataset not found or corrupted"; a failed download
         raise FileNotFoundError(f"data: {cfg.name} not found under data.root={cfg.root!r} ({e}); "
                                 "set data.download=true or put the files there") from None
     data = ds.data.numpy() if isinstance(ds.data, torch.Tensor) else np.asarray(ds.data)

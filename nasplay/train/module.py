@@ -112,10 +112,11 @@ class LitClassifier(pl.LightningModule):
         if not self._timed:
             self._sync()
             self._timed = True
-            self.epoch_times.append((self._counts.get("train", 0), time.perf_counter() - self._t0))
+            images = self._counts.get("train", 0) * self.trainer.world_size  # all ranks' images
+            self.epoch_times.append((images, time.perf_counter() - self._t0))
 
     def on_validation_epoch_start(self) -> None:
-        if self.trainer.training:  # validation inside fit ends the epoch's training time
+        if self.trainer.state.fn == "fit":  # validation inside fit ends the epoch's training time
             self._end_train_timer()
         self._sums["val"], self._counts["val"] = torch.zeros(2, device=self.device), 0
 
