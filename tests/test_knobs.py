@@ -172,6 +172,10 @@ def test_values_as_the_command_line_gives_them() -> None:
     ]
     for a, b in same:
         assert apply("resnet50", **a).hash == apply("resnet50", **b).hash, (a, b)
+    from omegaconf import OmegaConf  # as a Hydra experiment config hands them over
+
+    cfg = OmegaConf.create({"depth": [3, 4, 23, 3], "input": {"channels": 1, "size": 28}, "width": 0.5})
+    assert apply("resnet50", **cfg).hash == apply("resnet50", depth="3,4,23,3", input="1x28", width="0.5").hash
     g = apply("resnet50", skip="none", input="1x28")
     assert g.name == "resnet50+skip=none+input=1x28" and g.input == Input(1, 28)
     assert apply("resnet50") is get_genome("resnet50")

@@ -6,7 +6,7 @@ from collections import Counter
 from dataclasses import replace
 
 from nasplay.space.genome import Act, Aux, Conv, Dropout, Genome, Linear, Pool
-from nasplay.space.knobs.tree import KnobError, iter_ops, refuse
+from nasplay.space.knobs.tree import KnobError, iter_ops, refuse, uses_bn
 from nasplay.space.validate import walk
 
 HEADS = ("fc", "gap")
@@ -27,9 +27,6 @@ def main_act(g: Genome) -> str:
     acts.pop("none", None)
     return acts.most_common(1)[0][0] if acts else "relu"
 
-
-def _uses_bn(g: Genome) -> bool:
-    return any(isinstance(op, Conv) and op.norm == "batch" for op, _ in iter_ops(g))
 
 
 def head(g: Genome, value: str | None, width: int | None) -> Genome:
@@ -73,6 +70,6 @@ def aux(g: Genome, value: str) -> Genome:
         raise refuse("aux", value, g, f"auxiliary classifiers help deep networks (at least {AUX_MIN_DEPTH} weighted layers "
                      f"and 3 stages, the head on the penultimate one); it has {d} layers in {len(g.stages)} stages", "on | off")
     act = main_act(g)
-    conv = Conv(128, 1, norm="batch", act=act) if _uses_bn(g) else Conv(128, 1, bias=True, act=act)
+    conv = Conv(128, 1, norm="batch", act=act) if uses_bn(g) else Conv(128, 1, bias=True, act=act)
     ops = (Pool("avg", adaptive=4), conv, Linear(1024, act=act), Dropout(0.7))
     return replace(g, aux=(Aux(len(g.stages) - 2, -1, ops),))

@@ -3,10 +3,11 @@
 Below the native size the stem stops downsampling, as CIFAR ResNets do (ResNet's 7x7/2 conv + 3x3/2 max
 pool becomes a 3x3/1 conv): strided stem convs run at stride 1 with at most a 3x3 kernel and padding that
 keeps the size, and stem pools go (or, in parallel towers, become 3/1/1 pools so the towers still meet).
-The stem keeps those of its first reductions that bring its output grid closest to the native one (so
-32 px keeps none, larger inputs some). If the body still shrinks the map to nothing, its last reductions go too, one at
-a time. An unpadded first conv is padded (LeNet-5 on 28 px MNIST), auxiliary heads pool adaptively to the
-grid they were designed for, and a head's adaptive pool never asks for more than the final map has.
+The stem keeps those of its first reductions that bring its output grid closest to the native one (32 px
+keeps none; larger inputs may keep some). If the body still shrinks the map to nothing, its last
+reductions go too, one at a time. An unpadded first conv is padded (LeNet-5 on 28 px MNIST), auxiliary
+heads pool adaptively to the grid they were designed for, and a head's adaptive pool never asks for more
+than the final map has. Inputs at least as large as the native one only change the input.
 """
 
 from __future__ import annotations

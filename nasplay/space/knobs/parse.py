@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nasplay.space.knobs.tree import KnobError, show
@@ -75,7 +75,7 @@ def depth(knob: str, value: Any) -> float | tuple[int, ...]:
         return number(float, 0, lo_open=True)(knob, value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return number(float, 0, lo_open=True)(knob, value)
-    items = _ints(value) if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else None
+    items = _ints(value) if isinstance(value, str) else list(value) if isinstance(value, Sequence) else None
     if not items:
         raise _bad(knob, value, allowed)
     try:
@@ -88,14 +88,14 @@ def depth(knob: str, value: Any) -> float | tuple[int, ...]:
 def input_spec(knob: str, value: Any) -> tuple[int | None, int]:
     """``32`` / ``"32"`` (size), ``"1x28"`` / ``(1, 28)`` (channels, size), ``"3x32x32"`` -> ``(channels | None, size)``."""
     allowed = "a size (32), or channels and size (1x28, '(1, 28)', 3x32x32)"
-    if isinstance(value, dict):
-        value = (value.get("channels"), value.get("size"))
+    if isinstance(value, Mapping):  # {channels: 1, size: 28}, as a Hydra config may give it
+        value = (value.get("channels"), value["size"]) if "size" in value else value
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         items: list[Any] = [value]
     elif isinstance(value, str):
         items = _ints(value)
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
+    elif isinstance(value, Sequence):
+        items = [v for v in value if v is not None]
     else:
         raise _bad(knob, value, allowed)
     try:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-from nasplay.space.genome import Block, Branch, Conv, Genome, Op, Pool, Stage, Subsample, pair
+from nasplay.space.genome import Block, Branch, Conv, Genome, Op, Pool, Subsample, pair
 from nasplay.space.validate import Shape, block_shape, walk
 
 
@@ -114,6 +114,11 @@ def op_shapes(genome: Genome) -> dict[str, Shape]:
     return shapes
 
 
+def uses_bn(g: Genome) -> bool:
+    """Whether the network normalises its convs with BatchNorm (new layers follow suit)."""
+    return any(isinstance(op, Conv) and op.norm == "batch" for op, _ in iter_ops(g))
+
+
 def has_conv(b: Block) -> bool:
     return any(isinstance(op, Conv) for op, _ in _block_ops(b))
 
@@ -122,11 +127,6 @@ def _block_ops(b: Block) -> list[tuple[Op, Site]]:
     found: list[tuple[Op, Site]] = []
     map_block_ops(b, "", lambda op, site: found.append((op, site)) or op, "stage")
     return found
-
-
-def block_ops(b: Block) -> list[Op]:
-    """Every op of a block (branches, splits, merge, post)."""
-    return [op for op, _ in _block_ops(b)]
 
 
 BlockFn = Callable[[Block, Shape, str, str], Block | tuple[Block, ...] | None]
@@ -161,18 +161,10 @@ def block_out(b: Block, shape: Shape, path: str = "block") -> Shape:
     return block_shape(b, shape, path)
 
 
-def first_copy(b: Block) -> Block:
-    return replace(b, repeat=1)
 
 
-def replace_stage_blocks(genome: Genome, si: int, blocks: tuple[Block, ...]) -> Genome:
-    stages = list(genome.stages)
-    stages[si] = replace(stages[si], blocks=blocks)
-    return replace(genome, stages=tuple(stages))
 
 
-def stage_counts(stage: Stage) -> int:
-    return sum(b.repeat for b in stage.blocks)
 
 
 def downsampling_pool(op: Op) -> bool:

@@ -16,6 +16,7 @@ from nasplay.space.knobs.tree import (
     refuse,
     round_half_up,
     show,
+    uses_bn,
 )
 from nasplay.space.validate import Shape, block_shape, shortcut_stride
 
@@ -26,9 +27,6 @@ DEFAULT_SCALE = 0.2  # Inception-ResNet's residual scales are 0.1 - 0.3 (Szegedy
 def _blocks(g: Genome) -> list[Block]:
     return list(g.stem) + [b for st in g.stages for b in st.blocks]
 
-
-def _uses_bn(g: Genome) -> bool:
-    return any(isinstance(op, Conv) and op.norm == "batch" for op, _ in iter_ops(g))
 
 
 # --- skip -----------------------------------------------------------------------------------------
@@ -128,7 +126,7 @@ def skip(g: Genome, value: str | None, scale: float | None) -> Genome:
     if value == "none":
         return _plain(g)
     residual = any(b.skip != "none" for b in blocks)
-    skip_norm = "batch" if _uses_bn(g) else "none"
+    skip_norm = "batch" if uses_bn(g) else "none"
     added = 0
 
     def fn(b: Block, shape: Shape, path: str, where: str) -> Block | tuple[Block, ...]:
@@ -306,7 +304,7 @@ def bottleneck(g: Genome, value: str) -> Genome:
     """off: bottleneck blocks (1x1, k x k, 1x1 x4) become basic pairs of k x k convs at the bottleneck width,
     and Inception towers lose the 1x1 reductions before their larger convs; on: basic blocks become
     bottlenecks (1x1 at the block's width, its k x k, 1x1 to 4x the width). Shortcuts follow the shapes."""
-    skip_norm = "batch" if _uses_bn(g) else "none"
+    skip_norm = "batch" if uses_bn(g) else "none"
     changed = 0
 
     def off(b: Block, shape: Shape, path: str, where: str) -> Block | tuple[Block, ...]:
