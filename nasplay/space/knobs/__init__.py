@@ -150,8 +150,12 @@ def _parse_keep(keep: Any, tol: Any) -> tuple[str | None, float]:
     return keep, float(parse.number(float, 0, 1, lo_open=True)("tol", tol))
 
 
+def _text(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(show(v))
+
+
 def _label(values: dict[str, Any]) -> str:
-    return " ".join(f"{k}={show(v)!s}" for k, v in values.items())
+    return " ".join(f"{k}={_text(v)}" for k, v in values.items())
 
 
 def _show_input(v: tuple[int | None, int], g: Genome) -> str:
@@ -198,6 +202,6 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, *
         walk(out)
     if not values and not keep_:
         return genome
-    shown = {n: _show_input(values[n], genome) if n == "input" else show(values[n]) for n in _ORDER if n in values}
+    shown = {n: _show_input(values[n], genome) if n == "input" else _text(values[n]) for n in _ORDER if n in values}
     name = genome.name + "".join(f"+{k}={v}" for k, v in shown.items()) + (f"+keep={keep_}" if keep_ else "")
     return out.replace(name=name)
