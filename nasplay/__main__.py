@@ -18,6 +18,7 @@ import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from nasplay.sweep.config import register_configs  # noqa: E402
+from nasplay.track.secrets import mask_text  # noqa: E402
 
 CONF_DIR = Path(os.environ.get("NASPLAY_CONF_DIR") or Path(__file__).resolve().parent.parent / "conf")
 
@@ -35,8 +36,16 @@ def _run(cfg: DictConfig) -> None:
     try:
         run_study(cfg)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {mask_text(str(e))}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to continue the study", file=sys.stderr)
+        sys.exit(130)
+    except Exception:  # Hydra would print the overrides, which may hold a storage password
+        import traceback
+
+        print(mask_text(traceback.format_exc()), file=sys.stderr)
+        sys.exit(1)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -186,3 +186,24 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "error: arm 'resnet18': skip='sometimes' is not allowed; allowed: none | identity | projection | scaled" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_arms_crossed_with_a_search_space(compose):
+    """Several arms and a space: every trial picks an arm and a point of the space (grid: all combinations)."""
+    import optuna
+
+    from nasplay.sweep.trial import suggest
+
+    space = "sweep.space={optim.lr: [0.1, 0.01], knobs.width: [0.25, 0.5]}"
+    plan = make_plan(compose("experiment=ablate_skip", space), data_shape=DIGITS)
+    assert plan.grid == {"arm": ["skip=identity", "skip=none"], "optim.lr": [0.1, 0.01], "knobs.width": [0.25, 0.5],
+                         "seed": [0, 1, 2]}
+    plan = make_plan(compose("experiment=ablate_skip", "sweep=random", space), data_shape=DIGITS)
+    assert plan.grid is None
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    specs = [suggest(study.ask(), plan) for _ in range(8)]
+    assert {s.arm.split()[0] for s in specs} == {"skip=identity", "skip=none"}
+    for s in specs:
+        assert s.knobs["skip"] == s.arm.split()[0].split("=")[1] and s.knobs["width"] in (0.25, 0.5)
+        assert s.overrides["optim"]["lr"] in (0.1, 0.01) and s.seed in (0, 1, 2)
+        assert s.arm == f"{s.arm.split()[0]} optim.lr={s.overrides['optim']['lr']:g} width={s.knobs['width']:g}"

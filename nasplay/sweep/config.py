@@ -69,7 +69,8 @@ class SweepConfig:
 
     ``space`` maps a parameter to a list of choices or to ``{low, high, log, step, int}``; a parameter
     is ``arch``, ``seed``, ``knobs.NAME`` or ``optim.`` / ``data.`` / ``trainer.`` + a field. An empty
-    space samples the experiment's arms and seeds (the grid sampler runs all of them once).
+    space samples the experiment's arms and seeds (the grid sampler runs all of them once); with
+    several arms, each trial also picks an arm (design spaces with a knob on and off).
     ``n_trials`` counts COMPLETE + PRUNED trials (null: the whole grid). ``storage`` is an RDB URL
     (``sqlite:///x.db``, ``postgresql://...``) or a ``.journal`` file; null means
     ``<study dir>/optuna.journal``. ``options`` go to the sampler's constructor.

@@ -56,9 +56,8 @@ class Plan:
         sw = self.cfg.sweep
         if sw.sampler != "grid":
             return None
-        if not sw.space:
-            return {"arm": [a.name for a in self.arms], "seed": list(self.cfg.experiment.seeds)}
-        grid = {k: list(v) for k, v in sw.space.items()}
+        grid = {"arm": [a.name for a in self.arms]} if not sw.space or len(self.arms) > 1 else {}
+        grid.update({k: list(v) for k, v in sw.space.items()})
         grid.setdefault("seed", list(self.cfg.experiment.seeds))
         return grid
 

@@ -157,7 +157,8 @@ def _what(plan: Plan, total: int | None) -> str:
     if plan.grid is not None and not c.sweep.space:
         return (f"{len(plan.arms)} arm(s) x {len(c.experiment.seeds)} seed(s) = {total} trials "
                 f"[{', '.join(a.name for a in plan.arms)}]; sampler grid")
-    return f"{total} trials; sampler {c.sweep.sampler} over {', '.join(c.sweep.space) or 'arm, seed'}; pruner {c.sweep.pruner.kind}"
+    params = (["arm"] if len(plan.arms) > 1 else []) + list(c.sweep.space) + (["seed"] if plan.grid else [])
+    return f"{total} trials; sampler {c.sweep.sampler} over {', '.join(params)}; pruner {c.sweep.pruner.kind}"
 
 
 def _grid_points(plan: Plan) -> list[dict[str, Any]] | None:

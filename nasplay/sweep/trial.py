@@ -77,12 +77,14 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         seed = trial.suggest_int("seed", 0, SEED_MAX)
     elif "seed" not in space:
         seed = seeds[trial.number % len(seeds)]
+    if not space or len(plan.arms) > 1:  # several arms with a space: each arm crossed with the space's points
+        base = plan.arm(trial.suggest_categorical("arm", [a.name for a in plan.arms]))
+    else:
+        base = plan.arms[0]
     if not space:
-        arm = plan.arm(trial.suggest_categorical("arm", [a.name for a in plan.arms]))
-        return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seed))
-    base = plan.arms[0]
+        return TrialSpec(base.name, base.arch, dict(base.knobs), int(seed))
     arch, knobs, overrides = base.arch, dict(base.knobs), {}
-    label: list[str] = []
+    label: list[str] = [base.name] if len(plan.arms) > 1 else []
     for name, spec in space.items():
         if isinstance(spec, (list, tuple)):
             labels, back = choices(list(spec))
