@@ -25,6 +25,11 @@ class Progress:
         self.started = time.perf_counter()
         self._live = Live(console=console, refresh_per_second=2, transient=False, get_renderable=self._render) if live else None
 
+    @property
+    def live(self) -> bool:
+        """Whether the live panel is on (a terminal), rather than one line per trial."""
+        return self._live is not None
+
     def __enter__(self) -> Progress:
         if self._live is not None:
             self._live.start()

@@ -75,29 +75,30 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyR
     runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks))
     progress = Progress(console, live=_live(c.progress, console), study=plan.name, total=total,
                         objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
-    if progress._live is not None:
+    if progress.live:
         runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
     progress.seed_counts(trials)
 
     attempted: set[tuple] = set()
     failures, ran, begun = 0, 0, time.perf_counter()
     max_failures = c.sweep.max_failures or total or 10
-    stopped = ""
+    stopped, complete = "", False  # why the loop ended; whether the study has all its trials
     with progress:
         while True:
             trials = study.get_trials(deepcopy=False)
             finished = sum(t.state.name in FINISHED for t in trials)
             point = None
             if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
-                stopped = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})"
+                stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
             elif grid_points is not None:
                 pending = _pending(plan, grid_points, trials, attempted)
+                busy = sum(t.state.name in ("RUNNING", "WAITING") for t in trials)
                 if pending:
                     point = pending[0]
+                elif busy:
+                    stopped = f"the grid's other {busy} points are running elsewhere (or were left RUNNING by a killed process)"
                 else:
-                    busy = sum(t.state.name in ("RUNNING", "WAITING") for t in trials)
-                    stopped = f"every grid point has a finished trial ({len(grid_points)} points)" if not busy else (
-                        f"the grid's other {busy} points are running elsewhere (or were left RUNNING by a killed process)")
+                    stopped, complete = f"every grid point has a finished trial ({len(grid_points)} points)", True
             if not stopped and failures >= max_failures:
                 stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
             if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
@@ -130,8 +131,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyR
     write_results(plan.study_dir, trials)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     if ran == 0:
-        done = "is finished" if stopped.startswith(("every", f"{counts['COMPLETE'] + counts['PRUNED']} trials")) else "has"
-        console.print(f"study {plan.name!r} {done}, nothing to do: {stopped}", markup=False, highlight=False)
+        what = f"study {plan.name!r} is finished, nothing to do" if complete else "nothing to do"
+        console.print(f"{what}: {stopped}", markup=False, highlight=False)
     else:
         console.print(f"done: ran {ran} trial(s) in {time.perf_counter() - begun:.1f} s; {stopped}", markup=False, highlight=False)
     # Accuracy studies also show the test accuracy; objectives that are params / FLOPs have their own columns.
