@@ -269,9 +269,9 @@ def test_throughput_counts_training_not_validation():
 
     class SlowValidation(pl.Callback):
         def on_validation_epoch_end(self, trainer, module):
-            time.sleep(0.6)
+            time.sleep(1.0)
 
     dm = make_datamodule(DataConfig(limit=64))
     m = fit(tiny_resnet(), dm, cpu(max_epochs=2, test=False), OptimConfig(), seed=0, callbacks=[SlowValidation()])
-    assert m["wall_time"] > 1.2 and m["train_time"] < 0.6
+    assert m["wall_time"] > 2.0 and m["train_time"] < 1.0  # two epochs of one step each: far less than a second
     assert m["imgs_per_sec"] == pytest.approx(m["train/imgs_per_sec"])  # the second epoch's, the first warms up
