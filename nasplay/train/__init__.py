@@ -12,8 +12,11 @@ _API = {
     "as_config": "nasplay.train.config",
     "make_datamodule": "nasplay.train.data",
     "NasplayDataModule": "nasplay.train.data",
+    "InMemoryLoader": "nasplay.train.loader",
     "LitClassifier": "nasplay.train.module",
     "fit": "nasplay.train.fit",
+    "adapt": "nasplay.train.fit",
+    "make_trainer": "nasplay.train.fit",
     "TrialDiverged": "nasplay.train.fit",
 }
 
