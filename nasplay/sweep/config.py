@@ -86,7 +86,9 @@ class SweepConfig:
     seed: int | None = 0
     space: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
-    workers: int = 1
+    workers: Any = 1  # worker processes on this host; "auto": one per visible GPU (or 1 without GPUs)
+    heartbeat_interval: float = 10.0  # seconds between a running trial's heartbeats
+    heartbeat_grace: float = 60.0  # a RUNNING trial silent this long belongs to a dead worker: FAIL, retried
     retry_failed: bool = False  # rerun failed grid points when the study is resumed
     max_failures: int | None = None  # stop this run after so many failed trials (null: n_trials or the grid size)
     timeout: float | None = None  # seconds; no new trial starts after it
@@ -112,10 +114,18 @@ class SweepConfig:
         if self.monitor not in ("val/acc", "val/loss", "train/loss"):
             raise ValueError(f"sweep.monitor must be one of ['val/acc', 'val/loss', 'train/loss'], got {self.monitor!r}")
         self.pruner.check()
-        _int_at_least("sweep.workers", self.workers, 1)
-        if self.workers > 1:
-            raise ValueError("sweep.workers: one worker per process for now; start the same command in more "
-                             "processes (or hosts, with an RDB sweep.storage) to run trials in parallel")
+        if self.workers != "auto":
+            if isinstance(self.workers, str) and self.workers.isdigit():
+                self.workers = int(self.workers)
+            if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+                raise ValueError(f"sweep.workers must be an int >= 1 or 'auto' (one per visible GPU), got {self.workers!r}")
+        for name in ("heartbeat_interval", "heartbeat_grace"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                raise ValueError(f"sweep.{name} must be a positive number of seconds, got {v!r}")
+        if self.heartbeat_grace < 2 * self.heartbeat_interval:
+            raise ValueError(f"sweep.heartbeat_grace ({self.heartbeat_grace}) must be at least twice "
+                             f"sweep.heartbeat_interval ({self.heartbeat_interval}), or live trials would look dead")
         if self.max_failures is not None:
             _int_at_least("sweep.max_failures", self.max_failures, 1)
         if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and self.timeout > 0):

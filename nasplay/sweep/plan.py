@@ -20,6 +20,7 @@ from nasplay.track.secrets import mask
 # (more seeds included; other arms are another study, as Optuna cannot widen a categorical parameter).
 FREE_KEYS = (
     "runs_dir", "study", "progress", "logger", "sweep.n_trials", "sweep.storage", "sweep.workers",
+    "sweep.heartbeat_interval", "sweep.heartbeat_grace",
     "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "experiment.seeds",
     "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
@@ -112,9 +113,6 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     check_space(c, arms, data_shape)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
-    if "ddp" in c.trainer.strategy or (isinstance(c.trainer.devices, int) and c.trainer.devices > 1):
-        raise ValueError("trainer: the study runner trains a trial on one device for now; multi-device (DDP) trials "
-                         "need the RDB-backed pruning hand-off that comes with sweep.workers (set trainer.devices=1)")
     from omegaconf import OmegaConf
 
     resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
