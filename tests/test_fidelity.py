@@ -8,9 +8,12 @@ almost any network would "match".
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
 from nasplay.complexity import complexity
@@ -220,6 +223,44 @@ def test_train_outputs_equal_the_reference(reference: tuple[str, nn.Module]) -> 
         got = got.logits
     _meaningful(expected)
     assert rel_diff(expected, got) <= 1e-5
+
+
+class OpCounter(TorchDispatchMode):
+    """Counts the aten operators a forward + backward runs."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.counts: Counter[str] = Counter()
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.counts[func.overloadpacket.__name__] += 1
+        return func(*args, **(kwargs or {}))
+
+
+def _ops(m: nn.Module, x: torch.Tensor) -> Counter[str]:
+    with OpCounter() as oc:
+        out = m.train()(x)
+        outs = [out] if isinstance(out, torch.Tensor) else [out[0], *(out[1] if isinstance(out, Outputs) else out[1:])]
+        sum(o.sum() for o in outs).backward()
+    return oc.counts
+
+
+@pytest.mark.parametrize("name", TRAIN_NAMES)
+def test_same_operations_as_the_reference(name: str) -> None:
+    """Same speed needs the same work: a training step runs the reference's aten operators, as many times.
+
+    Ours may run an activation in place where the reference does not (one allocation less), never the reverse.
+    """
+    with torch.device("meta"):
+        ref = make_reference(name)
+        ours = from_reference(name, ref)
+        x = torch.empty(2, 3, get_genome(name).input.size, get_genome(name).input.size)
+    theirs, mine = _ops(ref, x), _ops(ours, x)
+    for op in ("relu", "elu", "leaky_relu", "silu", "add"):
+        assert mine[op + "_"] >= theirs[op + "_"], op
+        for c in (mine, theirs):
+            c[op] += c.pop(op + "_", 0)
+    assert mine == theirs
 
 
 @pytest.mark.parametrize("name", WITH_AUX)

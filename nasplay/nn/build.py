@@ -78,16 +78,17 @@ class _Builder:
                 mods.append(nn.Conv2d(p.cin, p.cout, p.kernel, p.stride, p.padding, groups=p.groups, bias=p.bias))
                 if p.norm:
                     mods.append(nn.BatchNorm2d(p.cout, eps=self.eps))
-                if p.act:
-                    mods.append(L.make_act(op.act))
+                if p.act:  # a conv's (or BN's) output is fresh and not needed by its backward
+                    mods.append(L.make_act(op.act, inplace=True))
             return nn.Sequential(*mods)
         if op.norm == "batch":
             mods.append(nn.BatchNorm2d(op.out, eps=self.eps))
         if op.act != "none":
-            mods.append(L.make_act(op.act))
+            mods.append(L.make_act(op.act, inplace=True))
         return nn.Sequential(*mods)
 
-    def op(self, op: Op, shape: Shape, path: str) -> nn.Module:
+    def op(self, op: Op, shape: Shape, path: str, fresh: bool = False) -> nn.Module:
+        """The module of ``op``; ``fresh``: its input is a new tensor that nothing else reads or saved."""
         if isinstance(op, Conv):
             return self.conv(op, shape[0], path)
         if isinstance(op, Pool):
@@ -99,7 +100,7 @@ class _Builder:
                 return nn.MaxPool2d(k, s, op.padding, ceil_mode=op.ceil)
             return nn.AvgPool2d(k, s, op.padding, ceil_mode=op.ceil, count_include_pad=op.count_include_pad)
         if isinstance(op, Act):
-            return L.make_act(op.fn)
+            return L.make_act(op.fn, inplace=fresh)
         if isinstance(op, Norm):
             if op.kind == "batch":
                 return nn.BatchNorm2d(shape[0], eps=self.eps)
@@ -108,19 +109,21 @@ class _Builder:
             return nn.Dropout(op.p)
         if isinstance(op, Subsample):
             sub = L.Subsample(shape[0], op.kernel)
-            return sub if op.act == "none" else nn.Sequential(sub, L.make_act(op.act))
+            return sub if op.act == "none" else nn.Sequential(sub, L.make_act(op.act, inplace=True))
         if isinstance(op, Linear):
             lin = nn.Linear(_features(shape), op.out, bias=op.bias)
-            return lin if op.act == "none" else nn.Sequential(lin, L.make_act(op.act))
+            return lin if op.act == "none" else nn.Sequential(lin, L.make_act(op.act, inplace=True))
         raise ValueError(f"{path}: not an op: {op!r}")
 
-    def ops(self, ops: tuple[Op, ...], shape: Shape, path: str, flatten_at: int = -1) -> tuple[nn.Sequential, Shape]:
+    def ops(self, ops: tuple[Op, ...], shape: Shape, path: str, flatten_at: int = -1,
+            fresh: bool = False) -> tuple[nn.Sequential, Shape]:
         mods = []
         for i, op in enumerate(ops):
             if i == flatten_at:
                 mods.append(nn.Flatten(1))
             p = f"{path}[{i}]"
-            mods.append(self.op(op, shape, p))
+            mods.append(self.op(op, shape, p, fresh))
+            fresh = _fresh_output(op)
             shape = op_shape(op, shape, p, where="head" if flatten_at >= 0 else "body")
         if flatten_at == len(ops):
             mods.append(nn.Flatten(1))
@@ -147,7 +150,7 @@ class _Builder:
                 branches.append(m)
                 outs.append(s)
             shape = (sum(s[0] for s in outs), *outs[0][1:])
-            merge, shape = self.ops(b.merge, shape, f"{path}.merge")
+            merge, shape = self.ops(b.merge, shape, f"{path}.merge", fresh=_fresh_concat(b))
             shortcut = None
             if b.skip == "projection":
                 stride = shortcut_stride(shape_in, shape, path)
@@ -155,8 +158,10 @@ class _Builder:
                 if b.skip_norm == "batch":
                     sc.append(nn.BatchNorm2d(shape[0], eps=self.eps))
                 shortcut = nn.Sequential(*sc)
-            post, shape = self.ops(b.post, shape, f"{path}.post")
-            mods.append(L.Block(branches, merge, b.skip, b.scale, shortcut, post))
+            fresh = _fresh_residual(b)
+            add_inplace = fresh and b.skip in ("identity", "projection")
+            post, shape = self.ops(b.post, shape, f"{path}.post", fresh=fresh or b.skip != "none")
+            mods.append(L.Block(branches, merge, b.skip, b.scale, shortcut, post, add_inplace))
         return mods, shape
 
     def head(self, ops: tuple[Op, ...], shape: Shape, path: str, classes: int, output: str) -> nn.Sequential:
@@ -164,6 +169,29 @@ class _Builder:
         feats = _features(shape)
         last = L.RBFOutput(feats, classes) if output == "rbf" else nn.Linear(feats, classes)
         return nn.Sequential(*mods, last)
+
+
+def _fresh_output(op: Op) -> bool:
+    """Whether ``op``'s output is a new tensor that its backward does not need, so the next op may work in place.
+
+    Activations save their output (ReLU, tanh) and dropout returns its input in eval mode: neither qualifies.
+    """
+    if isinstance(op, (Conv, Linear, Subsample)):
+        return op.act == "none"
+    return isinstance(op, (Pool, Norm))
+
+
+def _fresh_branch(br: Branch) -> bool:
+    return bool(br.split) or (bool(br.ops) and _fresh_output(br.ops[-1]))  # a split ends in a new concatenation
+
+
+def _fresh_concat(b: Block) -> bool:
+    return len(b.branches) > 1 or _fresh_branch(b.branches[0])
+
+
+def _fresh_residual(b: Block) -> bool:
+    """Whether the residual (before the add) is a fresh tensor nobody saved."""
+    return _fresh_output(b.merge[-1]) if b.merge else _fresh_concat(b)
 
 
 def _flatten_index(ops: tuple[Op, ...]) -> int:

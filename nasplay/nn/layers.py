@@ -27,11 +27,17 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 }
 
 
-def make_act(name: str) -> nn.Module:
+# Activations torch can apply in place (saving a tensor allocation and a pass over memory, as torchvision does).
+INPLACE = frozenset({"relu", "elu", "leaky_relu", "silu"})
+
+
+def make_act(name: str, inplace: bool = False) -> nn.Module:
+    """The activation ``name``; ``inplace`` where the caller knows its input is a fresh tensor nobody saved."""
     try:
-        return ACTIVATIONS[name]()
+        cls = ACTIVATIONS[name]
     except KeyError:
         raise ValueError(f"activation {name!r} is unknown; allowed: {', '.join(ACTIVATIONS)}") from None
+    return cls(inplace=True) if inplace and name in INPLACE else cls()
 
 
 class Subsample(nn.Module):
@@ -121,13 +127,16 @@ class Block(nn.Module):
     """Concatenated branches, merge ops, the residual add (none / identity / projection / scaled), post ops."""
 
     def __init__(self, branches: list[nn.Module], merge: nn.Module, skip: str, scale: float,
-                 shortcut: nn.Module | None, post: nn.Module):
+                 shortcut: nn.Module | None, post: nn.Module, add_inplace: bool = False):
         super().__init__()
         self.branches = nn.ModuleList(branches)
         self.merge = merge
         self.shortcut = shortcut
         self.post = post
         self.skip, self.scale = skip, scale
+        # The residual may be added to in place when it is a fresh tensor that no backward needs (torchvision's
+        # ``out += identity`` after BatchNorm); the builder decides.
+        self.add_inplace = add_inplace
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.branches) == 1:
@@ -136,9 +145,9 @@ class Block(nn.Module):
             y = torch.cat([b(x) for b in self.branches], 1)
         y = self.merge(y)
         if self.skip == "identity":
-            y = y + x
+            y = y.add_(x) if self.add_inplace else y + x
         elif self.skip == "projection":
-            y = y + self.shortcut(x)
+            y = y.add_(self.shortcut(x)) if self.add_inplace else y + self.shortcut(x)
         elif self.skip == "scaled":
             y = y * self.scale + x
         return self.post(y)
