@@ -55,12 +55,12 @@ class Progress:
         self.epoch = f"epoch {epoch + 1}/{max_epochs}{v}"
 
     def trial_finished(self, number: int, state: str, arm: str, seed: int, value: float | None, seconds: float,
-                       reason: str = "") -> None:
+                       reason: str = "", prefix: str = "") -> None:
         self.counts[state] = self.counts.get(state, 0) + 1
         self._offer(value if state == "COMPLETE" else None, arm, number)
         self.current = self.epoch = ""
         shown = f"{self.objective}={value:.4f}" if state != "FAIL" and value is not None and math.isfinite(value) else ""
-        line = f"trial {number:>3} {state:<8} {arm}  seed={seed}  {shown}  ({seconds:.1f} s){'  ' + reason if reason else ''}"
+        line = f"{prefix}trial {number:>3} {state:<8} {arm}  seed={seed}  {shown}  ({seconds:.1f} s){'  ' + reason if reason else ''}"
         self.console.print(line, highlight=False, markup=False, soft_wrap=True)
 
     def note(self, text: str) -> None:

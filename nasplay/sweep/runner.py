@@ -18,7 +18,7 @@ from typing import Any
 
 from nasplay.sweep.plan import Plan, make_plan
 from nasplay.sweep.results import append_curves, format_summary, summary_rows, write_results
-from nasplay.sweep.storage import make_storage, storage_url
+from nasplay.sweep.storage import HEARTBEAT, STALE, Heartbeat, fail_stale, make_storage, storage_url, study_lock
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -33,20 +33,20 @@ class StudyResult:
     counts: dict[str, int]  # trials in the storage by state
     summary: list[dict[str, Any]]
     stopped: str  # why the loop ended
+    complete: bool = False  # whether the study has all its trials
 
 
-def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyResult:
+def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: int | None = None) -> StudyResult:
     """Run (or resume) the study ``cfg`` describes and print its summary; ``cfg`` is a composed config.
 
-    ``callbacks`` are extra Lightning callbacks for every trial (tests and benchmarks use them).
+    ``callbacks`` are extra Lightning callbacks for every trial (tests and benchmarks use them). With
+    ``sweep.workers`` > 1 this process starts the workers (:mod:`nasplay.sweep.workers`), waits for
+    them and prints the summary; ``worker`` is set in a worker process (it runs trials, no summary).
     """
     import optuna
     from rich.console import Console
 
-    from nasplay.sweep.progress import EpochProgress, Progress
     from nasplay.sweep.samplers import make_pruner, make_sampler
-    from nasplay.sweep.trial import TrialRunner, suggest
-    from nasplay.track.tracker import make_tracker
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     console = console or Console(highlight=False, soft_wrap=True)
@@ -54,81 +54,37 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyR
     c = plan.cfg
     plan.study_dir.mkdir(parents=True, exist_ok=True)
     storage = make_storage(c.sweep.storage, plan.study_dir)
-    study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
-                                directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
-                                pruner=make_pruner(c.sweep))
-    _check_identity(study, plan)
-    _write_config(plan)
-
-    trials = study.get_trials(deepcopy=False)
+    with study_lock(c.sweep.storage, plan.study_dir, plan.name):  # hosts starting at once create it once
+        study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
+                                    directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
+                                    pruner=make_pruner(c.sweep))
+        _check_identity(study, plan)
     grid_points = _grid_points(plan)
     total = len(grid_points) if grid_points is not None else c.sweep.n_trials
     if c.sweep.n_trials is not None and total is not None:
         total = min(total, c.sweep.n_trials)
-    finished = sum(t.state.name in FINISHED for t in trials)
-    console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if trials else 'new'}) in "
-                  f"{plan.study_dir}  storage {storage_url(c.sweep.storage, plan.study_dir)}", highlight=False, markup=False)
-    console.print(_what(plan, total), highlight=False, markup=False)
-    if len(c.sweep.objectives) > 1 and c.sweep.pruner.kind != "none":
-        console.print("note: Optuna cannot prune a multi-objective study; the pruner is off", markup=False)
+    begun = time.perf_counter()
+    if worker is None:
+        _write_config(plan)
+        trials = study.get_trials(deepcopy=False)
+        finished = sum(t.state.name in FINISHED for t in trials)
+        console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if trials else 'new'}) in "
+                      f"{plan.study_dir}  storage {storage_url(c.sweep.storage, plan.study_dir)}", highlight=False, markup=False)
+        console.print(_what(plan, total), highlight=False, markup=False)
+        if len(c.sweep.objectives) > 1 and c.sweep.pruner.kind != "none":
+            console.print("note: Optuna cannot prune a multi-objective study; the pruner is off", markup=False)
+    from nasplay.sweep.workers import resolve_workers, run_workers
 
-    runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks))
-    progress = Progress(console, live=_live(c.progress, console), study=plan.name, total=total,
-                        objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
-    if progress.live:
-        runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
-    progress.seed_counts(trials)
-
-    attempted: set[tuple] = set()
-    failures, ran, begun = 0, 0, time.perf_counter()
-    max_failures = c.sweep.max_failures or total or 10
-    stopped, complete = "", False  # why the loop ended; whether the study has all its trials
-    with progress:
-        while True:
-            trials = study.get_trials(deepcopy=False)
-            finished = sum(t.state.name in FINISHED for t in trials)
-            point = None
-            if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
-                stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
-            elif grid_points is not None:
-                pending = _pending(plan, grid_points, trials, attempted)
-                busy = sum(t.state.name in ("RUNNING", "WAITING") for t in trials)
-                if pending:
-                    point = pending[0]
-                elif busy:
-                    stopped = f"the grid's other {busy} points are running elsewhere (or were left RUNNING by a killed process)"
-                else:
-                    stopped, complete = f"every grid point has a finished trial ({len(grid_points)} points)", True
-            if not stopped and failures >= max_failures:
-                stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
-            if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
-                stopped = f"sweep.timeout={c.sweep.timeout} s reached"
-            if stopped:
-                break
-            if point is not None:
-                attempted.add(_key(point))
-                study.enqueue_trial(point, skip_if_exists=False)
-            trial = study.ask()
-            spec = suggest(trial, plan)
-            progress.trial_started(trial.number, spec.arm, spec.seed)
-            outcome = runner.run(trial, spec)
-            state = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
-                     "FAIL": optuna.trial.TrialState.FAIL}[outcome.state]
-            study.tell(trial, outcome.values if outcome.state == "COMPLETE" else None, state=state)
-            ran += 1
-            failures += outcome.state == "FAIL"
-            append_curves(plan.study_dir, trial.number, outcome.curves)
-            write_results(plan.study_dir, study.get_trials(deepcopy=False))
-            value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
-            progress.trial_finished(trial.number, outcome.state, spec.arm, spec.seed, value, outcome.seconds,
-                                    outcome.fail_reason)
-            if outcome.interrupted:
-                console.print("interrupted: the trial is marked FAIL (retry) and runs again when the study resumes",
-                              markup=False)
-                raise KeyboardInterrupt
+    n_workers, devices = resolve_workers(c) if worker is None else (1, [])
+    if n_workers > 1:
+        ran, stopped, complete = run_workers(cfg, plan, n_workers, devices, console, tuple(callbacks))
+    else:
+        ran, stopped, complete = _loop(plan, study, grid_points, total, console, callbacks, worker)
+    if worker is not None:
+        return StudyResult(plan.name, plan.study_dir, ran, {}, [], stopped, complete)
 
     trials = study.get_trials(deepcopy=False)
-    write_results(plan.study_dir, trials)
+    _save_results(plan, study)
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     if ran == 0:
         what = f"study {plan.name!r} is finished, nothing to do" if complete else "nothing to do"
@@ -146,7 +102,110 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyR
     log = plan.study_dir / "nasplay.log"
     console.print(f"results: {plan.study_dir / 'results.csv'}  curves: {plan.study_dir / 'curves.csv'}"
                   + (f"  log: {log}" if log.exists() else ""), markup=False, highlight=False)
-    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped)
+    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete)
+
+
+def _loop(plan: Plan, study: Any, grid_points: list[dict[str, Any]] | None, total: int | None, console: Any,
+          callbacks: tuple, worker: int | None) -> tuple[int, str, bool]:
+    """One worker's ask-train-tell loop: returns (trials it ran, why it stopped, whether the study is complete).
+
+    The next trial is claimed under the study lock (stale trials of dead workers are failed and
+    re-queued first), so workers in other processes or on other hosts never run a grid point twice and
+    never start more than ``sweep.n_trials`` trials. A worker with nothing to claim while other trials
+    are RUNNING waits for them: they may finish, fail and be retried, or turn out to be stale.
+    """
+    import optuna
+
+    from nasplay.sweep.progress import EpochProgress, Progress
+    from nasplay.sweep.trial import TrialRunner, suggest
+    from nasplay.track.tracker import make_tracker
+
+    c = plan.cfg
+    tag = f"[w{worker}] " if worker is not None else ""
+    runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks))
+    progress = Progress(console, live=_live(c.progress, console) and worker is None, study=plan.name, total=total,
+                        objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
+    if progress.live:
+        runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
+    progress.seed_counts(study.get_trials(deepcopy=False))
+
+    attempted: set[tuple] = set()
+    failures, ran, begun = 0, 0, time.perf_counter()
+    max_failures = c.sweep.max_failures or total or 10
+    stopped, complete = "", False
+    with progress:
+        while True:
+            trial, spec, wait = None, None, ""
+            with study_lock(c.sweep.storage, plan.study_dir, plan.name):
+                for n in fail_stale(study, c.sweep.heartbeat_grace):
+                    progress.note(f"{tag}trial {n:>3} FAIL     {STALE}: no heartbeat for {c.sweep.heartbeat_grace:g} s; "
+                                  "its parameters are queued again")
+                trials = study.get_trials(deepcopy=False)
+                finished = sum(t.state.name in FINISHED for t in trials)
+                running = sum(t.state.name == "RUNNING" for t in trials)
+                waiting = sum(t.state.name == "WAITING" for t in trials)
+                point = None
+                if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
+                    stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
+                elif grid_points is not None:
+                    pending = _pending(plan, grid_points, trials, attempted)
+                    if pending or waiting:
+                        point = pending[0] if not waiting else None
+                    elif running:
+                        wait = f"the grid's other {running} point(s) are running"
+                    else:
+                        stopped, complete = f"every grid point has a finished trial ({len(grid_points)} points)", True
+                elif not waiting and finished + running >= c.sweep.n_trials:  # the rest of the budget is in flight
+                    wait = f"{running} trial(s) are running"
+                if not stopped and failures >= max_failures:
+                    stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
+                if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
+                    stopped = f"sweep.timeout={c.sweep.timeout} s reached"
+                if not stopped and not wait:
+                    if point is not None:
+                        attempted.add(_key(point))
+                        study.enqueue_trial(point, skip_if_exists=False)
+                    trial = study.ask()  # pops a WAITING trial (a grid point, a retry) before sampling
+                    spec = suggest(trial, plan)
+                    study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
+            if stopped:
+                break
+            if trial is None:  # wait for the running trials (of this host or others) outside the lock
+                time.sleep(min(c.sweep.heartbeat_interval, 5.0))
+                continue
+            progress.trial_started(trial.number, spec.arm, spec.seed)
+            with Heartbeat(study._storage, trial._trial_id, c.sweep.heartbeat_interval):
+                outcome = runner.run(trial, spec)
+            state = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
+                     "FAIL": optuna.trial.TrialState.FAIL}[outcome.state]
+            try:
+                study.tell(trial, outcome.values if outcome.state == "COMPLETE" else None, state=state)
+            except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale while it ran (a paused process)
+                progress.note(f"{tag}trial {trial.number:>3} was marked stale by another worker; its retry counts, not this run")
+                continue
+            ran += 1
+            failures += outcome.state == "FAIL"
+            append_curves(plan.study_dir, trial.number, outcome.curves)
+            _save_results(plan, study)
+            value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
+            progress.trial_finished(trial.number, outcome.state, spec.arm, spec.seed, value, outcome.seconds,
+                                    outcome.fail_reason, prefix=tag)
+            if outcome.interrupted:
+                progress.note(f"{tag}interrupted: the trial is marked FAIL (retry) and runs again when the study resumes")
+                raise KeyboardInterrupt
+    return ran, stopped, complete
+
+
+def _save_results(plan: Plan, study: Any) -> None:
+    """``results.csv`` from the storage, read and written under a lock (workers never write an older snapshot last)."""
+    import fcntl
+
+    with open(plan.study_dir / ".results.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            write_results(plan.study_dir, study.get_trials(deepcopy=False))
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def _live(setting: bool | None, console: Any) -> bool:

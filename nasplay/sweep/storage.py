@@ -1,9 +1,27 @@
-"""Optuna storages: a journal file in the study directory by default, any RDB URL for many hosts."""
+"""Optuna storages: a journal file in the study directory by default, any RDB URL for many hosts.
+
+Also what lets several workers share one study safely:
+
+- :func:`study_lock`, a study-wide mutex held while a worker picks its next trial (so two workers never
+  claim the same grid point): an advisory lock in PostgreSQL / MySQL (works across hosts), a file lock
+  next to a journal or SQLite file (one host, or a shared file system with working ``flock``);
+- :class:`Heartbeat`, a thread that stamps a running trial every ``interval`` seconds, and
+  :func:`fail_stale`, which marks RUNNING trials whose stamp is older than ``grace`` as FAIL
+  ("stale (worker died)") and re-queues their parameters, so a killed worker's trial runs again and
+  resumes from its checkpoint. Optuna's own heartbeat exists only for ``RDBStorage`` and only inside
+  ``study.optimize``; this one works with ask-and-tell and with every storage.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nasplay.track.secrets import mask_text
 
@@ -12,11 +30,20 @@ if TYPE_CHECKING:
 
 JOURNAL = "optuna.journal"
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
+HEARTBEAT = "nasplay:heartbeat"  # system attr: unix time of a running trial's last heartbeat
+STALE = "stale (worker died)"
 
 
 def storage_url(storage: str | None, study_dir: Path) -> str:
     """Where the study lives, as given (a URL) or as a path (the journal file); for messages, masked."""
     return mask_text(storage) if storage else str(study_dir / JOURNAL)
+
+
+def rdb_url(storage: str) -> str:
+    """``postgresql://`` -> ``postgresql+psycopg://``: the driver installed with nasplay is psycopg 3."""
+    if storage.startswith("postgresql://") or storage.startswith("postgres://"):
+        return "postgresql+psycopg://" + storage.split("://", 1)[1]
+    return storage
 
 
 def make_storage(storage: str | None, study_dir: Path) -> optuna.storages.BaseStorage:
@@ -29,10 +56,144 @@ def make_storage(storage: str | None, study_dir: Path) -> optuna.storages.BaseSt
         path.parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(str(path)))
     scheme = storage.split(":", 1)[0].split("+", 1)[0]
-    if "://" not in storage or scheme not in RDB_SCHEMES:
+    if "://" not in storage or scheme not in (*RDB_SCHEMES, "postgres"):
         raise ValueError(f"sweep.storage: {mask_text(storage)!r} is neither a .journal file nor an RDB URL "
                          f"({', '.join(s + '://...' for s in RDB_SCHEMES)})")
     try:
-        return optuna.storages.RDBStorage(storage, engine_kwargs={"pool_pre_ping": True})
+        return optuna.storages.RDBStorage(rdb_url(storage), engine_kwargs={"pool_pre_ping": True})
     except Exception as e:  # the driver's message may quote the URL: mask it
         raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
+
+
+@contextlib.contextmanager
+def study_lock(storage: str | None, study_dir: Path, study: str) -> Iterator[None]:
+    """Hold the study-wide lock: one worker at a time claims its next trial."""
+    with _lock(storage, study_dir, study):
+        yield
+
+
+class _FileLock:
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with open(self.path, "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+
+
+class _DatabaseLock:
+    """A PostgreSQL / MySQL advisory lock on a connection of its own (one per process, kept open)."""
+
+    def __init__(self, url: str, study: str):
+        import sqlalchemy
+
+        self.engine = sqlalchemy.create_engine(rdb_url(url), poolclass=sqlalchemy.pool.NullPool)
+        self.dialect = self.engine.dialect.name
+        self.key = int.from_bytes(hashlib.sha256(f"nasplay:{study}".encode()).digest()[:8], "big", signed=True)
+        self.name = f"nasplay:{hashlib.sha256(study.encode()).hexdigest()[:40]}"
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": self.key})
+                conn.commit()
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
+                    conn.commit()
+            else:  # mysql / mariadb
+                conn.execute(text("SELECT GET_LOCK(:n, -1)"), {"n": self.name})
+                try:
+                    yield
+                finally:
+                    conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.name})
+
+
+_LOCKS: dict[tuple[str, str], Any] = {}
+
+
+def _lock(storage: str | None, study_dir: Path, study: str) -> Any:
+    key = (storage or str(study_dir), study)
+    if key not in _LOCKS:
+        scheme = (storage or "").split(":", 1)[0].split("+", 1)[0]
+        if scheme in ("postgresql", "postgres", "mysql"):
+            _LOCKS[key] = _DatabaseLock(storage, study)
+        elif scheme == "sqlite":
+            db = storage.split(":///", 1)[1] if ":///" in storage else ""
+            _LOCKS[key] = _FileLock(Path(f"{db}.{study}.lock") if db and db != ":memory:" else study_dir / ".claim.lock")
+        elif storage and storage.endswith(".journal"):
+            _LOCKS[key] = _FileLock(Path(f"{storage}.{study}.lock"))
+        else:  # the default journal, or an RDB without advisory locks (one host: the study directory's lock)
+            _LOCKS[key] = _FileLock(study_dir / ".claim.lock")
+    return _LOCKS[key]()
+
+
+class Heartbeat:
+    """Stamps a running trial every ``interval`` seconds from a thread, while the ``with`` block runs."""
+
+    def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float):
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
+
+    def _beat(self) -> None:
+        while True:
+            try:
+                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT, time.time())
+            except Exception:  # the trial is finished (told, or failed as stale by another worker): stop
+                return
+            if self._stop.wait(self.interval):
+                return
+
+    def __enter__(self) -> Heartbeat:
+        self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT, time.time())
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def last_beat(trial: optuna.trial.FrozenTrial) -> float:
+    """Unix time of the trial's last heartbeat (its start when it never beat)."""
+    beat = trial.system_attrs.get(HEARTBEAT)
+    if beat is not None:
+        return float(beat)
+    return trial.datetime_start.timestamp() if trial.datetime_start is not None else time.time()
+
+
+def fail_stale(study: optuna.Study, grace: float) -> list[int]:
+    """Mark RUNNING trials silent for more than ``grace`` seconds FAIL and re-queue their parameters.
+
+    Call it holding :func:`study_lock`. The failed trial keeps ``fail_reason`` = ``STALE`` and
+    ``retry`` = true; the re-queued one carries ``retry_of`` = the failed trial's number. Returns the
+    numbers of the trials it failed.
+    """
+    import optuna
+
+    now = time.time()
+    out = []
+    for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        if now - last_beat(t) <= grace:
+            continue
+        try:
+            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", STALE)
+            study._storage.set_trial_user_attr(t._trial_id, "retry", True)
+            if not study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL):
+                continue
+        except optuna.exceptions.UpdateFinishedTrialError:  # its worker told it after all
+            continue
+        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        out.append(t.number)
+    return out
