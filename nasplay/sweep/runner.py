@@ -52,6 +52,11 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     console = console or Console(highlight=False, soft_wrap=True)
     plan = make_plan(cfg)
     c = plan.cfg
+    from nasplay.sweep.trial import is_distributed
+
+    if is_distributed(c.trainer) and (not c.sweep.storage or c.sweep.storage.endswith(".journal")):
+        raise ValueError("trainer: a DDP trial (trainer.strategy=ddp*, trainer.devices>1) needs an RDB sweep.storage "
+                         "(sqlite:///PATH.db, postgresql://...): its pruning decision reaches the study through it")
     plan.study_dir.mkdir(parents=True, exist_ok=True)
     storage = make_storage(c.sweep.storage, plan.study_dir)
     with study_lock(c.sweep.storage, plan.study_dir, plan.name):  # hosts starting at once create it once

@@ -21,7 +21,19 @@ def sampler_class(name: str) -> type:
     }[name]
 
 
+def __getattr__(name: str) -> type:
+    # A DDP trial pickles its study, sampler included, into spawned processes: pickle finds the class here.
+    if name == "AskTellGridSampler":
+        return _grid_sampler()
+    raise AttributeError(name)
+
+
+_GRID: list[type] = []
+
+
 def _grid_sampler() -> type:
+    if _GRID:
+        return _GRID[0]
     import optuna
 
     class AskTellGridSampler(optuna.samplers.GridSampler):
@@ -35,6 +47,8 @@ def _grid_sampler() -> type:
         def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
             pass
 
+    AskTellGridSampler.__qualname__ = "AskTellGridSampler"
+    _GRID.append(AskTellGridSampler)
     return AskTellGridSampler
 
 

@@ -168,13 +168,22 @@ class TrialRunner:
             started_tracker = True
             trial.set_user_attr("wandb_id", self.tracker.run_id)
             callbacks = list(self.extra_callbacks)
+            pruning = None
             if len(c.sweep.objectives) == 1:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
 
-                callbacks.append(PyTorchLightningPruningCallback(trial, monitor=c.sweep.monitor))
+                # Under DDP, rank 0 reports and decides, broadcasts the decision, and leaves it in the (RDB)
+                # storage's system attrs; check_pruned() reads it back here, in the process that tells.
+                pruning = PyTorchLightningPruningCallback(trial, monitor=c.sweep.monitor)
+                callbacks.append(pruning)
+            ckpt = study_dir / "ckpt" / spec.key
+            if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
+                trial.set_user_attr("resumed_from_epoch", _ckpt_epoch(ckpt / "last.ckpt"))
             with _sigint_kept():
                 metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
-                              ckpt_dir=study_dir / "ckpt" / spec.key, resume=True)
+                              ckpt_dir=ckpt, resume=True)
+            if pruning is not None and is_distributed(trainer_cfg):
+                pruning.check_pruned()
             values = [float(metrics[o]) for o in c.sweep.objectives]
             bad = [o for o, v in zip(c.sweep.objectives, values) if not math.isfinite(v)]
             if bad:
@@ -220,6 +229,24 @@ def _sigint_kept() -> Iterator[None]:
     finally:
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
+
+
+def is_distributed(t: Any) -> bool:
+    """Whether a trial trains over several processes (DDP)."""
+    devices = t.devices
+    many = (isinstance(devices, int) and (devices > 1 or devices == -1)) or (isinstance(devices, (list, tuple)) and len(devices) > 1) \
+        or (isinstance(devices, str) and ("," in devices.strip(",") or devices == "-1"))
+    return "ddp" in str(t.strategy) or many or t.num_nodes > 1
+
+
+def _ckpt_epoch(path: Path) -> int | str:
+    """The epochs a checkpoint has finished (read with ``weights_only=True``: tensors and plain data only)."""
+    import torch
+
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"]) + 1
+    except Exception:  # unreadable: fit will say so
+        return ""
 
 
 def _failure(e: BaseException) -> str:
