@@ -109,7 +109,8 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         data_shape = (dm.channels, dm.size, dm.num_classes)
     exp = c.experiment
     for arm in arms:
-        resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}")
+        resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}",
+                       base=c.arch.knobs)
     check_space(c, arms, data_shape)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
@@ -156,10 +157,13 @@ def format_value(v: Any) -> str:
 
 
 def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
-                   tol: float = 0.02, where: str = "") -> Any:
+                   tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None) -> Any:
     """The genome a trial trains: the zoo network with the knobs, fitted to the data's input and classes.
 
-    Knob values go through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values.
+    With ``keep``, the knobs an arm shares with ``base`` (``arch.knobs``: a smaller width or depth for a
+    CPU budget) size the reference network first; the arm's own knobs then apply with its widths
+    re-solved to that reference's FLOPs or params. Knob values go through :func:`nasplay.apply`, whose
+    ``ValueError`` names the knob and the allowed values.
     """
     from nasplay.space.zoo import get_genome
 
@@ -168,6 +172,12 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
     try:
         g = get_genome(arch)
         kw: dict[str, Any] = dict(knobs)
+        shared = {k: v for k, v in kw.items() if keep is not None and base and k in base and base[k] == v and k != "input"}
+        if shared:
+            from nasplay.space.knobs import apply
+
+            g = apply(g, **shared)
+            kw = {k: v for k, v in kw.items() if k not in shared}
         if (g.input.channels, g.input.size) != (channels, size):
             kw.setdefault("input", f"{channels}x{size}")  # the input knob applies last, after the others
         if keep is not None:
@@ -199,7 +209,7 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
         elif prefix == "knobs":
             for v in values:
                 resolve_genome(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
-                               tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}")
+                               tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}", base=c.arch.knobs)
     if c.sweep.sampler == "grid":
         for name, spec in c.sweep.space.items():
             if not isinstance(spec, (list, tuple)):

@@ -134,7 +134,8 @@ class TrialRunner:
         key = json.dumps([spec.arch, spec.knobs, dm.channels, dm.size, dm.num_classes], sort_keys=True, default=str)
         if key not in self._genomes:
             self._genomes[key] = resolve_genome(spec.arch, spec.knobs, (dm.channels, dm.size, dm.num_classes),
-                                                keep=exp.keep, tol=exp.tol, where=f"arm {spec.arm!r}")
+                                                keep=exp.keep, tol=exp.tol, where=f"arm {spec.arm!r}",
+                                                base=self.plan.cfg.arch.knobs)
         return self._genomes[key]
 
     def run(self, trial: optuna.Trial, spec: TrialSpec) -> Outcome:
