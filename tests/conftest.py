@@ -29,3 +29,42 @@ def compose():
 
     return _compose
 
+
+
+# --- a real PostgreSQL server (scripts/postgres.sh starts one; scripts/test.sh exports its URL) -------
+@pytest.fixture
+def postgres_url():
+    """A PostgreSQL URL whose tables live in a fresh schema of their own, dropped after the test.
+
+    Skips, saying what is missing, without a server; fails instead when NASPLAY_REQUIRE_POSTGRES=1 (CI).
+    """
+    import uuid
+
+    url = os.environ.get("NASPLAY_TEST_POSTGRES_URL", "")
+    required = os.environ.get("NASPLAY_REQUIRE_POSTGRES") == "1"
+
+    def missing(why: str):
+        msg = f"PostgreSQL needed: {why} (bash scripts/postgres.sh starts a server and prints its URL for NASPLAY_TEST_POSTGRES_URL)"
+        pytest.fail(msg) if required else pytest.skip(msg)
+
+    if not url:
+        missing("NASPLAY_TEST_POSTGRES_URL is not set")
+    import sqlalchemy as sa
+
+    from nasplay.sweep.storage import rdb_url
+    from nasplay.track.secrets import mask_text
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sa.create_engine(rdb_url(url), poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"CREATE SCHEMA {schema}"))
+    except Exception as e:
+        missing(f"cannot reach {mask_text(url)}: {mask_text(str(e).splitlines()[0])}")
+    sep = "&" if "?" in url else "?"
+    try:
+        yield f"{url}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+        engine.dispose()

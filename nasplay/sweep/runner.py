@@ -9,10 +9,10 @@ on one study.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import itertools
 import json
+import os
+import socket
 import sys
 import time
 from dataclasses import dataclass
@@ -83,7 +83,10 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     from nasplay.sweep.workers import resolve_workers, run_workers
 
     n_workers, devices = resolve_workers(c) if worker is None else (1, [])
-    if n_workers > 1:
+    done = _done(plan, study, grid_points) if n_workers > 1 else None
+    if done:  # nothing to claim: no worker processes to start
+        ran, stopped, complete = 0, done, True
+    elif n_workers > 1:
         ran, stopped, complete = run_workers(cfg, plan, n_workers, devices, console, tuple(callbacks))
     else:
         ran, stopped, complete = _loop(plan, study, grid_points, total, console, callbacks, worker)
@@ -109,32 +112,7 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     log = plan.study_dir / "nasplay.log"
     console.print(f"results: {plan.study_dir / 'results.csv'}  curves: {plan.study_dir / 'curves.csv'}"
                   + (f"  log: {log}" if log.exists() else ""), markup=False, highlight=False)
-    _report(plan, console, fresh=ran > 0)
     return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete)
-
-def _report(plan: Plan, console: Any, *, fresh: bool) -> None:
-    """The study's report (report.md, report.json, figures), also a W&B run of its own with the wandb logger.
-
-    Written when this call ran trials (or there is none yet); a failure is printed, the study stands.
-    """
-    report = plan.study_dir / "report.md"
-    if not fresh and report.exists():
-        return
-    try:
-        from nasplay.report.study import log_report_to_wandb, write_report
-
-        write_report(plan.study_dir)
-        console.print(f"report: {report}", markup=False, highlight=False)
-        lg = plan.cfg.logger
-        if lg.kind == "wandb" and fresh:
-            data = json.loads((plan.study_dir / "report.json").read_text())
-            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode)  # quiet, as the trials' runs
-            console.print(f"report: W&B run {run_id} in {plan.study_dir / 'wandb'}", markup=False, highlight=False)
-    except Exception as e:  # noqa: BLE001 - the trials are done and saved; a report can be rewritten with `nasplay report`
-        console.print(f"report failed ({type(e).__name__}: {e}); write it with: nasplay report {plan.study_dir}",
-                      markup=False, highlight=False)
-
 
 
 def _loop(plan: Plan, study: Any, grid_points: list[dict[str, Any]] | None, total: int | None, console: Any,
@@ -199,11 +177,12 @@ def _loop(plan: Plan, study: Any, grid_points: list[dict[str, Any]] | None, tota
                         study.enqueue_trial(point, skip_if_exists=False)
                     trial = study.ask()  # pops a WAITING trial (a grid point, a retry) before sampling
                     spec = suggest(trial, plan)
+                    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                     study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
             if stopped:
                 break
             if trial is None:  # wait for the running trials (of this host or others) outside the lock
-                time.sleep(min(c.sweep.heartbeat_interval, 5.0))
+                time.sleep(min(c.sweep.heartbeat_interval, 1.0))
                 continue
             progress.trial_started(trial.number, spec.arm, spec.seed)
             with Heartbeat(study._storage, trial._trial_id, c.sweep.heartbeat_interval):
@@ -226,6 +205,19 @@ def _loop(plan: Plan, study: Any, grid_points: list[dict[str, Any]] | None, tota
                 progress.note(f"{tag}interrupted: the trial is marked FAIL (retry) and runs again when the study resumes")
                 raise KeyboardInterrupt
     return ran, stopped, complete
+
+
+def _done(plan: Plan, study: Any, grid_points: list[dict[str, Any]] | None) -> str:
+    """Why the study is complete ('' when it is not): its budget finished, or every grid point."""
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state.name in FINISHED for t in trials)
+    n = plan.cfg.sweep.n_trials
+    if n is not None and finished >= n:
+        return f"{finished} trials finished (sweep.n_trials={n})"
+    if grid_points is not None and not any(t.state.name in ("RUNNING", "WAITING") for t in trials) \
+            and not _pending(plan, grid_points, trials, set()):
+        return f"every grid point has a finished trial ({len(grid_points)} points)"
+    return ""
 
 
 def _save_results(plan: Plan, study: Any) -> None:
