@@ -9,6 +9,8 @@ on one study.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import itertools
 import json
 import os
@@ -112,7 +114,32 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     log = plan.study_dir / "nasplay.log"
     console.print(f"results: {plan.study_dir / 'results.csv'}  curves: {plan.study_dir / 'curves.csv'}"
                   + (f"  log: {log}" if log.exists() else ""), markup=False, highlight=False)
+    _report(plan, console, fresh=ran > 0)
     return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete)
+
+
+def _report(plan: Plan, console: Any, *, fresh: bool) -> None:
+    """The study's report (report.md, report.json, figures), also a W&B run of its own with the wandb logger.
+
+    Written when this call ran trials (or there is none yet); a failure is printed, the study stands.
+    """
+    report = plan.study_dir / "report.md"
+    if not fresh and report.exists():
+        return
+    try:
+        from nasplay.report.study import log_report_to_wandb, write_report
+
+        write_report(plan.study_dir)
+        console.print(f"report: {report}", markup=False, highlight=False)
+        lg = plan.cfg.logger
+        if lg.kind == "wandb" and fresh:
+            data = json.loads((plan.study_dir / "report.json").read_text())
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode)  # quiet, as the trials' runs
+            console.print(f"report: W&B run {run_id} in {plan.study_dir / 'wandb'}", markup=False, highlight=False)
+    except Exception as e:  # noqa: BLE001 - the trials are done and saved; a report can be rewritten with `nasplay report`
+        console.print(f"report failed ({type(e).__name__}: {e}); write it with: nasplay report {plan.study_dir}",
+                      markup=False, highlight=False)
 
 
 def _loop(plan: Plan, study: Any, grid_points: list[dict[str, Any]] | None, total: int | None, console: Any,
