@@ -249,3 +249,71 @@ def test_random_genomes_build_or_are_refused(family: str) -> None:
     check()
     # the draws exercise the side of the contract they are meant for
     assert all(outcomes[k] >= n for k, n in at_least.items()), outcomes
+
+
+# --- knob combinations on zoo networks ------------------------------------------------------------------
+# Values of every knob; a knob added to nasplay.knobs() must be added here too.
+KNOB_VALUES: dict[str, list] = {
+    "depth": [0.5, 2, "1,1,1,1", "2,1,1"],
+    "bottleneck": ["on", "off"],
+    "cardinality": [1, 2, 32],
+    "group_width": [4, 8],
+    "width": [0.25, 0.5],
+    "separable": ["on", "off"],
+    "factorize": ["none", "stacked", "asymmetric"],
+    "skip": ["none", "identity", "projection", "scaled"],
+    "skip_scale": [0.1, 0.5],
+    "activation": ACTS,
+    "norm": ["none", "batch", "lrn"],
+    "pool_kind": ["max", "avg"],
+    "pool": ["overlap", "nonoverlap"],
+    "aux": ["on", "off"],
+    "head": ["fc", "gap"],
+    "head_width": [16, 64],
+    "input": [32, 32, "1x28"],
+}
+
+
+@st.composite
+def knob_draws(draw) -> tuple[str, dict]:
+    """A zoo name and one to four knobs, always at a small input and (mostly) narrow, so each draw trains fast."""
+    from nasplay.space.zoo import list_genomes
+
+    name = draw(st.sampled_from(list_genomes()))
+    chosen = draw(st.sets(st.sampled_from(sorted(set(KNOB_VALUES) - {"input", "width"})), min_size=1, max_size=4))
+    kw = {k: draw(st.sampled_from(KNOB_VALUES[k])) for k in sorted(chosen)}
+    kw["input"] = draw(st.sampled_from(KNOB_VALUES["input"]))
+    if draw(st.integers(0, 4)):
+        kw["width"] = draw(st.sampled_from(KNOB_VALUES["width"]))
+    return name, kw
+
+
+def test_knob_values_cover_every_knob() -> None:
+    from nasplay import knobs
+
+    assert set(KNOB_VALUES) == set(knobs())
+
+
+def test_random_knob_combinations_build_or_are_refused() -> None:
+    """A zoo network with random knobs: a network that trains, or a refusal that names a knob it was given."""
+    from nasplay.space.knobs import apply
+
+    torch.set_num_threads(1)
+    outcomes: Counter[str] = Counter()
+
+    @settings(FUZZ, max_examples=30)
+    @given(knob_draws())
+    def check(draw: tuple[str, dict]) -> None:
+        name, kw = draw
+        try:
+            g = apply(name, **kw)
+        except ValueError as e:
+            named = re.match(r"^(\w+)=", str(e))
+            assert named and named.group(1) in kw, f"{name} {kw}: refusal that names no knob given: {e}"
+            outcomes["refused"] += 1
+            return
+        assert g.input.size in (28, 32)
+        outcomes[check_contract(g)] += 1
+
+    check()
+    assert outcomes["built"] >= 10 and outcomes["refused"] >= 5, outcomes
