@@ -185,7 +185,7 @@ def test_values_as_the_command_line_gives_them() -> None:
 def test_knobs_lists_every_knob() -> None:
     table = knobs()
     need = {"skip", "factorize", "cardinality", "group_width", "separable", "depth", "width", "activation", "norm",
-            "pool", "pool_kind", "head", "aux", "bottleneck", "input", "skip_scale", "head_width"}
+            "pool", "pool_kind", "head", "aux", "bottleneck", "input", "skip_scale", "head_width", "branches"}
     assert need == set(table)
     text = str(table)
     for name, spec in table.items():

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasplay.space.genome import Genome
-from nasplay.space.knobs import heads, inputs, ops, parse, widths, wiring
+from nasplay.space.knobs import branches, heads, inputs, ops, parse, widths, wiring
 from nasplay.space.knobs.tree import KnobError, show
 from nasplay.space.validate import ACTIVATIONS, walk
 
@@ -80,6 +80,9 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
     "group_width": ("an integer >= 1", "Channels per group at the first bottleneck stage (later stages keep their "
                     "ratio, as torchvision's width_per_group); alone it keeps the groups.", "group_width=4",
                     parse.number(int, 1), "cardinality"),
+    "branches": (" | ".join(branches.VALUES), "Parallel towers: single keeps each multi-branch block's deepest tower, "
+                 "widened to the block's concatenated output (one path, as a plain network); multi leaves the towers.",
+                 "branches=single", parse.choice(*branches.VALUES, aliases={"one": "single", "towers": "multi"}), ""),
     "width": ("a multiplier > 0", "Every conv and hidden FC width times it, rounded to multiples of 8 and of the groups.",
               "width=0.5", parse.number(float, 0, lo_open=True), ""),
     "separable": ("on | off", "Depthwise + pointwise convs (Xception): off makes them full convs; on splits every full "
@@ -119,6 +122,7 @@ _STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]]
     (("depth",), lambda g, v: wiring.depth(g, v["depth"])),
     (("bottleneck",), lambda g, v: wiring.bottleneck(g, v["bottleneck"])),
     (("cardinality", "group_width"), lambda g, v: wiring.cardinality(g, v.get("cardinality"), v.get("group_width"))),
+    (("branches",), lambda g, v: branches.branches(g, v["branches"])),
     (("width",), lambda g, v: widths.scale_widths(g, v["width"])),
     (("separable",), lambda g, v: ops.separable(g, v["separable"])),
     (("factorize",), lambda g, v: ops.factorize(g, v["factorize"])),
