@@ -468,6 +468,11 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
     cost = "flops" if "flops" in report["pareto"] else "params" if "params" in report["pareto"] else None
     if cost:
         points = {a: (study.column(cost, a), study.values(a) * scale) for a in study.arms}
+        if study.kind == "search":  # the sampled networks as one series; networks placed beside them each on their own
+            sampled = [a for a in study.arms if not a.startswith("classic ")]
+            points = {f"searched ({len(sampled)})": (np.concatenate([study.column(cost, a) for a in sampled] or [np.array([])]),
+                                                     np.concatenate([study.values(a) for a in sampled] or [np.array([])]) * scale),
+                      **{a: points[a] for a in study.arms if a.startswith("classic ")}}
         front = report["pareto"][cost]["front"]
         made["pareto"] = figures.pareto(points, ([q[cost] for q in front], [q[study.metric] * scale for q in front]), out,
                                         xlabel=cost if cost == "params" else "FLOPs", ylabel=ylabel,

@@ -18,6 +18,7 @@ from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 SAMPLERS = ("grid", "random", "tpe", "nsga2")
 PRUNERS = ("none", "median", "hyperband")
 KEEPS = ("flops", "params")
+EXPERIMENT_KINDS = ("ablation", "ladder", "design_space", "search")
 # Objectives a study may optimise and their natural direction.
 OBJECTIVES = {
     "val/acc": "maximize", "val/acc_best": "maximize", "test/acc": "maximize", "val/loss": "minimize",
@@ -159,12 +160,20 @@ class ExperimentConfig:
     Arms: every base network in ``bases`` (default: ``arch.name``) with ``knob`` set to each of
     ``values``, plus the named ``arms`` (``{name: {arch: NAME, knobs: {...}}}``, for ladders and depth
     series). ``arch.knobs`` apply to every arm first. ``keep=flops|params`` makes each arm re-solve its
-    widths to the base network's compute (within ``tol``). ``baseline`` names the arm the others are
-    compared with (default: the first).
+    widths to the base network's compute as ``arch.knobs`` size it (within ``tol``). ``baseline`` names
+    the arm the others are compared with (default: the first).
+
+    ``kind`` tells the report what the study is (default: from the name, ``edf_*`` / ``search_*`` /
+    ``ladder*``, else an ablation). ``space`` names a file of ``search_spaces/`` (or a path) whose
+    parameters fill ``sweep.space`` (entries given in ``sweep.space`` win). ``classics`` are networks
+    trained beside a search on the same budget, once each with the first seed, before the sampled
+    trials and never pruned (``{name: {arch: NAME, knobs: {...}}}``, arch defaulting to the name;
+    ``arch.knobs`` do not apply to them); their arms are ``classic NAME``.
     """
 
     name: str = "${arch.name}"
     description: str = ""
+    kind: str | None = None
     bases: list[str] = field(default_factory=list)
     knob: str | None = None
     values: list[Any] = field(default_factory=list)
@@ -173,6 +182,8 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     keep: str | None = None
     tol: float = 0.02
+    space: str | None = None
+    classics: dict[str, Any] | None = None
 
     def check(self) -> ExperimentConfig:
         if not self.name or "/" in self.name:
@@ -194,6 +205,11 @@ class ExperimentConfig:
         for name, arm in self.arms.items():
             if not isinstance(arm, dict) or set(arm) - {"arch", "knobs"}:
                 raise ValueError(f"experiment.arms.{name} must be a mapping with 'arch' and/or 'knobs', got {arm!r}")
+        if self.kind is not None and self.kind not in EXPERIMENT_KINDS:
+            raise ValueError(f"experiment.kind must be one of {list(EXPERIMENT_KINDS)} or null, got {self.kind!r}")
+        for name, arm in (self.classics or {}).items():
+            if arm is not None and (not isinstance(arm, dict) or set(arm) - {"arch", "knobs"}):
+                raise ValueError(f"experiment.classics.{name} must be null or a mapping with 'arch' and/or 'knobs', got {arm!r}")
         return self
 
 

@@ -46,6 +46,7 @@ class Plan:
     arms: list[Arm]
     study_dir: Path
     resolved: dict[str, Any]  # the whole config as plain data, secrets masked
+    classics: list[Arm] = field(default_factory=list)  # networks trained beside a search (experiment.classics)
 
     @property
     def name(self) -> str:
@@ -75,10 +76,10 @@ class Plan:
         return d
 
     def arm(self, name: str) -> Arm:
-        for a in self.arms:
+        for a in [*self.arms, *self.classics]:
             if a.name == name:
                 return a
-        raise ValueError(f"arm {name!r} is not an arm of study {self.name!r}; arms: {[a.name for a in self.arms]}")
+        raise ValueError(f"arm {name!r} is not an arm of study {self.name!r}; arms: {[a.name for a in self.arms + self.classics]}")
 
 
 def to_config(cfg: Any) -> NasplayConfig:
@@ -92,7 +93,28 @@ def to_config(cfg: Any) -> NasplayConfig:
     obj = OmegaConf.to_object(cfg)
     if not isinstance(obj, NasplayConfig):
         obj = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(NasplayConfig), cfg))
+    if obj.experiment.space:  # the file's parameters, then those given in sweep.space
+        obj.sweep.space = {**load_space(obj.experiment.space), **obj.sweep.space}
     return obj.check()
+
+
+SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+
+
+def load_space(name: str) -> dict[str, Any]:
+    """A search space: ``search_spaces/<name>.yaml`` (or a YAML file's path), a mapping of parameter -> choices or range."""
+    import yaml
+
+    path = Path(name)
+    if not (path.suffix in (".yaml", ".yml") and path.is_file()):
+        path = SPACES_DIR / f"{name}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in SPACES_DIR.glob("*.yaml"))
+        raise ValueError(f"experiment.space: no search space {name!r} (a name in {SPACES_DIR}: {known}, or a .yaml path)")
+    data = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(data, dict) or not data:
+        raise ValueError(f"experiment.space: {path} must be a non-empty mapping of parameter -> choices or {{low, high}}")
+    return data
 
 
 def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Plan:
@@ -111,6 +133,9 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     for arm in arms:
         resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}",
                        base=c.arch.knobs)
+    classics = classic_arms(c)
+    for arm in classics:
+        resolve_genome(arm.arch, arm.knobs, data_shape, where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
     check_space(c, arms, data_shape)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
@@ -118,7 +143,7 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
 
     resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
     study_dir = Path(c.runs_dir) / exp.name / c.study
-    return Plan(c, arms, study_dir, resolved)
+    return Plan(c, arms, study_dir, resolved, classics)
 
 
 def experiment_arms(c: NasplayConfig) -> list[Arm]:
@@ -143,6 +168,16 @@ def experiment_arms(c: NasplayConfig) -> list[Arm]:
     if dupes:
         raise ValueError(f"experiment: arm names must be unique, {dupes} repeat (rename the experiment.arms entries)")
     return arms
+
+
+def classic_arms(c: NasplayConfig) -> list[Arm]:
+    """The networks a search trains beside its samples, as arms ``classic NAME`` (only their own knobs)."""
+    classics = c.experiment.classics or {}
+    if classics and c.sweep.sampler == "grid":
+        raise ValueError("experiment.classics are trained beside a sampled search (sweep=tpe|random|nsga2); "
+                         "with sweep=grid make them experiment.arms")
+    return [Arm(f"classic {name}", str((spec or {}).get("arch", name)), dict((spec or {}).get("knobs") or {}))
+            for name, spec in classics.items()]
 
 
 def format_value(v: Any) -> str:
@@ -196,6 +231,10 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
     from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
     fields = {"optim": OptimConfig, "data": DataConfig, "trainer": TrainerConfig}
+    knob = c.experiment.knob
+    if knob and f"knobs.{knob}" in c.sweep.space:
+        raise ValueError(f"sweep.space.knobs.{knob}: {knob} is the knob under study (its arms are experiment.values); "
+                         f"drop it from the space")
     for name, spec in c.sweep.space.items():
         prefix, _, rest = name.partition(".")
         if prefix in fields:

@@ -23,6 +23,7 @@ from typing import Any
 from nasplay.sweep.plan import Plan, make_plan
 from nasplay.sweep.results import append_curves, format_summary, summary_rows, write_results
 from nasplay.sweep.storage import HEARTBEAT, STALE, Heartbeat, fail_stale, make_storage, storage_url, study_lock
+from nasplay.track.secrets import mask_text
 
 FINISHED = ("COMPLETE", "PRUNED")
 
@@ -50,9 +51,12 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     import optuna
     from rich.console import Console
 
-    from nasplay.sweep.samplers import make_pruner, make_sampler
+    from nasplay.sweep.samplers import enqueue_classics, make_pruner, make_sampler
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The command line may hold the storage password, and whatever records sys.argv later (W&B run metadata,
+    # spawned workers) would keep it: Hydra has read it already.
+    sys.argv[:] = [mask_text(a) for a in sys.argv]
     console = console or Console(highlight=False, soft_wrap=True)
     plan = make_plan(cfg)
     c = plan.cfg
@@ -68,6 +72,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
                                     directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
                                     pruner=make_pruner(c.sweep))
         _check_identity(study, plan)
+        if plan.classics:  # the networks a search is placed beside run first, once each
+            enqueue_classics(study, plan)
     grid_points = _grid_points(plan)
     total = len(grid_points) if grid_points is not None else c.sweep.n_trials
     if c.sweep.n_trials is not None and total is not None:

@@ -77,3 +77,22 @@ def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
                                            interval_steps=p.interval_steps)
     return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, max_resource=p.max_resource,
                                           reduction_factor=p.reduction_factor)
+
+
+def enqueue_classics(study: optuna.Study, plan: Any) -> int:
+    """Queue one trial per ``experiment.classics`` network the study lacks (they run first); returns how many.
+
+    A classic counts as present while a trial of it is finished, running or waiting, or failed for good
+    (``sweep.retry_failed`` queues failed ones again), so resuming or joining a study adds no duplicate.
+    """
+    retry = plan.cfg.sweep.retry_failed
+    have = {t.user_attrs.get("classic") for t in study.get_trials(deepcopy=False)
+            if t.state.name != "FAIL" or not (retry or t.user_attrs.get("retry"))}
+    added = 0
+    for arm in plan.classics:
+        name = arm.name.removeprefix("classic ")
+        if name not in have:
+            study.enqueue_trial({}, user_attrs={"classic": name}, skip_if_exists=False)
+            added += 1
+    return added
+

@@ -40,6 +40,7 @@ class TrialSpec:
     knobs: dict[str, Any]
     seed: int
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"optim": {"lr": 0.1}, ...}
+    classic: bool = False  # a network trained beside a search (experiment.classics): never pruned
 
     @property
     def key(self) -> str:
@@ -73,6 +74,10 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     c = plan.cfg
     space = c.sweep.space
     seeds = list(c.experiment.seeds)
+    classic = trial.user_attrs.get("classic")  # enqueued by nasplay.sweep.samplers.enqueue_classics
+    if classic:
+        arm = plan.arm(f"classic {classic}")
+        return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seeds[0]), classic=True)
     if plan.grid is not None and "seed" not in space:
         seed = trial.suggest_int("seed", 0, SEED_MAX)
     elif "seed" not in space:
@@ -84,7 +89,7 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     if not space:
         return TrialSpec(base.name, base.arch, dict(base.knobs), int(seed))
     arch, knobs, overrides = base.arch, dict(base.knobs), {}
-    label: list[str] = [base.name] if len(plan.arms) > 1 else []
+    label: list[str] = []
     for name, spec in space.items():
         if isinstance(spec, (list, tuple)):
             labels, back = choices(list(spec))
@@ -107,7 +112,9 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         else:
             overrides.setdefault(prefix, {})[rest] = v
             label.append(f"{name}={format_value(v)}")
-    return TrialSpec(" ".join(label) or base.name, arch, knobs, int(seed), overrides)
+    # Several arms crossed with a space are populations (design spaces): a trial belongs to its arm, and the
+    # sampled point is in its param.* columns; a single arm's trials are named by their point.
+    return TrialSpec(base.name if len(plan.arms) > 1 else " ".join(label) or base.name, arch, knobs, int(seed), overrides)
 
 
 class TrialRunner:
@@ -170,7 +177,7 @@ class TrialRunner:
             trial.set_user_attr("wandb_id", self.tracker.run_id)
             callbacks = list(self.extra_callbacks)
             pruning = None
-            if len(c.sweep.objectives) == 1:  # Optuna records intermediate values of single-objective studies only
+            if len(c.sweep.objectives) == 1 and not spec.classic:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
 
                 # Under DDP, rank 0 reports and decides, broadcasts the decision, and leaves it in the (RDB)

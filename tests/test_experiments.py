@@ -1,0 +1,178 @@
+"""Every experiment of conf/experiment/ composes and runs end to end under debug=smoke, in-process, with the
+real parts (Hydra configs, Optuna journal storage, Lightning on the embedded digits), and leaves its report.
+
+The smoke budget (one short epoch of 256 examples per trial) checks the plumbing, not the effects; sampled
+studies run fewer trials than their default (``SMOKE_TRIALS``) to keep the whole set within minutes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from rich.console import Console
+
+from nasplay.report.study import load_study
+from nasplay.sweep.plan import make_plan
+from nasplay.sweep.results import read_csv
+from nasplay.sweep.runner import run_study
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
+EXPERIMENTS = sorted(p.stem for p in CONF.glob("*.yaml"))
+# Sampled studies: trials under test (search_pareto: its ten classic networks and two searched ones).
+SMOKE_TRIALS = {"edf_skip": 8, "search_pareto": 12}
+# The figures each kind of study must produce (PNG and SVG).
+FIGURES = {"ablation": ("effects", "learning_curves", "pareto"), "ladder": ("effects", "learning_curves", "pareto"),
+           "design_space": ("edf", "learning_curves", "pareto"), "search": ("learning_curves", "pareto")}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Small networks on small batches: one thread is faster than two on a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def run(cfg):
+    buf = io.StringIO()
+    result = run_study(cfg, console=Console(file=buf, width=200))
+    return result, buf.getvalue()
+
+
+def test_every_innovation_has_an_experiment():
+    need = {"ablate_skip", "ablate_depth", "ablate_factorization", "ablate_cardinality", "ablate_separable",
+            "ablate_activation", "ablate_batchnorm", "ablate_pooling", "ablate_gap", "ablate_aux", "ablate_bottleneck",
+            "ablate_branches", "ladder", "edf_skip", "search_pareto"}
+    assert need <= set(EXPERIMENTS)
+    for name in EXPERIMENTS:
+        text = (CONF / f"{name}.yaml").read_text()
+        # The header documents the command, a GPU / CIFAR-10 variant and the expected time.
+        assert f"python -m nasplay experiment={name}" in text and "data=cifar10" in text and "minutes" in text, name
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_defaults(compose, name):
+    """The default budget: >= 3 seeds, the embedded data, every arm's network valid (checked by make_plan)."""
+    plan = make_plan(compose(f"experiment={name}"))
+    c = plan.cfg
+    assert c.experiment.name == name and c.data.name == "digits" and len(c.experiment.seeds) >= 3
+    assert c.trainer.max_epochs <= 8
+    if c.sweep.sampler == "grid":
+        assert len(plan.arms) >= 2 and plan.cfg.experiment.baseline in [a.name for a in plan.arms]
+    else:
+        assert c.sweep.space and c.sweep.n_trials
+    if c.experiment.keep:
+        assert c.experiment.keep in ("flops", "params")
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_runs_under_smoke(compose, tmp_path, name):
+    overrides = [f"experiment={name}", "debug=smoke", "logger=none", f"runs_dir={tmp_path}", "progress=false"]
+    if name in SMOKE_TRIALS:
+        overrides.append(f"sweep.n_trials={SMOKE_TRIALS[name]}")
+    cfg = compose(*overrides)
+    plan = make_plan(cfg)
+    result, text = run(cfg)
+    c = plan.cfg
+    expected = len(plan.arms) * len(c.experiment.seeds) if c.sweep.sampler == "grid" else c.sweep.n_trials
+    assert result.counts["COMPLETE"] + result.counts["PRUNED"] == expected, text
+    assert result.counts["FAIL"] == 0, text
+
+    study_dir = Path(result.study_dir)
+    assert study_dir == tmp_path / name / f"{name}-smoke"
+    rows = read_csv(study_dir / "results.csv")
+    assert len(rows) == expected
+    arms = {r["arm"] for r in rows}
+    if c.sweep.sampler == "grid":
+        assert arms == {a.name for a in plan.arms}
+        assert all(sorted(int(r["seed"]) for r in rows if r["arm"] == a.name) == sorted(c.experiment.seeds) for a in plan.arms)
+    if plan.classics:  # each classic network once, complete (never pruned), before the searched ones
+        classic = [r for r in rows if r["arm"].startswith("classic ")]
+        assert sorted(r["arm"] for r in classic) == sorted(a.name for a in plan.classics)
+        assert all(r["state"] == "COMPLETE" for r in classic)
+        assert [int(r["number"]) for r in classic] == list(range(len(plan.classics)))
+    if name == "edf_skip":
+        assert {r["skip"] for r in rows} <= {"identity", "none"} and all(r["param.knobs.width"] for r in rows)
+
+    # The end-of-study report, written by the runner.
+    assert f"report: {study_dir / 'report.md'}" in text
+    report = json.loads((study_dir / "report.json").read_text())
+    md = (study_dir / "report.md").read_text()
+    assert report["trials"]["total"] == expected and len(md) > 200
+    kind = load_study(study_dir).kind
+    assert report["kind"] == kind == (c.experiment.kind or ("ablation" if name.startswith("ablate") else kind))
+    for fig in FIGURES[kind]:
+        assert fig in report["figures"], (fig, report["figures"])
+        for f in report["figures"][fig]:
+            assert (study_dir / f).stat().st_size > 1000, f
+    if kind in ("ablation", "ladder"):
+        assert len(report["comparisons"]) == len(plan.arms) - 1
+        assert all(c_["verdict"] for c_ in report["comparisons"])
+    if kind == "design_space":
+        assert [p["arm"] for p in report["design_space"]["populations"]] == [a.name for a in plan.arms]
+        assert report["design_space"]["tests"][0]["ks"]["statistic"] is not None
+
+
+def test_report_goes_to_wandb_and_failures_do_not_sink_the_study(compose, tmp_path, monkeypatch):
+    """With the wandb logger the report is a W&B run of its own; a report that raises is printed, the study stands."""
+    from nasplay.track.read import read_run, run_files
+
+    base = ["experiment=ablate_batchnorm", "debug=smoke", "experiment.seeds=[0,1,2]", "data.limit=128",
+            "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "progress=false", f"runs_dir={tmp_path}"]
+    result, text = run(compose(*base, "logger=wandb"))
+    assert result.counts["COMPLETE"] == 6 and "report: W&B run" in text
+    runs = sorted((Path(result.study_dir) / "wandb").glob("offline-run-*"))
+    assert len(runs) == 7  # six trials and the report
+    report_run = [r for r in runs if "report" in json.dumps(read_run(r).get("config", {}))]
+    assert len(report_run) == 1
+    assert any(f.name == "report.md" for f in run_files(report_run[0]))
+
+    import nasplay.report.study as study_mod
+
+    def broken(*a, **k):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(study_mod, "write_report", broken)
+    result, text = run(compose(*base, "logger=none", "study=broken"))
+    assert result.counts["COMPLETE"] == 6
+    assert "report failed (RuntimeError: disk full); write it with: nasplay report" in text
+
+
+def test_space_file_and_classics_are_checked(compose, tmp_path):
+    with pytest.raises(ValueError, match=r"experiment.space: no search space 'nope'.*resnet_small"):
+        make_plan(compose("experiment=edf_skip", "experiment.space=nope"))
+    with pytest.raises(ValueError, match=r"sweep.space.knobs.skip: skip is the knob under study"):
+        make_plan(compose("experiment=edf_skip", "+sweep.space.knobs\\.skip=[none]"))
+    with pytest.raises(ValueError, match=r"experiment.classics.vgg16: .*width"):
+        make_plan(compose("experiment=search_pareto", "experiment.classics={vgg16: {knobs: {width: -1}}}"))
+    with pytest.raises(ValueError, match=r"experiment.classics are trained beside a sampled search"):
+        make_plan(compose("experiment=search_pareto", "sweep=grid"))
+    plan = make_plan(compose("experiment=search_pareto", "sweep.space={knobs.width: [0.25]}"))
+    assert plan.cfg.sweep.space["knobs.width"] == [0.25] and "knobs.depth" in plan.cfg.sweep.space  # given entries win
+
+
+def test_branches_knob():
+    from nasplay import apply, build, complexity, get_genome
+    from nasplay.space.validate import walk
+
+    g = apply("inception_v1", branches="single", width=0.125, input="1x32")
+    multi = apply("inception_v1", width=0.125, input="1x32")
+    # Every Inception module became one path with the module's output width: every block outputs the same shape.
+    assert all(len(b.branches) == 1 for st in g.stages for b in st.blocks)
+    assert sum(len(b.branches) > 1 for st in multi.stages for b in st.blocks) == 9
+    assert walk(g).blocks == walk(multi).blocks
+    net = build(g, 10).eval()
+    assert net(torch.randn(2, 1, 32, 32)).shape == (2, 10)
+    same = apply("inception_v1", branches="single", keep="flops", input="1x32")
+    ref = complexity(apply("inception_v1", input="1x32")).flops
+    assert abs(complexity(same).flops - ref) / ref <= 0.02
+    assert apply("inception_v1", branches="multi") == get_genome("inception_v1")
+    with pytest.raises(ValueError, match=r"branches='single' has no meaning on vgg16"):
+        apply("vgg16", branches="single")
+    with pytest.raises(ValueError, match=r"branches='multi' has no meaning on resnet18"):
+        apply("resnet18", branches="multi")
