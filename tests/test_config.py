@@ -47,7 +47,7 @@ def test_every_option_composes_into_the_schema(compose, group, option):
         assert plan.arms[0].arch == option
     chosen = {"arch": c.arch.name, "data": c.data.name, "optim": c.optim.optimizer, "logger": c.logger.kind,
               "sweep": c.sweep.sampler, "experiment": c.experiment.name, "debug": c.study.rsplit("-", 1)[-1],
-              "trainer": {"cpu": "cpu", "gpu": "gpu", "ddp": "ddp"}[c.trainer.strategy if option == "ddp" else c.trainer.accelerator]}
+              "trainer": {"cpu": "cpu", "gpu": "gpu", "ddp_spawn": "ddp"}[c.trainer.strategy if option == "ddp" else c.trainer.accelerator]}
     assert chosen[group] == option
 
 
@@ -133,7 +133,7 @@ def test_wrong_type_names_the_key(compose):
     ("sweep.space={knobs.skip: [none, always]}", "sweep.space.knobs.skip=always: skip='always' is not allowed"),
     ("sweep.options.n_startup=3", "sweep.options.n_startup: not an option of the grid sampler; allowed: none"),
     ("optim.optimizer=adam", "optim.optimizer must be one of ['sgd', 'adamw'], got 'adam'"),
-    ("trainer.devices=2", "trainer: the study runner trains a trial on one device for now"),
+    ("sweep.workers=0", "sweep.workers must be an int >= 1 or 'auto'"),
 ])
 def test_bad_values_fail_before_anything_trains(compose, override, message):
     with pytest.raises(ValueError) as e:

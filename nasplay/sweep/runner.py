@@ -62,6 +62,10 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     c = plan.cfg
     from nasplay.sweep.trial import is_distributed
 
+    strategy = str(c.trainer.strategy)
+    if "ddp" in strategy and not any(k in strategy for k in ("spawn", "fork", "notebook")):
+        raise ValueError(f"trainer.strategy={strategy} starts each rank by running the command again, which would run "
+                         "the whole study once per rank; use trainer.strategy=ddp_spawn (trainer=ddp does)")
     if is_distributed(c.trainer) and (not c.sweep.storage or c.sweep.storage.endswith(".journal")):
         raise ValueError("trainer: a DDP trial (trainer.strategy=ddp*, trainer.devices>1) needs an RDB sweep.storage "
                          "(sqlite:///PATH.db, postgresql://...): its pruning decision reaches the study through it")
