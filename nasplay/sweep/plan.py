@@ -137,6 +137,8 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     for arm in classics:
         resolve_genome(arm.arch, arm.knobs, data_shape, where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
     check_space(c, arms, data_shape)
+    if exp.knob and exp.baseline is not None and f"{exp.knob}={format_value(exp.baseline)}" in [a.name for a in arms]:
+        exp.baseline = f"{exp.knob}={format_value(exp.baseline)}"  # a value of the knob names its arm (baseline=tanh)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
     from omegaconf import OmegaConf
