@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=8)
     a = ap.parse_args()
     results: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(a.repeats):
             for w in (1, 2):
@@ -56,7 +57,8 @@ def main() -> None:
                 steady, whole = results[w][-1]
                 print(f"workers={w} run {r}: {steady:.3f} trials/s steady, {whole:.3f} trials/s whole command", flush=True)
     med = {w: (statistics.median(s for s, _ in v), statistics.median(x for _, x in v)) for w, v in results.items()}
-    print(f"cpu cores: {len(os.sched_getaffinity(0))}, trials per run: {a.trials}, repeats: {a.repeats}")
+    print(f"cpu cores: {len(os.sched_getaffinity(0))}, trials per run: {a.trials}, repeats: {a.repeats}, "
+          f"load average before / after: {load:.1f} / {os.getloadavg()[0]:.1f} (other jobs take cores from the workers)")
     print(f"throughput 2 workers / 1 worker: {med[2][0] / med[1][0]:.2f} steady (target >= 1.8), "
           f"{med[2][1] / med[1][1]:.2f} whole command")
 
