@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pytest
 import torch
 from rich.console import Console
 
@@ -76,3 +77,32 @@ def test_killed_worker_trial_is_failed_as_stale_and_retried_from_its_checkpoint(
     assert [(int(r["number"]), r["state"]) for r in rows] == [(t.number, t.state.name) for t in trials]
     assert rows[killed.number]["fail_reason"] == STALE
     assert list(study_dir.glob("ckpt/*/last.ckpt")) == []  # finished trials drop their checkpoints
+
+
+@pytest.mark.parametrize("backend", ["journal", "postgresql"])
+def test_stale_sweep_fails_silent_trials_and_requeues_their_point(compose, tmp_path, backend, request):
+    """Only a trial silent past the grace period is failed; its retry has the same parameters and seed."""
+    from nasplay.sweep.plan import make_plan
+    from nasplay.sweep.storage import Heartbeat, fail_stale, make_storage
+    from nasplay.sweep.trial import suggest
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None
+    cfg = compose("arch=lenet5_common", "sweep=random", "sweep.n_trials=4", "experiment.seeds=[3, 4, 5]",
+                  "sweep.space={optim.lr: {low: 0.01, high: 0.1}}", f"runs_dir={tmp_path}")
+    plan = make_plan(cfg, data_shape=(1, 16, 10))
+    study = optuna.create_study(study_name="stale", storage=make_storage(url, tmp_path), sampler=optuna.samplers.RandomSampler(0))
+    dead, alive = study.ask(), study.ask()
+    spec = suggest(dead, plan)
+    dead.set_user_attr("seed", spec.seed)
+    suggest(alive, plan)
+    with Heartbeat(study._storage, alive._trial_id, 0.2):
+        time.sleep(1.2)
+        assert fail_stale(study, grace=1.0) == [dead.number]  # the beating one stays RUNNING
+        assert fail_stale(study, grace=1.0) == []  # failed once only
+    trials = study.get_trials()
+    assert trials[dead.number].state.name == "FAIL" and trials[dead.number].user_attrs["fail_reason"] == STALE
+    assert trials[alive.number].state.name == "RUNNING" and HEARTBEAT in trials[alive.number].system_attrs
+    retry = study.ask()  # the re-queued point comes first
+    again = suggest(retry, plan)
+    assert retry.user_attrs["retry_of"] == dead.number and retry.params == trials[dead.number].params
+    assert (again.seed, again.key) == (spec.seed, spec.key)  # same seed, same checkpoint directory

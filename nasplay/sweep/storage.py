@@ -177,7 +177,8 @@ def fail_stale(study: optuna.Study, grace: float) -> list[int]:
     """Mark RUNNING trials silent for more than ``grace`` seconds FAIL and re-queue their parameters.
 
     Call it holding :func:`study_lock`. The failed trial keeps ``fail_reason`` = ``STALE`` and
-    ``retry`` = true; the re-queued one carries ``retry_of`` = the failed trial's number. Returns the
+    ``retry`` = true; the re-queued one carries ``retry_of`` = the failed trial's number (and its ``seed``,
+which a sampled study would otherwise draw from the new trial's number). Returns the
     numbers of the trials it failed.
     """
     import optuna
@@ -194,6 +195,7 @@ def fail_stale(study: optuna.Study, grace: float) -> list[int]:
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:  # its worker told it after all
             continue
-        study.enqueue_trial(dict(t.params), user_attrs={"retry_of": t.number}, skip_if_exists=False)
+        again = {"retry_of": t.number, **({"seed": t.user_attrs["seed"]} if "seed" in t.user_attrs else {})}
+        study.enqueue_trial(dict(t.params), user_attrs=again, skip_if_exists=False)
         out.append(t.number)
     return out

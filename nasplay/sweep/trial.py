@@ -80,8 +80,8 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seeds[0]), classic=True)
     if plan.grid is not None and "seed" not in space:
         seed = trial.suggest_int("seed", 0, SEED_MAX)
-    elif "seed" not in space:
-        seed = seeds[trial.number % len(seeds)]
+    elif "seed" not in space:  # a retried trial (a dead worker's) keeps the seed it had
+        seed = trial.user_attrs.get("seed", seeds[trial.number % len(seeds)])
     if not space or len(plan.arms) > 1:  # several arms with a space: each arm crossed with the space's points
         base = plan.arm(trial.suggest_categorical("arm", [a.name for a in plan.arms]))
     else:
