@@ -68,8 +68,8 @@ def pareto(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], front:
            out_dir: Path, *, xlabel: str, ylabel: str, stem: str = "pareto", title: str = "", log_x: bool = True) -> list[Path]:
     """Score against cost, one colour per arm, with the Pareto front as a step line."""
     fig, (ax,) = _new(6.0, 4.2)
-    for i, (arm, (x, y)) in enumerate(points.items()):
-        ax.scatter(x, y, s=22, color=color(i), alpha=0.8, label=arm, edgecolors="none")
+    for i, (arm, (x, y)) in enumerate(points.items()):  # past ten series the colours repeat: the marker changes
+        ax.scatter(x, y, s=22, color=color(i), alpha=0.8, label=arm, edgecolors="none", marker="os^D"[(i // len(COLORS)) % 4])
     fx, fy = (np.asarray(v, dtype=float) for v in front)
     if len(fx):
         ax.step(fx, fy, where="post", color="black", lw=1.2, label="Pareto front")
