@@ -4,6 +4,7 @@ study; and the GPU path (workers pinned to devices, bf16 + channels_last), run o
 from __future__ import annotations
 
 import io
+import math
 
 import optuna
 import pytest
@@ -40,6 +41,9 @@ def test_ddp_trial_over_two_cpu_processes_is_pruned_and_the_study_knows(compose,
     assert hopeless.system_attrs["ddp_pl:pruned"] is True  # decided on rank 0, in a spawned process
     assert list(hopeless.intermediate_values) == [0] and hopeless.user_attrs["pruned_epoch"] == 0
     assert hopeless.user_attrs["metrics"]["val/acc"] < good.value  # the rank-0 metrics came back
+    # 1 epoch before pruning; each rank took half of the single-process batches (steps read from the checkpoint)
+    assert hopeless.user_attrs["metrics"]["epochs"] == 1
+    assert hopeless.user_attrs["metrics"]["steps"] == math.ceil(good.user_attrs["metrics"]["steps"] / 3 / 2)
     assert "1 complete, 1 pruned" in text
 
 

@@ -126,6 +126,10 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
     finally:  # Lightning sets the flag process-wide; later work in this process should not inherit it
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
 
+    steps, epochs = trainer.global_step, trainer.current_epoch
+    if steps == 0 and ckpt_dir is not None and (ckpt_dir / LAST).exists():  # ddp_spawn: progress stays in the ranks
+        state = torch.load(ckpt_dir / LAST, map_location="cpu", weights_only=True)
+        steps, epochs = state["global_step"], state["epoch"] + 1
     out = {k: NAN for k in METRIC_KEYS}
     out.update({k: float(v) for k, v in module.last.items()})
     for k, v in trainer.callback_metrics.items():  # what a spawned worker logged (its module's state stays there)
@@ -137,8 +141,8 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
         "imgs_per_sec": images / seconds if seconds > 0 else NAN,
         "train_time": sum(s for _, s in module.epoch_times),
         "wall_time": time.perf_counter() - start,
-        "epochs": float(trainer.current_epoch),
-        "steps": float(trainer.global_step),
+        "epochs": float(epochs),
+        "steps": float(steps),
         "epochs_to_target": module.epochs_to_target,
         "steps_to_target": module.steps_to_target,
         "params": float(cx.params),
