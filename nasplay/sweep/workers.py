@@ -83,16 +83,18 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
             if p.is_alive():
                 os.kill(p.pid, signal.SIGINT)
         _relay(procs, q, console, done, timeout=120)
+    died = []
     for i, p in enumerate(procs):
         p.join(timeout=5)
         if p.exitcode not in (0, None) and not interrupted:
             why = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
+            died.append(f"worker {i} died ({why})")
             console.print(f"worker {i} died ({why}); a trial it left RUNNING is retried once its heartbeat is "
                           f"older than sweep.heartbeat_grace", markup=False, highlight=False)
     if interrupted:
         raise KeyboardInterrupt
     ran = sum(r for r, _, _ in done.values())
-    reasons = list(dict.fromkeys(s for _, s, _ in done.values() if s))
+    reasons = list(dict.fromkeys([*(s for _, s, _ in done.values() if s), *died]))
     return ran, "; ".join(reasons), any(c for _, _, c in done.values())
 
 
