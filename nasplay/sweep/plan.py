@@ -233,10 +233,6 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
     from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
     fields = {"optim": OptimConfig, "data": DataConfig, "trainer": TrainerConfig}
-    knob = c.experiment.knob
-    if knob and f"knobs.{knob}" in c.sweep.space:
-        raise ValueError(f"sweep.space.knobs.{knob}: {knob} is the knob under study (its arms are experiment.values); "
-                         f"drop it from the space")
     for name, spec in c.sweep.space.items():
         prefix, _, rest = name.partition(".")
         if prefix in fields:
@@ -251,6 +247,10 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
             for v in values:
                 resolve_genome(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
                                tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}", base=c.arch.knobs)
+    knob = c.experiment.knob
+    if knob and f"knobs.{knob}" in c.sweep.space:  # a sampled value would overwrite the arm's
+        raise ValueError(f"sweep.space.knobs.{knob}: {knob} is the knob under study (its arms are experiment.values); "
+                         f"drop it from the space")
     if c.sweep.sampler == "grid":
         for name, spec in c.sweep.space.items():
             if not isinstance(spec, (list, tuple)):

@@ -89,7 +89,7 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     if not space:
         return TrialSpec(base.name, base.arch, dict(base.knobs), int(seed))
     arch, knobs, overrides = base.arch, dict(base.knobs), {}
-    label: list[str] = []
+    label: list[str] = [base.name] if len(plan.arms) > 1 else []
     for name, spec in space.items():
         if isinstance(spec, (list, tuple)):
             labels, back = choices(list(spec))
@@ -112,9 +112,10 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         else:
             overrides.setdefault(prefix, {})[rest] = v
             label.append(f"{name}={format_value(v)}")
-    # Several arms crossed with a space are populations (design spaces): a trial belongs to its arm, and the
-    # sampled point is in its param.* columns; a single arm's trials are named by their point.
-    return TrialSpec(base.name if len(plan.arms) > 1 else " ".join(label) or base.name, arch, knobs, int(seed), overrides)
+    # Several arms crossed with a sampled space are populations (design spaces): a trial belongs to its arm,
+    # its point is in the param.* columns. A grid's cells, and a single arm's trials, are named by their point.
+    population = len(plan.arms) > 1 and plan.grid is None
+    return TrialSpec(base.name if population else " ".join(label) or base.name, arch, knobs, int(seed), overrides)
 
 
 class TrialRunner:
