@@ -106,7 +106,6 @@ def test_no_command_prints_help(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_describe_with_knobs(capsys: pytest.CaptureFixture[str]) -> None:
-    pytest.importorskip("nasplay.space.knobs")
     rc, out, _ = run(capsys, "describe", "resnet18", "input=32", "--json")
     assert rc == 0
     d = json.loads(out)
