@@ -92,8 +92,10 @@ def test_tiny_study_end_to_end(compose, tmp_path):
         assert curve[(t.number, "val/acc")] == pytest.approx([t.intermediate_values[0], t.intermediate_values[1]], abs=1e-7)
         assert len(curve[(t.number, "train/loss")]) == 2
 
-    runs = {r.id: r for r in map(read_run, run_files(study_dir))}
+    read = list(map(read_run, run_files(study_dir)))
+    runs = {r.id: r for r in read if r.job_type != "report"}  # the end-of-study report is a run of its own
     assert sorted(runs) == sorted(t.user_attrs["wandb_id"] for t in trials)
+    assert [r.job_type for r in read].count("report") == 1
     for t in trials:
         r = runs[t.user_attrs["wandb_id"]]
         assert (r.project, r.group, r.exit_code) == ("nasplay", "tiny", 0)
@@ -113,7 +115,7 @@ def test_tiny_study_end_to_end(compose, tmp_path):
     # Resumed: a finished study does no new work and says so.
     result2, text2 = run(cfg)
     assert result2.ran == 0 and "is finished, nothing to do" in text2
-    assert len(stored(result2, db)) == 4 and len(run_files(study_dir)) == 4
+    assert len(stored(result2, db)) == 4 and len(run_files(study_dir)) == 5  # four trials and the report, no new run
 
     # More seeds: only the new grid points run; no point twice.
     result3, _ = run(compose(*TINY, *ACTIVATION, "experiment.seeds=[0, 1, 2]", "logger=wandb", f"runs_dir={tmp_path}",
