@@ -9,6 +9,7 @@ import sys
 # Values tried on a network by ``nasplay knobs NAME`` (numeric knobs show one example).
 TRY = {
     "depth": ("0.5", "2"), "bottleneck": ("on", "off"), "cardinality": ("1", "32"), "group_width": ("4",),
+    "branches": ("single", "multi"),
     "width": ("0.5",), "separable": ("on", "off"), "factorize": ("none", "stacked", "asymmetric"),
     "skip": ("none", "identity", "projection", "scaled"), "skip_scale": ("0.1",), "activation": ("tanh",),
     "norm": ("none", "batch", "lrn"), "pool_kind": ("max", "avg"), "pool": ("overlap", "nonoverlap"), "aux": ("on", "off"),
