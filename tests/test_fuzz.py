@@ -260,6 +260,7 @@ KNOB_VALUES: dict[str, list] = {
     "group_width": [4, 8],
     "width": [0.25, 0.5],
     "separable": ["on", "off"],
+    "branches": ["single", "multi"],
     "factorize": ["none", "stacked", "asymmetric"],
     "skip": ["none", "identity", "projection", "scaled"],
     "skip_scale": [0.1, 0.5],

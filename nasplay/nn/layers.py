@@ -111,13 +111,15 @@ class RBFOutput(nn.Module):
 class Branch(nn.Module):
     """Ops, then optionally parallel sub-branches whose outputs are concatenated."""
 
-    def __init__(self, ops: nn.Module, split: list[nn.Module]):
+    def __init__(self, ops: nn.Sequential, split: list[nn.Module]):
         super().__init__()
         self.ops = ops
         self.split = nn.ModuleList(split) if split else None
+        self._has_ops = len(ops) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.ops(x)
+        if self._has_ops:
+            x = self.ops(x)
         if self.split is None:
             return x
         return torch.cat([b(x) for b in self.split], 1)
@@ -126,8 +128,8 @@ class Branch(nn.Module):
 class Block(nn.Module):
     """Concatenated branches, merge ops, the residual add (none / identity / projection / scaled), post ops."""
 
-    def __init__(self, branches: list[nn.Module], merge: nn.Module, skip: str, scale: float,
-                 shortcut: nn.Module | None, post: nn.Module, add_inplace: bool = False):
+    def __init__(self, branches: list[nn.Module], merge: nn.Sequential, skip: str, scale: float,
+                 shortcut: nn.Module | None, post: nn.Sequential, add_inplace: bool = False):
         super().__init__()
         self.branches = nn.ModuleList(branches)
         self.merge = merge
@@ -137,20 +139,23 @@ class Block(nn.Module):
         # The residual may be added to in place when it is a fresh tensor that no backward needs (torchvision's
         # ``out += identity`` after BatchNorm); the builder decides.
         self.add_inplace = add_inplace
+        # Calling an empty Sequential costs a few microseconds; most blocks have no merge or no post ops.
+        self._has_merge, self._has_post = len(merge) > 0, len(post) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.branches) == 1:
             y = self.branches[0](x)
         else:
             y = torch.cat([b(x) for b in self.branches], 1)
-        y = self.merge(y)
+        if self._has_merge:
+            y = self.merge(y)
         if self.skip == "identity":
             y = y.add_(x) if self.add_inplace else y + x
         elif self.skip == "projection":
             y = y.add_(self.shortcut(x)) if self.add_inplace else y + self.shortcut(x)
         elif self.skip == "scaled":
             y = y * self.scale + x
-        return self.post(y)
+        return self.post(y) if self._has_post else y
 
     def extra_repr(self) -> str:
         return f"skip={self.skip}" + (f", scale={self.scale}" if self.skip == "scaled" else "")
