@@ -116,7 +116,9 @@ def test_describe_with_knobs(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_console_script_subprocess() -> None:
     """The installed entry point runs, and listing does not pay for importing torch."""
-    exe = shutil.which("nasplay") or str(Path(sys.executable).parent / "nasplay")
+    beside = Path(sys.executable).parent / "nasplay"  # this environment's, before any other on PATH
+    exe = str(beside) if beside.exists() else shutil.which("nasplay")
+    assert exe, "the nasplay console script is not installed"
     p = subprocess.run([exe, "list", "resnext*"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
     assert "resnext50_32x4d" in p.stdout and "resnext101_32x8d" in p.stdout and "resnet50 " not in p.stdout

@@ -166,7 +166,6 @@ TRAIN_NAMES = ("alexnet", "vgg16", "inception_v1", "inception_v3", "resnet18", "
 @pytest.fixture(scope="module")
 def reference(request: pytest.FixtureRequest) -> tuple[str, nn.Module]:
     """One randomised reference per network (pytest groups the tests of a network together)."""
-    torch.set_num_threads(2)
     return request.param, randomise(make_reference(request.param)).eval()
 
 

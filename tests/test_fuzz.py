@@ -235,9 +235,17 @@ FAMILIES = {  # the draws, and how often each side of the contract must come up 
 }
 
 
-@pytest.mark.parametrize("family", list(FAMILIES))
-def test_random_genomes_build_or_are_refused(family: str) -> None:
+@pytest.fixture
+def one_thread():
+    """Tiny networks run faster on one thread; the setting is global, so put it back."""
+    before = torch.get_num_threads()
     torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("family", list(FAMILIES))
+def test_random_genomes_build_or_are_refused(family: str, one_thread: None) -> None:
     outcomes: Counter[str] = Counter()
     draws, at_least = FAMILIES[family]
 
@@ -295,11 +303,10 @@ def test_knob_values_cover_every_knob() -> None:
     assert set(KNOB_VALUES) == set(knobs())
 
 
-def test_random_knob_combinations_build_or_are_refused() -> None:
+def test_random_knob_combinations_build_or_are_refused(one_thread: None) -> None:
     """A zoo network with random knobs: a network that trains, or a refusal that names a knob it was given."""
     from nasplay.space.knobs import apply
 
-    torch.set_num_threads(1)
     outcomes: Counter[str] = Counter()
 
     @settings(FUZZ, max_examples=30)
