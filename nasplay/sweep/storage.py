@@ -59,10 +59,20 @@ def make_storage(storage: str | None, study_dir: Path) -> optuna.storages.BaseSt
     if "://" not in storage or scheme not in (*RDB_SCHEMES, "postgres"):
         raise ValueError(f"sweep.storage: {mask_text(storage)!r} is neither a .journal file nor an RDB URL "
                          f"({', '.join(s + '://...' for s in RDB_SCHEMES)})")
-    try:
-        return optuna.storages.RDBStorage(rdb_url(storage), engine_kwargs={"pool_pre_ping": True})
-    except Exception as e:  # the driver's message may quote the URL: mask it
-        raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(rdb_url(storage), engine_kwargs={"pool_pre_ping": True})
+        except (IntegrityError, ProgrammingError) as e:
+            # Hosts that start together on an empty database race to create Optuna's tables; the loser
+            # sees "already exists" and finds the tables there on its next try.
+            if attempt == 4:
+                raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
+            time.sleep(0.2 * (attempt + 1))
+        except Exception as e:  # the driver's message may quote the URL: mask it
+            raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager
