@@ -368,11 +368,8 @@ def ks_test(a: ArrayLike, b: ArrayLike, weights_a: ArrayLike | None = None, weig
             return KSTest(math.nan, math.nan, len(a), len(b), "none")
         r = sps.ks_2samp(a, b)
         return KSTest(float(r.statistic), float(r.pvalue), len(a), len(b), "ks_2samp")
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    wa = np.ones_like(a) if weights_a is None else np.asarray(weights_a, dtype=float)
-    wb = np.ones_like(b) if weights_b is None else np.asarray(weights_b, dtype=float)
-    ka, kb = np.isfinite(a) & (wa > 0), np.isfinite(b) & (wb > 0)
-    a, wa, b, wb = a[ka], wa[ka], b[kb], wb[kb]
+    a, wa = _weighted_sample(a, weights_a)
+    b, wb = _weighted_sample(b, weights_b)
     if len(a) == 0 or len(b) == 0:
         return KSTest(math.nan, math.nan, 0, 0, "none")
     grid = np.union1d(a, b)
@@ -380,6 +377,14 @@ def ks_test(a: ArrayLike, b: ArrayLike, weights_a: ArrayLike | None = None, weig
     na, nb = wa.sum() ** 2 / (wa**2).sum(), wb.sum() ** 2 / (wb**2).sum()
     p = float(sps.kstwobign.sf(d * math.sqrt(na * nb / (na + nb))))
     return KSTest(d, min(1.0, p), float(na), float(nb), "weighted, asymptotic (Kish effective n)")
+
+
+def _weighted_sample(x: ArrayLike, w: ArrayLike | None) -> tuple[np.ndarray, np.ndarray]:
+    """Values and weights (default 1) with non-finite values and non-positive weights dropped."""
+    x = np.asarray(x, dtype=float)
+    w = np.ones_like(x) if w is None else np.asarray(w, dtype=float)
+    keep = np.isfinite(x) & (w > 0)
+    return x[keep], w[keep]
 
 
 def _weighted_mean(x: np.ndarray, w: np.ndarray | None = None) -> float:
@@ -406,11 +411,8 @@ def bootstrap_ci(values: ArrayLike, statistic: Callable[..., float] = _weighted_
 def bootstrap_diff_ci(a: ArrayLike, b: ArrayLike, *, weights_a: ArrayLike | None = None, weights_b: ArrayLike | None = None,
                       resamples: int = 2_000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float]:
     """Percentile bootstrap interval of ``mean(a) - mean(b)`` (weighted means when weights are given)."""
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    wa = np.ones_like(a) if weights_a is None else np.asarray(weights_a, dtype=float)
-    wb = np.ones_like(b) if weights_b is None else np.asarray(weights_b, dtype=float)
-    ka, kb = np.isfinite(a) & (wa > 0), np.isfinite(b) & (wb > 0)
-    a, wa, b, wb = a[ka], wa[ka], b[kb], wb[kb]
+    a, wa = _weighted_sample(a, weights_a)
+    b, wb = _weighted_sample(b, weights_b)
     if len(a) == 0 or len(b) == 0:
         return math.nan, math.nan
     rng = np.random.default_rng(seed)
