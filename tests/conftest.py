@@ -5,10 +5,23 @@ os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
+import pytest  # noqa: E402
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny networks run many small ops: one torch thread is several times faster than two on a busy
+    machine. The setting is global, so put it back."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 # --- the experiment engine (conf/, nasplay.sweep): compose the real configs in-process ---------------
 from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 

@@ -29,13 +29,7 @@ FIGURES = {"ablation": ("effects", "learning_curves", "pareto"), "ladder": ("eff
            "design_space": ("edf", "learning_curves", "pareto"), "search": ("learning_curves", "pareto")}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small networks on small batches: one thread is faster than two on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def run(cfg):

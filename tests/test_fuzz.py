@@ -235,15 +235,6 @@ FAMILIES = {  # the draws, and how often each side of the contract must come up 
 }
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny networks run faster on one thread; the setting is global, so put it back."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("family", list(FAMILIES))
 def test_random_genomes_build_or_are_refused(family: str, one_thread: None) -> None:
     outcomes: Counter[str] = Counter()
