@@ -546,7 +546,8 @@ def make_diagrams(study: Study, out: Path) -> dict[str, dict[str, str]]:
     if study.kind not in ("ablation", "ladder"):
         return {}
     try:
-        from nasplay.report.diagram import draw_genome
+        from nasplay.report.diagram import layout_genome
+        from nasplay.report.draw.render import render, save
     except ImportError:
         return {}
     result: dict[str, dict[str, str]] = {}
@@ -558,8 +559,9 @@ def make_diagrams(study: Study, out: Path) -> dict[str, dict[str, str]]:
                 continue
             stem = drawn.get(genome.hash) or "diagram_" + "".join(c if c.isalnum() or c in "-_." else "_" for c in arm)
             if genome.hash not in drawn:
+                fig = render(layout_genome(genome))  # laid out and drawn once, saved in both formats
                 for ext in ("svg", "png"):
-                    draw_genome(genome, out / f"{stem}.{ext}")
+                    save(fig, out / f"{stem}.{ext}")
                 drawn[genome.hash] = stem
             result[arm] = {"svg": f"{stem}.svg", "png": f"{stem}.png", "source": source, "genome_hash": genome.hash}
         except Exception as e:  # noqa: BLE001 - a diagram must never sink the report
