@@ -237,11 +237,7 @@ def build(genome: Genome | str, num_classes: int | None = None) -> Network:
         s, b = a.stage % len(genome.stages), a.block % n
         aux.append(bld.head(a.ops, shapes.blocks[s][b], f"aux[{ai}].ops", num_classes, "linear"))
         aux_at.append((s, b))
-    return Network(genome, _seq(stem), stages, aux, aux_at, head)
-
-
-def _seq(mods: list[nn.Module]) -> nn.Sequential:
-    return nn.Sequential(*mods)
+    return Network(genome, nn.Sequential(*stem), stages, aux, aux_at, head)
 
 
 def aux_weights(genome: Genome) -> list[float]:
