@@ -3,7 +3,8 @@
 # Usage: bash scripts/test.sh [pytest args]
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_WAIT_POLICY=PASSIVE WANDB_MODE=offline WANDB_SILENT=true
+# PYTHONUNBUFFERED: pytest's progress reaches a piped log (CI's) as it happens, not at exit.
+export OMP_WAIT_POLICY=PASSIVE WANDB_MODE=offline WANDB_SILENT=true PYTHONUNBUFFERED=1
 if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
