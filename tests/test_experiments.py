@@ -76,6 +76,7 @@ def test_experiment_runs_under_smoke(compose, tmp_path, name):
     cfg = compose(*overrides)
     plan = make_plan(cfg)
     result, text = run(cfg)
+    assert f"study '{name}-smoke' (new)" in text  # queued classics (search_pareto) do not make a new study look resumed
     c = plan.cfg
     expected = len(plan.arms) * len(c.experiment.seeds) if c.sweep.sampler == "grid" else c.sweep.n_trials
     assert result.counts["COMPLETE"] + result.counts["PRUNED"] == expected, text

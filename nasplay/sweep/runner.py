@@ -87,7 +87,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
         _write_config(plan)
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state.name in FINISHED for t in trials)
-        console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if trials else 'new'}) in "
+        started = any(t.state.name != "WAITING" for t in trials)  # queued trials (the classics of a search) are not a start
+        console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if started else 'new'}) in "
                       f"{plan.study_dir}  storage {storage_url(c.sweep.storage, plan.study_dir)}", highlight=False, markup=False)
         console.print(_what(plan, total), highlight=False, markup=False)
         if len(c.sweep.objectives) > 1 and c.sweep.pruner.kind != "none":
