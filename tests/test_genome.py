@@ -104,6 +104,27 @@ def test_hash_is_stable() -> None:
     assert get_genome("inception_v3").hash == "38d95da1ee62"
 
 
+def test_hash_is_one_per_network_however_it_is_spelt() -> None:
+    """kernel=3 and kernel=(3, 3) build the same layers, as do a pooling's stride=None and stride=kernel."""
+
+    def square(d):  # every int kernel spelt as a pair
+        if isinstance(d, dict):
+            return {k: [v, v] if k == "kernel" and isinstance(v, int) else square(v) for k, v in d.items()}
+        return [square(v) for v in d] if isinstance(d, list) else d
+
+    for name in ("vgg11", "inception_v3"):
+        g = get_genome(name)
+        spelt = Genome.from_dict(square(g.to_dict(defaults=True)))
+        assert spelt != g and spelt.hash == g.hash, name
+
+    def net(*ops) -> Genome:
+        return Genome("n", (), (Stage((Block((Branch(ops),)),)),), Head(()))
+
+    assert net(Pool("max", 3, None, 1)).hash == net(Pool("max", (3, 3), 3, 1)).hash
+    assert net(Pool("max", 3, 2, 1)).hash != net(Pool("max", 3, None, 1)).hash  # another stride is another network
+    assert net(Conv(8, (1, 3))).hash != net(Conv(8, (3, 1))).hash
+
+
 def test_hash_ignores_name_and_tells_networks_apart() -> None:
     g = get_genome("resnet50")
     assert g.replace(name="something else").hash == g.hash

@@ -235,13 +235,30 @@ class Genome:
     @property
     def hash(self) -> str:
         """Stable 12-hex-digit identity of the architecture (its name excluded)."""
-        d = _to_plain(self, True)
+        d = _canonical(_to_plain(self, True))
         d.pop("name", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def replace(self, **changes: Any) -> Genome:
         return dataclasses.replace(self, **changes)
+
+
+def _canonical(d: Any) -> Any:
+    """One spelling per network, for the hash: ``kernel=(3, 3)`` is ``kernel=3``, a pooling's ``stride=None``
+    is its kernel's height (what the builder does with it)."""
+    if isinstance(d, list):
+        return [_canonical(v) for v in d]
+    if not isinstance(d, dict):
+        return d
+    d = {k: _canonical(v) for k, v in d.items()}
+    for k in ("kernel", "padding"):
+        v = d.get(k)
+        if d.get("op") in ("conv", "pool") and isinstance(v, list) and len(v) == 2 and v[0] == v[1]:
+            d[k] = v[0]
+    if d.get("op") == "pool" and d.get("stride") is None and d.get("adaptive") is None:
+        d["stride"] = d["kernel"] if isinstance(d["kernel"], int) else d["kernel"][0]
+    return d
 
 
 def _to_plain(obj: Any, defaults: bool) -> Any:
