@@ -11,6 +11,7 @@ import pytest
 import torch
 from rich.console import Console
 
+from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
 
 # Two grid points: a learning rate that learns, then one that cannot (median pruning stops it after epoch 0).
@@ -28,7 +29,7 @@ def test_ddp_trial_over_two_cpu_processes_is_pruned_and_the_study_knows(compose,
     assert first.counts["COMPLETE"] == 1
     capfd.readouterr()
     buf = io.StringIO()  # trainer.* may change when a study resumes: it does not change what a trial computes
-    run_study(compose(*STUDY, *DDP, f"runs_dir={tmp_path}", f"sweep.storage={db}"), console=Console(file=buf, width=200))
+    second = run_study(compose(*STUDY, *DDP, f"runs_dir={tmp_path}", f"sweep.storage={db}"), console=Console(file=buf, width=200))
     text = buf.getvalue()
     lightning = capfd.readouterr()
     logged = lightning.out + lightning.err  # Lightning announces each rank
@@ -45,6 +46,11 @@ def test_ddp_trial_over_two_cpu_processes_is_pruned_and_the_study_knows(compose,
     assert hopeless.user_attrs["metrics"]["epochs"] == 1
     assert hopeless.user_attrs["metrics"]["steps"] == math.ceil(good.user_attrs["metrics"]["steps"] / 3 / 2)
     assert "1 complete, 1 pruned" in text
+    # rank 0's per-epoch values, logged in a spawned process, reach curves.csv like a single-process trial's
+    curves = [r for r in read_csv(second.study_dir / "curves.csv") if int(r["trial"]) == hopeless.number]
+    (acc,) = [float(r["value"]) for r in curves if r["metric"] == "val/acc" and r["epoch"] == "0"]
+    assert acc == pytest.approx(hopeless.intermediate_values[0])
+    assert any(r["metric"] == "train/loss" for r in curves)
 
 
 def test_ddp_trial_needs_an_rdb_storage(compose, tmp_path):

@@ -9,8 +9,11 @@ code 1 when the trial failed.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import tempfile
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,11 +46,27 @@ class TrialInfo:
 
 
 class CurvesLogger(Logger):
-    """Keeps every metric Lightning logs as ``(epoch, step, metric, value)`` rows for ``curves.csv``."""
+    """Keeps every metric Lightning logs as ``(epoch, step, metric, value)`` rows for ``curves.csv``.
+
+    Under ``ddp_spawn`` the logger is pickled into the ranks, and rank 0 logs there, not in the trial's
+    process: a copy in another process appends its rows to a JSON-lines spool file, which :attr:`rows`
+    reads back in the process that made the logger.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self.rows: list[tuple[int, int, str, float]] = []
+        self._rows: list[tuple[int, int, str, float]] = []
+        self._pid = os.getpid()
+        # the file a rank in another process (ddp_spawn, ddp_fork) writes to; created only if one does
+        self._spool = os.path.join(tempfile.gettempdir(), f"nasplay-curves-{self._pid}-{uuid.uuid4().hex}.jsonl")
+
+    @property
+    def rows(self) -> list[tuple[int, int, str, float]]:
+        if os.getpid() == self._pid and os.path.exists(self._spool):
+            with open(self._spool) as f:
+                self._rows.extend(tuple(json.loads(line)) for line in f if line.strip())
+            os.remove(self._spool)
+        return self._rows
 
     @property
     def name(self) -> str:
@@ -64,9 +83,12 @@ class CurvesLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         epoch = int(metrics.get("epoch", -1))
-        for k, v in metrics.items():
-            if k != "epoch":
-                self.rows.append((epoch, -1 if step is None else int(step), k, float(v)))
+        rows = [(epoch, -1 if step is None else int(step), k, float(v)) for k, v in metrics.items() if k != "epoch"]
+        if os.getpid() == self._pid:
+            self._rows.extend(rows)
+        else:  # a spawned rank: the trial's process reads these back
+            with open(self._spool, "a") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
 
 
 class Tracker:
