@@ -46,3 +46,19 @@ def test_api_key_and_database_password_are_never_written_or_printed(tmp_path, po
     assert run.returncode != 0 and "sweep.storage" in run.stderr and "***" in run.stderr, run.stderr
     assert "wrong-pw-4711" not in run.stdout + run.stderr
     assert leaks(tmp_path, ["wrong-pw-4711"]) == []
+
+
+def test_storage_url_from_the_environment_stays_out_of_the_command_and_hydras_printout(tmp_path, compose, monkeypatch):
+    """``sweep.storage='${oc.env:NASPLAY_DB}'``: the study uses the URL, ``--cfg job`` and the saved config do not show it."""
+    from nasplay.sweep.plan import make_plan
+
+    url = "postgresql://nasplay:pw-in-env-0451@127.0.0.1:9/studies"
+    monkeypatch.setenv("NASPLAY_DB", url)
+    plan = make_plan(compose("experiment=ablate_skip", "sweep.storage=${oc.env:NASPLAY_DB}", f"runs_dir={tmp_path}"))
+    assert plan.cfg.sweep.storage == url  # what the storage is opened with
+    assert plan.resolved["sweep"]["storage"] == "postgresql://nasplay:***@127.0.0.1:9/studies"  # what is written and logged
+    shown = subprocess.run([sys.executable, "-m", "nasplay", "experiment=ablate_skip", "sweep.storage=${oc.env:NASPLAY_DB}",
+                            "--cfg", "job"], cwd=ROOT, env={**os.environ, "NASPLAY_DB": url}, capture_output=True, text=True,
+                           timeout=120)
+    assert shown.returncode == 0 and "storage: ${oc.env:NASPLAY_DB}" in shown.stdout, shown.stderr
+    assert "pw-in-env-0451" not in shown.stdout + shown.stderr
