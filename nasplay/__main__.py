@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 # OpenMP threads that spin while waiting make training several times slower on a shared or busy CPU
 # (measured: the smoke study 13 s passive, 80 s spinning, on 2 loaded cores). Set before torch loads.
@@ -17,10 +16,11 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from nasplay.resources import project_dir  # noqa: E402
 from nasplay.sweep.config import register_configs  # noqa: E402
 from nasplay.track.secrets import mask_text  # noqa: E402
 
-CONF_DIR = Path(os.environ.get("NASPLAY_CONF_DIR") or Path(__file__).resolve().parent.parent / "conf")
+CONF_DIR = project_dir("conf", "NASPLAY_CONF_DIR")
 
 register_configs()
 

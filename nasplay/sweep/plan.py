@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasplay.resources import project_dir
 from nasplay.sweep.config import NasplayConfig
 from nasplay.track.secrets import mask
 
@@ -98,7 +99,7 @@ def to_config(cfg: Any) -> NasplayConfig:
     return obj.check()
 
 
-SPACES_DIR = Path(__file__).resolve().parents[2] / "search_spaces"
+SPACES_DIR = project_dir("search_spaces", "NASPLAY_SPACES_DIR")
 
 
 def load_space(name: str) -> dict[str, Any]:
