@@ -41,7 +41,7 @@ def read_run(path: Path) -> OfflineRun:
     if path.is_dir():
         (path,) = path.glob("run-*.wandb")
     out = subprocess.run([sys.executable, "-m", "wandb", "leet", "inspect", "--json", str(path)],
-                         capture_output=True, text=True, check=True)
+                         capture_output=True, text=True, check=True, timeout=300)
     run: dict[str, Any] = {}
     config: dict[str, Any] = {}
     history: list[dict[str, Any]] = []

@@ -1,0 +1,114 @@
+"""Faults with several workers: one of two live workers killed with SIGKILL mid-trial (the other retries its
+trial and finishes the study), and Ctrl-C at a terminal while both train (every trial marked, every W&B run
+finished, the storage consistent; the same command then finishes the study)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+
+from nasplay.sweep.results import read_csv
+from nasplay.sweep.storage import HEARTBEAT, STALE
+from nasplay.track.read import read_run, run_files
+
+ROOT = Path(__file__).resolve().parents[1]
+# 2 arms x 2 seeds on 2 workers; trials of several seconds, so that both are caught training
+STUDY = ("arch=lenet5_common", "data.limit=960", "data.batch_size=32", "trainer.max_epochs=6", "sweep=grid",
+         "experiment.knob=activation", "experiment.values=[relu, tanh]", "experiment.seeds=[0, 1]",
+         "sweep.workers=2", "sweep.heartbeat_interval=0.5", "sweep.heartbeat_grace=2", "progress=false")
+POINTS = Counter({(a, s): 1 for a in ("activation=relu", "activation=tanh") for s in (0, 1)})
+
+
+def start(tmp_path: Path, name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+    log = tmp_path / f"{name}.log"
+    proc = subprocess.Popen([sys.executable, "-m", "nasplay", *STUDY, f"experiment.name={name}", f"runs_dir={tmp_path}", *extra],
+                            cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
+    return proc, log
+
+
+def trials_of(study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    storage = optuna.storages.journal.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_dir / "optuna.journal")))
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
+
+
+def two_training(proc: subprocess.Popen, log: Path, study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    """Wait until both workers train a trial that has saved a checkpoint; return those two trials."""
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log.read_text()
+        if (study_dir / "optuna.journal").exists() and len(list(study_dir.glob("ckpt/*/last.ckpt"))) >= 2:
+            running = [t for t in trials_of(study_dir, name) if t.state.name == "RUNNING" and HEARTBEAT in t.system_attrs]
+            if len({t.user_attrs.get("worker") for t in running}) == 2:
+                return running
+        time.sleep(0.05)
+    raise AssertionError(f"the two workers were never seen training at once:\n{log.read_text()}")
+
+
+def test_one_of_two_workers_killed_its_trial_is_retried_by_the_other(tmp_path):
+    name = "kill1"
+    study_dir = tmp_path / name / name
+    proc, log = start(tmp_path, name, "logger=none")
+    try:
+        running = two_training(proc, log, study_dir, name)
+        victim = running[0]
+        os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
+        assert proc.wait(timeout=240) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = log.read_text()
+    trials = trials_of(study_dir, name)
+
+    assert "worker" in out and "died (signal 9)" in out, out
+    stale = trials[victim.number]
+    assert stale.state.name == "FAIL" and stale.user_attrs["fail_reason"] == STALE
+    (retry,) = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
+    assert retry.state.name == "COMPLETE" and retry.params == victim.params
+    assert retry.user_attrs["worker"] != victim.user_attrs["worker"]  # the surviving worker took it over
+    assert retry.user_attrs["resumed_from_epoch"] >= 1  # from the checkpoint the dead worker left
+    done = Counter((t.params["arm"], t.params["seed"]) for t in trials if t.state.name == "COMPLETE")
+    assert done == POINTS  # every grid point once: nothing lost, nothing twice
+    assert [t.state.name for t in trials].count("RUNNING") == 0 and len(trials) == 5
+    rows = read_csv(study_dir / "results.csv")
+    assert [(int(r["number"]), r["state"]) for r in rows] == [(t.number, t.state.name) for t in trials]
+
+
+def test_ctrl_c_with_two_workers_marks_both_trials_and_the_study_resumes(tmp_path):
+    name = "ctrlc"
+    study_dir = tmp_path / name / name
+    proc, log = start(tmp_path, name, "logger=wandb")
+    try:
+        two_training(proc, log, study_dir, name)
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground process group
+        assert proc.wait(timeout=120) == 130, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    out = log.read_text()
+    trials = trials_of(study_dir, name)
+
+    assert "interrupted; run the same command again to continue the study" in out, out
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]  # the storage is consistent
+    cut = [t for t in trials if t.state.name == "FAIL"]
+    assert len(cut) == 2 and all(t.user_attrs["fail_reason"] == "interrupted" and t.user_attrs["retry"] for t in cut)
+    runs = {r.id: r for r in map(read_run, run_files(study_dir))}
+    assert all(runs[t.user_attrs["wandb_id"]].exit_code == 1 for t in cut)  # each W&B run was finished, as failed
+    assert len(list(study_dir.glob("ckpt/*/last.ckpt"))) == 2  # kept, to continue from
+
+    again, log2 = start(tmp_path, name, "logger=wandb")
+    assert again.wait(timeout=240) == 0, log2.read_text()
+    trials = trials_of(study_dir, name)
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    assert Counter((t.params["arm"], t.params["seed"]) for t in done) == POINTS
+    resumed = [t for t in done if t.params in [c.params for c in cut]]
+    assert len(resumed) == 2 and all(t.user_attrs["resumed_from_epoch"] >= 1 for t in resumed)
+    assert list(study_dir.glob("ckpt/*/last.ckpt")) == []
