@@ -4,12 +4,14 @@ finished, the storage consistent; the same command then finishes the study)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -26,11 +28,18 @@ STUDY = ("arch=lenet5_common", "data.limit=960", "data.batch_size=32", "trainer.
 POINTS = Counter({(a, s): 1 for a in ("activation=relu", "activation=tanh") for s in (0, 1)})
 
 
-def start(tmp_path: Path, name: str, *extra: str) -> tuple[subprocess.Popen, Path]:
+@contextlib.contextmanager
+def study_process(tmp_path: Path, name: str, *extra: str) -> Iterator[tuple[subprocess.Popen, Path]]:
+    """``python -m nasplay`` on the study in its own session (as at a terminal); killed with its workers if still alive."""
     log = tmp_path / f"{name}.log"
     proc = subprocess.Popen([sys.executable, "-m", "nasplay", *STUDY, f"experiment.name={name}", f"runs_dir={tmp_path}", *extra],
                             cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True)
-    return proc, log
+    try:
+        yield proc, log
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def trials_of(study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
@@ -54,16 +63,10 @@ def two_training(proc: subprocess.Popen, log: Path, study_dir: Path, name: str) 
 def test_one_of_two_workers_killed_its_trial_is_retried_by_the_other(tmp_path):
     name = "kill1"
     study_dir = tmp_path / name / name
-    proc, log = start(tmp_path, name, "logger=none")
-    try:
-        running = two_training(proc, log, study_dir, name)
-        victim = running[0]
+    with study_process(tmp_path, name, "logger=none") as (proc, log):
+        victim = two_training(proc, log, study_dir, name)[0]
         os.kill(int(victim.user_attrs["worker"].rsplit(":", 1)[1]), signal.SIGKILL)
         assert proc.wait(timeout=240) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     out = log.read_text()
     trials = trials_of(study_dir, name)
 
@@ -84,15 +87,10 @@ def test_one_of_two_workers_killed_its_trial_is_retried_by_the_other(tmp_path):
 def test_ctrl_c_with_two_workers_marks_both_trials_and_the_study_resumes(tmp_path):
     name = "ctrlc"
     study_dir = tmp_path / name / name
-    proc, log = start(tmp_path, name, "logger=wandb")
-    try:
+    with study_process(tmp_path, name, "logger=wandb") as (proc, log):
         two_training(proc, log, study_dir, name)
         os.killpg(proc.pid, signal.SIGINT)  # what a terminal does: the whole foreground process group
         assert proc.wait(timeout=120) == 130, log.read_text()
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
     out = log.read_text()
     trials = trials_of(study_dir, name)
 
@@ -104,8 +102,8 @@ def test_ctrl_c_with_two_workers_marks_both_trials_and_the_study_resumes(tmp_pat
     assert all(runs[t.user_attrs["wandb_id"]].exit_code == 1 for t in cut)  # each W&B run was finished, as failed
     assert len(list(study_dir.glob("ckpt/*/last.ckpt"))) == 2  # kept, to continue from
 
-    again, log2 = start(tmp_path, name, "logger=wandb")
-    assert again.wait(timeout=240) == 0, log2.read_text()
+    with study_process(tmp_path, name, "logger=wandb") as (again, log2):
+        assert again.wait(timeout=240) == 0, log2.read_text()
     trials = trials_of(study_dir, name)
     done = [t for t in trials if t.state.name == "COMPLETE"]
     assert Counter((t.params["arm"], t.params["seed"]) for t in done) == POINTS
