@@ -22,7 +22,7 @@ from nasplay.track.read import read_run, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 arms x 2 seeds on 2 workers; trials of several seconds, so that both are caught training
-STUDY = ("arch=lenet5_common", "data.limit=960", "data.batch_size=32", "trainer.max_epochs=6", "sweep=grid",
+STUDY = ("arch=lenet5_common", "data.limit=960", "data.batch_size=32", "trainer.max_epochs=8", "sweep=grid",
          "experiment.knob=activation", "experiment.values=[relu, tanh]", "experiment.seeds=[0, 1]",
          "sweep.workers=2", "sweep.heartbeat_interval=0.5", "sweep.heartbeat_grace=2", "progress=false")
 POINTS = Counter({(a, s): 1 for a in ("activation=relu", "activation=tanh") for s in (0, 1)})
@@ -48,12 +48,13 @@ def trials_of(study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 
 
 def two_training(proc: subprocess.Popen, log: Path, study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    """Wait until both workers train a trial that has saved a checkpoint; return those two trials."""
+    """Wait until both workers train a trial past its second epoch (so each has a checkpoint); return the two."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
-        if (study_dir / "optuna.journal").exists() and len(list(study_dir.glob("ckpt/*/last.ckpt"))) >= 2:
-            running = [t for t in trials_of(study_dir, name) if t.state.name == "RUNNING" and HEARTBEAT in t.system_attrs]
+        if (study_dir / "optuna.journal").exists():
+            running = [t for t in trials_of(study_dir, name) if t.state.name == "RUNNING" and HEARTBEAT in t.system_attrs
+                       and len(t.intermediate_values) >= 2]  # epoch 1 validated: epoch 0's checkpoint is on disk
             if len({t.user_attrs.get("worker") for t in running}) == 2:
                 return running
         time.sleep(0.05)
