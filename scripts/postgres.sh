@@ -9,6 +9,7 @@
 set -uo pipefail
 exec 3>&1 1>&2
 log=$(mktemp /tmp/nasplay-postgres.XXXXXX.log)
+trap 'rm -f "$log"' EXIT
 
 detached() {
     (
@@ -41,5 +42,4 @@ su postgres -c "psql -qtAc \"select 1 from pg_roles where rolname='nasplay'\"" |
     || su postgres -c "psql -qc \"create role nasplay login password 'nasplay-test'\"" >/dev/null
 su postgres -c "psql -qtAc \"select 1 from pg_database where datname='nasplay_test'\"" | grep -q 1 \
     || su postgres -c "createdb -O nasplay nasplay_test" >/dev/null
-rm -f "$log"
 echo "postgresql://nasplay:nasplay-test@127.0.0.1:5432/nasplay_test" >&3
