@@ -61,18 +61,19 @@ def make_storage(storage: str | None, study_dir: Path) -> optuna.storages.BaseSt
                          f"({', '.join(s + '://...' for s in RDB_SCHEMES)})")
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
-    for attempt in range(5):
+    attempts = 5
+    for attempt in range(attempts):
         try:
             return optuna.storages.RDBStorage(rdb_url(storage), engine_kwargs={"pool_pre_ping": True})
-        except (IntegrityError, ProgrammingError) as e:
+        except Exception as e:
             # Hosts that start together on an empty database race to create Optuna's tables; the loser
             # sees "already exists" and finds the tables there on its next try.
-            if attempt == 4:
-                raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
-            time.sleep(0.2 * (attempt + 1))
-        except Exception as e:  # the driver's message may quote the URL: mask it
+            if isinstance(e, (IntegrityError, ProgrammingError)) and attempt < attempts - 1:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            # the driver's message may quote the URL: mask it
             raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
-    raise AssertionError("unreachable")
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 @contextlib.contextmanager
@@ -188,8 +189,8 @@ def fail_stale(study: optuna.Study, grace: float) -> list[int]:
 
     Call it holding :func:`study_lock`. The failed trial keeps ``fail_reason`` = ``STALE`` and
     ``retry`` = true; the re-queued one carries ``retry_of`` = the failed trial's number (and its ``seed``,
-which a sampled study would otherwise draw from the new trial's number). Returns the
-    numbers of the trials it failed.
+    which a sampled study would otherwise draw from the new trial's number). Returns the numbers of the
+    trials it failed.
     """
     import optuna
 
