@@ -22,7 +22,16 @@ from typing import Any
 
 from nasplay.sweep.plan import Plan, make_plan
 from nasplay.sweep.results import append_curves, format_summary, summary_rows, write_results
-from nasplay.sweep.storage import HEARTBEAT, STALE, Heartbeat, fail_stale, make_storage, storage_url, study_lock
+from nasplay.sweep.storage import (
+    HEARTBEAT,
+    STALE,
+    Heartbeat,
+    fail_stale,
+    holds_its_point,
+    make_storage,
+    storage_url,
+    study_lock,
+)
 from nasplay.track.secrets import mask_text
 
 FINISHED = ("COMPLETE", "PRUNED")
@@ -305,9 +314,7 @@ def _pending(plan: Plan, points: list[dict[str, Any]], trials: list[Any], attemp
     for t in trials:
         if not all(k in t.params for k in points[0]):
             continue
-        s = t.state.name
-        failed_for_good = s == "FAIL" and not (plan.cfg.sweep.retry_failed or t.user_attrs.get("retry"))
-        if s in FINISHED or s in ("RUNNING", "WAITING") or failed_for_good:
+        if holds_its_point(t, plan.cfg.sweep.retry_failed):
             taken.add(_key({k: t.params[k] for k in points[0]}))
     return [p for p in points if _key(p) not in taken and _key(p) not in attempted]
 

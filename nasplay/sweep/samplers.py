@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nasplay.sweep.storage import holds_its_point
+
 if TYPE_CHECKING:
     import optuna
 
@@ -85,9 +87,8 @@ def enqueue_classics(study: optuna.Study, plan: Any) -> int:
     A classic counts as present while a trial of it is finished, running or waiting, or failed for good
     (``sweep.retry_failed`` queues failed ones again), so resuming or joining a study adds no duplicate.
     """
-    retry = plan.cfg.sweep.retry_failed
     have = {t.user_attrs.get("classic") for t in study.get_trials(deepcopy=False)
-            if t.state.name != "FAIL" or not (retry or t.user_attrs.get("retry"))}
+            if holds_its_point(t, plan.cfg.sweep.retry_failed)}
     added = 0
     for arm in plan.classics:
         name = arm.name.removeprefix("classic ")
@@ -95,4 +96,3 @@ def enqueue_classics(study: optuna.Study, plan: Any) -> int:
             study.enqueue_trial({}, user_attrs={"classic": name}, skip_if_exists=False)
             added += 1
     return added
-

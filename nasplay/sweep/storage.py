@@ -184,6 +184,13 @@ def last_beat(trial: optuna.trial.FrozenTrial) -> float:
     return trial.datetime_start.timestamp() if trial.datetime_start is not None else time.time()
 
 
+def holds_its_point(trial: Any, retry_failed: bool) -> bool:
+    """Whether ``trial`` keeps its point (grid cell, classic network) from being run again: it finished, is
+    running or queued, or failed for good (neither ``sweep.retry_failed`` nor its own ``retry`` mark, which
+    an interrupted or stale trial gets, asks for another try)."""
+    return trial.state.name != "FAIL" or not (retry_failed or trial.user_attrs.get("retry"))
+
+
 def fail_stale(study: optuna.Study, grace: float) -> list[int]:
     """Mark RUNNING trials silent for more than ``grace`` seconds FAIL and re-queue their parameters.
 
