@@ -21,6 +21,8 @@ from pathlib import Path
 
 import optuna
 
+from nasplay.sweep.storage import make_storage
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -35,8 +37,7 @@ def run(workers: int, trials: int, root: Path) -> tuple[float, float]:
     start = time.perf_counter()
     subprocess.run(args, cwd=ROOT, env=env, check=True, capture_output=True)
     whole = time.perf_counter() - start
-    journal = root / "bench" / "bench" / "optuna.journal"
-    storage = optuna.storages.journal.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    storage = make_storage(None, root / "bench" / "bench")
     done = [t for t in optuna.load_study(study_name="bench", storage=storage).get_trials() if t.state.name == "COMPLETE"]
     assert len(done) == trials, f"{len(done)} of {trials} trials completed"
     span = (max(t.datetime_complete for t in done) - min(t.datetime_start for t in done)).total_seconds()

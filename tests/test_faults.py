@@ -18,7 +18,7 @@ from rich.console import Console
 
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
-from nasplay.sweep.storage import HEARTBEAT, STALE
+from nasplay.sweep.storage import HEARTBEAT, STALE, make_storage
 
 ROOT = Path(__file__).resolve().parents[1]
 # Long enough trials (8 epochs of 960 digits) that the kill lands after a checkpoint and before the end.
@@ -38,8 +38,7 @@ def test_killed_worker_trial_is_failed_as_stale_and_retried_from_its_checkpoint(
         while time.monotonic() < deadline and proc.poll() is None:  # a trial RUNNING with a checkpoint on disk
             ckpts = list(study_dir.glob("ckpt/*/last.ckpt"))
             if ckpts and (study_dir / "optuna.journal").exists():
-                storage = storage or optuna.storages.journal.JournalStorage(
-                    optuna.storages.journal.JournalFileBackend(str(study_dir / "optuna.journal")))
+                storage = storage or make_storage(None, study_dir)
                 trials = optuna.load_study(study_name="faults", storage=storage).get_trials()
                 running = [t for t in trials if t.state.name == "RUNNING"]
                 if running and HEARTBEAT in running[0].system_attrs:
@@ -83,7 +82,7 @@ def test_killed_worker_trial_is_failed_as_stale_and_retried_from_its_checkpoint(
 def test_stale_sweep_fails_silent_trials_and_requeues_their_point(compose, tmp_path, backend, request):
     """Only a trial silent past the grace period is failed; its retry has the same parameters and seed."""
     from nasplay.sweep.plan import make_plan
-    from nasplay.sweep.storage import Heartbeat, fail_stale, make_storage
+    from nasplay.sweep.storage import Heartbeat, fail_stale
     from nasplay.sweep.trial import suggest
 
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else None

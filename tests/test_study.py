@@ -20,6 +20,7 @@ from rich.console import Console
 from nasplay.sweep.plan import make_plan
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
+from nasplay.sweep.storage import make_storage
 from nasplay.track.read import read_run, run_files
 from nasplay.track.secrets import mask, mask_text
 
@@ -37,9 +38,7 @@ def run(cfg, **kw):
 
 
 def stored(result, storage: str | None = None) -> list[optuna.trial.FrozenTrial]:
-    url = storage or optuna.storages.journal.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(Path(result.study_dir) / "optuna.journal")))
-    return optuna.load_study(study_name=result.name, storage=url).get_trials()
+    return optuna.load_study(study_name=result.name, storage=storage or make_storage(None, result.study_dir)).get_trials()
 
 
 def curves(study_dir) -> dict[tuple[int, str], list[float]]:
@@ -237,9 +236,8 @@ def test_search_samplers_single_and_multi_objective(compose, tmp_path):
                   "trainer.max_epochs=1", "sweep.space={knobs.width: [0.25, 0.5]}", "sweep.options.population_size=2")
     result, _ = run(cfg)
     trials = stored(result)
-    assert [d.name for d in optuna.load_study(study_name="pareto", storage=optuna.storages.journal.JournalStorage(
-        optuna.storages.journal.JournalFileBackend(str(Path(result.study_dir) / "optuna.journal")))).directions] == [
-        "MAXIMIZE", "MINIMIZE"]
+    directions = optuna.load_study(study_name="pareto", storage=make_storage(None, result.study_dir)).directions
+    assert [d.name for d in directions] == ["MAXIMIZE", "MINIMIZE"]
     for t in trials:
         assert t.values[1] == t.user_attrs["flops"]
     assert {"value_0", "value_1"} <= set(read_csv(Path(result.study_dir) / "results.csv")[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 
 from nasplay.sweep.results import read_csv
-from nasplay.sweep.storage import HEARTBEAT, STALE
+from nasplay.sweep.storage import HEARTBEAT, STALE, make_storage
 from nasplay.track.read import read_run, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,8 +43,7 @@ def study_process(tmp_path: Path, name: str, *extra: str) -> Iterator[tuple[subp
 
 
 def trials_of(study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    storage = optuna.storages.journal.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_dir / "optuna.journal")))
-    return optuna.load_study(study_name=name, storage=storage).get_trials()
+    return optuna.load_study(study_name=name, storage=make_storage(None, study_dir)).get_trials()
 
 
 def two_training(proc: subprocess.Popen, log: Path, study_dir: Path, name: str) -> list[optuna.trial.FrozenTrial]:

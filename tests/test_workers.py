@@ -16,16 +16,13 @@ from rich.console import Console
 
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
+from nasplay.sweep.storage import make_storage
 from nasplay.sweep.workers import resolve_workers
 from nasplay.track.read import run_files
 
 TINY = ("arch=lenet5_common", "data.limit=240", "data.batch_size=32", "trainer.max_epochs=2", "sweep=grid",
         "experiment.knob=activation", "experiment.values=[relu, tanh]")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def journal(study_dir: Path) -> optuna.storages.BaseStorage:
-    return optuna.storages.journal.JournalStorage(optuna.storages.journal.JournalFileBackend(str(study_dir / "optuna.journal")))
 
 
 def overlap(a: optuna.trial.FrozenTrial, b: optuna.trial.FrozenTrial) -> bool:
@@ -43,7 +40,7 @@ def test_two_workers_run_every_grid_point_exactly_once(compose, tmp_path, backen
     result = run_study(cfg, console=Console(file=buf, width=200))
     text = buf.getvalue()
     study_dir = Path(result.study_dir)
-    trials = optuna.load_study(study_name=result.name, storage=storage or journal(study_dir)).get_trials()
+    trials = optuna.load_study(study_name=result.name, storage=storage or make_storage(None, study_dir)).get_trials()
 
     assert result.counts["COMPLETE"] == 6 and result.ran == 6, text
     assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
