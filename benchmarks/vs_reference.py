@@ -28,21 +28,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning OpenMP threads d
 TARGET = 1.03
 
 
-def make_reference(name: str):
-    """The library's implementation of zoo network ``name``, untrained."""
-    from nasplay.space.zoo import entry
-
-    lib, ref = entry(name).reference.split(":")
-    if lib == "timm":
-        import timm
-
-        return timm.create_model(ref, pretrained=False)
-    import torchvision
-
-    kw = {"init_weights": False} if ref in ("googlenet", "inception_v3") else {}
-    return getattr(torchvision.models, ref)(weights=None, **kw)
-
-
 def _tensors(out):
     """The tensors of a (nested) tuple of outputs: (logits, aux) or torchvision's named tuples."""
     import torch
@@ -74,12 +59,12 @@ def bench(name: str, a: argparse.Namespace) -> dict[str, float]:
     """Median wall / CPU milliseconds of each side and the median pair ratios, for one network."""
     import torch
 
-    from nasplay.reference import from_reference
+    from nasplay.reference import from_reference, reference_model
     from nasplay.space.zoo import get_genome
 
     size = a.size or get_genome(name).input.size
     torch.manual_seed(0)
-    ref = make_reference(name)
+    ref = reference_model(name)
     ours = from_reference(name, ref)
     ref, ours = ref.to(a.device).train(), ours.to(a.device).train()
     if a.channels_last:

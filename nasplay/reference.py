@@ -90,3 +90,28 @@ def from_reference(name: str | Genome, reference: nn.Module) -> nn.Module:
     transfer(net, reference)
     net.train(reference.training)
     return net
+
+
+# torchvision networks built with auxiliary heads unless told otherwise
+_TORCHVISION_AUX = ("googlenet", "inception_v3")
+
+
+def reference_model(name: str, *, aux: bool = True) -> nn.Module:
+    """The torchvision or timm implementation of zoo network ``name`` (its ``reference``), untrained.
+
+    ``aux=False`` leaves out the auxiliary heads of torchvision's GoogLeNet and Inception-v3; those two are
+    built with ``init_weights=False`` (PyTorch's default initialisation, as every other reference here).
+    """
+    from nasplay.space.zoo import entry
+
+    if not entry(name).reference:
+        raise ValueError(f"{name}: no torchvision or timm implementation to compare with")
+    lib, ref = entry(name).reference.split(":")
+    if lib == "timm":
+        import timm
+
+        return timm.create_model(ref, pretrained=False)
+    import torchvision
+
+    kw = {"aux_logits": aux, "init_weights": False} if ref in _TORCHVISION_AUX else {}
+    return getattr(torchvision.models, ref)(weights=None, **kw)

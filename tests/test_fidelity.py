@@ -19,25 +19,12 @@ from torch.utils.flop_counter import FlopCounterMode
 from nasplay.complexity import complexity
 from nasplay.nn import layers as L
 from nasplay.nn.build import Outputs, build
-from nasplay.reference import from_reference
+from nasplay.reference import from_reference, reference_model
 from nasplay.space.genome import Genome
 from nasplay.space.zoo import entry, get_genome, list_genomes
 
 REF_NAMES = [n for n in list_genomes() if entry(n).reference]
 WITH_AUX = ("inception_v1", "inception_v3")  # the references that have auxiliary heads
-
-
-def make_reference(name: str, *, aux: bool = True) -> nn.Module:
-    """The library's implementation of zoo network ``name`` (untrained), on the current default device."""
-    lib, ref = entry(name).reference.split(":")
-    if lib == "timm":
-        import timm
-
-        return timm.create_model(ref, pretrained=False)
-    import torchvision
-
-    kw = {"aux_logits": aux, "init_weights": False} if name in WITH_AUX else {}
-    return getattr(torchvision.models, ref)(weights=None, **kw)
 
 
 def trainable(m: nn.Module) -> int:
@@ -58,13 +45,13 @@ def test_params_and_flops_equal_the_reference(name: str) -> None:
     g = get_genome(name)
     c = complexity(g)
     with torch.device("meta"):
-        ref = make_reference(name)
+        ref = reference_model(name)
     assert trainable(ref) == c.params
     assert flops(ref, g.input.size) == c.flops
     if name in WITH_AUX:  # and without the aux heads
         bare = complexity(g.replace(aux=()))
         with torch.device("meta"):
-            ref = make_reference(name, aux=False)
+            ref = reference_model(name, aux=False)
         assert trainable(ref) == bare.params == c.params - c.params_aux
         assert flops(ref, g.input.size) == bare.flops == c.flops
     else:
@@ -166,7 +153,7 @@ TRAIN_NAMES = ("alexnet", "vgg16", "inception_v1", "inception_v3", "resnet18", "
 @pytest.fixture(scope="module")
 def reference(request: pytest.FixtureRequest) -> tuple[str, nn.Module]:
     """One randomised reference per network (pytest groups the tests of a network together)."""
-    return request.param, randomise(make_reference(request.param)).eval()
+    return request.param, randomise(reference_model(request.param)).eval()
 
 
 def rel_diff(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -251,7 +238,7 @@ def test_same_operations_as_the_reference(name: str) -> None:
     Ours may run an activation in place where the reference does not (one allocation less), never the reverse.
     """
     with torch.device("meta"):
-        ref = make_reference(name)
+        ref = reference_model(name)
         ours = from_reference(name, ref)
         x = torch.empty(2, 3, get_genome(name).input.size, get_genome(name).input.size)
     theirs, mine = _ops(ref, x), _ops(ours, x)
@@ -265,7 +252,7 @@ def test_same_operations_as_the_reference(name: str) -> None:
 @pytest.mark.parametrize("name", WITH_AUX)
 def test_reference_without_aux_heads(name: str) -> None:
     """A reference built with aux_logits=False gives a network without aux heads, with the same outputs."""
-    ref = randomise(make_reference(name, aux=False)).eval()
+    ref = randomise(reference_model(name, aux=False)).eval()
     ours = from_reference(name, ref)
     assert len(ours.aux) == 0 and trainable(ours) == trainable(ref)
     size = get_genome(name).input.size
@@ -281,3 +268,8 @@ def test_from_reference_refuses_another_architecture() -> None:
         from_reference("resnet50", torchvision.models.resnet101(weights=None))
     with pytest.raises(ValueError, match="shape mismatch|not the same architecture"):
         from_reference("resnext50_32x4d", torchvision.models.resnet50(weights=None))
+
+
+def test_reference_model_only_for_networks_with_a_reference() -> None:
+    with pytest.raises(ValueError, match="lenet5: no torchvision or timm implementation"):
+        reference_model("lenet5")
