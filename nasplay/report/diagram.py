@@ -7,9 +7,6 @@
 
 from __future__ import annotations
 
-import argparse
-import re
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -166,45 +163,3 @@ def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence
     dia = layout_poster(names)
     save(render(dia), target, fmt)
     return dia
-
-
-# --- CLI ------------------------------------------------------------------------------------------
-def cmd_draw(args: argparse.Namespace) -> int:
-    from nasplay.cli import load_genome
-
-    try:
-        if args.all:
-            if args.name:
-                raise ValueError("draw: give a network name or --all, not both")
-            out = args.out or "poster.svg"
-            draw_poster(out)
-        else:
-            if not args.name:
-                raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
-            genome = load_genome(args.name, args.knobs)
-            out = args.out or re.sub(r"[^\w.-]+", "_", genome.name) + ".svg"
-            draw_genome(genome, out, legend=not args.no_legend, max_height=args.max_height, collapse=not args.expand)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"wrote {out}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``nasplay draw`` to the CLI."""
-    p = sub.add_parser(
-        "draw", help="draw a compact diagram of a network (SVG / PNG)",
-        description="Draw a network from its genome: stem, stages, modules with ×N, towers, skips, aux heads and head, "
-                    "with params and FLOPs in the title. --all draws the ten classic CNNs on one poster.",
-        epilog="examples:\n  nasplay draw inception_v3 --out v3.png\n  nasplay draw resnet50 skip=none --out plain50.svg\n"
-               "  nasplay draw my_genome.yaml --out mine.svg\n  nasplay draw --all --out poster.svg",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("name", nargs="?", help="a zoo name (nasplay list) or a genome .yaml/.json file")
-    p.add_argument("knobs", nargs="*", metavar="knob=value", help="innovation knobs to apply first, e.g. skip=none")
-    p.add_argument("--out", "-o", help="output file; .svg, .png or .pdf (default: NAME.svg, poster.svg with --all)")
-    p.add_argument("--all", action="store_true", help="the ten classic CNNs on one page, in the order of their papers")
-    p.add_argument("--no-legend", action="store_true", help="leave the legend out")
-    p.add_argument("--max-height", type=float, default=8.0, help="wrap into columns above this height, inches (default 8)")
-    p.add_argument("--expand", action="store_true", help="draw every block; do not collapse modules that differ only in widths")
-    p.set_defaults(func=cmd_draw)

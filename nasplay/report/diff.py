@@ -9,11 +9,8 @@ where it is in both genomes so ``draw_diff`` can mark it in a side-by-side pictu
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import difflib
-import json
-import sys
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -554,45 +551,3 @@ def draw_diff(a: Genome | str, b: Genome | str, target: str | Path | IO, fmt: st
     page = layout_diff(a, b, diffs)
     save(render(page, marks=page.marks), target, fmt)
     return diffs
-
-
-# --- CLI ------------------------------------------------------------------------------------------
-def cmd_diff(args: argparse.Namespace) -> int:
-    from nasplay.cli import load_genome
-
-    try:
-        a = load_genome(args.a, args.a_knobs or [])
-        b = load_genome(args.b, args.knobs)
-        diffs = diff_genomes(a, b)
-        if args.out:
-            draw_diff(a, b, args.out)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        print(json.dumps({"a": {"name": a.name, "hash": a.hash}, "b": {"name": b.name, "hash": b.hash},
-                          "differences": [d.to_dict() for d in diffs]}, indent=2, ensure_ascii=False))
-    else:
-        print(diff_text(a, b, diffs))
-        if args.out:
-            print(f"wrote {args.out}")
-    return 0
-
-
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``nasplay diff`` to the CLI."""
-    p = sub.add_parser(
-        "diff", help="what separates two networks, in knobs and modules",
-        description="Name the differences between two genomes: knobs (skips, cardinality, factorization, separable convs, "
-                    "normalization, pooling, head, aux heads, depth ...) and modules (stem, modules per stage and their "
-                    "counts, uniform widths). --out draws both side by side with the differences marked.",
-        epilog="examples:\n  nasplay diff inception_v3 inception_v4\n  nasplay diff resnet50 resnext50_32x4d --out diff.svg\n"
-               "  nasplay diff vgg16 vgg19 --json\n  nasplay diff resnet50 resnet50 skip=none   (knobs apply to B; --a-knobs to A)",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("a", help="genome A: a zoo name or a .yaml/.json file")
-    p.add_argument("b", help="genome B: a zoo name or a .yaml/.json file")
-    p.add_argument("knobs", nargs="*", metavar="knob=value", help="knobs applied to B")
-    p.add_argument("--a-knobs", nargs="*", metavar="knob=value", help="knobs applied to A")
-    p.add_argument("--out", "-o", help="also draw A and B side by side with the differences marked (.svg, .png, .pdf)")
-    p.add_argument("--json", action="store_true", help="print the differences as JSON (path, kind, from, to, text)")
-    p.set_defaults(func=cmd_diff)

@@ -235,12 +235,12 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
 # The report as plain data (what --json prints).
 
 
-def _finite(x: Any) -> Any:
+def to_finite(x: Any) -> Any:
     """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python, tuples -> lists."""
     if isinstance(x, dict):
-        return {str(k): _finite(v) for k, v in x.items()}
+        return {str(k): to_finite(v) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [_finite(v) for v in x]
+        return [to_finite(v) for v in x]
     if isinstance(x, np.generic):
         x = x.item()
     if isinstance(x, float) and not math.isfinite(x):
@@ -429,7 +429,7 @@ def build_report(study: Study, *, alpha: float = 0.05, test: str = "welch") -> d
 
 def to_json(report: dict[str, Any]) -> str:
     """The report as strict JSON (NaN -> null)."""
-    return json.dumps(_finite({k: v for k, v in report.items() if not k.startswith("_")}), indent=2)
+    return json.dumps(to_finite({k: v for k, v in report.items() if not k.startswith("_")}), indent=2)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -573,12 +573,12 @@ def write_report(study_dir: str | os.PathLike, out: str | os.PathLike | None = N
                  baseline: str | None = None, alpha: float = 0.05, test: str = "welch", figures: bool = True,
                  diagrams: bool = True, wandb: bool = False) -> Path:
     """Build a study's report and write ``report.md``, ``report.json`` and the figures; returns report.md's path."""
-    path, _ = _write(study_dir, out, metric=metric, baseline=baseline, alpha=alpha, test=test, figures=figures,
+    path, _ = write_study_report(study_dir, out, metric=metric, baseline=baseline, alpha=alpha, test=test, figures=figures,
                      diagrams=diagrams, wandb=wandb)
     return path
 
 
-def _write(study_dir, out, *, metric=None, baseline=None, alpha=0.05, test="welch", figures=True, diagrams=True,
+def write_study_report(study_dir, out=None, *, metric=None, baseline=None, alpha=0.05, test="welch", figures=True, diagrams=True,
            wandb=False) -> tuple[Path, dict[str, Any]]:
     study = load_study(study_dir, metric=metric, baseline=baseline)
     out = Path(out) if out is not None else study.path
@@ -606,12 +606,12 @@ def compare_studies(study_dirs: list[str | os.PathLike], out: str | os.PathLike 
     reports = []
     for i, d in enumerate(study_dirs):
         own = None if out is None else Path(out) / f"{i:02d}_{Path(d).parent.name}_{Path(d).name}"
-        reports.append(_write(d, own, **kwargs)[1])
+        reports.append(write_study_report(d, own, **kwargs)[1])
     target = Path(out) if out is not None else Path(os.path.commonpath([Path(d).resolve() for d in study_dirs]))
     target.mkdir(parents=True, exist_ok=True)
     path = target / "comparison.md"
     path.write_text(markdown.render_comparison(reports))
-    (target / "comparison.json").write_text(json.dumps(_finite({"studies": [{k: v for k, v in r.items() if not k.startswith("_")}
+    (target / "comparison.json").write_text(json.dumps(to_finite({"studies": [{k: v for k, v in r.items() if not k.startswith("_")}
                                                                               for r in reports]}), indent=2))
     return path, reports
 
@@ -634,9 +634,9 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
                           "baseline": report["baseline"], "test": report["test"], "alpha": report["alpha"]})
     try:
         arm_cols = ["arm", "n", "mean", "std", "ci_low", "ci_high", "params", "flops", "wall_time"]
-        arms = wb.Table(columns=arm_cols, data=[[_finite(a.get(c)) for c in arm_cols] for a in report["arms"]])
+        arms = wb.Table(columns=arm_cols, data=[[to_finite(a.get(c)) for c in arm_cols] for a in report["arms"]])
         comp_cols = ["arm", "baseline", "diff", "ci_low", "ci_high", "g", "welch_p", "permutation_p", "significant", "verdict"]
-        comps = wb.Table(columns=comp_cols, data=[_finite([c["arm"], c["baseline"], c["welch"]["diff"], c["welch"]["ci_low"],
+        comps = wb.Table(columns=comp_cols, data=[to_finite([c["arm"], c["baseline"], c["welch"]["diff"], c["welch"]["ci_low"],
                                                            c["welch"]["ci_high"], c["effect"]["g"], c["welch"]["p"],
                                                            c["permutation"]["p"], c["significant"], c["verdict"]])
                                                   for c in report["comparisons"]])
@@ -647,7 +647,7 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
                 logged[f"figures/{name}"] = wb.Image(str(fig_dir / png))
         run.log(logged)
         for a in report["arms"]:
-            run.summary[f"{report['metric']}/{a['arm']}/mean"] = _finite(a["mean"])
+            run.summary[f"{report['metric']}/{a['arm']}/mean"] = to_finite(a["mean"])
             run.summary[f"{report['metric']}/{a['arm']}/n"] = a["n"]
         for c in report["comparisons"]:
             run.summary[f"verdict/{c['arm']}"] = c["verdict"]
@@ -658,41 +658,3 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
         return run.id
     finally:
         run.finish()
-
-
-# ---------------------------------------------------------------------------------------------------
-# `nasplay report` (the parser lives in nasplay/cli.py so listing commands stays cheap).
-
-
-def run_cli(args) -> int:
-    """Write the report(s) of ``args.study_dirs``; print a summary, or JSON with ``--json``."""
-    kwargs = {"metric": args.metric, "baseline": args.baseline, "test": args.test, "figures": not args.no_figures,
-              "diagrams": not args.no_figures, "wandb": args.wandb}
-    try:
-        if len(args.study_dirs) == 1:
-            path, report = _write(args.study_dirs[0], args.out, **kwargs)
-            reports, comparison = [report], None
-        else:
-            comparison, reports = compare_studies(args.study_dirs, args.out, **kwargs)
-    except ValueError as e:
-        import sys
-
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    if args.json:
-        public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
-        doc = public[0] if comparison is None else {"studies": public, "comparison": str(comparison)}
-        print(json.dumps(_finite(doc), indent=2))
-        return 0
-    for r in reports:
-        print(f"{r['experiment']}/{r['study']}: {r['metric']}, baseline {r['baseline']}")
-        s = r["scale"]
-        for a in r["arms"]:
-            ci = f" [{a['ci_low'] * s:.2f}, {a['ci_high'] * s:.2f}]" if math.isfinite(a["ci_low"]) else ""
-            print(f"  {a['arm']:<24} {a['mean'] * s:8.2f}{ci}  n={a['n']}")
-        for c in r["comparisons"]:
-            print(f"  - {c['verdict']}")
-        print(f"  report: {r['report_path']}")
-    if comparison is not None:
-        print(f"comparison: {comparison}")
-    return 0

@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable
 
 EPILOG = """examples:
   nasplay list
@@ -31,25 +30,11 @@ def parse_knob_args(items: list[str]) -> dict[str, str]:
     return out
 
 
-def load_genome(target: str, knob_args: list[str]):
-    """A zoo name or a YAML/JSON genome file, with ``knob=value`` overrides applied."""
-    from pathlib import Path
+def genome_from_args(target: str, knob_args: list[str]):
+    """:func:`nasplay.space.load.load_genome` with ``knob=value`` arguments from the command line."""
+    from nasplay.space.load import load_genome
 
-    from nasplay.space.genome import Genome
-    from nasplay.space.zoo import get_genome
-
-    p = Path(target)
-    if p.suffix in (".yaml", ".yml", ".json") and p.exists():
-        text = p.read_text()
-        genome = Genome.from_json(text) if p.suffix == ".json" else Genome.from_yaml(text)
-    else:
-        genome = get_genome(target)
-    knobs = parse_knob_args(knob_args)
-    if knobs:
-        from nasplay.space.knobs import apply
-
-        genome = apply(genome, **knobs)
-    return genome
+    return load_genome(target, parse_knob_args(knob_args))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -89,7 +74,7 @@ def describe_dict(genome) -> dict:
 
 def cmd_describe(args: argparse.Namespace) -> int:
     try:
-        genome = load_genome(args.name, args.knobs)
+        genome = genome_from_args(args.name, args.knobs)
         d = describe_dict(genome)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -134,60 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_describe)
 
-    for register in EXTRA_COMMANDS:
-        register(sub)
+    from nasplay.cli import knobs, pictures, report  # each is import-light: heavy modules load when a command runs
+
+    report.register(sub)
+    pictures.register(sub)
+    knobs.register(sub)
     return parser
-
-
-# Subcommands contributed by other parts of the package (draw, diff, report): each adds its parser.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
-
-
-def _register_report(sub: argparse._SubParsersAction) -> None:
-    def run(args: argparse.Namespace) -> int:
-        from nasplay.report.study import run_cli  # numpy/scipy/matplotlib only when a report is asked for
-
-        return run_cli(args)
-
-    p = sub.add_parser(
-        "report", help="tables, statistics and figures of one or several studies",
-        description="Write report.md, report.json and PNG/SVG figures of a study directory (runs/<experiment>/<study>/): "
-                    "each arm's mean, std, 95% CI and n; each arm against the baseline (effect size, Welch's t and "
-                    "permutation tests, a verdict); learning curves; accuracy vs FLOPs with the Pareto front; error EDFs "
-                    "for design-space (edf_*) studies. Several directories also get comparison.md side by side.",
-        epilog="examples:\n  nasplay report runs/ablate_skip/ablate_skip\n  nasplay report runs/ablate_skip/* --out reports/ --json\n",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR", help="a study directory holding results.csv")
-    p.add_argument("--out", default=None, help="write the files here instead of into the study directory")
-    p.add_argument("--json", action="store_true", help="print the machine-readable report")
-    p.add_argument("--metric", default=None, help="the results column to compare (default: test/acc, else val/acc_best, val/acc)")
-    p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: experiment.baseline)")
-    p.add_argument("--test", choices=("welch", "permutation"), default="welch", help="the test behind the verdicts (default: welch)")
-    p.add_argument("--no-figures", action="store_true", help="tables only")
-    p.add_argument("--wandb", action="store_true", help="also log the report as a W&B run (offline unless WANDB_MODE=online)")
-    p.set_defaults(func=run)
-
-
-EXTRA_COMMANDS.append(_register_report)
-
-
-def _register_pictures(sub: argparse._SubParsersAction) -> None:
-    from nasplay.report import diagram, diff  # import-light: matplotlib loads only when a picture is drawn
-
-    diagram.register(sub)
-    diff.register(sub)
-
-
-EXTRA_COMMANDS.append(_register_pictures)
-
-
-def _register_knobs(sub: argparse._SubParsersAction) -> None:
-    from nasplay.space.knobs.cli import register  # torch-free
-
-    register(sub)
-
-
-EXTRA_COMMANDS.append(_register_knobs)
 
 
 def main(argv: list[str] | None = None) -> int:

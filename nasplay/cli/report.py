@@ -1,0 +1,63 @@
+"""``nasplay report STUDY_DIR ...``: tables, statistics and figures of studies (numpy, scipy and matplotlib load
+only when a report is asked for)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report", help="tables, statistics and figures of one or several studies",
+        description="Write report.md, report.json and PNG/SVG figures of a study directory (runs/<experiment>/<study>/): "
+                    "each arm's mean, std, 95% CI and n; each arm against the baseline (effect size, Welch's t and "
+                    "permutation tests, a verdict); learning curves; accuracy vs FLOPs with the Pareto front; error EDFs "
+                    "for design-space (edf_*) studies. Several directories also get comparison.md side by side.",
+        epilog="examples:\n  nasplay report runs/ablate_skip/ablate_skip\n  nasplay report runs/ablate_skip/* --out reports/ --json\n",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR", help="a study directory holding results.csv")
+    p.add_argument("--out", default=None, help="write the files here instead of into the study directory")
+    p.add_argument("--json", action="store_true", help="print the machine-readable report")
+    p.add_argument("--metric", default=None, help="the results column to compare (default: test/acc, else val/acc_best, val/acc)")
+    p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: experiment.baseline)")
+    p.add_argument("--test", choices=("welch", "permutation"), default="welch", help="the test behind the verdicts (default: welch)")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--wandb", action="store_true", help="also log the report as a W&B run (offline unless WANDB_MODE=online)")
+    p.set_defaults(func=run_cli)
+
+
+def run_cli(args) -> int:
+    """Write the report(s) of ``args.study_dirs``; print a summary, or JSON with ``--json``."""
+    kwargs = {"metric": args.metric, "baseline": args.baseline, "test": args.test, "figures": not args.no_figures,
+              "diagrams": not args.no_figures, "wandb": args.wandb}
+    from nasplay.report.study import compare_studies, to_finite, write_study_report
+
+    try:
+        if len(args.study_dirs) == 1:
+            path, report = write_study_report(args.study_dirs[0], args.out, **kwargs)
+            reports, comparison = [report], None
+        else:
+            comparison, reports = compare_studies(args.study_dirs, args.out, **kwargs)
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.json:
+        public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
+        doc = public[0] if comparison is None else {"studies": public, "comparison": str(comparison)}
+        print(json.dumps(to_finite(doc), indent=2))
+        return 0
+    for r in reports:
+        print(f"{r['experiment']}/{r['study']}: {r['metric']}, baseline {r['baseline']}")
+        s = r["scale"]
+        for a in r["arms"]:
+            ci = f" [{a['ci_low'] * s:.2f}, {a['ci_high'] * s:.2f}]" if math.isfinite(a["ci_low"]) else ""
+            print(f"  {a['arm']:<24} {a['mean'] * s:8.2f}{ci}  n={a['n']}")
+        for c in r["comparisons"]:
+            print(f"  - {c['verdict']}")
+        print(f"  report: {r['report_path']}")
+    if comparison is not None:
+        print(f"comparison: {comparison}")
+    return 0

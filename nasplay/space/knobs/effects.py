@@ -1,0 +1,31 @@
+"""What each knob value does to a network (``nasplay knobs NAME`` prints it)."""
+
+from __future__ import annotations
+
+# Values tried on a network by ``nasplay knobs NAME`` (numeric knobs show one example).
+TRY = {
+    "depth": ("0.5", "2"), "bottleneck": ("on", "off"), "cardinality": ("1", "32"), "group_width": ("4",),
+    "branches": ("single", "multi"),
+    "width": ("0.5",), "separable": ("on", "off"), "factorize": ("none", "stacked", "asymmetric"),
+    "skip": ("none", "identity", "projection", "scaled"), "skip_scale": ("0.1",), "activation": ("tanh",),
+    "norm": ("none", "batch", "lrn"), "pool_kind": ("max", "avg"), "pool": ("overlap", "nonoverlap"), "aux": ("on", "off"),
+    "head": ("fc", "gap"), "head_width": ("1024",), "input": ("1x28", "3x32"),
+}
+
+
+def effects(name: str) -> list[dict]:
+    """For each knob value in :data:`TRY`: ``same`` (no change), ``changed`` (with the new params) or ``refused``."""
+    from nasplay.space.knobs import apply
+    from nasplay.space.zoo import get_genome
+
+    base = get_genome(name)
+    rows = []
+    for knob, values in TRY.items():
+        for v in values:
+            try:
+                g = apply(base, **{knob: v})
+            except ValueError as e:
+                rows.append({"knob": knob, "value": v, "effect": "refused", "why": str(e)})
+                continue
+            rows.append({"knob": knob, "value": v, "effect": "same" if g.hash == base.hash else "changed", "hash": g.hash})
+    return rows
