@@ -218,7 +218,15 @@ def write_csv(path: Path, header: list[str], rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def make_ablation(d: Path, *, config: str | None = None, arms: dict | None = None, experiment: str = "ablate_skip") -> Path:
+def write_manifest(d: Path, experiment: str, arms: list[tuple[str, str, dict]], baseline: str | None, knob: str | None = None) -> None:
+    """The study.json the runner would have written: (name, arch, knobs) per arm, in the config's order."""
+    from nasplay.manifest import ArmEntry, Manifest, kind_of
+
+    Manifest(experiment=experiment, study=d.name, kind=kind_of(experiment, None), arms=[ArmEntry(*a) for a in arms],
+             baseline=baseline, objectives=["val/acc"], directions=["maximize"], knob=knob).write(d)
+
+
+def make_ablation(d: Path, *, manifest: bool = True, arms: dict | None = None, experiment: str = "ablate_skip") -> Path:
     arms = arms or {"skip=identity": IDENTITY, "skip=none": NONE, "skip=projection": PROJECTION}
     flops = {"skip=identity": 2.0e6, "skip=none": 1.9e6, "skip=projection": 2.2e6}
     to_target = {"skip=identity": [2, 2, 3], "skip=none": [4, 5, 4], "skip=projection": [3, 3, 3]}
@@ -241,9 +249,9 @@ def make_ablation(d: Path, *, config: str | None = None, arms: dict | None = Non
     rows.append({"number": len(rows), "state": "FAIL", "arm": list(arms)[1], "seed": 8, "fail_reason": "FloatingPointError: loss is nan"})
     write_csv(d / "results.csv", COLUMNS, rows)
     write_csv(d / "curves.csv", ["trial", "epoch", "step", "metric", "value"], curves)
-    (d / "config.yaml").write_text(config if config is not None else
-                                   f"experiment:\n  name: {experiment}\n  knob: skip\n  values: [none, identity, projection]\n"
-                                   "  baseline: none\n  seeds: [0, 1, 2]\narch:\n  name: resnet18\n")
+    if manifest:
+        write_manifest(d, experiment, [(f"skip={v}", "resnet18", {"skip": v}) for v in ("none", "identity", "projection")],
+                       "skip=none", knob="skip")
     return d
 
 
@@ -258,7 +266,7 @@ def make_design_space(d: Path, n: int = 24) -> Path:
             rows.append({"number": len(rows), "state": "COMPLETE", "arm": arm, "seed": i, "test/acc": acc, "flops": flops,
                          "params": flops / 10})
     write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc", "flops", "params"], rows)
-    (d / "config.yaml").write_text("experiment:\n  name: edf_skip\n  knob: skip\n  values: [identity, none]\n  baseline: none\n")
+    write_manifest(d, "edf_skip", [(f"skip={v}", "resnet18", {"skip": v}) for v in ("identity", "none")], "skip=none", knob="skip")
     return d
 
 
@@ -291,7 +299,7 @@ def test_report_tables_verdicts_and_figures(ablation):
     d, md = ablation
     assert md == d / "report.md"
     text = md.read_text()
-    assert "metric: `test/acc`" in text and "baseline: `skip=none` (experiment.baseline in config.yaml)" in text
+    assert "metric: `test/acc`" in text and "baseline: `skip=none` (experiment.baseline (study.json))" in text
     # Per arm: n, mean, std, 95% t-interval (t(0.975, 2) = 4.303), params, FLOPs; pruned and failed trials counted apart.
     assert "| skip=identity | 3 | 82.00 | 2.00 | 77.03 – 86.97 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
     assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 72.03 – 81.97 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
@@ -374,7 +382,8 @@ def test_architecture_diagrams_from_the_runner_genomes(tmp_path):
         if r["arm"] == "pool=avg":
             r["genome_hash"], r["arch"] = "badbadbadbad", "no_such_net"  # no genome file, and an arch the zoo lacks
     write_csv(d / "results.csv", COLUMNS, rows)
-    (d / "config.yaml").write_text("experiment:\n  name: ablate_pool\n  knob: pool\n  values: [max, avg]\n")
+    write_manifest(d, "ablate_pool", [("pool=max", "lenet5", {"pool": "max"}), ("pool=avg", "no_such_net", {"pool": "avg"})],
+                   "pool=max", knob="pool")
     text = write_report(d, figures=False).read_text()  # the report says why a diagram is missing and carries on
     r = json.loads((d / "report.json").read_text())
     assert r["diagrams"]["pool=max"]["genome_hash"] == lenet.hash and r["diagrams"]["pool=max"]["source"] == "genomes/0123456789ab.yaml"
@@ -405,7 +414,7 @@ def test_search_study_reports_the_front_not_tests(tmp_path):
 def test_baseline_fallback_and_ladder(tmp_path):
     from nasplay.report.study import build_report, load_study
 
-    d = make_ablation(tmp_path / "x" / "s", config="experiment:\n  name: ablate_skip\n")
+    d = make_ablation(tmp_path / "x" / "s", manifest=False)
     s = load_study(d)
     assert s.baseline == "skip=identity" and "first arm in sorted order" in s.baseline_source
     assert any("sorted order" in n for n in s.notes)
@@ -416,8 +425,8 @@ def test_baseline_fallback_and_ladder(tmp_path):
         load_study(d, metric="val/accuracy")
     # A ladder compares each rung with the one before it.
     rungs = {"lenet5": NONE, "relu": PROJECTION, "batchnorm": IDENTITY}
-    lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, config="experiment:\n  name: ladder\n  arms:\n    lenet5: {}\n"
-                        "    relu: {}\n    batchnorm: {}\n")
+    lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, manifest=False)
+    write_manifest(lad, "ladder", [(r, "lenet5", {}) for r in rungs], "lenet5")
     r = build_report(load_study(lad))
     assert r["kind"] == "ladder" and [(c["arm"], c["baseline"]) for c in r["comparisons"]] == [("relu", "lenet5"), ("batchnorm", "relu")]
 
@@ -486,11 +495,11 @@ def _wandb_records(path: Path):
 
 
 def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
-    from nasplay.report.study import _write, log_report_to_wandb
+    from nasplay.report.study import log_report_to_wandb, write_study_report
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     d, _ = ablation
-    _, report = _write(d, None, diagrams=False)
+    _, report = write_study_report(d, None, diagrams=False)
     run_id = log_report_to_wandb(d, report)
     (run_dir,) = d.glob(f"wandb/offline-run-*-{run_id}")
     # wandb-core may still be writing the log after run.finish() returns (seen under pytest-xdist): wait for

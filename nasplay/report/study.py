@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from nasplay.manifest import FILE as MANIFEST_FILE
+from nasplay.manifest import Manifest, direction, kind_of
 from nasplay.report import stats
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
@@ -29,13 +31,11 @@ TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch"
 METRIC_PREFERENCE = ("test/acc", "val/acc_best", "val/acc")
 # Metrics compared as well when present (e.g. epochs to a target error, as the AlexNet paper measured ReLU).
 SECONDARY = ("epochs_to_target", "steps_to_target")
-KINDS = ("ablation", "ladder", "design_space", "search")
 
 
 def lower_is_better(metric: str) -> bool:
     """Loss, error, time and "to target" metrics shrink when things improve; accuracies grow."""
-    m = metric.lower()
-    return any(k in m for k in ("loss", "err", "time", "to_target", "flops", "params"))
+    return direction(metric) == "minimize"
 
 
 def _parse(value: str, column: str) -> Any:
@@ -87,6 +87,7 @@ class Study:
     metric: str
     kind: str
     notes: list[str] = field(default_factory=list)
+    manifest: Manifest | None = None
 
     @property
     def complete(self) -> list[dict[str, Any]]:
@@ -104,78 +105,24 @@ class Study:
         return any(math.isfinite(_num(t.get(column))) for t in self.complete)
 
 
-def _experiment_cfg(config: dict) -> dict:
-    e = config.get("experiment")
-    return e if isinstance(e, dict) else {}
-
-
-def _arm_label(a: Any) -> str:
-    if isinstance(a, dict):
-        for k in ("label", "name", "arm"):
-            if k in a:
-                return str(a[k])
-        return ",".join(f"{k}={v}" for k, v in a.items())
-    return str(a)
-
-
-def _format_value(v: Any) -> str:
-    """A knob value as the runner writes it in arm names (nasplay.sweep.plan.format_value)."""
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, (list, tuple)):
-        return ",".join(_format_value(x) for x in v)
-    return "null" if v is None else str(v)
-
-
-def _configured_arms(config: dict) -> list[str]:
-    """Arm names in the order the runner makes them: each base with each knob value, then the named arms."""
-    exp = _experiment_cfg(config)
-    arch = config.get("arch") if isinstance(config.get("arch"), dict) else {}
-    bases = [str(b) for b in exp.get("bases") or []] or [str(arch.get("name", ""))]
-    out = []
-    if exp.get("knob") and isinstance(exp.get("values"), list):
-        for base in bases:
-            for v in exp["values"]:
-                label = f"{exp['knob']}={_format_value(v)}"
-                out.append(label if len(bases) == 1 else f"{base} {label}")
-    arms = exp.get("arms")
-    if isinstance(arms, dict):
-        out += [str(k) for k in arms]
-    elif isinstance(arms, list):
-        out += [_arm_label(a) for a in arms]
-    return out
-
-
-def _match_arm(value: Any, arms: list[str], knob: Any) -> str | None:
-    """A configured baseline as an arm label: the label itself, ``knob=value``, or the one arm ending in ``=value``."""
-    if value is None:
-        return None
-    v = _arm_label(value)
-    if v in arms:
-        return v
-    if isinstance(knob, str) and f"{knob}={v}" in arms:
-        return f"{knob}={v}"
-    ends = [a for a in arms if a.split("=", 1)[-1] == v]
+def _match_arm(value: str, arms: list[str], knob: str | None) -> str | None:
+    """A baseline given on the command line as an arm: its name, ``knob=value``, or the one arm ending in ``=value``."""
+    if value in arms:
+        return value
+    if knob and f"{knob}={value}" in arms:
+        return f"{knob}={value}"
+    ends = [a for a in arms if a.split("=", 1)[-1] == value]
     return ends[0] if len(ends) == 1 else None
 
 
-def _kind(experiment: str, exp: dict) -> str:
-    k = str(exp.get("kind") or exp.get("type") or "").lower()
-    if k in ("edf", "design_space", "designspace"):
-        return "design_space"
-    if k in KINDS:
-        return k
-    if experiment.startswith("edf"):
-        return "design_space"
-    if experiment.startswith("search"):
-        return "search"
-    if experiment.startswith("ladder"):
-        return "ladder"
-    return "ablation"
-
-
 def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: str | None = None) -> Study:
-    """Read a study directory; ``metric`` / ``baseline`` override what the config says."""
+    """Read a study directory; ``metric`` / ``baseline`` override what its manifest says.
+
+    The arms, their order, the baseline and the kind of study come from ``study.json``, which the runner
+    writes (:mod:`nasplay.manifest`); a folder without one (results.csv written by other means) is read
+    as the kind its folder name says (``runs/<experiment>/<study>``), its arms in the order they first
+    ran, against the first of them in sorted order.
+    """
     path = Path(path)
     results = path / "results.csv"
     if not path.is_dir():
@@ -186,11 +133,11 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     trials = read_csv(results)
     curves = read_csv(path / "curves.csv") if (path / "curves.csv").exists() else []
     config = _load_config(path)
-    exp = _experiment_cfg(config)
-    experiment = str(exp.get("name") or path.parent.name or path.name)
+    manifest = Manifest.read(path)
     notes: list[str] = []
-    if not (path / "config.yaml").exists():
-        notes.append("no config.yaml in the study directory: experiment settings unknown")
+    if manifest is None:
+        notes.append(f"no {MANIFEST_FILE} in the study directory: arms, baseline and kind are inferred from results.csv")
+    experiment = manifest.experiment if manifest else (path.parent.name or path.name)
 
     for t in trials:
         t.setdefault("state", "COMPLETE")
@@ -198,12 +145,12 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
         arm = t.get("arm")
         t["arm"] = str(arm) if arm not in (None, "") else str(t.get("arch") or "all")
     seen = list(dict.fromkeys(t["arm"] for t in sorted(trials, key=lambda t: _num(t.get("number")))))
-    configured = [a for a in _configured_arms(config) if a in seen]
+    configured = [a.name for a in manifest.arms if a.name in seen] if manifest else []
     arms = configured + [a for a in seen if a not in configured]
 
     columns = {k for t in trials for k in t}
-    if metric is None:
-        metric = exp.get("metric") if isinstance(exp.get("metric"), str) else None
+    if metric is None and manifest is not None:
+        metric = manifest.metric
     if metric is None:
         done = [t for t in trials if t["state"] == "COMPLETE"]
         metric = next((m for m in METRIC_PREFERENCE if any(math.isfinite(_num(t.get(m))) for t in done)), None)
@@ -211,24 +158,20 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     elif metric not in columns:
         raise ValueError(f"metric: {metric!r} is not a column of {results}; columns: {', '.join(sorted(columns))}")
 
-    kind = _kind(experiment, exp)
+    kind = manifest.kind if manifest else kind_of(experiment, None)
     base, source = None, ""
     if baseline is not None:
-        base = _match_arm(baseline, arms, exp.get("knob"))
+        base = _match_arm(str(baseline), arms, manifest.knob if manifest else None)
         if base is None:
             raise ValueError(f"baseline: {baseline!r} is not an arm of this study; arms: {', '.join(arms)}")
         source = "given on the command line"
+    elif manifest is not None and manifest.baseline in arms:
+        base, source = manifest.baseline, f"experiment.baseline ({MANIFEST_FILE})"
     elif arms:
-        base = _match_arm(exp.get("baseline"), arms, exp.get("knob"))
-        if base is not None:
-            source = "experiment.baseline in config.yaml"
-        elif configured:
-            base, source = configured[0], "the first arm listed in the config"
-        else:
-            base = sorted(arms)[0]
-            source = "no baseline in the config: the first arm in sorted order"
-            notes.append(f"baseline not named in config.yaml; using {base!r}, the first arm in sorted order")
-    return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes)
+        base = sorted(arms)[0]
+        source = "no baseline recorded: the first arm in sorted order"
+        notes.append(f"baseline not recorded; using {base!r}, the first arm in sorted order")
+    return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -507,7 +450,7 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
 
 def arm_genome(study: Study, arm: str) -> tuple[Any, str]:
     """An arm's genome and where it came from: ``genomes/<genome_hash>.yaml`` (what the runner trained), else
-    the config's arch with the arm's knobs applied (not adapted to the data); ``(None, "")`` if unknown."""
+    the manifest's arch with the arm's knobs applied (not adapted to the data); ``(None, "")`` if unknown."""
     from nasplay.space.genome import Genome
 
     rows = [t for t in study.trials if t["arm"] == arm]
@@ -515,27 +458,14 @@ def arm_genome(study: Study, arm: str) -> tuple[Any, str]:
         h = str(t.get("genome_hash") or "")
         if h and (study.path / "genomes" / f"{h}.yaml").exists():
             return Genome.from_yaml((study.path / "genomes" / f"{h}.yaml").read_text()), f"genomes/{h}.yaml"
-    cfg_arch = study.config.get("arch") if isinstance(study.config.get("arch"), dict) else {}
-    exp = _experiment_cfg(study.config)
-    arch = next((t.get("arch") for t in rows if isinstance(t.get("arch"), str) and t.get("arch")), None) or cfg_arch.get("name")
-    knobs = dict(cfg_arch.get("knobs") or {})
-    named = exp.get("arms") if isinstance(exp.get("arms"), dict) else {}
-    if arm in named and isinstance(named[arm], dict):
-        arch = named[arm].get("arch", arch)
-        knobs.update(named[arm].get("knobs") or {})
-    elif exp.get("knob") and "=" in arm:
-        knob, value = arm.rsplit(" ", 1)[-1].split("=", 1)
-        knobs[knob] = value
-    if not arch:
+    entry = next((a for a in study.manifest.arms if a.name == arm), None) if study.manifest else None
+    if entry is None:
         return None, ""
-    from nasplay.space.zoo import get_genome
+    from nasplay.space.load import load_genome
 
-    genome = get_genome(arch)
-    if knobs:
-        from nasplay.space.knobs import apply
-
-        genome = apply(genome, **knobs)
-    return genome, f"{arch} with {', '.join(f'{k}={v}' for k, v in knobs.items()) or 'no knobs'} (from config.yaml)"
+    genome = load_genome(entry.arch, {k: v for k, v in entry.knobs.items() if k not in ("keep", "tol")})
+    shown = ", ".join(f"{k}={v}" for k, v in entry.knobs.items()) or "no knobs"
+    return genome, f"{entry.arch} with {shown} ({MANIFEST_FILE}; not adapted to the data)"
 
 
 def make_diagrams(study: Study, out: Path) -> dict[str, dict[str, str]]:

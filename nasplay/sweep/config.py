@@ -12,19 +12,14 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from nasplay.manifest import KINDS as EXPERIMENT_KINDS
+from nasplay.manifest import OBJECTIVES
 from nasplay.track.config import LoggerConfig
 from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
 SAMPLERS = ("grid", "random", "tpe", "nsga2")
 PRUNERS = ("none", "median", "hyperband")
 KEEPS = ("flops", "params")
-EXPERIMENT_KINDS = ("ablation", "ladder", "design_space", "search")
-# Objectives a study may optimise and their natural direction.
-OBJECTIVES = {
-    "val/acc": "maximize", "val/acc_best": "maximize", "test/acc": "maximize", "val/loss": "minimize",
-    "train/loss": "minimize", "flops": "minimize", "params": "minimize", "wall_time": "minimize",
-    "imgs_per_sec": "maximize", "epochs_to_target": "minimize",
-}
 # Prefixes a search-space parameter may carry: what part of a trial it sets.
 SPACE_PREFIXES = ("knobs.", "optim.", "data.", "trainer.")
 # Mappings whose keys are free (knob names, parameters, sampler options, arm names).

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from nasplay.manifest import ArmEntry, Manifest, kind_of
 from nasplay.resources import project_dir
+from nasplay.space.knobs.parse import format_value
 from nasplay.sweep.config import NasplayConfig
 from nasplay.track.secrets import mask
 
@@ -48,6 +50,8 @@ class Plan:
     study_dir: Path
     resolved: dict[str, Any]  # the whole config as plain data, secrets masked
     classics: list[Arm] = field(default_factory=list)  # networks trained beside a search (experiment.classics)
+    genomes: dict[str, Any] = field(default_factory=dict)  # arm name -> the genome it trains (data's input and classes)
+    overrides: list[str] = field(default_factory=list)  # the command line's overrides (recorded in study.json)
 
     @property
     def name(self) -> str:
@@ -75,6 +79,22 @@ class Plan:
                 node = node.get(p, {})
             node.pop(last, None)
         return d
+
+    def manifest(self) -> Manifest:
+        """What the report needs to know about this study (written as ``study.json``)."""
+        from nasplay.complexity import complexity
+
+        c = self.cfg
+        entries = []
+        for arm, classic in [*((a, False) for a in self.arms), *((a, True) for a in self.classics)]:
+            g = self.genomes.get(arm.name)
+            cx = complexity(g, num_classes=g.classes) if g is not None else None
+            entries.append(ArmEntry(arm.name, arm.arch, json.loads(json.dumps(arm.knobs, default=str)), classic,
+                                    int(cx.params) if cx else None, int(cx.flops) if cx else None))
+        return Manifest(experiment=c.experiment.name, study=self.name, kind=kind_of(c.experiment.name, c.experiment.kind),
+                        arms=entries, baseline=c.experiment.baseline or (self.arms[0].name if self.arms else None),
+                        objectives=list(c.sweep.objectives), directions=c.sweep.directions_resolved, knob=c.experiment.knob,
+                        keep=c.experiment.keep, overrides=list(self.overrides))
 
     def arm(self, name: str) -> Arm:
         for a in [*self.arms, *self.classics]:
@@ -131,12 +151,12 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         dm = make_datamodule(c.data)
         data_shape = (dm.channels, dm.size, dm.num_classes)
     exp = c.experiment
-    for arm in arms:
-        resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}",
-                       base=c.arch.knobs)
+    genomes = {arm.name: resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}",
+                                        base=c.arch.knobs) for arm in arms}
     classics = classic_arms(c)
     for arm in classics:
-        resolve_genome(arm.arch, arm.knobs, data_shape, where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
+        genomes[arm.name] = resolve_genome(arm.arch, arm.knobs, data_shape,
+                                           where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
     check_space(c, arms, data_shape)
     if exp.knob and exp.baseline is not None and f"{exp.knob}={format_value(exp.baseline)}" in [a.name for a in arms]:
         exp.baseline = f"{exp.knob}={format_value(exp.baseline)}"  # a value of the knob names its arm (baseline=tanh)
@@ -146,7 +166,7 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
 
     resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
     study_dir = Path(c.runs_dir) / exp.name / c.study
-    return Plan(c, arms, study_dir, resolved, classics)
+    return Plan(c, arms, study_dir, resolved, classics, genomes)
 
 
 def experiment_arms(c: NasplayConfig) -> list[Arm]:
@@ -181,17 +201,6 @@ def classic_arms(c: NasplayConfig) -> list[Arm]:
                          "with sweep=grid make them experiment.arms")
     return [Arm(f"classic {name}", str((spec or {}).get("arch", name)), dict((spec or {}).get("knobs") or {}))
             for name, spec in classics.items()]
-
-
-def format_value(v: Any) -> str:
-    """A knob value as it appears in arm names and tags: ``none``, ``0.5``, ``1,2,2,1``."""
-    if isinstance(v, bool):
-        return str(v).lower()
-    if isinstance(v, (list, tuple)):
-        return ",".join(format_value(x) for x in v)
-    if isinstance(v, float):
-        return f"{v:g}"
-    return "null" if v is None else str(v)
 
 
 def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,

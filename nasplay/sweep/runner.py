@@ -94,6 +94,7 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), worker: i
     begun = time.perf_counter()
     if worker is None:
         _write_config(plan)
+        plan.manifest().write(plan.study_dir)
         trials = study.get_trials(deepcopy=False)
         finished = sum(t.state.name in FINISHED for t in trials)
         started = any(t.state.name != "WAITING" for t in trials)  # queued trials (the classics of a search) are not a start

@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from nasplay.sweep.plan import Plan, format_value, resolve_genome, trial_key
+from nasplay.space.knobs.parse import format_value
+from nasplay.sweep.plan import Plan, resolve_genome, trial_key
 
 if TYPE_CHECKING:
     import optuna

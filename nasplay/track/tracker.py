@@ -40,7 +40,7 @@ class TrialInfo:
 
     @property
     def tags(self) -> list[str]:
-        from nasplay.sweep.plan import format_value
+        from nasplay.space.knobs.parse import format_value
 
         return [f"{k}={format_value(v)}"[:64] for k, v in self.knobs.items()]
 

@@ -109,3 +109,14 @@ def input_spec(knob: str, value: Any) -> tuple[int | None, int]:
     if len(nums) == 3 and nums[1] == nums[2]:
         return int(nums[0]), int(nums[1])
     raise _bad(knob, value, allowed, "inputs are square")
+
+
+def format_value(v: Any) -> str:
+    """A knob value as it appears in arm names and tags: ``none``, ``0.5``, ``1,2,2,1``."""
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, (list, tuple)):
+        return ",".join(format_value(x) for x in v)
+    if isinstance(v, float):
+        return f"{v:g}"
+    return "null" if v is None else str(v)
