@@ -30,7 +30,7 @@ _API = {
     "list_genomes": "nasplay.space.zoo",
     "register": "nasplay.space.zoo",
     "knobs": "nasplay.space.knobs",
-    "apply": "nasplay.space.knobs",
+    "apply": "nasplay.complexity",
     "build": "nasplay.nn.build",
     "complexity": "nasplay.complexity",
     "from_reference": "nasplay.reference",
@@ -39,8 +39,8 @@ _API = {
 __all__ = sorted(_API)
 
 # ``nasplay.complexity`` is both a submodule and a function: importing the submodule (as the CLI does) sets the
-# package attribute to the module, which would shadow the function. Bind the function eagerly (it needs no torch).
-from nasplay.complexity import complexity  # noqa: E402
+# package attribute to the module, which would shadow the function. Bind the functions eagerly (they need no torch).
+from nasplay.complexity import apply, complexity  # noqa: E402
 
 
 def __getattr__(name: str) -> Any:
@@ -50,7 +50,7 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:  # pragma: no cover
-    from nasplay.complexity import complexity
+    from nasplay.complexity import apply, complexity
     from nasplay.nn.build import build
     from nasplay.reference import from_reference
     from nasplay.space.genome import (
@@ -69,6 +69,6 @@ if TYPE_CHECKING:  # pragma: no cover
         Stage,
         Subsample,
     )
-    from nasplay.space.knobs import apply, knobs
+    from nasplay.space.knobs import knobs
     from nasplay.space.validate import validate
     from nasplay.space.zoo import get_genome, list_genomes, register

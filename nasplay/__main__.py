@@ -29,12 +29,12 @@ register_configs()
 def _run(cfg: DictConfig) -> None:
     import logging
 
-    from nasplay.sweep.runner import run_study
+    from nasplay.experiment import run_experiment
 
     logging.captureWarnings(True)  # per-trial warnings go to <study dir>/nasplay.log, not between the trial lines
 
     try:
-        run_study(cfg)
+        run_experiment(cfg)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
         print(f"error: {mask_text(str(e))}", file=sys.stderr)
         sys.exit(2)

@@ -15,10 +15,10 @@ import pytest
 import torch
 from rich.console import Console
 
+from nasplay.experiment import run_experiment as run_study
 from nasplay.report.study import load_study
 from nasplay.sweep.plan import make_plan
 from nasplay.sweep.results import read_csv
-from nasplay.sweep.runner import run_study
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 EXPERIMENTS = sorted(p.stem for p in CONF.glob("*.yaml"))

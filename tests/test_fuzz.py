@@ -4,11 +4,13 @@ or are refused by validation with a ``ValueError`` that starts with the bad fiel
 Two families of draws: *shaped* genomes are built like real networks (size-preserving towers, reduction
 blocks, residual blocks that end at the network's width) so that most of them build; *wild* genomes take
 any value of any field, bad ones included, so that most are refused. Draws are derandomised (the same
-examples every run) and small (16-40 pixel inputs, batch 2).
+examples every run) and small (16-40 pixel inputs, batch 2). ``NASPLAY_FUZZ_EXAMPLES=2500
+NASPLAY_FUZZ_RANDOM=1 pytest tests/test_fuzz.py`` fuzzes at scale with fresh draws (``scripts/fuzz.sh``).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 
@@ -41,7 +43,9 @@ from nasplay.space.genome import (
 from nasplay.space.validate import ACTIVATIONS
 
 FIELD_PATH = re.compile(r"^(stem|stages|head|aux|input|num_classes|bn_eps)[\[\.:]")
-FUZZ = settings(max_examples=60, derandomize=True, database=None, deadline=None, print_blob=True,
+EXAMPLES = int(os.environ.get("NASPLAY_FUZZ_EXAMPLES", "60"))  # per family; knob combinations get half
+FUZZ = settings(max_examples=EXAMPLES, derandomize=not os.environ.get("NASPLAY_FUZZ_RANDOM"), database=None,
+                deadline=None, print_blob=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 ACTS = [a for a in ACTIVATIONS if a != "none"]
 
@@ -288,6 +292,19 @@ def knob_draws(draw) -> tuple[str, dict]:
     return name, kw
 
 
+def test_a_network_with_nothing_to_train_is_refused() -> None:
+    """Found by fuzzing at 2,500 draws: no weights anywhere and fixed RBF outputs; backward had nothing to differentiate."""
+    g = Genome(name="wild", stem=(), stages=(Stage((Block(branches=(Branch(ops=()),)),)),), head=Head(ops=(), output="rbf"),
+               input=Input(channels=1, size=16), classes=1)
+    from nasplay.space.validate import validate
+
+    with pytest.raises(ValueError, match=r"^head\.output: rbf \(fixed units\) with no trainable parameter"):
+        validate(g)
+    assert check_contract(g) == "refused"
+    assert check_contract(g.replace(head=Head(ops=(), output="linear"))) == "built"  # a linear classifier learns
+    assert check_contract(g.replace(stages=(Stage((Block(branches=(Branch(ops=(Conv(4, 3, padding=1),)),)),)),))) == "built"
+
+
 def test_knob_values_cover_every_knob() -> None:
     from nasplay import knobs
 
@@ -300,7 +317,7 @@ def test_random_knob_combinations_build_or_are_refused(one_thread: None) -> None
 
     outcomes: Counter[str] = Counter()
 
-    @settings(FUZZ, max_examples=30)
+    @settings(FUZZ, max_examples=max(30, EXAMPLES // 2))
     @given(knob_draws())
     def check(draw: tuple[str, dict]) -> None:
         name, kw = draw

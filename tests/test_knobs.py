@@ -10,10 +10,10 @@ import torch
 import torch.nn.functional as F
 
 from nasplay.cli import main as cli_main
-from nasplay.complexity import complexity
+from nasplay.complexity import apply, complexity
 from nasplay.nn.build import Outputs, build
 from nasplay.space.genome import Conv, Genome, Input, Pool
-from nasplay.space.knobs import KnobError, apply, knobs
+from nasplay.space.knobs import KnobError, knobs
 from nasplay.space.validate import ACTIVATIONS, walk
 from nasplay.space.zoo import get_genome, list_genomes
 

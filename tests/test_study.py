@@ -17,9 +17,9 @@ import pytest
 import torch
 from rich.console import Console
 
+from nasplay.experiment import run_experiment as run_study
 from nasplay.sweep.plan import make_plan
 from nasplay.sweep.results import read_csv
-from nasplay.sweep.runner import run_study
 from nasplay.sweep.storage import make_storage
 from nasplay.track.read import read_run, run_files
 from nasplay.track.secrets import mask, mask_text

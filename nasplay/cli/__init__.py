@@ -32,9 +32,10 @@ def parse_knob_args(items: list[str]) -> dict[str, str]:
 
 def genome_from_args(target: str, knob_args: list[str]):
     """:func:`nasplay.space.load.load_genome` with ``knob=value`` arguments from the command line."""
+    from nasplay.complexity import measure
     from nasplay.space.load import load_genome
 
-    return load_genome(target, parse_knob_args(knob_args))
+    return load_genome(target, parse_knob_args(knob_args), measure)
 
 
 def cmd_list(args: argparse.Namespace) -> int:

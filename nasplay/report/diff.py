@@ -205,7 +205,7 @@ def _bottlenecks(g: Genome) -> Feature:
 
 
 def _depth(g: Genome) -> Feature:
-    from nasplay.complexity import depth
+    from nasplay.space.measure import depth
 
     convs = sum(n * conv_piece_count(op) for _, op, n in _convs(g))
     return f"{depth(g)} weighted layers ({convs} convs)", {}

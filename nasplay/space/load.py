@@ -7,10 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from nasplay.space.genome import Genome
+from nasplay.space.knobs.widths import Measure
 
 
-def load_genome(target: str, knobs: Mapping[str, Any] | None = None) -> Genome:
-    """A zoo name or a ``.yaml``/``.yml``/``.json`` genome file, with ``knobs`` (knob -> value) applied."""
+def load_genome(target: str, knobs: Mapping[str, Any] | None = None, measure: Measure | None = None) -> Genome:
+    """A zoo name or a ``.yaml``/``.yml``/``.json`` genome file, with ``knobs`` (knob -> value) applied
+    (``keep`` among them needs ``measure``, as :func:`nasplay.space.knobs.apply` says)."""
     from nasplay.space.zoo import get_genome
 
     p = Path(target)
@@ -22,5 +24,5 @@ def load_genome(target: str, knobs: Mapping[str, Any] | None = None) -> Genome:
     if knobs:
         from nasplay.space.knobs import apply
 
-        genome = apply(genome, **dict(knobs))
+        genome = apply(genome, measure=measure, **dict(knobs))
     return genome

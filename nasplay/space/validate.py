@@ -396,7 +396,29 @@ def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Sh
         if not (_is_int(a.block) and -n <= a.block < n):
             _fail(f"{p}.block", f"must index one of the {n} blocks of stage {a.stage}, got {a.block!r}")
         ops_shape(a.ops, per_stage[a.stage][a.block], f"{p}.ops", where="head", visit=visit)
+    if not _learns(genome):
+        _fail("head.output", "rbf (fixed units) with no trainable parameter on the path to it (no conv, linear layer, "
+                             "batch norm, trainable subsampling or projection shortcut): the network cannot learn; add a "
+                             "layer with weights or use head.output=linear")
     return Shapes(inp, stem, tuple(per_stage), head_in, num_classes)
+
+
+def has_weights(op: Op) -> bool:
+    """Whether an op carries trainable parameters."""
+    return isinstance(op, (Conv, Linear, Subsample)) or (isinstance(op, Norm) and op.kind == "batch")
+
+
+def _learns(genome: Genome) -> bool:
+    """Whether the input-to-logits path has a trainable parameter (aux heads do not count: they only train)."""
+    if genome.head.output == "linear" or any(has_weights(op) for op in genome.head.ops):
+        return True
+
+    def branch(br: Branch) -> bool:
+        return any(has_weights(op) for op in br.ops) or any(branch(b) for b in br.split)
+
+    blocks = [*genome.stem, *(b for st in genome.stages for b in st.blocks)]
+    return any(b.skip == "projection" or any(branch(br) for br in b.branches)
+               or any(has_weights(op) for op in (*b.merge, *b.post)) for b in blocks)
 
 
 def validate(genome: Genome, num_classes: int | None = None) -> Genome:

@@ -228,6 +228,9 @@ class NasplayConfig:
             part.check()
         if not self.study or "/" in self.study:
             raise ValueError(f"study must be a non-empty name without '/', got {self.study!r}")
+        if self.trainer.distributed and (not self.sweep.storage or self.sweep.storage.endswith(".journal")):
+            raise ValueError("trainer: a DDP trial (trainer.strategy=ddp*, trainer.devices>1) needs an RDB sweep.storage "
+                             "(sqlite:///PATH.db, postgresql://...): its pruning decision reaches the study through it")
         return self
 
 

@@ -207,22 +207,22 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
                    tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None) -> Any:
     """The genome a trial trains: the zoo network with the knobs, fitted to the data's input and classes.
 
-    With ``keep``, the knobs an arm shares with ``base`` (``arch.knobs``: a smaller width or depth for a
-    CPU budget) size the reference network first; the arm's own knobs then apply with its widths
-    re-solved to that reference's FLOPs or params. Knob values go through :func:`nasplay.apply`, whose
-    ``ValueError`` names the knob and the allowed values.
+    The classes are set first, so that ``keep`` measures every genome as it will train (a 10-class head,
+    not the zoo's 1000). With ``keep``, the knobs an arm shares with ``base`` (``arch.knobs``: a smaller
+    width or depth for a CPU budget) size the reference network first; the arm's own knobs then apply
+    with its widths re-solved to that reference's FLOPs or params at the data's input. Knob values go
+    through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values.
     """
+    from nasplay.complexity import apply
     from nasplay.space.zoo import get_genome
 
     channels, size, classes = data_shape
     prefix = f"{where}: " if where else ""
     try:
-        g = get_genome(arch)
+        g = get_genome(arch).replace(classes=classes)
         kw: dict[str, Any] = dict(knobs)
         shared = {k: v for k, v in kw.items() if keep is not None and base and k in base and base[k] == v and k != "input"}
         if shared:
-            from nasplay.space.knobs import apply
-
             g = apply(g, **shared)
             kw = {k: v for k, v in kw.items() if k not in shared}
         if (g.input.channels, g.input.size) != (channels, size):
@@ -230,12 +230,10 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
         if keep is not None:
             kw.update(keep=keep, tol=tol)
         if kw:
-            from nasplay.space.knobs import apply
-
             g = apply(g, **kw)
     except ValueError as e:
         raise ValueError(f"{prefix}{e}") from None
-    return g.replace(classes=classes)
+    return g
 
 
 def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, int]) -> None:

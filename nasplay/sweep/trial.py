@@ -122,8 +122,9 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
 class TrialRunner:
     """Runs trials of one study in this process, caching data modules and genomes between them."""
 
-    def __init__(self, plan: Plan, tracker: Tracker, extra_callbacks: tuple = ()):
+    def __init__(self, plan: Plan, tracker: Tracker, extra_callbacks: tuple = (), interrupts: Any = None):
         self.plan = plan
+        self.interrupts = interrupts  # nasplay.sweep.loop.Interrupts: a Ctrl-C reaches the trial only while it trains
         self.tracker = tracker
         self.extra_callbacks = extra_callbacks
         self._data: dict[str, Any] = {}
@@ -189,10 +190,10 @@ class TrialRunner:
             ckpt = study_dir / "ckpt" / spec.key
             if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
                 trial.set_user_attr("resumed_from_epoch", _ckpt_epoch(ckpt / "last.ckpt"))
-            with _sigint_kept():
+            with self._interruptible(), _sigint_kept():
                 metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
                               ckpt_dir=ckpt, resume=True)
-            if pruning is not None and is_distributed(trainer_cfg):
+            if pruning is not None and trainer_cfg.distributed:
                 pruning.check_pruned()
             values = [float(metrics[o]) for o in c.sweep.objectives]
             bad = [o for o, v in zip(c.sweep.objectives, values) if not math.isfinite(v)]
@@ -230,6 +231,10 @@ class TrialRunner:
         return Outcome(state, values, metrics, reason, interrupted, seconds, curves)
 
 
+    def _interruptible(self) -> contextlib.AbstractContextManager:
+        return self.interrupts.armed() if self.interrupts is not None else contextlib.nullcontext()
+
+
 @contextlib.contextmanager
 def _sigint_kept() -> Iterator[None]:
     """Restore the Ctrl-C handler after ``fit``: Lightning ignores SIGINT from its first interrupt on."""
@@ -239,14 +244,6 @@ def _sigint_kept() -> Iterator[None]:
     finally:
         if handler is not None:
             signal.signal(signal.SIGINT, handler)
-
-
-def is_distributed(t: Any) -> bool:
-    """Whether a trial trains over several processes (DDP)."""
-    devices = t.devices
-    many = (isinstance(devices, int) and (devices > 1 or devices == -1)) or (isinstance(devices, (list, tuple)) and len(devices) > 1) \
-        or (isinstance(devices, str) and ("," in devices.strip(",") or devices == "-1"))
-    return "ddp" in str(t.strategy) or many or t.num_nodes > 1
 
 
 def _ckpt_epoch(path: Path) -> int | str:

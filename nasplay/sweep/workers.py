@@ -1,7 +1,7 @@
 """``sweep.workers=N``: N asynchronous worker processes on one study.
 
-Each worker is a spawned process running the study loop of :func:`nasplay.sweep.runner.run_study`
-on the shared storage: it claims its next trial under the study lock as soon as it has told the last
+Each worker is a spawned process running the study loop (:func:`nasplay.sweep.loop.run_loop`) on the
+shared storage: it claims its next trial under the study lock as soon as it has told the last
 one (no batches), so a slow trial holds up nobody. With GPUs each worker is pinned to its own
 device(s) through ``CUDA_VISIBLE_DEVICES`` (``trainer.devices=K`` gives each worker K of them); without
 GPUs the workers split the CPU cores (``torch.set_num_threads(cores // N)``). The workers' output comes
@@ -13,9 +13,11 @@ Other hosts join the same study by running the same command with the same RDB ``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue as queue_mod
 import signal
+import threading
 import time
 from typing import Any
 
@@ -71,18 +73,31 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
              for i in range(n)]
     pinned = ", ".join(f"w{i}: GPU {d}" for i, d in enumerate(devices) if d is not None)
     console.print(f"{n} workers ({pinned or f'{threads} CPU thread(s) each'})", markup=False, highlight=False)
-    for p in procs:
-        p.start()
     done: dict[int, tuple[int, str, bool]] = {}
-    interrupted = False
+    # Ctrl-C at a terminal reaches the workers too (one process group); a kill -INT of this process alone does
+    # not, so it is passed on. Either way this process then waits for every worker to record its trial.
+    interrupted = threading.Event()
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        if not interrupted.is_set():
+            interrupted.set()
+            for p in procs:
+                if p.is_alive():
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(p.pid, signal.SIGINT)
+
+    old = signal.signal(signal.SIGINT, on_sigint) if threading.current_thread() is threading.main_thread() else None
     try:
-        _relay(procs, q, console, done)
-    except KeyboardInterrupt:  # a terminal's Ctrl-C reached the workers too; a kill -INT of this process did not
-        interrupted = True
         for p in procs:
-            if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
-        _relay(procs, q, console, done, timeout=120)
+            p.start()
+        if interrupted.is_set():  # a Ctrl-C while they were starting: the ones started before it did not get it
+            interrupted.clear()
+            on_sigint(signal.SIGINT, None)
+        _relay(procs, q, console, done)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGINT, old)
+    interrupted = interrupted.is_set()
     died = []
     for i, p in enumerate(procs):
         p.join(timeout=5)
@@ -153,12 +168,14 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     import torch
     from rich.console import Console
 
-    from nasplay.sweep.runner import run_study
+    from nasplay.sweep.loop import open_study, run_loop
+    from nasplay.sweep.plan import make_plan
 
     torch.set_num_threads(threads)
     console = Console(file=_QueueFile(q, worker), width=200, highlight=False, soft_wrap=True, force_terminal=False)
     try:
-        r = run_study(cfg, console=console, callbacks=callbacks, worker=worker)
+        plan = make_plan(cfg)
+        r = run_loop(plan, open_study(plan), console, callbacks, worker=worker)
         q.put(("done", worker, (r.ran, r.stopped, r.complete)))
     except KeyboardInterrupt:
         q.put(("line", worker, f"[w{worker}] interrupted"))

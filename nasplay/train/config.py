@@ -166,7 +166,18 @@ class TrainerConfig:
             _fraction("trainer.target_train_error", self.target_train_error, closed=True)
         if self.target_val_acc is not None:
             _fraction("trainer.target_val_acc", self.target_val_acc, closed=True)
+        if "ddp" in str(self.strategy) and not any(k in str(self.strategy) for k in ("spawn", "fork", "notebook")):
+            raise ValueError(f"trainer.strategy={self.strategy} starts each rank by running the command again, which would run "
+                             "the whole study once per rank; use trainer.strategy=ddp_spawn (trainer=ddp does)")
         return self
+
+    @property
+    def distributed(self) -> bool:
+        """Whether a trial trains over several processes (DDP)."""
+        d = self.devices
+        many = (isinstance(d, int) and (d > 1 or d == -1)) or (isinstance(d, (list, tuple)) and len(d) > 1) \
+            or (isinstance(d, str) and ("," in d.strip(",") or d == "-1"))
+        return "ddp" in str(self.strategy) or many or self.num_nodes > 1
 
 
 C = TypeVar("C", DataConfig, OptimConfig, TrainerConfig)

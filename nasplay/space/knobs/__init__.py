@@ -21,6 +21,7 @@ from typing import Any
 from nasplay.space.genome import Genome
 from nasplay.space.knobs import branches, heads, inputs, ops, parse, widths, wiring
 from nasplay.space.knobs.tree import KnobError, show
+from nasplay.space.knobs.widths import Measure
 from nasplay.space.validate import ACTIVATIONS, walk
 
 __all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
@@ -166,9 +167,15 @@ def _show_input(v: tuple[int | None, int], g: Genome) -> str:
     return f"{v[0] or g.input.channels}x{v[1]}"
 
 
-def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, **knobs: Any) -> Genome:
+def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, measure: Measure | None = None,
+          **knobs: Any) -> Genome:
     """A new genome: ``genome`` (or the zoo name) with ``knobs`` applied, validated; with ``keep="flops"`` or
-    ``"params"``, its widths re-solved so that measure stays within ``tol`` of the original's."""
+    ``"params"``, its widths re-solved so that ``measure(genome, keep)`` stays within ``tol`` of the original's.
+
+    The genome package only describes and transforms networks; counting FLOPs needs a build, so the
+    measure comes from outside: :func:`nasplay.apply` passes :func:`nasplay.complexity.measure`, which
+    counts the network exactly as ``genome`` describes it (its input, its classes).
+    """
     if isinstance(genome, str):
         from nasplay.space.zoo import get_genome
 
@@ -184,6 +191,9 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, *
         raise KnobError(f"unknown knob {k!r}; {hint}knobs: {', '.join(_TABLE)} (and keep, tol)")
     values = {k: _TABLE[k][3](k, v) for k, v in knobs.items() if v is not None}
     keep_, tol_ = _parse_keep(keep, tol)
+    if keep_ and measure is None:
+        raise KnobError(f"keep={keep_!r} needs a measure of {keep_} (nasplay.apply measures with nasplay.complexity; "
+                        "space.knobs.apply takes measure=)")
     if keep_ and "width" in values:
         raise KnobError(f"keep={keep_!r} re-solves the width multiplier itself; drop width={show(values['width'])!r} or keep")
     out = genome
@@ -202,7 +212,7 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, *
         out = out.replace(name=f"{out.name}+{_label(given).replace(' ', '+')}")
     if keep_:
         reference = inputs.adapt_input(genome, *values["input"]) if "input" in values else genome
-        out = widths.solve(out, reference, keep_, tol_)
+        out = widths.solve(out, reference, keep_, tol_, measure)
         walk(out)
     if not values and not keep_:
         return genome

@@ -63,7 +63,7 @@ def aux(g: Genome, value: str) -> Genome:
         return replace(g, aux=())
     if g.aux:
         return g
-    from nasplay.complexity import depth
+    from nasplay.space.measure import depth
 
     d = depth(g)
     if len(g.stages) < 3 or d < AUX_MIN_DEPTH:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import replace
 
 from nasplay.space.genome import Block, Conv, Genome, Linear, Op
@@ -10,6 +11,9 @@ from nasplay.space.knobs.tree import KnobError, Site, iter_ops, lcm, map_blocks,
 from nasplay.space.validate import Shape, block_shape
 
 KEEPS = ("flops", "params")
+# A genome's compute by one of KEEPS: params (auxiliary heads excluded: they only train) or FLOPs, counted on
+# the network as built (nasplay.complexity.measure); passed in, as the genome package builds nothing.
+Measure = Callable[[Genome, str], int]
 WIDTH_RANGE = (1 / 64, 64.0)
 
 
@@ -86,25 +90,17 @@ def scale_widths(g: Genome, m: float, knob: str = "width", quantum: int = 8) -> 
     return map_blocks(map_ops(g, fn), _fix_residual)
 
 
-def metric(g: Genome, keep: str) -> int:
-    """Params (auxiliary heads excluded: they only train) or FLOPs of ``g``."""
-    from nasplay.complexity import complexity
-
-    c = complexity(g)
-    return c.params - c.params_aux if keep == "params" else c.flops
-
-
-def solve(g: Genome, reference: Genome, keep: str, tol: float) -> Genome:
+def solve(g: Genome, reference: Genome, keep: str, tol: float, measure: Measure) -> Genome:
     """``g`` with a uniform width multiplier that brings its ``keep`` within ``tol`` of ``reference``'s:
     widths in multiples of 8 where that lands, else of 1 (8-channel steps of small layers can jump past
     a tight tolerance)."""
-    target = metric(reference, keep)
-    f = metric(g, keep)
+    target = measure(reference, keep)
+    f = measure(g, keep)
     if abs(f / target - 1) <= tol:
         return g
     best = (abs(f / target - 1), 1.0, f)
     for quantum in (8, 1):
-        found, best = _search(g, target, f, keep, tol, quantum, best)
+        found, best = _search(g, target, f, keep, tol, quantum, best, measure)
         if found is not None:
             return found
     _, bm, bv = best
@@ -113,7 +109,7 @@ def solve(g: Genome, reference: Genome, keep: str, tol: float) -> Genome:
 
 
 def _search(g: Genome, target: int, f: int, keep: str, tol: float, quantum: int,
-            best: tuple[float, float, int]) -> tuple[Genome | None, tuple[float, float, int]]:
+            best: tuple[float, float, int], measure: Measure) -> tuple[Genome | None, tuple[float, float, int]]:
     """Secant steps on log(value) against log(multiplier), kept inside a bracket (values step with the
     rounding, so the bracket, not the slope, guarantees progress)."""
     lo: tuple[float, int] | None = None  # (multiplier, value) below the target
@@ -135,7 +131,7 @@ def _search(g: Genome, target: int, f: int, keep: str, tol: float, quantum: int,
             cand = scale_widths(g, m, knob=f"keep={keep!r}", quantum=quantum)
         except KnobError as e:
             raise KnobError(f"keep={keep!r} cannot re-solve the widths of {g.name}: {e}") from None
-        v = metric(cand, keep)
+        v = measure(cand, keep)
         if abs(v / target - 1) <= tol:
             return cand, best
         note(m, v)

@@ -1,0 +1,50 @@
+"""An experiment end to end: its study (:mod:`nasplay.sweep`), then its report (:mod:`nasplay.report`).
+
+``python -m nasplay`` calls :func:`run_experiment`; the sweep knows nothing of reports, and the report
+reads only the study folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from typing import Any
+
+
+def run_experiment(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> Any:
+    """Run (or resume) the study ``cfg`` describes, then write its report; returns the study's result."""
+    from rich.console import Console
+
+    from nasplay.sweep.runner import run_study
+
+    console = console or Console(highlight=False, soft_wrap=True)
+    result = run_study(cfg, console=console, callbacks=callbacks)
+    write_study_report(result, console)
+    return result
+
+
+def write_study_report(result: Any, console: Any) -> None:
+    """The study's report (report.md, report.json, figures), also a W&B run of its own with the wandb logger.
+
+    Written when the study ran trials (or has no report yet); a failure is printed, the study stands.
+    """
+    plan = result.plan
+    fresh = result.ran > 0
+    report = plan.study_dir / "report.md"
+    if not fresh and report.exists():
+        return
+    try:
+        from nasplay.report.study import log_report_to_wandb, write_report
+
+        write_report(plan.study_dir)
+        console.print(f"report: {report}", markup=False, highlight=False)
+        lg = plan.cfg.logger
+        if lg.kind == "wandb" and fresh:
+            data = json.loads((plan.study_dir / "report.json").read_text())
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode)  # quiet, as the trials' runs
+            console.print(f"report: W&B run {run_id} in {plan.study_dir / 'wandb'}", markup=False, highlight=False)
+    except Exception as e:  # noqa: BLE001 - the trials are done and saved; a report can be rewritten with `nasplay report`
+        console.print(f"report failed ({type(e).__name__}: {e}); write it with: nasplay report {plan.study_dir}",
+                      markup=False, highlight=False)

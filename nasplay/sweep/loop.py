@@ -1,0 +1,294 @@
+"""One worker's study loop: claim a trial under the study lock, train it, tell it, until the study is done.
+
+nasplay owns this loop (ask-and-tell) so that the live trial reaches the training loop: the pruning
+callback reports every epoch and the pruner can stop a hopeless trial. Resuming is counting: a study is
+done when ``sweep.n_trials`` trials are COMPLETE or PRUNED, or, for a grid, when every grid point has a
+finished trial. Every worker — the single process of ``sweep.workers=1``, each process of
+``sweep.workers=N``, a process on another host — runs :func:`run_loop` on the study :func:`open_study`
+opened.
+
+Ctrl-C never leaves a trial RUNNING: :class:`Interrupts` holds a SIGINT back while the loop claims,
+sets up, tells or records a trial, and lets it through only while the trial trains (the trial then
+ends FAIL with ``retry``, told like any other); the loop stops before it claims another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from nasplay.sweep.plan import Plan
+from nasplay.sweep.results import append_curves, write_results
+from nasplay.sweep.storage import HEARTBEAT, STALE, Heartbeat, fail_stale, holds_its_point, make_storage, study_lock
+
+FINISHED = ("COMPLETE", "PRUNED")
+
+
+@dataclass
+class LoopResult:
+    """What one worker's loop did: trials it ran, why it stopped, whether the study has all its trials."""
+
+    ran: int
+    stopped: str
+    complete: bool
+
+
+class Interrupts:
+    """SIGINT held back where an interrupt would leave the study inconsistent.
+
+    While installed (the loop's whole life, in the main thread), a SIGINT outside :meth:`armed` only sets
+    :attr:`requested`: whatever the loop is doing (claiming a trial under the lock, setting it up, telling
+    it, writing results.csv, finishing its W&B run) completes, and the loop stops before it claims the
+    next trial. Inside :meth:`armed` (a trial's training) the first SIGINT raises ``KeyboardInterrupt`` at
+    once; later ones (a terminal's Ctrl-C reaching a worker twice, through its process group and from the
+    coordinator) are absorbed, so they cannot cut the trial's bookkeeping short.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._armed = False
+        self._old: Any = None
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._old = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+            self._old = None
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = not self.requested
+        self.requested = True
+        if self._armed and first:
+            self._armed = False
+            raise KeyboardInterrupt
+
+    @contextlib.contextmanager
+    def armed(self) -> Iterator[None]:
+        """Let a SIGINT interrupt the block (raising at once if one came before it)."""
+        if self.requested:
+            raise KeyboardInterrupt
+        self._armed = True
+        try:
+            yield
+        finally:
+            self._armed = False
+
+
+def open_study(plan: Plan) -> Any:
+    """Create or load the plan's Optuna study (checking it was made with the same config); queue its classics."""
+    import optuna
+
+    from nasplay.sweep.samplers import enqueue_classics, make_pruner, make_sampler
+
+    c = plan.cfg
+    plan.study_dir.mkdir(parents=True, exist_ok=True)
+    storage = make_storage(c.sweep.storage, plan.study_dir)
+    with study_lock(c.sweep.storage, plan.study_dir, plan.name):  # hosts starting at once create it once
+        study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
+                                    directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
+                                    pruner=make_pruner(c.sweep))
+        check_identity(study, plan)
+        if plan.classics:  # the networks a search is placed beside run first, once each
+            enqueue_classics(study, plan)
+    return study
+
+
+def grid_points(plan: Plan) -> list[dict[str, Any]] | None:
+    """The grid's points in run order: seed-major, so a study stopped half-way has every arm equally often."""
+    from nasplay.sweep.trial import choices
+
+    grid = plan.grid
+    if grid is None:
+        return None
+    names = ["seed", *[k for k in grid if k != "seed"]]
+    axes = [choices(list(grid[n]))[0] for n in names]
+    return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+
+
+def planned_total(plan: Plan, points: list[dict[str, Any]] | None) -> int | None:
+    """How many trials the study has in all: the grid's size, capped by ``sweep.n_trials``."""
+    n = plan.cfg.sweep.n_trials
+    total = len(points) if points is not None else n
+    return min(total, n) if n is not None and total is not None else total
+
+
+def done_reason(plan: Plan, study: Any, points: list[dict[str, Any]] | None) -> str:
+    """Why the study is complete ('' when it is not): its budget finished, or every grid point."""
+    trials = study.get_trials(deepcopy=False)
+    finished = sum(t.state.name in FINISHED for t in trials)
+    n = plan.cfg.sweep.n_trials
+    if n is not None and finished >= n:
+        return f"{finished} trials finished (sweep.n_trials={n})"
+    if points is not None and not any(t.state.name in ("RUNNING", "WAITING") for t in trials) \
+            and not _pending(plan, points, trials, set()):
+        return f"every grid point has a finished trial ({len(points)} points)"
+    return ""
+
+
+def run_loop(plan: Plan, study: Any, console: Any, callbacks: tuple = (), worker: int | None = None,
+             live: bool = False) -> LoopResult:
+    """One worker's ask-train-tell loop, until the study needs nothing more from it.
+
+    The next trial is claimed under the study lock (stale trials of dead workers are failed and
+    re-queued first), so workers in other processes or on other hosts never run a grid point twice and
+    never start more than ``sweep.n_trials`` trials. A worker with nothing to claim while other trials
+    are RUNNING waits for them: they may finish, fail and be retried, or turn out to be stale. Raises
+    ``KeyboardInterrupt`` after a Ctrl-C, once every trial it claimed is told.
+    """
+    with Interrupts() as interrupts:
+        result = _loop(plan, study, console, callbacks, worker, live, interrupts)
+    if interrupts.requested:
+        raise KeyboardInterrupt
+    return result
+
+
+def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | None, live: bool,
+          interrupts: Interrupts) -> LoopResult:
+    import optuna
+
+    from nasplay.sweep.progress import EpochProgress, Progress
+    from nasplay.sweep.trial import TrialRunner, suggest
+    from nasplay.track.tracker import make_tracker
+
+    c = plan.cfg
+    points = grid_points(plan)
+    total = planned_total(plan, points)
+    tag = f"[w{worker}] " if worker is not None else ""
+    runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks), interrupts=interrupts)
+    progress = Progress(console, live=live, study=plan.name, total=total,
+                        objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
+    if progress.live:
+        runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
+    progress.seed_counts(study.get_trials(deepcopy=False))
+
+    attempted: set[tuple] = set()
+    failures, ran, begun = 0, 0, time.perf_counter()
+    max_failures = c.sweep.max_failures or total or 10
+    stopped, complete = "", False
+    with progress:
+        while not interrupts.requested:
+            trial, spec, wait = None, None, ""
+            with study_lock(c.sweep.storage, plan.study_dir, plan.name):
+                for n in fail_stale(study, c.sweep.heartbeat_grace):
+                    progress.note(f"{tag}trial {n:>3} FAIL     {STALE}: no heartbeat for {c.sweep.heartbeat_grace:g} s; "
+                                  "its parameters are queued again")
+                trials = study.get_trials(deepcopy=False)
+                finished = sum(t.state.name in FINISHED for t in trials)
+                running = sum(t.state.name == "RUNNING" for t in trials)
+                waiting = sum(t.state.name == "WAITING" for t in trials)
+                point = None
+                if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
+                    stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
+                elif points is not None:
+                    pending = _pending(plan, points, trials, attempted)
+                    if pending or waiting:
+                        point = pending[0] if not waiting else None
+                    elif running:
+                        wait = f"the grid's other {running} point(s) are running"
+                    else:
+                        stopped, complete = f"every grid point has a finished trial ({len(points)} points)", True
+                elif not waiting and finished + running >= c.sweep.n_trials:  # the rest of the budget is in flight
+                    wait = f"{running} trial(s) are running"
+                if not stopped and failures >= max_failures:
+                    stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
+                if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
+                    stopped = f"sweep.timeout={c.sweep.timeout} s reached"
+                if not stopped and not wait and not interrupts.requested:
+                    if point is not None:
+                        attempted.add(_key(point))
+                        study.enqueue_trial(point, skip_if_exists=False)
+                    trial = study.ask()  # pops a WAITING trial (a grid point, a retry) before sampling
+                    spec = suggest(trial, plan)
+                    trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                    study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
+            if stopped:
+                break
+            if trial is None:  # wait for the running trials (of this host or others) outside the lock
+                time.sleep(min(c.sweep.heartbeat_interval, 1.0))
+                continue
+            progress.trial_started(trial.number, spec.arm, spec.seed)
+            with Heartbeat(study._storage, trial._trial_id, c.sweep.heartbeat_interval):
+                outcome = runner.run(trial, spec)
+            state = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
+                     "FAIL": optuna.trial.TrialState.FAIL}[outcome.state]
+            try:
+                study.tell(trial, outcome.values if outcome.state == "COMPLETE" else None, state=state)
+            except optuna.exceptions.UpdateFinishedTrialError:  # failed as stale while it ran (a paused process)
+                progress.note(f"{tag}trial {trial.number:>3} was marked stale by another worker; its retry counts, not this run")
+                continue
+            ran += 1
+            failures += outcome.state == "FAIL"
+            append_curves(plan.study_dir, trial.number, outcome.curves)
+            save_results(plan, study)
+            value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
+            progress.trial_finished(trial.number, outcome.state, spec.arm, spec.seed, value, outcome.seconds,
+                                    outcome.fail_reason, prefix=tag)
+            if outcome.interrupted:
+                interrupts.requested = True  # also when the interrupt reached the trial some other way
+                progress.note(f"{tag}interrupted: the trial is marked FAIL (retry) and runs again when the study resumes")
+        if interrupts.requested and not stopped:
+            stopped = "interrupted"
+    return LoopResult(ran, stopped, complete)
+
+
+def save_results(plan: Plan, study: Any) -> None:
+    """``results.csv`` from the storage, read and written under a lock (workers never write an older snapshot last)."""
+    import fcntl
+
+    with open(plan.study_dir / ".results.lock", "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            write_results(plan.study_dir, study.get_trials(deepcopy=False))
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _key(point: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, json.dumps(v, sort_keys=True)) for k, v in point.items()))
+
+
+def _pending(plan: Plan, points: list[dict[str, Any]], trials: list[Any], attempted: set[tuple]) -> list[dict[str, Any]]:
+    """Grid points still to run: none of their trials finished, is running or waiting, or failed for good."""
+    taken: set[tuple] = set()
+    for t in trials:
+        if not all(k in t.params for k in points[0]):
+            continue
+        if holds_its_point(t, plan.cfg.sweep.retry_failed):
+            taken.add(_key({k: t.params[k] for k in points[0]}))
+    return [p for p in points if _key(p) not in taken and _key(p) not in attempted]
+
+
+def check_identity(study: Any, plan: Plan) -> None:
+    """A resumed study must compute the same trials: compare what changes results with what it was made with."""
+    mine = plan.identity
+    stored = study.user_attrs.get("nasplay_config")
+    if stored is None:
+        study.set_user_attr("nasplay_config", mine)
+        return
+    diffs = _diff(stored, mine)
+    if diffs:
+        shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:6])
+        raise ValueError(f"study {plan.name!r} exists with a different config ({shown}{' ...' if len(diffs) > 6 else ''}); "
+                         f"give the new one its own name with study=NAME, or put the old values back to resume it")
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        out = []
+        for k in sorted(set(a) | set(b), key=str):
+            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+        return out
+    return [] if a == b else [(prefix, a, b)]
