@@ -37,6 +37,9 @@ def compose():
     register_configs()
 
     def _compose(*overrides: str, hydra: bool = False):
+        # One process unless a test asks for workers: spawning them costs seconds (the default, auto, is tested apart).
+        if not any(o.startswith("sweep.workers") for o in overrides):
+            overrides = (*overrides, "sweep.workers=1")
         with initialize_config_dir(str(CONF_DIR), version_base="1.3", job_name="nasplay"):
             return hydra_compose("config", overrides=list(overrides), return_hydra_config=hydra)
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Long enough trials (8 epochs of 960 digits) that the kill lands after a checkpoint and before the end.
 STUDY = ("arch=lenet5_common", "data.limit=960", "data.batch_size=32", "trainer.max_epochs=8", "sweep=grid",
          "experiment.knob=activation", "experiment.values=[relu, tanh]", "experiment.seeds=[0]", "experiment.name=faults",
-         "logger=wandb", "sweep.heartbeat_interval=0.5", "sweep.heartbeat_grace=2")
+         "logger=wandb", "sweep.workers=1", "sweep.heartbeat_interval=0.5", "sweep.heartbeat_grace=2")
 
 
 def test_killed_worker_trial_is_failed_as_stale_and_retried_from_its_checkpoint(compose, tmp_path):

@@ -26,7 +26,7 @@ def test_api_key_and_database_password_are_never_written_or_printed(tmp_path, po
     assert password and password not in str(tmp_path)
     args = [sys.executable, "-m", "nasplay", "arch=lenet5_common", "data.limit=160", "data.batch_size=32",
             "trainer.max_epochs=1", "sweep=grid", "experiment.knob=activation", "experiment.values=[relu, tanh]",
-            "experiment.name=secrets", "logger=wandb", f"runs_dir={tmp_path}",
+            "experiment.name=secrets", "logger=wandb", "sweep.workers=1", f"runs_dir={tmp_path}",
             f"sweep.storage='{postgres_url}'"]
     env = {**os.environ, "WANDB_API_KEY": API_KEY, "OMP_NUM_THREADS": "1"}
     run = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)

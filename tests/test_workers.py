@@ -68,7 +68,7 @@ def test_two_workers_run_every_grid_point_exactly_once(compose, tmp_path, backen
 def test_two_hosts_share_a_postgresql_study(tmp_path, postgres_url):
     """Two separate commands (as on two machines) on one PostgreSQL study: exactly n_trials trials finish."""
     args = [sys.executable, "-m", "nasplay", *TINY, "sweep=random", "sweep.n_trials=3", "sweep.pruner.kind=none",
-            "experiment.seeds=[0, 1, 2]", "experiment.name=hosts", "logger=none", f"sweep.storage='{postgres_url}'"]
+            "experiment.seeds=[0, 1, 2]", "experiment.name=hosts", "logger=none", "sweep.workers=1", f"sweep.storage='{postgres_url}'"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     procs = [subprocess.Popen([*args, f"runs_dir={tmp_path / f'host{i}'}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for i in range(2)]
@@ -80,11 +80,18 @@ def test_two_hosts_share_a_postgresql_study(tmp_path, postgres_url):
     assert "nasplay-test" not in "".join(outs)  # the password stays out of the output
 
 
-def test_workers_auto_without_gpus_is_one_and_bad_values_are_named(compose, tmp_path):
-    """sweep.workers=auto means one worker per visible GPU; without GPUs (or on the CPU trainer) one."""
+def test_workers_auto_without_gpus_is_one_per_trials_threads_and_bad_values_are_named(compose, tmp_path, monkeypatch):
+    """sweep.workers=auto means one worker per visible GPU; without GPUs (or on the CPU trainer) one per
+    trainer.threads cores."""
+    import nasplay.sweep.workers as workers
     from nasplay.sweep.plan import to_config
 
+    monkeypatch.setattr(workers, "cpu_cores", lambda: 4)
     c = to_config(compose(*TINY, "sweep.workers=auto", "trainer=cpu", f"runs_dir={tmp_path}"))
+    assert c.trainer.threads == 1 and resolve_workers(c) == (4, [None] * 4)
+    c = to_config(compose(*TINY, "sweep.workers=auto", "trainer=cpu", "trainer.threads=2", f"runs_dir={tmp_path}"))
+    assert resolve_workers(c) == (2, [None, None])
+    c = to_config(compose(*TINY, "sweep.workers=auto", "trainer=cpu", "trainer.threads=null", f"runs_dir={tmp_path}"))
     assert resolve_workers(c) == (1, [None])
     c = to_config(compose(*TINY, "sweep.workers=3", "trainer=cpu", f"runs_dir={tmp_path}"))
     assert resolve_workers(c) == (3, [None, None, None])
@@ -93,3 +100,23 @@ def test_workers_auto_without_gpus_is_one_and_bad_values_are_named(compose, tmp_
                      ("sweep.heartbeat_grace=1", "sweep.heartbeat_grace (1.0) must be at least twice")):
         with pytest.raises(ValueError, match=msg.replace("(", r"\(").replace(")", r"\)")):
             to_config(compose(*TINY, bad, f"runs_dir={tmp_path}"))
+
+
+def test_a_study_gives_the_same_numbers_whatever_its_worker_count(compose, tmp_path):
+    """trainer.threads fixes each trial's arithmetic: 1 worker and 2 workers give bit-identical metrics."""
+    import torch
+
+    before = torch.get_num_threads()
+    metrics = {}
+    try:
+        for n in (1, 2):
+            cfg = compose(*TINY, "experiment.seeds=[0, 1]", f"experiment.name=n{n}", "logger=none", f"runs_dir={tmp_path}",
+                          f"sweep.workers={n}")
+            buf = io.StringIO()
+            result = run_study(cfg, console=Console(file=buf, width=200))
+            assert result.counts["COMPLETE"] == 4 and ("2 workers (1 CPU thread(s) each)" in buf.getvalue()) == (n == 2)
+            rows = read_csv(Path(result.study_dir) / "results.csv")
+            metrics[n] = {(r["arm"], r["seed"]): (r["test/acc"], r["val/acc"], r["train/loss"]) for r in rows}
+    finally:
+        torch.set_num_threads(before)
+    assert metrics[1] == metrics[2]

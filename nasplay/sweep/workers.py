@@ -4,7 +4,8 @@ Each worker is a spawned process running the study loop (:func:`nasplay.sweep.lo
 shared storage: it claims its next trial under the study lock as soon as it has told the last
 one (no batches), so a slow trial holds up nobody. With GPUs each worker is pinned to its own
 device(s) through ``CUDA_VISIBLE_DEVICES`` (``trainer.devices=K`` gives each worker K of them); without
-GPUs the workers split the CPU cores (``torch.set_num_threads(cores // N)``). The workers' output comes
+GPUs each worker's trials use ``trainer.threads`` CPU threads (by default 1, and ``sweep.workers=auto`` starts one
+worker per core). The workers' output comes
 back through a queue and is printed here, one line at a time; this process writes the final
 ``results.csv`` and the summary.
 
@@ -51,8 +52,8 @@ def resolve_workers(c: Any) -> tuple[int, list[str | None]]:
     per_trial = t.devices if isinstance(t.devices, int) and t.devices > 0 else (len(gpus) or 1)
     per_trial = max(1, min(per_trial, len(gpus))) if gpus else 1
     n = c.sweep.workers
-    if n == "auto":
-        n = max(1, len(gpus) // per_trial) if gpus else 1
+    if n == "auto":  # one worker per GPU; without GPUs, one per trial's worth of CPU threads
+        n = max(1, len(gpus) // per_trial) if gpus else max(1, cpu_cores() // (t.threads or cpu_cores()))
     if not gpus or n == 1:
         return n, [None] * n
     # worker i takes the next per_trial GPUs (wrapping round when there are more workers than GPUs)
@@ -65,7 +66,7 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
-    threads = max(1, cpu_cores() // n)
+    threads = plan.cfg.trainer.threads or max(1, cpu_cores() // n)
     q = ctx.Queue()
     data = _plain(cfg)
     data.setdefault("sweep", {})["workers"] = 1

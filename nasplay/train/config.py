@@ -126,6 +126,9 @@ class TrainerConfig:
     matmul_precision: str | None = None  # torch.set_float32_matmul_precision: highest|high|medium
     channels_last: bool = False
     compile: bool = False
+    # torch's intra-op threads for a trial. Part of what a trial computes (reductions split across threads
+    # round differently), so a study gives the same numbers whatever its worker count; null: torch's default.
+    threads: int | None = 1
     check_val_every_n_epoch: int = 1
     log_every_n_steps: int = 50
     limit_train_batches: Any = None
@@ -153,6 +156,8 @@ class TrainerConfig:
             raise ValueError("trainer: set trainer.max_epochs, trainer.max_steps or trainer.max_time; all are unlimited")
         if self.matmul_precision is not None:
             _one_of("trainer.matmul_precision", self.matmul_precision, ("highest", "high", "medium"))
+        if self.threads is not None:
+            _positive_int("trainer.threads", self.threads)
         _positive_int("trainer.check_val_every_n_epoch", self.check_val_every_n_epoch)
         _positive_int("trainer.log_every_n_steps", self.log_every_n_steps)
         for name, low in (("limit_train_batches", 1), ("limit_val_batches", 0)):  # 0 validation batches: none

@@ -92,6 +92,8 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
     cx = complexity(genome, num_classes=dm.num_classes)
     if tcfg.matmul_precision is not None:
         torch.set_float32_matmul_precision(tcfg.matmul_precision)
+    if tcfg.threads is not None and torch.get_num_threads() != tcfg.threads:
+        torch.set_num_threads(tcfg.threads)
     pl.seed_everything(seed, workers=True, verbose=False)
     net = build(genome, num_classes=dm.num_classes)
     if tcfg.channels_last:
