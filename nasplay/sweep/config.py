@@ -23,7 +23,7 @@ KEEPS = ("flops", "params")
 # Prefixes a search-space parameter may carry: what part of a trial it sets.
 SPACE_PREFIXES = ("knobs.", "optim.", "data.", "trainer.")
 # Mappings whose keys are free (knob names, parameters, sampler options, arm names).
-OPEN_MAPPINGS = ("arch.knobs", "sweep.space", "sweep.options", "experiment.arms")
+OPEN_MAPPINGS = ("arch.knobs", "sweep.space", "sweep.options", "experiment.arms", "experiment.tune")
 
 
 @dataclass
@@ -164,6 +164,12 @@ class ExperimentConfig:
     trained beside a search on the same budget, once each with the first seed, before the sampled
     trials and never pruned (``{name: {arch: NAME, knobs: {...}}}``, arch defaulting to the name;
     ``arch.knobs`` do not apply to them); their arms are ``classic NAME``.
+
+    ``tune`` gives every arm the same chance: a grid of settings tuned per arm (``{optim.lr: [0.01, 0.1]}``,
+    keys ``optim.*`` / ``trainer.*`` / ``data.*``), each value trained with each of ``tune_seeds`` (seeds the
+    comparison does not use) and judged by the study's first objective on the validation split; each
+    arm's final seeds then train with its best value. ``budgets`` runs the comparison at several
+    training budgets, multiples of ``trainer.max_epochs`` (tuning runs at the first).
     """
 
     name: str = "${arch.name}"
@@ -179,6 +185,9 @@ class ExperimentConfig:
     tol: float = 0.02
     space: str | None = None
     classics: dict[str, Any] | None = None
+    tune: dict[str, Any] = field(default_factory=dict)
+    tune_seeds: list[int] = field(default_factory=lambda: [100, 101])
+    budgets: list[float] = field(default_factory=list)
 
     def check(self) -> ExperimentConfig:
         if not self.name or "/" in self.name:
@@ -202,6 +211,22 @@ class ExperimentConfig:
                 raise ValueError(f"experiment.arms.{name} must be a mapping with 'arch' and/or 'knobs', got {arm!r}")
         if self.kind is not None and self.kind not in EXPERIMENT_KINDS:
             raise ValueError(f"experiment.kind must be one of {list(EXPERIMENT_KINDS)} or null, got {self.kind!r}")
+        for name, values in self.tune.items():
+            if not name.startswith(("optim.", "trainer.", "data.")):
+                raise ValueError(f"experiment.tune.{name}: a tuned setting is optim.*, trainer.* or data.* (e.g. optim.lr)")
+            if not isinstance(values, (list, tuple)) or not values:
+                raise ValueError(f"experiment.tune.{name}: a non-empty list of values to try, got {values!r}")
+        if self.tune:
+            for s in self.tune_seeds:
+                _int_at_least("experiment.tune_seeds[]", s, 0)
+            if not self.tune_seeds or set(self.tune_seeds) & set(self.seeds):
+                raise ValueError(f"experiment.tune_seeds must be seeds the comparison does not use: {list(self.tune_seeds)} "
+                                 f"vs experiment.seeds {list(self.seeds)}")
+        for b in self.budgets:
+            if isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0:
+                raise ValueError(f"experiment.budgets: each budget is a positive multiple of trainer.max_epochs, got {b!r}")
+        if len(set(self.budgets)) != len(self.budgets):
+            raise ValueError(f"experiment.budgets must not repeat a budget, got {list(self.budgets)}")
         for name, arm in (self.classics or {}).items():
             if arm is not None and (not isinstance(arm, dict) or set(arm) - {"arch", "knobs"}):
                 raise ValueError(f"experiment.classics.{name} must be null or a mapping with 'arch' and/or 'knobs', got {arm!r}")
@@ -228,6 +253,9 @@ class NasplayConfig:
             part.check()
         if not self.study or "/" in self.study:
             raise ValueError(f"study must be a non-empty name without '/', got {self.study!r}")
+        if (self.experiment.tune or self.experiment.budgets) and self.sweep.sampler != "grid":
+            raise ValueError("experiment.tune and experiment.budgets run a grid of arms x seeds (sweep=grid), "
+                             f"not sweep.sampler={self.sweep.sampler}")
         if self.trainer.distributed and (not self.sweep.storage or self.sweep.storage.endswith(".journal")):
             raise ValueError("trainer: a DDP trial (trainer.strategy=ddp*, trainer.devices>1) needs an RDB sweep.storage "
                              "(sqlite:///PATH.db, postgresql://...): its pruning decision reaches the study through it")

@@ -107,15 +107,42 @@ def open_study(plan: Plan) -> Any:
 
 
 def grid_points(plan: Plan) -> list[dict[str, Any]] | None:
-    """The grid's points in run order: seed-major, so a study stopped half-way has every arm equally often."""
+    """The grid's points in run order: seed-major, so a study stopped half-way has every arm equally often.
+
+    A tuned experiment runs its tuning points first (each arm with each value on ``tune_seeds``), then the
+    comparison (each arm on ``seeds``, at its tuned value); with ``budgets``, the comparison runs once per
+    budget, the smallest first.
+    """
     from nasplay.sweep.trial import choices
 
     grid = plan.grid
     if grid is None:
         return None
-    names = ["seed", *[k for k in grid if k != "seed"]]
-    axes = [choices(list(grid[n]))[0] for n in names]
-    return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+    exp = plan.cfg.experiment
+    tuned = list(exp.tune)
+    base = [k for k in grid if k not in ("seed", "stage", "budget", *tuned)]
+
+    def product(seeds: list[Any], extra: list[str]) -> list[dict[str, Any]]:
+        names = ["seed", *base, *extra]
+        axes = [seeds, *(choices(list(grid[n]))[0] for n in (*base, *extra))]
+        return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
+
+    if not exp.tune and not exp.budgets:
+        return product(list(grid["seed"]), [])
+    budget = (lambda b: {"budget": b}) if exp.budgets else (lambda b: {})
+    points = [{**p, "stage": "tune", **budget(plan.budgets[0])} for p in product(list(exp.tune_seeds), tuned)] if tuned else []
+    for b in plan.budgets:
+        points += [{**p, **({"stage": "final"} if tuned else {}), **budget(b)} for p in product(list(exp.seeds), [])]
+    return points
+
+
+def _claimable(plan: Plan, pending: list[dict[str, Any]], trials: list[Any]) -> list[dict[str, Any]]:
+    """Pending points that can start now: an arm's comparison waits until its tuning trials are all settled."""
+    if not plan.cfg.experiment.tune:
+        return pending
+    unsettled = {p.get("arm") for p in pending if p.get("stage") == "tune"}
+    unsettled |= {t.params.get("arm") for t in trials if t.params.get("stage") == "tune" and t.state.name in ("RUNNING", "WAITING")}
+    return [p for p in pending if p.get("stage") != "final" or p.get("arm") not in unsettled]
 
 
 def planned_total(plan: Plan, points: list[dict[str, Any]] | None) -> int | None:
@@ -194,9 +221,10 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                     stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
                 elif points is not None:
                     pending = _pending(plan, points, trials, attempted)
-                    if pending or waiting:
-                        point = pending[0] if not waiting else None
-                    elif running:
+                    ready = _claimable(plan, pending, trials)
+                    if ready or waiting:
+                        point = ready[0] if not waiting else None
+                    elif running or pending:
                         wait = f"the grid's other {running} point(s) are running"
                     else:
                         stopped, complete = f"every grid point has a finished trial ({len(points)} points)", True
@@ -262,12 +290,11 @@ def _key(point: dict[str, Any]) -> tuple:
 
 def _pending(plan: Plan, points: list[dict[str, Any]], trials: list[Any], attempted: set[tuple]) -> list[dict[str, Any]]:
     """Grid points still to run: none of their trials finished, is running or waiting, or failed for good."""
+    shapes = {tuple(sorted(p)) for p in points}  # a tuned grid has two: tuning points carry the tuned settings
     taken: set[tuple] = set()
     for t in trials:
-        if not all(k in t.params for k in points[0]):
-            continue
         if holds_its_point(t, plan.cfg.sweep.retry_failed):
-            taken.add(_key({k: t.params[k] for k in points[0]}))
+            taken.update(_key({k: t.params[k] for k in shape}) for shape in shapes if all(k in t.params for k in shape))
     return [p for p in points if _key(p) not in taken and _key(p) not in attempted]
 
 

@@ -19,6 +19,8 @@ from nasplay.space.knobs.parse import format_value
 from nasplay.sweep.config import NasplayConfig
 from nasplay.track.secrets import mask
 
+# A tuned experiment's two kinds of trial: per-arm tuning on tune_seeds, then the comparison on seeds.
+STAGES = ("tune", "final")
 # Parts of the config that do not change what a trial computes: a study may resume with other values
 # (more seeds included; other arms are another study, as Optuna cannot widen a categorical parameter).
 FREE_KEYS = (
@@ -60,13 +62,24 @@ class Plan:
     @property
     def grid(self) -> dict[str, list[Any]] | None:
         """The grid sampler's search space, or ``None`` when the study samples (not a grid)."""
-        sw = self.cfg.sweep
+        sw, exp = self.cfg.sweep, self.cfg.experiment
         if sw.sampler != "grid":
             return None
         grid = {"arm": [a.name for a in self.arms]} if not sw.space or len(self.arms) > 1 else {}
         grid.update({k: list(v) for k, v in sw.space.items()})
-        grid.setdefault("seed", list(self.cfg.experiment.seeds))
+        grid.setdefault("seed", list(exp.seeds))
+        if exp.tune:  # tuning trials first (their own seeds, each value), then the comparison
+            grid["seed"] = [*exp.tune_seeds, *grid["seed"]]
+            grid["stage"] = list(STAGES)
+            grid.update({k: list(v) for k, v in exp.tune.items()})
+        if exp.budgets:
+            grid["budget"] = list(exp.budgets)
         return grid
+
+    @property
+    def budgets(self) -> list[float]:
+        """The training budgets, multiples of ``trainer.max_epochs`` (``[1.0]`` unless the experiment varies it)."""
+        return [float(b) for b in self.cfg.experiment.budgets] or [1.0]
 
     @property
     def identity(self) -> dict[str, Any]:
@@ -255,6 +268,13 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
             for v in values:
                 resolve_genome(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
                                tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}", base=c.arch.knobs)
+    for name in c.experiment.tune:
+        prefix, _, rest = name.partition(".")
+        allowed = [f.name for f in dataclasses.fields(fields[prefix])]
+        if rest not in allowed:
+            raise ValueError(f"experiment.tune.{name}: {prefix} has no field {rest!r}; allowed: {allowed}")
+        if name in c.sweep.space:
+            raise ValueError(f"experiment.tune.{name}: also in sweep.space; tune it or sweep it, not both")
     knob = c.experiment.knob
     if knob and f"knobs.{knob}" in c.sweep.space:  # a sampled value would overwrite the arm's
         raise ValueError(f"sweep.space.knobs.{knob}: {knob} is the knob under study (its arms are experiment.values); "

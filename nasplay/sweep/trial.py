@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import json
 import math
 import shutil
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nasplay.space.knobs.parse import format_value
-from nasplay.sweep.plan import Plan, resolve_genome, trial_key
+from nasplay.sweep.plan import STAGES, Plan, resolve_genome, trial_key
 
 if TYPE_CHECKING:
     import optuna
@@ -42,6 +43,9 @@ class TrialSpec:
     seed: int
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"optim": {"lr": 0.1}, ...}
     classic: bool = False  # a network trained beside a search (experiment.classics): never pruned
+    stage: str = ""  # a tuned experiment's "tune" or "final" trial
+    budget: float = 1.0  # trainer.max_epochs times this
+    tuned: dict[str, Any] = field(default_factory=dict)  # a final trial's settings chosen by its arm's tuning
 
     @property
     def key(self) -> str:
@@ -87,9 +91,27 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         base = plan.arm(trial.suggest_categorical("arm", [a.name for a in plan.arms]))
     else:
         base = plan.arms[0]
+    stage, budget, tuned = "", 1.0, {}
+    if plan.grid is not None and c.experiment.tune:
+        stage = trial.suggest_categorical("stage", list(STAGES))
+        if stage == "tune":
+            for name, values in c.experiment.tune.items():
+                labels, back = choices(list(values))
+                tuned[name] = back[trial.suggest_categorical(name, labels)]
+        else:
+            tuned = tuned_values(trial.study, plan, base.name)
+    if plan.grid is not None and c.experiment.budgets:
+        budget = float(trial.suggest_float("budget", 0.0, 1e6))
+    overrides: dict[str, dict[str, Any]] = {}
+    for name, v in tuned.items():
+        prefix, _, rest = name.partition(".")
+        overrides.setdefault(prefix, {})[rest] = v
+    if budget != 1.0:
+        overrides.setdefault("trainer", {})["max_epochs"] = max(1, round(c.trainer.max_epochs * budget))
+    extra = {"stage": stage, "budget": budget, "tuned": tuned if stage == "final" else {}}
     if not space:
-        return TrialSpec(base.name, base.arch, dict(base.knobs), int(seed))
-    arch, knobs, overrides = base.arch, dict(base.knobs), {}
+        return TrialSpec(base.name, base.arch, dict(base.knobs), int(seed), overrides, **extra)
+    arch, knobs = base.arch, dict(base.knobs)
     label: list[str] = [base.name] if len(plan.arms) > 1 else []
     for name, spec in space.items():
         if isinstance(spec, (list, tuple)):
@@ -116,7 +138,31 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     # Several arms crossed with a sampled space are populations (design spaces): a trial belongs to its arm,
     # its point is in the param.* columns. A grid's cells, and a single arm's trials, are named by their point.
     population = len(plan.arms) > 1 and plan.grid is None
-    return TrialSpec(base.name if population else " ".join(label) or base.name, arch, knobs, int(seed), overrides)
+    return TrialSpec(base.name if population else " ".join(label) or base.name, arch, knobs, int(seed), overrides, **extra)
+
+
+def tuned_values(study: optuna.Study, plan: Plan, arm: str) -> dict[str, Any]:
+    """An arm's best ``experiment.tune`` setting: the best mean of the study's first objective over the tuning
+    seeds (validation split); a tuning trial that diverged, was pruned or failed for good counts as the worst
+    value; ties go to the setting listed first."""
+    exp, sweep = plan.cfg.experiment, plan.cfg.sweep
+    names = list(exp.tune)
+    backs = [choices(list(exp.tune[n])) for n in names]
+    maximize = sweep.directions_resolved[0] == "maximize"
+    worst = -math.inf if maximize else math.inf
+    scores: dict[tuple, list[float]] = {combo: [] for combo in itertools.product(*(labels for labels, _ in backs))}
+    for t in study.get_trials(deepcopy=False):
+        if t.params.get("stage") != "tune" or t.params.get("arm", arm) != arm:
+            continue
+        if t.state.name == "FAIL" and t.user_attrs.get("retry"):
+            continue  # interrupted or stale: its retry stands for it
+        combo = tuple(t.params.get(n) for n in names)
+        if combo in scores:
+            ok = t.state.name == "COMPLETE" and t.values and math.isfinite(t.values[0])
+            scores[combo].append(float(t.values[0]) if ok else worst)
+    means = {combo: (sum(v) / len(v) if v else worst) for combo, v in scores.items()}
+    best = max(means, key=lambda k: means[k]) if maximize else min(means, key=lambda k: means[k])
+    return {n: back[label] for n, (_, back), label in zip(names, backs, best)}
 
 
 class TrialRunner:
@@ -167,7 +213,10 @@ class TrialRunner:
             genome = self.genome(spec, dm)
             cx = complexity(genome, num_classes=dm.num_classes)
             attrs = {"arm": spec.arm, "arch": spec.arch, "knobs": spec.knobs, "seed": spec.seed, "genome_hash": genome.hash,
-                     "params": int(cx.params), "flops": int(cx.flops)}
+                     "params": int(cx.params), "flops": int(cx.flops),
+                     **({"stage": spec.stage} if spec.stage else {}),
+                     **({"budget": spec.budget} if self.plan.cfg.experiment.budgets else {}),
+                     **({"tuned": spec.tuned} if spec.tuned else {})}
             for k, v in attrs.items():
                 trial.set_user_attr(k, v)
             _save_genome(study_dir, genome)

@@ -1,0 +1,80 @@
+"""Per-arm tuning (experiment.tune) and several training budgets (experiment.budgets) in one study.
+
+Tuning trials run first on seeds the comparison does not use; each arm's comparison trials then train with
+the value that arm's tuning chose (best mean validation accuracy); with budgets the comparison repeats at
+each multiple of trainer.max_epochs. All of it is ordinary trials of one study: parallel, resumable.
+"""
+
+from __future__ import annotations
+
+import io
+from collections import Counter, defaultdict
+from pathlib import Path
+
+import optuna
+import pytest
+from rich.console import Console
+
+from nasplay.sweep.results import read_csv
+from nasplay.sweep.runner import run_study
+from nasplay.sweep.storage import make_storage
+
+STUDY = ("arch=lenet5_common", "data.limit=320", "data.batch_size=32", "trainer.max_epochs=1", "sweep=grid",
+         "experiment.knob=activation", "experiment.values=[relu, tanh]", "experiment.seeds=[0]",
+         "experiment.name=tuned", "logger=none", "progress=false",
+         "experiment.tune={optim.lr: [0.002, 0.1]}", "experiment.tune_seeds=[7]", "experiment.budgets=[1, 2]")
+
+
+def test_each_arm_is_tuned_on_its_own_seeds_then_compared_at_every_budget(compose, tmp_path):
+    cfg = compose(*STUDY, f"runs_dir={tmp_path}", "sweep.workers=2")
+    buf = io.StringIO()
+    result = run_study(cfg, console=Console(file=buf, width=200))
+    assert result.complete and result.counts["COMPLETE"] == 8, buf.getvalue()
+    study_dir = Path(result.study_dir)
+    trials = optuna.load_study(study_name="tuned", storage=make_storage(None, study_dir)).get_trials()
+
+    tune = [t for t in trials if t.params["stage"] == "tune"]
+    final = [t for t in trials if t.params["stage"] == "final"]
+    assert Counter((t.params["arm"], t.params["optim.lr"], t.params["seed"]) for t in tune) == Counter(
+        {(a, lr, 7): 1 for a in ("activation=relu", "activation=tanh") for lr in (0.002, 0.1)})
+    assert Counter((t.params["arm"], t.params["budget"], t.params["seed"]) for t in final) == Counter(
+        {(a, b, 0): 1 for a in ("activation=relu", "activation=tanh") for b in (1.0, 2.0)})
+    assert all(t.params["budget"] == 1.0 for t in tune)  # tuning runs at the first budget
+
+    scores = defaultdict(dict)
+    for t in tune:
+        scores[t.params["arm"]][t.params["optim.lr"]] = t.value  # the objective: validation accuracy
+    for t in final:
+        arm = t.params["arm"]
+        best = max(scores[arm], key=lambda lr: scores[arm][lr])
+        assert t.user_attrs["tuned"] == {"optim.lr": best}
+        last_tune = max(x.datetime_complete for x in tune if x.params["arm"] == arm)
+        assert t.datetime_start >= last_tune  # an arm is compared only once its tuning is done
+        assert t.user_attrs["metrics"]["epochs"] == t.params["budget"]  # budget 2 = twice trainer.max_epochs
+
+    rows = read_csv(study_dir / "results.csv")
+    assert {r["stage"] for r in rows} == {"tune", "final"}
+    by_number = {int(r["number"]): r for r in rows}
+    for t in final:
+        r = by_number[t.number]
+        assert float(r["tuned.optim.lr"]) == t.user_attrs["tuned"]["optim.lr"] and float(r["budget"]) == t.params["budget"]
+    for t in tune:
+        assert float(by_number[t.number]["param.optim.lr"]) == t.params["optim.lr"] and by_number[t.number]["tuned.optim.lr"] == ""
+
+    again = run_study(compose(*STUDY, f"runs_dir={tmp_path}"), console=Console(file=io.StringIO(), width=200))
+    assert again.ran == 0 and again.complete  # resumed: nothing to add
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("experiment.tune_seeds=[0]", "experiment.tune_seeds must be seeds the comparison does not use"),
+    ("experiment.tune={optim.lrr: [0.1]}", "experiment.tune.optim.lrr: optim has no field 'lrr'"),
+    ("experiment.tune={model.lr: [0.1]}", "experiment.tune.model.lr: a tuned setting is optim.*, trainer.* or data.*"),
+    ("experiment.budgets=[1, 0]", "experiment.budgets: each budget is a positive multiple"),
+    ("sweep=tpe", "experiment.tune and experiment.budgets run a grid"),
+])
+def test_bad_tuning_settings_are_named_before_anything_trains(compose, tmp_path, bad, message):
+    from nasplay.sweep.plan import make_plan
+
+    with pytest.raises(ValueError, match=message.replace("*", r"\*").replace("(", r"\(").replace(")", r"\)")):
+        make_plan(compose(*STUDY, f"runs_dir={tmp_path}", bad))
+    assert not (tmp_path / "tuned").exists()
