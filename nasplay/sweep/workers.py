@@ -166,10 +166,13 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     os.environ["OMP_NUM_THREADS"] = str(threads)
     if device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = device
+    import optuna
     import torch
     from rich.console import Console
 
     from nasplay.sweep.loop import open_study, run_loop
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     from nasplay.sweep.plan import make_plan
 
     torch.set_num_threads(threads)
