@@ -49,6 +49,31 @@ def test_every_innovation_has_an_experiment():
         assert f"python -m nasplay experiment={name}" in text and "data=cifar10" in text and "minutes" in text, name
 
 
+HELD = sorted(n for n in EXPERIMENTS if "\n  keep: flops" in (CONF / f"{n}.yaml").read_text()
+              or "\n  keep: params" in (CONF / f"{n}.yaml").read_text())
+
+
+@pytest.mark.parametrize("name", HELD)
+def test_equal_compute_holds_for_the_networks_as_trained(compose, name, tmp_path):
+    """keep=flops|params is measured on each arm exactly as it trains (the data's classes and input): every arm
+    is within tol of the baseline, and study.json records what each arm has."""
+    from nasplay.complexity import complexity, measure
+
+    plan = make_plan(compose(f"experiment={name}", f"runs_dir={tmp_path}"))
+    keep, tol = plan.cfg.experiment.keep, plan.cfg.experiment.tol
+    manifest = plan.manifest()
+    arms = {a.name: a for a in manifest.arms}
+    base = arms[manifest.baseline]
+    assert manifest.keep == keep
+    for name_, a in arms.items():
+        g = plan.genomes[name_]
+        cx = complexity(g)
+        assert g.classes == 10 and (g.input.channels, g.input.size) == (1, 16)  # the digits, as trained
+        assert (a.params, a.flops) == (cx.params, cx.flops)
+        held = measure(g, keep) / measure(plan.genomes[base.name], keep)
+        assert abs(held - 1) <= tol, (name_, held)
+
+
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_defaults(compose, name):
     """The default budget: >= 3 seeds, the embedded data, every arm's network valid (checked by make_plan)."""
