@@ -24,7 +24,8 @@ __all__ = ["TrialDiverged", "adapt", "fit", "make_trainer"]
 LAST = "last.ckpt"
 # Always present in what fit returns (NaN when a phase did not run or a target was not reached).
 METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best", "test/loss", "test/acc", "imgs_per_sec",
-               "wall_time", "train_time", "epochs", "steps", "epochs_to_target", "steps_to_target", "params", "flops")
+               "wall_time", "train_time", "epochs", "steps", "epochs_to_target", "steps_to_target_train", "steps_to_target",
+               "params", "flops")
 
 
 def adapt(genome: Genome | str, dm: NasplayDataModule) -> Genome:
@@ -147,6 +148,7 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
         "steps": float(steps),
         "epochs_to_target": module.epochs_to_target,
         "steps_to_target": module.steps_to_target,
+        "steps_to_target_train": module.steps_to_target_train,
         "params": float(cx.params),
         "params_aux": float(cx.params_aux),
         "flops": float(cx.flops),

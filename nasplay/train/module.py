@@ -8,6 +8,7 @@ costs no host synchronisation (the loss is checked for NaN/inf every step on a C
 
 from __future__ import annotations
 
+import collections
 import inspect
 import math
 import time
@@ -53,10 +54,12 @@ class LitClassifier(pl.LightningModule):
         self.nan_check_every = nan_check_every
         # progress that must survive a resume (saved in the checkpoint)
         self.val_acc_best = NAN
-        self.epochs_to_target = NAN
+        self.epochs_to_target = NAN  # training epochs (fractional: step resolution) to target_train_error
+        self.steps_to_target_train = NAN
         self.steps_to_target = NAN
         self.last: dict[str, float] = {}  # the latest value of every epoch metric
         self.epoch_times: list[tuple[int, float]] = []  # (training images, seconds) per epoch
+        self._window: collections.deque = collections.deque()  # (correct, n) of the latest training batches
         self._sums: dict[str, torch.Tensor] = {}
         self._counts: dict[str, int] = {}
         self._t0 = 0.0
@@ -97,8 +100,11 @@ class LitClassifier(pl.LightningModule):
             main_sum.add_(loss.detach(), alpha=n)
             if total is not loss:
                 total_sum.add_(total.detach(), alpha=n)
-            correct.add_((logits.argmax(1) == y).sum())
+            hits = (logits.argmax(1) == y).sum()
+            correct.add_(hits)
             self._counts["train"] += n
+            if self.target_train_error is not None and math.isnan(self.epochs_to_target):
+                self._track_train_error(hits, n)
         if self.device.type == "cpu":  # reading a CPU scalar costs no device sync
             bad = not math.isfinite(total.item())
         else:
@@ -107,6 +113,23 @@ class LitClassifier(pl.LightningModule):
         if bad:
             raise TrialDiverged(f"training loss is {total.item()} at epoch {self.current_epoch}, step {self.global_step}")
         return total
+
+    def _track_train_error(self, hits: torch.Tensor, n: int) -> None:
+        """Time to the training-error target at step resolution: the error over the latest quarter epoch of
+        batches, checked after every step (on a GPU every 25th, to spare a device sync a step)."""
+        self._window.append((hits, n))
+        per_epoch = self.trainer.num_training_batches
+        size = max(1, int(per_epoch) // 4) if per_epoch not in (None, float("inf")) else 1
+        while len(self._window) > size:
+            self._window.popleft()
+        step = self.global_step + 1
+        if len(self._window) < size or (self.device.type != "cpu" and step % 25):
+            return
+        seen = sum(k for _, k in self._window)
+        error = 1 - float(sum(h for h, _ in self._window)) / seen
+        if error <= self.target_train_error:
+            self.epochs_to_target = step / float(per_epoch) if per_epoch not in (None, float("inf")) else NAN
+            self.steps_to_target_train = float(step)
 
     def _end_train_timer(self) -> None:
         if not self._timed:
@@ -132,8 +155,6 @@ class LitClassifier(pl.LightningModule):
         metrics = {"train/loss": _ratio(loss, n), "train/acc": acc, "train/imgs_per_sec": images / max(seconds, 1e-9)}
         if self.aux_weights:
             metrics["train/loss_total"] = _ratio(total, n)
-        if self.target_train_error is not None and math.isnan(self.epochs_to_target) and 1 - acc <= self.target_train_error:
-            self.epochs_to_target = float(self.current_epoch + 1)
         self._log(metrics)
 
     # --- evaluation -----------------------------------------------------------------------------
@@ -201,7 +222,7 @@ class LitClassifier(pl.LightningModule):
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state: dict[str, Any] = {
             "val_acc_best": self.val_acc_best, "epochs_to_target": self.epochs_to_target,
-            "steps_to_target": self.steps_to_target, "last": dict(self.last),
+            "steps_to_target": self.steps_to_target, "steps_to_target_train": self.steps_to_target_train, "last": dict(self.last),
             "epoch_times": [list(t) for t in self.epoch_times],
             # the global RNG drives dropout: restoring it makes a resumed trial equal an uninterrupted one
             "rng": torch.get_rng_state(),
@@ -215,6 +236,7 @@ class LitClassifier(pl.LightningModule):
         self.val_acc_best = state.get("val_acc_best", NAN)
         self.epochs_to_target = state.get("epochs_to_target", NAN)
         self.steps_to_target = state.get("steps_to_target", NAN)
+        self.steps_to_target_train = state.get("steps_to_target_train", NAN)
         self.last = dict(state.get("last", {}))
         self.epoch_times = [(int(n), float(s)) for n, s in state.get("epoch_times", [])]
         if "rng" in state:
