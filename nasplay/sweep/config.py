@@ -182,6 +182,7 @@ class ExperimentConfig:
     baseline: str | None = None
     seeds: list[int] = field(default_factory=lambda: [0])
     keep: str | None = None
+    keep_to: str | None = None  # the arm every other arm's compute is solved to (default: each arm's base network)
     tol: float = 0.02
     space: str | None = None
     classics: dict[str, Any] | None = None
@@ -200,6 +201,8 @@ class ExperimentConfig:
             raise ValueError(f"experiment.seeds must not repeat a seed, got {list(self.seeds)}")
         if self.keep is not None and self.keep not in KEEPS:
             raise ValueError(f"experiment.keep must be one of {list(KEEPS)} or null, got {self.keep!r}")
+        if self.keep_to is not None and self.keep is None:
+            raise ValueError(f"experiment.keep_to={self.keep_to} solves arms to that arm's compute: set experiment.keep=flops|params")
         if self.knob is None and self.values:
             raise ValueError("experiment.values is set but experiment.knob is not: name the knob the values are for")
         if self.knob is not None and not self.values:

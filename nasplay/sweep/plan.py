@@ -93,6 +93,19 @@ class Plan:
             node.pop(last, None)
         return d
 
+    def arm_genome(self, name: str, knobs: dict[str, Any], data_shape: tuple[int, int, int]) -> Any:
+        """The genome arm ``name`` trains with ``knobs`` on data of ``data_shape``: with ``experiment.keep``, its
+        widths re-solved to its base network's compute, or to the ``experiment.keep_to`` arm's."""
+        exp = self.cfg.experiment
+        arm = self.arm(name)
+        reference = None
+        if exp.keep is not None and exp.keep_to is not None and name != exp.keep_to:
+            ref = self.arm(exp.keep_to)
+            reference = self.arm_genome(ref.name, ref.knobs, data_shape)
+        keep = exp.keep if exp.keep_to is None or name != exp.keep_to else None
+        return resolve_genome(arm.arch, knobs, data_shape, keep=keep, tol=exp.tol, where=f"arm {name!r}",
+                              base=self.cfg.arch.knobs, reference=reference)
+
     def manifest(self) -> Manifest:
         """What the report needs to know about this study (written as ``study.json``)."""
         from nasplay.complexity import complexity
@@ -164,8 +177,10 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         dm = make_datamodule(c.data)
         data_shape = (dm.channels, dm.size, dm.num_classes)
     exp = c.experiment
-    genomes = {arm.name: resolve_genome(arm.arch, arm.knobs, data_shape, keep=exp.keep, tol=exp.tol, where=f"arm {arm.name!r}",
-                                        base=c.arch.knobs) for arm in arms}
+    if exp.keep_to is not None and exp.keep_to not in [a.name for a in arms]:
+        raise ValueError(f"experiment.keep_to: {exp.keep_to!r} is not an arm; arms: {[a.name for a in arms]}")
+    plan = Plan(c, arms, Path(c.runs_dir) / exp.name / c.study, {})
+    genomes = {arm.name: plan.arm_genome(arm.name, arm.knobs, data_shape) for arm in arms}
     classics = classic_arms(c)
     for arm in classics:
         genomes[arm.name] = resolve_genome(arm.arch, arm.knobs, data_shape,
@@ -177,9 +192,9 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
     from omegaconf import OmegaConf
 
-    resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
-    study_dir = Path(c.runs_dir) / exp.name / c.study
-    return Plan(c, arms, study_dir, resolved, classics, genomes)
+    plan.resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
+    plan.classics, plan.genomes = classics, genomes
+    return plan
 
 
 def experiment_arms(c: NasplayConfig) -> list[Arm]:
@@ -217,16 +232,17 @@ def classic_arms(c: NasplayConfig) -> list[Arm]:
 
 
 def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
-                   tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None) -> Any:
+                   tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None, reference: Any = None) -> Any:
     """The genome a trial trains: the zoo network with the knobs, fitted to the data's input and classes.
 
     The classes are set first, so that ``keep`` measures every genome as it will train (a 10-class head,
     not the zoo's 1000). With ``keep``, the knobs an arm shares with ``base`` (``arch.knobs``: a smaller
     width or depth for a CPU budget) size the reference network first; the arm's own knobs then apply
     with its widths re-solved to that reference's FLOPs or params at the data's input. Knob values go
-    through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values.
+    through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values. With a
+    ``reference`` genome (another network: ``experiment.keep_to``), the widths are solved to its compute.
     """
-    from nasplay.complexity import apply
+    from nasplay.complexity import apply, measure
     from nasplay.space.zoo import get_genome
 
     channels, size, classes = data_shape
@@ -240,10 +256,15 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
             kw = {k: v for k, v in kw.items() if k not in shared}
         if (g.input.channels, g.input.size) != (channels, size):
             kw.setdefault("input", f"{channels}x{size}")  # the input knob applies last, after the others
-        if keep is not None:
+        if keep is not None and reference is None:
             kw.update(keep=keep, tol=tol)
         if kw:
             g = apply(g, **kw)
+        if keep is not None and reference is not None:
+            from nasplay.space.knobs.widths import solve
+            from nasplay.space.validate import validate
+
+            g = validate(solve(g, reference, keep, tol, measure).replace(name=f"{g.name}+keep={keep}"))
     except ValueError as e:
         raise ValueError(f"{prefix}{e}") from None
     return g

@@ -186,12 +186,16 @@ class TrialRunner:
         return self._data[key]
 
     def genome(self, spec: TrialSpec, dm: Any) -> Any:
-        exp = self.plan.cfg.experiment
-        key = json.dumps([spec.arch, spec.knobs, dm.channels, dm.size, dm.num_classes], sort_keys=True, default=str)
+        key = json.dumps([spec.arm, spec.arch, spec.knobs, dm.channels, dm.size, dm.num_classes], sort_keys=True, default=str)
         if key not in self._genomes:
-            self._genomes[key] = resolve_genome(spec.arch, spec.knobs, (dm.channels, dm.size, dm.num_classes),
-                                                keep=exp.keep, tol=exp.tol, where=f"arm {spec.arm!r}",
-                                                base=self.plan.cfg.arch.knobs)
+            shape = (dm.channels, dm.size, dm.num_classes)
+            if any(a.name == spec.arm for a in self.plan.arms) and spec.arch == self.plan.arm(spec.arm).arch:
+                self._genomes[key] = self.plan.arm_genome(spec.arm, spec.knobs, shape)
+            else:  # a sampled network (sweep.space over arch) or a classic: no reference arm
+                exp = self.plan.cfg.experiment
+                keep = exp.keep if not spec.classic else None
+                self._genomes[key] = resolve_genome(spec.arch, spec.knobs, shape, keep=keep, tol=exp.tol,
+                                                    where=f"arm {spec.arm!r}", base=self.plan.cfg.arch.knobs)
         return self._genomes[key]
 
     def run(self, trial: optuna.Trial, spec: TrialSpec) -> Outcome:
