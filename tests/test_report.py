@@ -300,13 +300,17 @@ def test_report_tables_verdicts_and_figures(ablation):
     assert md == d / "report.md"
     text = md.read_text()
     assert "metric: `test/acc`" in text and "baseline: `skip=none` (experiment.baseline (study.json))" in text
-    # Per arm: n, mean, std, 95% t-interval (t(0.975, 2) = 4.303), params, FLOPs; pruned and failed trials counted apart.
-    assert "| skip=identity | 3 | 82.00 | 2.00 | 77.03 – 86.97 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
-    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 72.03 – 81.97 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
-    assert "- skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), large effect (g=1.99)" in text
-    assert "- no significant difference from skip=none at n=3 (Δ=+4.0 points" in text
-    assert "| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 1.99 | large | 3.06 (4.0) | 0.038 | 0.100 | yes |" in text
-    assert "### epochs_to_target (lower is better)" in text
+    # Per arm: n, mean, std, 95% interval on the logit scale (t(0.975, 2) = 4.303, inside 0-100%), the minimum detectable
+    # effect, params, FLOPs; pruned and failed trials counted apart.
+    assert "| skip=identity | 3 | 82.00 | 2.00 | 76.49 – 86.45 | 6.14 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
+    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 71.66 – 81.59 | 6.14 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
+    # Two comparisons, one family: Holm doubles the smaller p (0.038 -> 0.075), so identity is no longer shown better.
+    assert ("- skip=identity: no significant difference from skip=none at n=3 (Δ=+5.0 points, 95% CI 0.5 to 9.5, p=0.038, welch, "
+            "Holm-adjusted p=0.075 over 2 comparisons); no equivalence margin stated — inconclusive") in text
+    assert "- skip=projection: no significant difference from skip=none at n=3 (Δ=+4.0 points" in text
+    assert ("| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 1.99 (large) | 0.038 | 0.100 | 0.075 | – | – | **inconclusive** |"
+            in text)
+    assert "### epochs_to_target (lower is better; secondary)" in text and "| skip=none | 3 of 3 | 4.0 | 4, 5, 4 | – |" in text
     assert "FloatingPointError: loss is nan" in text
     figs = {p.name for p in d.iterdir() if p.suffix in (".png", ".svg")}
     assert {"learning_curves.png", "learning_curves.svg", "pareto.png", "pareto.svg", "effects.png", "effects.svg"} <= figs
@@ -328,11 +332,26 @@ def test_report_json_matches_the_hand_values(ablation):
     assert set(c) == {"skip=identity", "skip=projection"}
     assert c["skip=identity"]["welch"]["p"] == pytest.approx(t_two_sided_p_df4(0.05 / math.sqrt(0.0008 / 3)), abs=1e-9)
     assert c["skip=identity"]["permutation"]["p"] == pytest.approx(0.1)
+    # Holm over the family of two: the smaller p doubled, the larger kept (never below the one before it).
+    p_id, p_proj = c["skip=identity"]["p"], c["skip=projection"]["p"]
+    assert c["skip=identity"]["p_adjusted"] == pytest.approx(2 * p_id)
+    assert c["skip=projection"]["p_adjusted"] == pytest.approx(max(2 * p_id, p_proj))
+    assert {x["outcome"] for x in r["comparisons"]} == {"inconclusive"} and c["skip=identity"]["margin"] is None
+    # Intervals inside [0, 1]: the logit t-interval, by hand; the plain t-interval is kept beside it.
+    se = 0.02 / math.sqrt(3) / (0.82 * 0.18)
+    logit = math.log(0.82 / 0.18)
+    expit = [1 / (1 + math.exp(-(logit + k * T975_DF2 * se))) for k in (-1, 1)]
+    assert [arms["skip=identity"]["ci_low"], arms["skip=identity"]["ci_high"]] == pytest.approx(expit)
+    assert arms["skip=identity"]["t_interval"] == pytest.approx([0.770317, 0.869683], abs=1e-6)
+    # The minimum detectable effect at n = 3 per arm and s = 0.02: power 0.8 exactly there.
+    assert stats.power_t(arms["skip=identity"]["mde"], 0.02, 3, 3) == pytest.approx(0.8)
+    assert r["test_size"] is None and any("test-set size unknown" in n for n in r["notes"])
     # Pareto front of test/acc against FLOPs: the best none seed (0.79 at 1.9M) and the best identity seed (0.84 at 2.0M);
     # projection's 0.84 costs 2.2M and is dominated.
     front = r["pareto"]["flops"]["front"]
     assert [(q["arm"], q["test/acc"], q["flops"]) for q in front] == [("skip=none", 0.79, 1.9e6), ("skip=identity", 0.84, 2.0e6)]
     assert r["secondary"]["epochs_to_target"][0]["arm"] == "skip=identity"
+    assert r["secondary"]["epochs_to_target"][0]["kind"] == "censored" and r["arms"][0]["epochs_to_target"]["reached"] == 3
 
 
 def test_learning_curve_bands_are_mean_and_std_over_seeds(ablation):
@@ -363,7 +382,10 @@ def test_design_space_report_edfs(tmp_path):
     assert 0 < t["ks_normalised_flops"]["statistic"] <= 1
     lo, hi = t["mean_diff_ci"]
     assert lo < t["mean_diff"] < hi < 0  # identity's errors are lower
-    assert "skip=identity's error distribution differs from skip=none's" in text
+    assert "skip=identity's errors are lower than skip=none's — better (KS permutation p<0.001, Holm-adjusted <0.001)" in text
+    assert t["outcome"] == "better" and t["ks_permutation_p"] < 0.01 and t["ks_normalised_flops"]["permutation_p"] < 0.01
+    assert t["mean_diff_normalised_flops_ci"][0] < t["mean_diff_normalised_flops"] < t["mean_diff_normalised_flops_ci"][1] < 0
+    assert ds["populations"][0]["dkw_epsilon"] == pytest.approx(stats.dkw_epsilon(24))
     assert "## Design spaces: error EDFs" in text
     assert_png(d / "edf.png")
     assert_svg(d / "edf.svg")
@@ -445,11 +467,14 @@ def test_cli_json(ablation, tmp_path, capsys):
     from nasplay.cli import main
 
     d, _ = ablation
-    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path)]) == 0
+    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path), "--adjust", "none"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["study"] == "s0" and r["experiment"] == "ablate_skip" and r["baseline"] == "skip=none"
     assert {a["arm"]: a["n"] for a in r["arms"]} == {"skip=identity": 3, "skip=none": 3, "skip=projection": 3}
-    assert r["comparisons"][0]["verdict"].startswith("skip=identity is better than skip=none by 5.0 points")
+    # Unadjusted (--adjust none) the smaller p stands alone: identity is better (p = 0.038).
+    assert r["adjust"] == "none" and r["comparisons"][0]["outcome"] == "better"
+    assert r["comparisons"][0]["verdict"] == ("skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), "
+                                              "large effect (g=1.99)")
     assert (tmp_path / "report.md").exists() and r["report_path"] == str(tmp_path / "report.md")
 
 
@@ -465,8 +490,9 @@ def test_several_studies_side_by_side(ablation, tmp_path, capsys):
     assert "comparison:" in printed
     text = (out / "comparison.md").read_text()
     assert "| arm | ablate_skip/s0 | ablate_skip_c10/s1 |" in text
-    assert "| skip=identity | 82.00 [77.03, 86.97] (n=3) | 62.00 [57.03, 66.97] (n=3) |" in text
-    assert "| skip=projection | 81.00 [74.43, 87.57] (n=3) |  |" in text  # not in the second study: blank
+    # The logit intervals (inside 0-100%), not the t-intervals 77.03-86.97 and 57.03-66.97 of before.
+    assert "| skip=identity | 82.00 [76.49, 86.45] (n=3) | 62.00 [56.92, 66.83] (n=3) |" in text
+    assert "| skip=projection | 81.00 [73.55, 86.73] (n=3) |  |" in text  # not in the second study: blank
     assert "### ablate_skip_c10/s1" in text
     assert len(list(out.glob("*/report.md"))) == 2  # each study's own report, under --out
     assert json.loads((out / "comparison.json").read_text())["studies"][1]["experiment"] == "ablate_skip_c10"
@@ -515,7 +541,7 @@ def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
     summary = {(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
                for r in records if r.WhichOneof("record_type") == "summary" for i in r.summary.update}
     assert summary["test/acc/skip=identity/mean"] == pytest.approx(0.82)
-    assert summary["verdict/skip=identity"].startswith("skip=identity is better than skip=none")
+    assert summary["verdict/skip=identity"].startswith("no significant difference from skip=none")  # after Holm
     history = {(i.key or "/".join(i.nested_key)) for r in records if r.WhichOneof("record_type") == "history" for i in r.history.item}
     assert {"figures/pareto/path", "report/arms/path", "report/comparisons/path"} <= history
     images = list((run_dir / "files" / "media" / "images").rglob("*.png"))

@@ -244,6 +244,11 @@ def format_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}" if p < 0.1 else f"p={p:.2f}"
 
 
+def format_p_bare(p: float) -> str:
+    """``0.003``, ``<0.001`` or ``n/a``: :func:`format_p` without the ``p=``."""
+    return format_p(p).removeprefix("p=").removeprefix("p")
+
+
 def compare(arm: str, values: ArrayLike, baseline: str, baseline_values: ArrayLike, *, metric: str = "val/acc",
             higher_is_better: bool = True, alpha: float = 0.05, test: str = "welch", scale: float = 1.0,
             unit: str = "", confidence: float = 0.95, seed: int = 0, margin: float | None = None,
@@ -295,7 +300,7 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     u = f" {unit}" if unit else ""
     diff = w.diff
     sizes = f"n={c.n}" if c.n == c.n_baseline else f"n={c.n} vs {c.n_baseline}"
-    adjusted = (f", Holm-adjusted p={format_p(c.p_adjusted)[2:]} over {c.family} comparisons"
+    adjusted = (f", Holm-adjusted {format_p(c.p_adjusted)} over {c.family} comparisons"
                 if c.adjust != "none" and c.family > 1 else "")
     if c.n < 2 or c.n_baseline < 2:
         return f"not tested: {arm} has n={c.n} and {baseline} n={c.n_baseline} (at least 2 seeds each are needed)"
@@ -315,7 +320,7 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     else:
         m = f"±{_fmt(c.margin * scale)}{u}"
         inner = f"{int(round((1 - 2 * alpha) * 100))}% CI {_fmt(eq.ci_low * scale)} to {_fmt(eq.ci_high * scale)}"
-        adj = f", adjusted {format_p(tost_p)[2:]}" if c.adjust != "none" and c.family > 1 else ""
+        adj = f", adjusted {format_p_bare(tost_p)}" if c.adjust != "none" and c.family > 1 else ""
         word = "within" if c.outcome == "equivalent" else "not shown within"
         tail = f"; {word} the margin {m} ({inner}, TOST {format_p(eq.p)}{adj})"
     return (f"{head}(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale)}{u}, {ci}, {format_p(p)}, {used}{adjusted}){tail} "
@@ -724,8 +729,9 @@ def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: 
         fisher = float(sps.fisher_exact([[a.reached, a.n - a.reached], [b.reached, b.n - b.reached]]).pvalue)
     z = p = math.nan
     if a.n and b.n and a.reached + b.reached > 0:
-        r = sps.logrank(sps.CensoredData(uncensored=a.times, right=a.censored_at),
-                        sps.CensoredData(uncensored=b.times, right=b.censored_at))
+        with np.errstate(invalid="ignore", divide="ignore"):  # every time tied: no variance, p is NaN
+            r = sps.logrank(sps.CensoredData(uncensored=a.times, right=a.censored_at),
+                            sps.CensoredData(uncensored=b.times, right=b.censored_at))
         z, p = float(r.statistic), float(r.pvalue)
         if not math.isfinite(p):
             z, p = math.nan, math.nan
@@ -741,7 +747,7 @@ def censored_verdict(c: CensoredComparison, alpha: float = 0.05) -> str:
     what = c.metric.removesuffix("_to_target")
     head = (f"{c.arm}: {c.arm_summary.reached} of {c.arm_summary.n} seeds reached the target ({med(c.arm_summary)} {what}); "
             f"{c.baseline}: {c.baseline_summary.reached} of {c.baseline_summary.n} ({med(c.baseline_summary)})")
-    tests = f"log-rank {format_p(c.p)}, adjusted {format_p(c.p_adjusted)[2:]}; Fisher's exact test on the counts {format_p(c.fisher_p)}"
+    tests = f"log-rank {format_p(c.p)}, adjusted {format_p_bare(c.p_adjusted)}; Fisher's exact test on the counts {format_p(c.fisher_p)}"
     return f"{head}; {tests} — {c.outcome}"
 
 
