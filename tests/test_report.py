@@ -549,3 +549,151 @@ def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
     table = json.loads(next((run_dir / "files" / "media" / "table").rglob("arms_*.table.json")).read_text())
     assert table["columns"][:2] == ["arm", "n"] and [row[0] for row in table["data"]] == ["skip=none", "skip=identity", "skip=projection"]
     assert (run_dir / "files" / "report.md").read_text() == (d / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pre-stated outcomes, censored times, seeds that never trained, equivalence, Holm over a ladder, paired design spaces.
+
+
+def write_outcome_manifest(d: Path, experiment: str, arms: list[str], baseline: str, outcomes: dict, knob: str = "norm") -> None:
+    from nasplay.manifest import ArmEntry, Manifest
+
+    Manifest(experiment=experiment, study=d.name, kind="ablation", arms=[ArmEntry(a, "vgg11", {knob: a.split("=")[-1]}) for a in arms],
+             baseline=baseline, objectives=["val/acc"], directions=["maximize"], knob=knob, classes=10, outcomes=outcomes).write(d)
+
+
+def make_batchnorm(d: Path) -> Path:
+    """BN trains (3 of 3 reach 90% validation accuracy, at steps 80, 80, 100); without BN every seed stays at chance."""
+    d.mkdir(parents=True)
+    arms = {"norm=none": ([0.100, 0.102, 0.098], [None, None, None]), "norm=batch": ([0.970, 0.976, 0.973], [80, 80, 100])}
+    rows, curves = [], []
+    for arm, (accs, steps) in arms.items():
+        for seed, (acc, st) in enumerate(zip(accs, steps)):
+            n = len(rows)
+            rows.append({"number": n, "state": "COMPLETE", "arm": arm, "seed": seed, "test/acc": acc, "val/acc": acc,
+                         "steps_to_target": "" if st is None else st, "epochs_to_target": "" if st is None else st // 20,
+                         "steps": 120, "epochs": 6})
+            for e in range(6):  # loss 2.3 flat without BN; 1/(e+1) with it (+0.01 * seed)
+                loss = 2.3 if st is None else 1.0 / (e + 1) + 0.01 * seed
+                curves.append({"trial": n, "epoch": e, "step": 20 * (e + 1), "metric": "train/loss", "value": loss})
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc", "val/acc", "steps_to_target", "epochs_to_target",
+                                  "steps", "epochs"], rows)
+    write_csv(d / "curves.csv", ["trial", "epoch", "step", "metric", "value"], curves)
+    (d / "config.yaml").write_text("data: {name: digits, test_fraction: 0.2}\ntrainer: {max_epochs: 6, target_val_acc: 0.9}\n")
+    write_outcome_manifest(d, "ablate_batchnorm", list(arms), "norm=none",
+                           {"primary": "steps_to_target", "secondary": ["test/acc", "train/loss_auc"],
+                            "margin": {"test/acc": 1.0}, "claimed": {"test/acc": 0.5}, "source": "Ioffe & Szegedy 2015, Sec. 4.2.2"})
+    return d
+
+
+def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
+    from scipy import stats as sps
+
+    from nasplay.report.study import write_report
+
+    d = make_batchnorm(tmp_path / "ablate_batchnorm" / "s")
+    text = write_report(d, diagrams=False).read_text()
+    r = json.loads((d / "report.json").read_text())
+    assert r["metric"] == "steps_to_target" and r["outcomes"]["primary_stated"] == "steps_to_target"
+    assert r["outcomes"]["secondary"] == ["test/acc", "train/loss_auc"]
+    # The digits test split: round(0.2 * count) of each class, 359 images; chance is 1/10.
+    assert r["test_size"] == 359 and r["classes"] == 10 and "above 14.8%" in r["trained_rule"]
+    (c,) = r["comparisons"]
+    assert c["kind"] == "censored" and c["arm_summary"]["reached"] == 3 and c["baseline_summary"]["reached"] == 0
+    assert c["baseline_summary"]["censored_at"] == [120, 120, 120]  # the never-reached seeds kept, censored at their budget
+    assert c["fisher_p"] == pytest.approx(0.1)  # 3/3 vs 0/3: 2 of C(6, 3) tables
+    ref = sps.logrank(sps.CensoredData(uncensored=[80, 80, 100]), sps.CensoredData(right=[120, 120, 120]))
+    assert c["p"] == pytest.approx(ref.pvalue) and c["p_adjusted"] == pytest.approx(ref.pvalue)  # a family of one
+    assert c["outcome"] == ("better" if ref.pvalue < 0.05 else "inconclusive") and c["arm_summary"]["median"] == 80
+    assert "| norm=none | 0 of 3 | not reached by half | – | 120, 120, 120 |" in text
+    # The accuracy, secondary: in range, trained counts, margin and the claimed effect's seeds.
+    arms = {a["arm"]: a for a in r["arms"]}
+    assert arms["norm=none"]["trained"]["k"] == 0 and arms["norm=batch"]["trained"]["k"] == 3
+    assert "| seeds trained |" in text and "| 0 | 0 | 0 of 3 |" in text  # the primary is the time: the count is a column
+    for a in arms.values():
+        x = a["secondary"]["test/acc"]
+        assert 0 <= x["ci_low"] <= x["mean"] <= x["ci_high"] <= 1 and 0 <= x["bootstrap_ci"][0] <= x["bootstrap_ci"][1] <= 1
+        assert x["ci_method"] == "logit t + test-set binomial"
+    (acc,) = r["secondary"]["test/acc"]
+    assert acc["outcome"] == "better" and acc["margin_points"] == 1.0 and acc["margin"] == pytest.approx(0.01)
+    assert acc["trained"] == {"arm": [3, 3], "baseline": [0, 3], "fisher_p": pytest.approx(0.1)}
+    assert acc["claimed"]["effect"] == 0.5 and acc["claimed"]["seeds_needed"] == stats.seeds_needed(0.005, acc["effect"]["pooled_sd"])
+    # train/loss_auc from curves.csv: the mean of the per-epoch losses; BN's seed 0: (1 + 1/2 + ... + 1/6) / 6.
+    (auc,) = r["secondary"]["train/loss_auc"]
+    assert auc["mean"] == pytest.approx(sum(1 / (e + 1) + 0.01 * s for s in range(3) for e in range(6)) / 18)
+    assert auc["mean_baseline"] == pytest.approx(2.3) and auc["outcome"] == "better"
+    assert "## Outcomes" in text and "primary: `steps_to_target`" in text and "seeds per arm would detect it" in text
+    assert "| **norm=none** (baseline) | 0 | 0 of 3 reached; Kaplan-Meier median not reached by half | – | – | – |" in text
+    assert "| norm=batch | 3 | 3 of 3 reached; Kaplan-Meier median 80.0 |" in text
+    (ep,) = r["secondary"]["epochs_to_target"]  # measured, not named: analysed all the same, censored
+    assert ep["kind"] == "censored" and ep["arm_summary"]["times"] == [4, 4, 5]
+
+
+def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys):
+    from nasplay.cli import main
+    from nasplay.report.study import write_report
+
+    d = tmp_path / "ablate_pool" / "s"
+    d.mkdir(parents=True)
+    vals = {"pool=max": [0.950, 0.952, 0.951, 0.949, 0.950], "pool=avg": [0.951, 0.950, 0.952, 0.950, 0.949]}
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc"],
+              [{"number": i * 5 + s, "state": "COMPLETE", "arm": a, "seed": s, "test/acc": v}
+               for i, (a, vs) in enumerate(vals.items()) for s, v in enumerate(vs)])
+    write_outcome_manifest(d, "ablate_pool", list(vals), "pool=max", {"primary": "test/acc", "margin": {"test/acc": 1.0}}, knob="pool")
+    text = write_report(d, figures=False, diagrams=False).read_text()
+    (c,) = json.loads((d / "report.json").read_text())["comparisons"]
+    assert c["outcome"] == "equivalent" and c["margin_points"] == 1.0 and c["equivalence"]["p"] < 0.05
+    assert "within the margin ±1.0 points" in text and "**equivalent**" in text
+    # report.margin (config.yaml or --margin) overrides the experiment's: 0.01 points cannot be shown.
+    assert main(["report", str(d), "--json", "--no-figures", "--margin", "0.01", "--out", str(tmp_path / "o")]) == 0
+    (c,) = json.loads(capsys.readouterr().out)["comparisons"]
+    assert c["outcome"] == "inconclusive" and c["margin_points"] == pytest.approx(0.01)
+    (d / "config.yaml").write_text("report: {adjust: none, margin: 0.01}\n")
+    from nasplay.report.study import build_report, load_study
+
+    r = build_report(load_study(d))
+    assert r["adjust"] == "none" and r["comparisons"][0]["outcome"] == "inconclusive"
+
+
+def test_ladder_is_one_family_of_nine(tmp_path):
+    from nasplay.report.study import build_report, load_study
+
+    rungs = {f"rung{i}": [0.5 + 0.04 * i + 0.01 * s for s in range(3)] for i in range(10)}
+    lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, manifest=False)
+    write_manifest(lad, "ladder", [(r, "lenet5", {}) for r in rungs], "rung0")
+    r = build_report(load_study(lad))
+    comps = r["comparisons"]
+    assert len(comps) == 9 and {c["family"] for c in comps} == {9}
+    assert [c["p_adjusted"] for c in comps] == pytest.approx(stats.holm([c["p"] for c in comps]).tolist())
+    assert all(0 <= a["ci_low"] <= a["ci_high"] <= 1 for a in r["arms"]) and all(math.isfinite(a["mde"]) for a in r["arms"])
+
+
+def test_paired_design_space(tmp_path):
+    from scipy import stats as sps
+
+    from nasplay.report.study import write_report
+
+    d = tmp_path / "edf_skip" / "p"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    rows = []
+    for pair in range(40):  # the same sampled network with skips on and off: its own quality plus the knob's -1 point
+        flops = float(np.exp(rng.uniform(np.log(1e6), np.log(1e8))))
+        own = rng.normal(0.85, 0.03)
+        for arm, shift in (("skip=identity", 0.01), ("skip=none", 0.0)):
+            rows.append({"number": len(rows), "state": "COMPLETE", "arm": arm, "seed": 0, "pair": pair, "flops": flops,
+                         "test/acc": own + shift + rng.normal(0, 0.002)})
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "pair", "flops", "test/acc"], rows)
+    write_manifest(d, "edf_skip", [(f"skip={v}", "resnet18", {"skip": v}) for v in ("identity", "none")], "skip=none", knob="skip")
+    text = write_report(d, diagrams=False).read_text()
+    (t,) = json.loads((d / "report.json").read_text())["design_space"]["tests"]
+    pr = t["paired"]
+    assert pr["pairs"] == 40 and pr["mean_diff"] == pytest.approx(-1.0, abs=0.2)  # error in points: one lower with skips
+    err = {a: {r["pair"]: 100 * (1 - r["test/acc"]) for r in rows if r["arm"] == a} for a in ("skip=identity", "skip=none")}
+    diffs = [err["skip=identity"][k] - err["skip=none"][k] for k in range(40)]
+    assert pr["wilcoxon_p"] == pytest.approx(sps.wilcoxon(diffs).pvalue)
+    assert t["p_test"] == "paired sign-flip permutation" and t["outcome"] == "better" and pr["sign_flip_p"] < 0.001
+    # Unpaired, the architectures' spread (3 points) hides the 1-point effect from KS.
+    assert t["ks_permutation_p"] > pr["sign_flip_p"]
+    assert "40 pairs: mean paired difference" in text
+    assert_png(d / "edf.png")

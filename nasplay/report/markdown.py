@@ -55,19 +55,30 @@ def _interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
 def arms_section(report: dict[str, Any]) -> str:
     s = report["scale"]
     ci = "95% CI"
-    header = ["arm", "n", f"mean {metric_label(report)}", "std", ci, "MDE", "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
+    first = "time to target" if report["metric"] in ("epochs_to_target", "steps_to_target") else f"mean {metric_label(report)}"
+    header = ["arm", "n", first, "std", ci, "MDE", "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
+    trained_col = any(a.get("trained") and a["trained"].get("metric") != report["metric"] for a in report["arms"])
+    if trained_col:
+        header.append("seeds trained")
     rows = []
     for a in report["arms"]:
         name = f"**{a['arm']}** (baseline)" if a["baseline"] else a["arm"]
         tr = a.get("trained")
-        if tr and tr["k"] < tr["n"]:
+        tt = a.get(report["metric"]) if report["metric"] in ("epochs_to_target", "steps_to_target") else None
+        if tt:
+            # Censored: a mean of the seeds that got there would hide those that did not.
+            med = "not reached by half" if isinstance(tt["median"], float) and math.isinf(tt["median"]) else num(tt["median"], 1)
+            mean, interval = f"{tt['reached']} of {tt['n']} reached; Kaplan-Meier median {med}", "–"
+        elif tr and tr["k"] < tr["n"] and tr.get("metric") == report["metric"]:
             # A network left at chance: the count is the result, not a mean with an interval across two regimes.
             mean = f"{tr['k']} of {tr['n']} seeds trained" + (f" (those: {num(tr['mean_of_trained'], 2, s)})" if tr["k"] else "")
             interval = "–"
         else:
             mean, interval = num(a["mean"], 2, s), _interval(a["ci_low"], a["ci_high"], 2, s)
-        rows.append([name, a["n"], mean, num(a["std"], 2, s), interval, num(a.get("mde"), 2, s),
+        rows.append([name, a["n"], mean, "–" if tt else num(a["std"], 2, s), interval, "–" if tt else num(a.get("mde"), 2, s),
                      count(a["params"]), count(a["flops"]), num(a["wall_time"], 1), count(a["imgs_per_sec"]), a["pruned"], a["failed"]])
+        if trained_col:
+            rows[-1].append(f"{tr['k']} of {tr['n']}" if tr else "–")
     out = [table(header, rows)]
     method = next((a.get("ci_method") for a in report["arms"]), "t")
     notes = []
@@ -138,7 +149,7 @@ def outcomes_section(report: dict[str, Any]) -> str:
     adj = "Holm" if report["adjust"] == "holm" else "no"
     def margin(m: str) -> str:
         v = o["margins"].get(m)
-        return f"equivalence margin ±{v:g} points" if v is not None else "no equivalence margin stated (cannot be called equivalent)"
+        return f"equivalence margin ±{v:g}" if v is not None else "no equivalence margin stated: it cannot be called equivalent"
     lines = []
     if o["stated"]:
         lines.append(f"- primary: `{o['primary']}` ({margin(o['primary'])})" +
@@ -222,7 +233,14 @@ def render(report: dict[str, Any]) -> str:
     for m, comps in r.get("secondary", {}).items():
         scale = 100.0 if comps and comps[0].get("kind") == "means" and _is_accuracy(comps) else 1.0
         better = "lower" if any(k in m for k in ("loss", "err", "time", "to_target")) else "higher"
-        lines += [f"### {m} ({better} is better; secondary)", "", comparisons_section(comps, scale, "points" if scale == 100 else ""), ""]
+        lines += [f"### {m} ({better} is better; secondary)", ""]
+        per_arm = [(a["arm"], a["secondary"][m]) for a in r["arms"] if m in a.get("secondary", {})]
+        if per_arm:
+            digits = 2 if scale == 100 else 3
+            lines += [table(["arm", "n", f"mean {m}" + (" (%)" if scale == 100 else ""), "std", "95% CI"],
+                            [[arm, x["n"], num(x["mean"], digits, scale), num(x["std"], digits, scale),
+                              _interval(x["ci_low"], x["ci_high"], digits, scale)] for arm, x in per_arm]), ""]
+        lines += [comparisons_section(comps, scale, "points" if scale == 100 else ""), ""]
     if "design_space" in r:
         lines += ["## Design spaces: error EDFs", "", design_space_section(r["design_space"]), ""]
     figs = r.get("figures", {})

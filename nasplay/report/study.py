@@ -303,21 +303,31 @@ def references(study: Study) -> list[tuple[str, str]]:
     return out
 
 
+def accuracy_metric(study: Study) -> str | None:
+    """The accuracy that decides whether a seed trained: the primary metric if it is one, else test/acc, val/acc_best, val/acc."""
+    for m in (study.metric, *METRIC_PREFERENCE):
+        if "acc" in m and study.has(m) and _is_proportion(study, m):
+            return m
+    return None
+
+
 def trained_rule(study: Study) -> str | None:
-    """The stated rule for "a seed trained", or ``None`` where the metric is not an accuracy or the classes are unknown."""
-    if not (_is_proportion(study) and study.classes):
+    """The stated rule for "a seed trained", or ``None`` without an accuracy or where the classes are unknown."""
+    m = accuracy_metric(study)
+    if m is None or not study.classes:
         return None
     thr = stats.chance_threshold(study.classes, study.test_size)
     how = (f"3 binomial standard errors of a chance classifier on the {study.test_size} test images" if study.test_size
            else "5 points (the test size is unknown)")
-    return (f"a seed trained when its {study.metric} exceeds chance (1/{study.classes} = {100 / study.classes:.1f}%) by more than "
+    return (f"a seed trained when its {m} exceeds chance (1/{study.classes} = {100 / study.classes:.1f}%) by more than "
             f"{how}: above {100 * thr:.1f}%")
 
 
 def _trained(study: Study, arm: str) -> tuple[int, int] | None:
-    if trained_rule(study) is None:
+    m = accuracy_metric(study)
+    if m is None or not study.classes:
         return None
-    v = study.values(arm)
+    v = study.values(arm, m)
     v = v[np.isfinite(v)]
     return int((v > stats.chance_threshold(study.classes, study.test_size)).sum()), len(v)
 
@@ -325,15 +335,15 @@ def _trained(study: Study, arm: str) -> tuple[int, int] | None:
 def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
     """One row per arm: n, mean, std, an interval inside the metric's range, the minimum detectable effect, seeds
     trained; params, FLOPs, time; counts of pruned / failed trials; censored time-to-target summaries."""
-    prop = _is_proportion(study)
     refs = dict(references(study))
     st = study.settings
+    secondary = [m for m in study.outcomes.secondary if m != study.metric and m not in SECONDARY and study.available(m)]
     rows = []
     for arm in study.arms:
         v = study.values(arm)
         s = stats.summarize(v, confidence)
         all_trials = [t for t in study.trials if t["arm"] == arm]
-        row = {"arm": arm, "baseline": arm == study.baseline, **s.to_dict(), "t_interval": [s.ci_low, s.ci_high],
+        row = {"arm": arm, "baseline": arm == study.baseline, **summary(study, arm, study.metric, confidence),
                "params": _median(study.column("params", arm)), "flops": _median(study.column("flops", arm)),
                "wall_time": _mean(study.column("wall_time" if study.has("wall_time") else "duration_s", arm)),
                "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
@@ -341,15 +351,8 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
                "pruned": sum(t["state"] == "PRUNED" for t in all_trials),
                "failed": sum(t["state"] == "FAIL" for t in all_trials),
                "running": sum(t["state"] in ("RUNNING", "WAITING") for t in all_trials)}
-        if prop:
-            row["ci_low"], row["ci_high"] = stats.logit_interval(v, n_test=study.test_size, confidence=confidence)
-            row["ci_method"] = "logit t" + (" + test-set binomial" if study.test_size else " (seeds only)")
-            row["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=study.test_size, resamples=st.resamples,
-                                                                 confidence=confidence))
-        else:
-            row["ci_method"] = "t"
-            if _nonnegative(study.metric) and math.isfinite(s.ci_low):
-                row["ci_low"] = max(0.0, s.ci_low)
+        if secondary:
+            row["secondary"] = {m: summary(study, arm, m, confidence) for m in secondary}
         # The smallest true difference from its reference this arm's comparison detects (pooled SD, both n).
         ref = refs.get(arm)
         if ref is not None:
@@ -361,13 +364,30 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         tr = _trained(study, arm)
         if tr is not None:
             k, n = tr
-            good = v[np.isfinite(v) & (v > stats.chance_threshold(study.classes, study.test_size))]
-            row["trained"] = {"k": k, "n": n, "mean_of_trained": _mean(good)}
+            acc = study.values(arm, accuracy_metric(study))
+            good = acc[np.isfinite(acc) & (acc > stats.chance_threshold(study.classes, study.test_size))]
+            row["trained"] = {"k": k, "n": n, "metric": accuracy_metric(study), "mean_of_trained": _mean(good)}
         for m in SECONDARY:
             if study.available(m):
                 row[m] = stats.time_to_target(*_to_target(study, arm, m)).to_dict()
         rows.append(row)
     return rows
+
+
+def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> dict[str, Any]:
+    """n, mean, std and an interval inside the metric's range: for an accuracy the logit t-interval with the test set's
+    binomial noise (``ci_low``/``ci_high``), the plain t-interval and the two-level bootstrap beside it."""
+    v = study.values(arm, metric)
+    s = stats.summarize(v, confidence)
+    out = {**s.to_dict(), "t_interval": [s.ci_low, s.ci_high], "ci_method": "t"}
+    if _is_proportion(study, metric):
+        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=study.test_size, confidence=confidence)
+        out["ci_method"] = "logit t" + (" + test-set binomial" if study.test_size else " (seeds only)")
+        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=study.test_size, resamples=study.settings.resamples,
+                                                             confidence=confidence))
+    elif _nonnegative(metric) and math.isfinite(s.ci_low):
+        out["ci_low"] = max(0.0, s.ci_low)
+    return out
 
 
 def _mean(v: np.ndarray) -> float:
@@ -424,7 +444,7 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
         if claim is not None:
             d["claimed"] = {"effect": claim, "seeds_needed": stats.seeds_needed(claim / scale, c.effect.pooled_sd,
                                                                                 alpha=st.alpha, power=st.power)}
-        if m == study.metric:
+        if m == accuracy_metric(study):
             ta, tb = _trained(study, c.arm), _trained(study, c.baseline)
             if ta and tb and (ta[0] < ta[1] or tb[0] < tb[1]):
                 from scipy.stats import fisher_exact
