@@ -623,6 +623,7 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     assert auc["mean"] == pytest.approx(sum(1 / (e + 1) + 0.01 * s for s in range(3) for e in range(6)) / 18)
     assert auc["mean_baseline"] == pytest.approx(2.3) and auc["outcome"] == "better"
     assert "## Outcomes" in text and "primary: `steps_to_target`" in text and "seeds per arm would detect it" in text
+    assert "effects" in r["figures"]  # drawn from the first secondary with differences in means (the primary is censored)
     assert "| **norm=none** (baseline) | 0 | 0 of 3 reached; Kaplan-Meier median not reached by half | – | – | – |" in text
     assert "| norm=batch | 3 | 3 of 3 reached; Kaplan-Meier median 80.0 |" in text
     (ep,) = r["secondary"]["epochs_to_target"]  # measured, not named: analysed all the same, censored

@@ -253,9 +253,11 @@ def render(report: dict[str, Any]) -> str:
     for cost, p in r.get("pareto", {}).items():
         if p["front"]:
             shown = p["front"][:25]
-            lines += [f"### Pareto front: {metric_label(r)} against {cost}", "",
-                      table(["trial", "arm", "seed", metric_label(r), cost],
-                            [[q["number"], q["arm"], q["seed"], num(q[r["metric"]], 2, r["scale"]), count(q[cost])] for q in shown]),
+            pm, ps = p.get("metric", r["metric"]), r.get("pareto_scale", r["scale"])
+            label = f"{pm} (%)" if ps == 100 else pm
+            lines += [f"### Pareto front: {label} against {cost}", "",
+                      table(["trial", "arm", "seed", label, cost],
+                            [[q["number"], q["arm"], q["seed"], num(q[pm], 2, ps), count(q[cost])] for q in shown]),
                       "" if len(shown) == len(p["front"]) else f"\n({len(p['front']) - len(shown)} more in report.json)", ""]
     if r.get("diagrams"):
         lines += ["## Architectures", ""]

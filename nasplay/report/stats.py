@@ -298,6 +298,7 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     """The comparison in plain words, ending on (or naming) its outcome: better, worse, equivalent or inconclusive."""
     arm, baseline, w, eff, p, used = c.arm, c.baseline, c.welch, c.effect, c.p, c.test
     u = f" {unit}" if unit else ""
+    k = 1 if scale >= 100 else 3  # points of accuracy to one decimal; losses and counts to three
     diff = w.diff
     sizes = f"n={c.n}" if c.n == c.n_baseline else f"n={c.n} vs {c.n_baseline}"
     adjusted = (f", Holm-adjusted {format_p(c.p_adjusted)} over {c.family} comparisons"
@@ -307,10 +308,10 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     if c.outcome in ("better", "worse"):
         # The interval of the size of the gap, |Δ|: flip and reorder the bounds when Δ < 0.
         lo, hi = sorted((math.copysign(1, diff) * w.ci_low, math.copysign(1, diff) * w.ci_high))
-        ci = f"{int(confidence * 100)}% CI {_fmt(lo * scale)}–{_fmt(hi * scale)}"
-        return (f"{arm} is {c.outcome} than {baseline} by {_fmt(abs(diff) * scale)}{u} ({ci}), "
+        ci = f"{int(confidence * 100)}% CI {_fmt(lo * scale, k)}–{_fmt(hi * scale, k)}"
+        return (f"{arm} is {c.outcome} than {baseline} by {_fmt(abs(diff) * scale, k)}{u} ({ci}), "
                 f"{format_p(p)} ({used}){adjusted}, {eff.magnitude} effect (g={_fmt(eff.g, 2)})")
-    ci = f"{int(confidence * 100)}% CI {_fmt(w.ci_low * scale)} to {_fmt(w.ci_high * scale)}"
+    ci = f"{int(confidence * 100)}% CI {_fmt(w.ci_low * scale, k)} to {_fmt(w.ci_high * scale, k)}"
     head = f"no significant difference from {baseline} at {sizes} "
     if c.significant and c.better is None:
         head = f"a difference from {baseline} at {sizes} without a direction "
@@ -318,12 +319,12 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     if c.margin is None or eq is None or not math.isfinite(eq.p):
         tail = "; no equivalence margin stated" if c.margin is None else ""
     else:
-        m = f"±{_fmt(c.margin * scale)}{u}"
-        inner = f"{int(round((1 - 2 * alpha) * 100))}% CI {_fmt(eq.ci_low * scale)} to {_fmt(eq.ci_high * scale)}"
+        m = f"±{_fmt(c.margin * scale, k)}{u}"
+        inner = f"{int(round((1 - 2 * alpha) * 100))}% CI {_fmt(eq.ci_low * scale, k)} to {_fmt(eq.ci_high * scale, k)}"
         adj = f", adjusted {format_p_bare(tost_p)}" if c.adjust != "none" and c.family > 1 else ""
         word = "within" if c.outcome == "equivalent" else "not shown within"
         tail = f"; {word} the margin {m} ({inner}, TOST {format_p(eq.p)}{adj})"
-    return (f"{head}(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale)}{u}, {ci}, {format_p(p)}, {used}{adjusted}){tail} "
+    return (f"{head}(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale, k)}{u}, {ci}, {format_p(p)}, {used}{adjusted}){tail} "
             f"— {c.outcome}")
 
 

@@ -497,14 +497,20 @@ def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None
     return rows
 
 
+def pareto_metric(study: Study) -> str | None:
+    """The score of the Pareto front: the study's metric when higher is better, else its accuracy (a loss is no score)."""
+    return study.metric if not lower_is_better(study.metric) else accuracy_metric(study)
+
+
 def pareto_points(study: Study, cost: str) -> dict[str, Any]:
-    """Trials on the front of the study's metric (max) against ``cost`` (min)."""
+    """Trials on the front of the score (:func:`pareto_metric`, max) against ``cost`` (min)."""
     done = study.complete
-    score = [_num(t.get(study.metric)) for t in done]
+    m = pareto_metric(study) or study.metric
+    score = [_num(t.get(m)) for t in done]
     c = [_num(t.get(cost)) for t in done]
     idx = stats.pareto_front(score, c)
-    return {"cost": cost, "front": [{"number": done[i].get("number"), "arm": done[i]["arm"], "seed": done[i].get("seed"),
-                                     study.metric: score[i], cost: c[i]} for i in idx]}
+    return {"cost": cost, "metric": m, "front": [{"number": done[i].get("number"), "arm": done[i]["arm"], "seed": done[i].get("seed"),
+                                                  m: score[i], cost: c[i]} for i in idx]}
 
 
 def curve_bands(study: Study, metric: str) -> tuple[str, dict[str, tuple]]:
@@ -711,7 +717,9 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
                      for t in study.trials if t["state"] == "FAIL"],
         "notes": notes,
     }
-    report["pareto"] = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m)}
+    report["pareto"] = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m) and pareto_metric(study)}
+    report["pareto_metric"] = pareto_metric(study)
+    report["pareto_scale"] = metric_format(study, pareto_metric(study))[0] if pareto_metric(study) else 1.0
     if study.kind == "design_space":
         ds = design_space(study)
         report["design_space"] = {k: v for k, v in ds.items() if not k.startswith("_")}
@@ -735,14 +743,17 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
     from nasplay.report import figures
 
     made: dict[str, list[Path]] = {}
-    scale, unit = report["scale"], report["unit"]
+    scale = report["scale"]
     ylabel = f"{study.metric} (%)" if scale == 100 else study.metric
-    comps = [c for c in report["comparisons"] if c.get("kind", "means") == "means"]
+    # The primary outcome's differences; a censored (time-to-target) primary has none to draw: the first secondary that has.
+    families = [(study.metric, report["comparisons"]), *report.get("secondary", {}).items()]
+    shown, comps = next(((m, cs) for m, cs in families if cs and cs[0].get("kind", "means") == "means"), (study.metric, []))
     if comps:
-        rows = [(c["arm"], c["welch"]["diff"] * scale, c["welch"]["ci_low"] * scale, c["welch"]["ci_high"] * scale,
+        es, eu = metric_format(study, shown)
+        rows = [(c["arm"], c["welch"]["diff"] * es, c["welch"]["ci_low"] * es, c["welch"]["ci_high"] * es,
                  c["outcome"] in ("better", "worse"), study.arms.index(c["arm"])) for c in comps]
         ref = "the previous rung" if study.kind == "ladder" else study.baseline
-        made["effects"] = figures.effects(rows, out, xlabel=f"Δ {study.metric}" + (f" ({unit})" if unit else ""), baseline=str(ref))
+        made["effects"] = figures.effects(rows, out, xlabel=f"Δ {shown}" + (f" ({eu})" if eu else ""), baseline=str(ref))
     panels = []
     curve_metrics = list(dict.fromkeys(r.get("metric") for r in study.curves))
     # Curves over training: validation accuracy and training loss (test/* is one final value, not a curve).
@@ -761,14 +772,16 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
         report["notes"].append("no curves.csv: learning curves left out")
     cost = "flops" if "flops" in report["pareto"] else "params" if "params" in report["pareto"] else None
     if cost:
-        points = {a: (study.column(cost, a), study.values(a) * scale) for a in study.arms}
+        pm, ps = report["pareto_metric"], report["pareto_scale"]
+        ylabel = f"{pm} (%)" if ps == 100 else pm
+        points = {a: (study.column(cost, a), study.values(a, pm) * ps) for a in study.arms}
         if study.kind == "search":  # the sampled networks as one series; networks placed beside them each on their own
             sampled = [a for a in study.arms if not a.startswith("classic ")]
             points = {f"searched ({len(sampled)})": (np.concatenate([study.column(cost, a) for a in sampled] or [np.array([])]),
-                                                     np.concatenate([study.values(a) for a in sampled] or [np.array([])]) * scale),
+                                                     np.concatenate([study.values(a, pm) for a in sampled] or [np.array([])]) * ps),
                       **{a: points[a] for a in study.arms if a.startswith("classic ")}}
         front = report["pareto"][cost]["front"]
-        made["pareto"] = figures.pareto(points, ([q[cost] for q in front], [q[study.metric] * scale for q in front]), out,
+        made["pareto"] = figures.pareto(points, ([q[cost] for q in front], [q[pm] * ps for q in front]), out,
                                         xlabel=cost if cost == "params" else "FLOPs", ylabel=ylabel,
                                         title=f"{study.experiment}: {ylabel} against {cost}")
     ds = report.get("_ds")
