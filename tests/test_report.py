@@ -698,3 +698,21 @@ def test_paired_design_space(tmp_path):
     assert t["ks_permutation_p"] > pr["sign_flip_p"]
     assert "40 pairs: mean paired difference" in text
     assert_png(d / "edf.png")
+
+
+def test_a_seed_left_at_chance_is_counted_not_averaged(tmp_path):
+    from nasplay.report.study import write_report
+
+    arms = {"vgg11": [0.96, 0.97, 0.95], "vgg19": [0.96, 0.95, 0.11]}  # one VGG-19 seed never left chance
+    d = make_ablation(tmp_path / "ablate_depth" / "s", arms=arms, manifest=False)
+    write_manifest(d, "ablate_depth", [(a, a, {}) for a in arms], "vgg11")
+    (d / "config.yaml").write_text("data: {name: digits}\n")
+    text = write_report(d, figures=False, diagrams=False).read_text()
+    r = json.loads((d / "report.json").read_text())
+    a = {x["arm"]: x for x in r["arms"]}["vgg19"]
+    assert a["t_interval"][1] > 1 and 0 < a["ci_low"] < a["ci_high"] < 1  # the t-interval left 0-100%; the reported one does not
+    assert a["trained"] == {"k": 2, "n": 3, "metric": "test/acc", "mean_of_trained": pytest.approx(0.955)}
+    assert "| vgg19 | 3 | 2 of 3 seeds trained (those: 95.50) | " in text
+    (c,) = r["comparisons"]
+    assert c["trained"]["fisher_p"] == pytest.approx(1.0) and "vgg19: 2 of 3 seeds trained, vgg11: 3 of 3" in c["verdict"]
+    assert -1 <= c["welch"]["ci_low"] <= c["welch"]["ci_high"] <= 1  # the difference of two accuracies stays in [-100, 100] points
