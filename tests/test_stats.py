@@ -154,6 +154,8 @@ def test_censored_time_to_target():
     d = stats.compare_censored("relu", [1, 2, 2, 4], [8], "tanh", [3, 5], [8, 8, 8])
     assert d.logrank_z == pytest.approx(logrank_by_hand([1, 2, 2, 4], [8], [3, 5], [8, 8, 8]))
     assert stats.compare_censored("a", [], [8, 8], "b", [], [8, 8]).outcome == "inconclusive"
+    tied = stats.compare_censored("relu", [2, 2, 2], [], "tanh", [2, 2, 2], [])  # the same epoch for every seed: no variance
+    assert (tied.logrank_z, tied.logrank_p, tied.better) == (0.0, 1.0, None)
 
 
 def test_dkw_band():

@@ -735,7 +735,8 @@ def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: 
                             sps.CensoredData(uncensored=b.times, right=b.censored_at))
         z, p = float(r.statistic), float(r.pvalue)
         if not math.isfinite(p):
-            z, p = math.nan, math.nan
+            # No variance: every event at one time in both arms, so observed = expected; nothing tells them apart.
+            z, p = 0.0, 1.0
     better = None if not math.isfinite(z) or z == 0 else bool(z > 0)
     return CensoredComparison(arm, baseline, metric, a, b, fisher, z, p, p, math.nan, better, "inconclusive", "")
 
