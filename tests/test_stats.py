@@ -43,6 +43,17 @@ def test_tost_against_scipy_one_sided_welch_tests():
     assert eq.p < 0.05
     assert stats.tost(a, b, 0.002).p > 0.05  # a tighter margin is not shown
     assert math.isnan(stats.tost(a, b, None).p) and math.isnan(stats.tost([0.8], b, m).p)
+    # Closed form at df = 4 (equal n = 3, equal variances): F(t) = 1/2 + (3u - u³)/4 with u = t / sqrt(t² + 4).
+    x, y = [0.80, 0.82, 0.84], [0.79, 0.81, 0.83]  # Δ = 0.01, s = 0.02 each, se = sqrt(2 · 0.0004 / 3)
+    se = math.sqrt(0.0008 / 3)
+
+    def cdf_df4(t):
+        u = t / math.sqrt(t * t + 4)
+        return 0.5 + (3 * u - u**3) / 4
+
+    eq = stats.tost(x, y, 0.05)
+    assert eq.p_lower == pytest.approx(1 - cdf_df4((0.01 + 0.05) / se))
+    assert eq.p_upper == pytest.approx(cdf_df4((0.01 - 0.05) / se))
 
 
 def test_outcomes_from_adjusted_p_and_tost():
