@@ -13,15 +13,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="tables, statistics and figures of one or several studies",
         description="Write report.md, report.json and PNG/SVG figures of a study directory (runs/<experiment>/<study>/): "
-                    "each arm's mean, std, 95% CI and n; each arm against the baseline (effect size, Welch's t and "
-                    "permutation tests, a verdict); learning curves; accuracy vs FLOPs with the Pareto front; error EDFs "
-                    "for design-space (edf_*) studies. Several directories also get comparison.md side by side.",
+                    "each arm's mean, std, 95% CI (inside the metric's range), n and minimum detectable effect; each arm "
+                    "against the baseline on the experiment's pre-stated outcomes (effect size, Welch's t and permutation "
+                    "tests, Holm within each outcome, equivalence against the stated margin, one of four outcomes: better, "
+                    "worse, equivalent, inconclusive; time-to-target outcomes as censored); learning curves; accuracy vs "
+                    "FLOPs with the Pareto front; error EDFs for design-space (edf_*) studies. Several directories also get "
+                    "comparison.md side by side.",
         epilog="examples:\n  nasplay report runs/ablate_skip/ablate_skip\n  nasplay report runs/ablate_skip/* --out reports/ --json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR", help="a study directory holding results.csv")
     p.add_argument("--out", default=None, help="write the files here instead of into the study directory")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
-    p.add_argument("--metric", default=None, help="the results column to compare (default: test/acc, else val/acc_best, val/acc)")
+    p.add_argument("--metric", default=None,
+                   help="the primary outcome (default: experiment.outcomes.primary, else test/acc, val/acc_best, val/acc)")
     p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: experiment.baseline)")
     p.add_argument("--test", choices=("welch", "permutation"), default=None,
                    help="the test behind the verdicts (default: the study's report.test, welch)")

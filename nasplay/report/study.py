@@ -787,12 +787,15 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
     ds = report.get("_ds")
     if ds:
         err = ds["_err"]
+        every = np.concatenate([e[np.isfinite(e)] for e in err.values()] or [np.array([0.0])])
+        span = (float(every.min()), float(every.max())) if len(every) else (0.0, 1.0)
+
         def curves(weights: dict[str, np.ndarray] | None) -> dict[str, tuple]:
             out_ = {}
             for a in study.arms:
                 w = None if weights is None else weights[a]
                 xs, F = stats.edf(err[a], w)
-                grid = np.unique(np.r_[xs, np.linspace(xs.min(), xs.max(), 120)]) if len(xs) else xs
+                grid = np.unique(np.r_[xs, np.linspace(*span, 200)]) if len(xs) else xs  # the band spans the whole axis
                 lo, hi, _ = stats.dkw_band(err[a], grid, weights=w)  # simultaneous 95% (Kish n when weighted)
                 out_[a] = (xs, F, grid, lo, hi)
             return out_
