@@ -615,7 +615,7 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
         assert 0 <= x["ci_low"] <= x["mean"] <= x["ci_high"] <= 1 and 0 <= x["bootstrap_ci"][0] <= x["bootstrap_ci"][1] <= 1
         assert x["ci_method"] == "logit t + test-set binomial"
     (acc,) = r["secondary"]["test/acc"]
-    assert acc["outcome"] == "better" and acc["margin_points"] == 1.0 and acc["margin"] == pytest.approx(0.01)
+    assert acc["outcome"] == "better" and acc["margin"] == 1.0 and acc["margin_raw"] == pytest.approx(0.01)
     assert acc["trained"] == {"arm": [3, 3], "baseline": [0, 3], "fisher_p": pytest.approx(0.1)}
     assert acc["claimed"]["effect"] == 0.5 and acc["claimed"]["seeds_needed"] == stats.seeds_needed(0.005, acc["effect"]["pooled_sd"])
     # train/loss_auc from curves.csv: the mean of the per-epoch losses; BN's seed 0: (1 + 1/2 + ... + 1/6) / 6.
@@ -643,12 +643,12 @@ def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys)
     write_outcome_manifest(d, "ablate_pool", list(vals), "pool=max", {"primary": "test/acc", "margin": {"test/acc": 1.0}}, knob="pool")
     text = write_report(d, figures=False, diagrams=False).read_text()
     (c,) = json.loads((d / "report.json").read_text())["comparisons"]
-    assert c["outcome"] == "equivalent" and c["margin_points"] == 1.0 and c["equivalence"]["p"] < 0.05
+    assert c["outcome"] == "equivalent" and c["margin"] == 1.0 and c["equivalence"]["p"] < 0.05
     assert "within the margin ±1.0 points" in text and "**equivalent**" in text
     # report.margin (config.yaml or --margin) overrides the experiment's: 0.01 points cannot be shown.
     assert main(["report", str(d), "--json", "--no-figures", "--margin", "0.01", "--out", str(tmp_path / "o")]) == 0
     (c,) = json.loads(capsys.readouterr().out)["comparisons"]
-    assert c["outcome"] == "inconclusive" and c["margin_points"] == pytest.approx(0.01)
+    assert c["outcome"] == "inconclusive" and c["margin"] == pytest.approx(0.01)
     (d / "config.yaml").write_text("report: {adjust: none, margin: 0.01}\n")
     from nasplay.report.study import build_report, load_study
 

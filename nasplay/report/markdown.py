@@ -130,7 +130,7 @@ def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) ->
         eq = c.get("equivalence") or {}
         rows.append([c["arm"], c["baseline"], num(w["diff"], 2, scale), f"{num(w['ci_low'], 2, scale)} to {num(w['ci_high'], 2, scale)}",
                      f"{num(e['g'], 2)} ({e['magnitude']})", p_value(w["p"]), p_value(perm["p"]) + ("" if perm["exact"] else " (MC)"),
-                     p_value(c["p_adjusted"]), "–" if c.get("margin_points") is None else f"±{num(c['margin_points'], 2)}",
+                     p_value(c["p_adjusted"]), "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
                      p_value(eq.get("p_adjusted", math.nan)), f"**{c['outcome']}**"])
     verdicts = "\n".join(f"- {_named(c)}" for c in comps)
     claims = [c for c in comps if c.get("claimed")]

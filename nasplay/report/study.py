@@ -439,7 +439,8 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
     for c in comparisons(study, m, **kwargs):
         d = c.to_dict()
         d["kind"] = "means"
-        d["margin_points"] = None if c.margin is None else c.margin * scale
+        # The margin as the experiment states it (the metric's points: percentage points for an accuracy), and as stored.
+        d["margin"], d["margin_raw"] = (None if c.margin is None else c.margin * scale), c.margin
         claim = claimed_of(study, m, c.arm)
         if claim is not None:
             d["claimed"] = {"effect": claim, "seeds_needed": stats.seeds_needed(claim / scale, c.effect.pooled_sd,
@@ -492,7 +493,7 @@ def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None
         out = stats.outcome(float(pa), math.nan, c.better, alpha)
         c = replace(c, p_adjusted=float(pa), outcome=out)
         c = replace(c, verdict=stats.censored_verdict(c, alpha))
-        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_points": None,
+        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
                      "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": len(comps)})
     return rows
 
