@@ -596,8 +596,8 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     r = json.loads((d / "report.json").read_text())
     assert r["metric"] == "steps_to_target" and r["outcomes"]["primary_stated"] == "steps_to_target"
     assert r["outcomes"]["secondary"] == ["test/acc", "train/loss_auc"]
-    # The digits test split: round(0.2 * count) of each class, 359 images; chance is 1/10.
-    assert r["test_size"] == 359 and r["classes"] == 10 and "above 14.8%" in r["trained_rule"]
+    # The digits test split: round(0.2 * count) of each class, 359 images (validation: round(0.1 * count), 179); chance 1/10.
+    assert r["val_size"] == 179 and r["test_size"] == 359 and r["classes"] == 10 and "above 14.8%" in r["trained_rule"]
     (c,) = r["comparisons"]
     assert c["kind"] == "censored" and c["arm_summary"]["reached"] == 3 and c["baseline_summary"]["reached"] == 0
     assert c["baseline_summary"]["censored_at"] == [120, 120, 120]  # the never-reached seeds kept, censored at their budget
@@ -613,7 +613,7 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     for a in arms.values():
         x = a["secondary"]["test/acc"]
         assert 0 <= x["ci_low"] <= x["mean"] <= x["ci_high"] <= 1 and 0 <= x["bootstrap_ci"][0] <= x["bootstrap_ci"][1] <= 1
-        assert x["ci_method"] == "logit t + test-set binomial"
+        assert x["ci_method"] == "logit t + binomial noise of 359 test images"
     (acc,) = r["secondary"]["test/acc"]
     assert acc["outcome"] == "better" and acc["margin"] == 1.0 and acc["margin_raw"] == pytest.approx(0.01)
     assert acc["trained"] == {"arm": [3, 3], "baseline": [0, 3], "fisher_p": pytest.approx(0.1)}
@@ -716,3 +716,18 @@ def test_a_seed_left_at_chance_is_counted_not_averaged(tmp_path):
     (c,) = r["comparisons"]
     assert c["trained"]["fisher_p"] == pytest.approx(1.0) and "vgg19: 2 of 3 seeds trained, vgg11: 3 of 3" in c["verdict"]
     assert -1 <= c["welch"]["ci_low"] <= c["welch"]["ci_high"] <= 1  # the difference of two accuracies stays in [-100, 100] points
+
+
+def test_split_sizes_match_the_data_module():
+    """The report's digits split sizes (no data read) are those nasplay.train.data holds out."""
+    from sklearn.datasets import load_digits
+
+    from nasplay.report.study import DIGITS_PER_CLASS, _test_size, _val_size
+    from nasplay.train.data import stratified_split
+
+    y = load_digits().target
+    assert tuple(np.bincount(y).tolist()) == DIGITS_PER_CLASS
+    for test_fraction, val_fraction in ((0.2, 0.1), (0.25, 0.15)):
+        test, val, _ = stratified_split(y, (test_fraction, val_fraction), 0)
+        config = {"data": {"name": "digits", "test_fraction": test_fraction, "val_fraction": val_fraction}}
+        assert _test_size(None, [], config)[0] == len(test) and _val_size(config) == len(val)

@@ -84,8 +84,8 @@ def arms_section(report: dict[str, Any]) -> str:
     notes = []
     if method and method.startswith("logit"):
         notes.append("95% CI: Student's t on the logit scale (stays inside 0–100%)" +
-                     (f", its variance the seeds' plus the binomial noise of the {report['test_size']} test images"
-                      if report.get("test_size") else ", from the seeds' spread only (test-set size unknown)") +
+                     (", its variance the seeds' plus the binomial noise of the " + method.split("noise of ", 1)[1]
+                      if "noise of" in method else ", from the seeds' spread only (evaluation-set size unknown)") +
                      "; report.json also has the plain t-interval and a two-level bootstrap (seeds, then test images).")
     notes.append(f"MDE: the smallest true difference from its reference this study detects with {int(100 * report.get('power', 0.8))}% "
                  f"power (two-sided t-test, α={report['alpha']}) at its seeds and pooled spread.")

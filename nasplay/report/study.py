@@ -102,6 +102,11 @@ class Study:
     classes: int | None = None
     test_size: int | None = None
     test_size_source: str = ""
+    val_size: int | None = None  # the validation split's images, where the data and config.yaml say it
+
+    def eval_size(self, metric: str) -> int | None:
+        """Images behind an accuracy: the test split for ``test/*``, the validation split for ``val/*``, else unknown."""
+        return self.test_size if metric.startswith("test/") else self.val_size if metric.startswith("val/") else None
 
     @property
     def complete(self) -> list[dict[str, Any]]:
@@ -147,6 +152,20 @@ def add_derived(trials: list[dict[str, Any]], curves: list[dict[str, Any]]) -> l
                 t[name] = float(np.mean([np.mean(v) for v in epochs.values()]))
         made.append(name)
     return made
+
+
+# Training images per class of the datasets with uniform classes (the validation split is taken from them).
+TRAIN_PER_CLASS = {"cifar10": (5000,) * 10, "cifar100": (500,) * 100, "fashion_mnist": (6000,) * 10}
+
+
+def _val_size(config: dict) -> int | None:
+    """The validation split's size: round(val_fraction * count) of each class (train.data.stratified_split)."""
+    data = config.get("data") or {}
+    per_class = DIGITS_PER_CLASS if data.get("name") == "digits" else TRAIN_PER_CLASS.get(data.get("name"))
+    if per_class is None:
+        return None
+    f = float(data.get("val_fraction", 0.1))
+    return sum(int(round(f * c)) for c in per_class)
 
 
 def _test_size(manifest: Manifest | None, trials: list[dict[str, Any]], config: dict) -> tuple[int | None, str]:
@@ -248,7 +267,7 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     classes = (manifest.classes if manifest is not None else None) or NATIVE_CLASSES.get((config.get("data") or {}).get("name"))
     test_size, test_source = _test_size(manifest, trials, config)
     return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest,
-                 outcomes, settings, classes, test_size, test_source)
+                 outcomes, settings, classes, test_size, test_source, _val_size(config))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -316,9 +335,11 @@ def trained_rule(study: Study) -> str | None:
     m = accuracy_metric(study)
     if m is None or not study.classes:
         return None
-    thr = stats.chance_threshold(study.classes, study.test_size)
-    how = (f"3 binomial standard errors of a chance classifier on the {study.test_size} test images" if study.test_size
-           else "5 points (the test size is unknown)")
+    n = study.eval_size(m)
+    thr = stats.chance_threshold(study.classes, n)
+    split = "test" if m.startswith("test/") else "validation"
+    how = (f"3 binomial standard errors of a chance classifier on the {n} {split} images" if n
+           else f"5 points (the {split} split's size is unknown)")
     return (f"a seed trained when its {m} exceeds chance (1/{study.classes} = {100 / study.classes:.1f}%) by more than "
             f"{how}: above {100 * thr:.1f}%")
 
@@ -329,7 +350,7 @@ def _trained(study: Study, arm: str) -> tuple[int, int] | None:
         return None
     v = study.values(arm, m)
     v = v[np.isfinite(v)]
-    return int((v > stats.chance_threshold(study.classes, study.test_size)).sum()), len(v)
+    return int((v > stats.chance_threshold(study.classes, study.eval_size(m))).sum()), len(v)
 
 
 def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
@@ -365,7 +386,7 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         if tr is not None:
             k, n = tr
             acc = study.values(arm, accuracy_metric(study))
-            good = acc[np.isfinite(acc) & (acc > stats.chance_threshold(study.classes, study.test_size))]
+            good = acc[np.isfinite(acc) & (acc > stats.chance_threshold(study.classes, study.eval_size(accuracy_metric(study))))]
             row["trained"] = {"k": k, "n": n, "metric": accuracy_metric(study), "mean_of_trained": _mean(good)}
         for m in SECONDARY:
             if study.available(m):
@@ -381,9 +402,11 @@ def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> di
     s = stats.summarize(v, confidence)
     out = {**s.to_dict(), "t_interval": [s.ci_low, s.ci_high], "ci_method": "t"}
     if _is_proportion(study, metric):
-        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=study.test_size, confidence=confidence)
-        out["ci_method"] = "logit t" + (" + test-set binomial" if study.test_size else " (seeds only)")
-        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=study.test_size, resamples=study.settings.resamples,
+        n_eval = study.eval_size(metric)
+        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=n_eval, confidence=confidence)
+        split = "test" if metric.startswith("test/") else "validation"
+        out["ci_method"] = "logit t" + (f" + binomial noise of {n_eval} {split} images" if n_eval else " (seeds only)")
+        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eval, resamples=study.settings.resamples,
                                                              confidence=confidence))
     elif _nonnegative(metric) and math.isfinite(s.ci_low):
         out["ci_low"] = max(0.0, s.ci_low)
@@ -688,10 +711,13 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     plan = outcome_plan(study)
     notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
     if _is_proportion(study):
-        notes.append(f"test-set size: {study.test_size} images ({study.test_size_source}); the intervals of each arm count its "
-                     "binomial sampling noise" if study.test_size else
-                     "test-set size unknown (not in study.json, results.csv or config.yaml's data): the intervals count the "
-                     "seeds' spread only, not the finite test set's sampling noise")
+        n_eval = study.eval_size(study.metric)
+        split = "test" if study.metric.startswith("test/") else "validation"
+        source = study.test_size_source if split == "test" else "config.yaml data.val_fraction of each class"
+        notes.append(f"{split}-set size: {n_eval} images ({source}); the intervals of each arm count its binomial sampling noise"
+                     if n_eval else
+                     f"{split}-set size unknown (not in study.json, results.csv or config.yaml's data): the intervals count the "
+                     f"seeds' spread only, not the finite {split} set's sampling noise")
     secondary: dict[str, list[dict[str, Any]]] = {}
     if not search:
         for m in plan["secondary"]:
@@ -708,7 +734,8 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
         "baseline": study.baseline, "baseline_source": study.baseline_source,
         "reference": "previous rung" if study.kind == "ladder" else "baseline",
         "test": st.test, "alpha": st.alpha, "adjust": st.adjust, "power": st.power, "outcomes": plan,
-        "test_size": study.test_size, "test_size_source": study.test_size_source, "classes": study.classes,
+        "test_size": study.test_size, "test_size_source": study.test_size_source, "val_size": study.val_size,
+        "classes": study.classes,
         "trained_rule": trained_rule(study),
         "trials": {"total": len(study.trials), **{k: v for k, v in counts.items() if v}},
         "arms": arm_table(study),
