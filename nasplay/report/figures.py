@@ -97,7 +97,7 @@ def effects(rows: Sequence[tuple[str, float, float, float, bool, int]], out_dir:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=8)
     ax.set_xlabel(xlabel)
-    ax.set_title(f"difference from {baseline} (95% CI; filled = better or worse after adjustment)", fontsize=10)
+    ax.set_title(f"difference from {baseline}\n(95% CI; filled: better or worse, adjusted)", fontsize=9)
     ax.grid(alpha=0.3, axis="x")
     return save(fig, out_dir, stem)
 
