@@ -226,3 +226,20 @@ def test_exact_enumeration_helper_agrees():
     obs = d(a, b)
     null = [d([pooled[i] for i in s], [pooled[i] for i in range(7) if i not in s]) for s in itertools.combinations(range(7), 3)]
     assert stats.ks_permutation(a, b) == pytest.approx(sum(v >= obs - 1e-12 for v in null) / len(null))
+
+
+def test_report_and_outcome_settings_are_checked():
+    from nasplay.report.config import ReportConfig, outcomes_from_dict
+
+    assert ReportConfig.from_dict(None) == ReportConfig()
+    assert ReportConfig.from_dict({"adjust": "none", "margin": 0.5, "unknown_key": 1}).margin == 0.5  # newer keys ignored
+    for bad, match in (({"adjust": "bonferroni"}, "report.adjust"), ({"alpha": 1.5}, "report.alpha"),
+                       ({"margin": -1}, "report.margin"), ({"test": "ttest"}, "report.test")):
+        with pytest.raises(ValueError, match=match):
+            ReportConfig.from_dict(bad)
+    o = outcomes_from_dict({"primary": "train/loss_auc", "secondary": ["test/acc"], "margin": {"test/acc": 1}})
+    assert o.primary == "train/loss_auc" and o.margin == {"test/acc": 1}
+    with pytest.raises(ValueError, match="experiment.outcomes.margin.test/acc"):
+        outcomes_from_dict({"margin": {"test/acc": 0}})
+    with pytest.raises(ValueError, match="cannot be secondary too"):
+        outcomes_from_dict({"primary": "test/acc", "secondary": ["test/acc"]})
