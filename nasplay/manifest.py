@@ -73,6 +73,9 @@ class Manifest:
     keep: str | None = None
     metric: str | None = None  # the report's primary metric when the experiment names one
     overrides: list[str] = field(default_factory=list)  # the command-line overrides that made the study
+    classes: int | None = None  # the data's classes (chance accuracy is 1/classes)
+    test_size: int | None = None  # images in the test split, when the runner knows it
+    outcomes: dict[str, Any] | None = None  # experiment.outcomes: primary / secondary metrics, margins, claimed effects
     version: int = VERSION
 
     def direction(self, metric: str) -> str:

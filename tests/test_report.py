@@ -300,13 +300,17 @@ def test_report_tables_verdicts_and_figures(ablation):
     assert md == d / "report.md"
     text = md.read_text()
     assert "metric: `test/acc`" in text and "baseline: `skip=none` (experiment.baseline (study.json))" in text
-    # Per arm: n, mean, std, 95% t-interval (t(0.975, 2) = 4.303), params, FLOPs; pruned and failed trials counted apart.
-    assert "| skip=identity | 3 | 82.00 | 2.00 | 77.03 – 86.97 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
-    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 72.03 – 81.97 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
-    assert "- skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), large effect (g=1.99)" in text
-    assert "- no significant difference from skip=none at n=3 (Δ=+4.0 points" in text
-    assert "| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 1.99 | large | 3.06 (4.0) | 0.038 | 0.100 | yes |" in text
-    assert "### epochs_to_target (lower is better)" in text
+    # Per arm: n, mean, std, 95% interval on the logit scale (t(0.975, 2) = 4.303, inside 0-100%), the minimum detectable
+    # effect, params, FLOPs; pruned and failed trials counted apart.
+    assert "| skip=identity | 3 | 82.00 | 2.00 | 76.49 – 86.45 | 6.14 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
+    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 71.66 – 81.59 | 6.14 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
+    # Two comparisons, one family: Holm doubles the smaller p (0.038 -> 0.075), so identity is no longer shown better.
+    assert ("- skip=identity: no significant difference from skip=none at n=3 (Δ=+5.0 points, 95% CI 0.5 to 9.5, p=0.038, welch, "
+            "Holm-adjusted p=0.075 over 2 comparisons); no equivalence margin stated — inconclusive") in text
+    assert "- skip=projection: no significant difference from skip=none at n=3 (Δ=+4.0 points" in text
+    assert ("| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 1.99 (large) | 0.038 | 0.100 | 0.075 | – | – | **inconclusive** |"
+            in text)
+    assert "### epochs_to_target (lower is better; secondary)" in text and "| skip=none | 3 of 3 | 4.0 | 4, 5, 4 | – |" in text
     assert "FloatingPointError: loss is nan" in text
     figs = {p.name for p in d.iterdir() if p.suffix in (".png", ".svg")}
     assert {"learning_curves.png", "learning_curves.svg", "pareto.png", "pareto.svg", "effects.png", "effects.svg"} <= figs
@@ -328,11 +332,26 @@ def test_report_json_matches_the_hand_values(ablation):
     assert set(c) == {"skip=identity", "skip=projection"}
     assert c["skip=identity"]["welch"]["p"] == pytest.approx(t_two_sided_p_df4(0.05 / math.sqrt(0.0008 / 3)), abs=1e-9)
     assert c["skip=identity"]["permutation"]["p"] == pytest.approx(0.1)
+    # Holm over the family of two: the smaller p doubled, the larger kept (never below the one before it).
+    p_id, p_proj = c["skip=identity"]["p"], c["skip=projection"]["p"]
+    assert c["skip=identity"]["p_adjusted"] == pytest.approx(2 * p_id)
+    assert c["skip=projection"]["p_adjusted"] == pytest.approx(max(2 * p_id, p_proj))
+    assert {x["outcome"] for x in r["comparisons"]} == {"inconclusive"} and c["skip=identity"]["margin"] is None
+    # Intervals inside [0, 1]: the logit t-interval, by hand; the plain t-interval is kept beside it.
+    se = 0.02 / math.sqrt(3) / (0.82 * 0.18)
+    logit = math.log(0.82 / 0.18)
+    expit = [1 / (1 + math.exp(-(logit + k * T975_DF2 * se))) for k in (-1, 1)]
+    assert [arms["skip=identity"]["ci_low"], arms["skip=identity"]["ci_high"]] == pytest.approx(expit)
+    assert arms["skip=identity"]["t_interval"] == pytest.approx([0.770317, 0.869683], abs=1e-6)
+    # The minimum detectable effect at n = 3 per arm and s = 0.02: power 0.8 exactly there.
+    assert stats.power_t(arms["skip=identity"]["mde"], 0.02, 3, 3) == pytest.approx(0.8)
+    assert r["test_size"] is None and any("test-set size unknown" in n for n in r["notes"])
     # Pareto front of test/acc against FLOPs: the best none seed (0.79 at 1.9M) and the best identity seed (0.84 at 2.0M);
     # projection's 0.84 costs 2.2M and is dominated.
     front = r["pareto"]["flops"]["front"]
     assert [(q["arm"], q["test/acc"], q["flops"]) for q in front] == [("skip=none", 0.79, 1.9e6), ("skip=identity", 0.84, 2.0e6)]
     assert r["secondary"]["epochs_to_target"][0]["arm"] == "skip=identity"
+    assert r["secondary"]["epochs_to_target"][0]["kind"] == "censored" and r["arms"][0]["epochs_to_target"]["reached"] == 3
 
 
 def test_learning_curve_bands_are_mean_and_std_over_seeds(ablation):
@@ -363,7 +382,10 @@ def test_design_space_report_edfs(tmp_path):
     assert 0 < t["ks_normalised_flops"]["statistic"] <= 1
     lo, hi = t["mean_diff_ci"]
     assert lo < t["mean_diff"] < hi < 0  # identity's errors are lower
-    assert "skip=identity's error distribution differs from skip=none's" in text
+    assert "skip=identity's errors are lower than skip=none's — better (KS permutation p<0.001, Holm-adjusted <0.001)" in text
+    assert t["outcome"] == "better" and t["ks_permutation_p"] < 0.01 and t["ks_normalised_flops"]["permutation_p"] < 0.01
+    assert t["mean_diff_normalised_flops_ci"][0] < t["mean_diff_normalised_flops"] < t["mean_diff_normalised_flops_ci"][1] < 0
+    assert ds["populations"][0]["dkw_epsilon"] == pytest.approx(stats.dkw_epsilon(24))
     assert "## Design spaces: error EDFs" in text
     assert_png(d / "edf.png")
     assert_svg(d / "edf.svg")
@@ -445,11 +467,14 @@ def test_cli_json(ablation, tmp_path, capsys):
     from nasplay.cli import main
 
     d, _ = ablation
-    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path)]) == 0
+    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path), "--adjust", "none"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["study"] == "s0" and r["experiment"] == "ablate_skip" and r["baseline"] == "skip=none"
     assert {a["arm"]: a["n"] for a in r["arms"]} == {"skip=identity": 3, "skip=none": 3, "skip=projection": 3}
-    assert r["comparisons"][0]["verdict"].startswith("skip=identity is better than skip=none by 5.0 points")
+    # Unadjusted (--adjust none) the smaller p stands alone: identity is better (p = 0.038).
+    assert r["adjust"] == "none" and r["comparisons"][0]["outcome"] == "better"
+    assert r["comparisons"][0]["verdict"] == ("skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), "
+                                              "large effect (g=1.99)")
     assert (tmp_path / "report.md").exists() and r["report_path"] == str(tmp_path / "report.md")
 
 
@@ -465,8 +490,9 @@ def test_several_studies_side_by_side(ablation, tmp_path, capsys):
     assert "comparison:" in printed
     text = (out / "comparison.md").read_text()
     assert "| arm | ablate_skip/s0 | ablate_skip_c10/s1 |" in text
-    assert "| skip=identity | 82.00 [77.03, 86.97] (n=3) | 62.00 [57.03, 66.97] (n=3) |" in text
-    assert "| skip=projection | 81.00 [74.43, 87.57] (n=3) |  |" in text  # not in the second study: blank
+    # The logit intervals (inside 0-100%), not the t-intervals 77.03-86.97 and 57.03-66.97 of before.
+    assert "| skip=identity | 82.00 [76.49, 86.45] (n=3) | 62.00 [56.92, 66.83] (n=3) |" in text
+    assert "| skip=projection | 81.00 [73.55, 86.73] (n=3) |  |" in text  # not in the second study: blank
     assert "### ablate_skip_c10/s1" in text
     assert len(list(out.glob("*/report.md"))) == 2  # each study's own report, under --out
     assert json.loads((out / "comparison.json").read_text())["studies"][1]["experiment"] == "ablate_skip_c10"
@@ -515,7 +541,7 @@ def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
     summary = {(i.key or "/".join(i.nested_key)): json.loads(i.value_json)
                for r in records if r.WhichOneof("record_type") == "summary" for i in r.summary.update}
     assert summary["test/acc/skip=identity/mean"] == pytest.approx(0.82)
-    assert summary["verdict/skip=identity"].startswith("skip=identity is better than skip=none")
+    assert summary["verdict/skip=identity"].startswith("no significant difference from skip=none")  # after Holm
     history = {(i.key or "/".join(i.nested_key)) for r in records if r.WhichOneof("record_type") == "history" for i in r.history.item}
     assert {"figures/pareto/path", "report/arms/path", "report/comparisons/path"} <= history
     images = list((run_dir / "files" / "media" / "images").rglob("*.png"))
@@ -523,3 +549,185 @@ def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
     table = json.loads(next((run_dir / "files" / "media" / "table").rglob("arms_*.table.json")).read_text())
     assert table["columns"][:2] == ["arm", "n"] and [row[0] for row in table["data"]] == ["skip=none", "skip=identity", "skip=projection"]
     assert (run_dir / "files" / "report.md").read_text() == (d / "report.md").read_text()
+
+
+# ---------------------------------------------------------------------------------------------------
+# Pre-stated outcomes, censored times, seeds that never trained, equivalence, Holm over a ladder, paired design spaces.
+
+
+def write_outcome_manifest(d: Path, experiment: str, arms: list[str], baseline: str, outcomes: dict, knob: str = "norm") -> None:
+    from nasplay.manifest import ArmEntry, Manifest
+
+    Manifest(experiment=experiment, study=d.name, kind="ablation", arms=[ArmEntry(a, "vgg11", {knob: a.split("=")[-1]}) for a in arms],
+             baseline=baseline, objectives=["val/acc"], directions=["maximize"], knob=knob, classes=10, outcomes=outcomes).write(d)
+
+
+def make_batchnorm(d: Path) -> Path:
+    """BN trains (3 of 3 reach 90% validation accuracy, at steps 80, 80, 100); without BN every seed stays at chance."""
+    d.mkdir(parents=True)
+    arms = {"norm=none": ([0.100, 0.102, 0.098], [None, None, None]), "norm=batch": ([0.970, 0.976, 0.973], [80, 80, 100])}
+    rows, curves = [], []
+    for arm, (accs, steps) in arms.items():
+        for seed, (acc, st) in enumerate(zip(accs, steps)):
+            n = len(rows)
+            rows.append({"number": n, "state": "COMPLETE", "arm": arm, "seed": seed, "test/acc": acc, "val/acc": acc,
+                         "steps_to_target": "" if st is None else st, "epochs_to_target": "" if st is None else st // 20,
+                         "steps": 120, "epochs": 6})
+            for e in range(6):  # loss 2.3 flat without BN; 1/(e+1) with it (+0.01 * seed)
+                loss = 2.3 if st is None else 1.0 / (e + 1) + 0.01 * seed
+                curves.append({"trial": n, "epoch": e, "step": 20 * (e + 1), "metric": "train/loss", "value": loss})
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc", "val/acc", "steps_to_target", "epochs_to_target",
+                                  "steps", "epochs"], rows)
+    write_csv(d / "curves.csv", ["trial", "epoch", "step", "metric", "value"], curves)
+    (d / "config.yaml").write_text("data: {name: digits, test_fraction: 0.2}\ntrainer: {max_epochs: 6, target_val_acc: 0.9}\n")
+    write_outcome_manifest(d, "ablate_batchnorm", list(arms), "norm=none",
+                           {"primary": "steps_to_target", "secondary": ["test/acc", "train/loss_auc"],
+                            "margin": {"test/acc": 1.0}, "claimed": {"test/acc": 0.5}, "source": "Ioffe & Szegedy 2015, Sec. 4.2.2"})
+    return d
+
+
+def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
+    from scipy import stats as sps
+
+    from nasplay.report.study import write_report
+
+    d = make_batchnorm(tmp_path / "ablate_batchnorm" / "s")
+    text = write_report(d, diagrams=False).read_text()
+    r = json.loads((d / "report.json").read_text())
+    assert r["metric"] == "steps_to_target" and r["outcomes"]["primary_stated"] == "steps_to_target"
+    assert r["outcomes"]["secondary"] == ["test/acc", "train/loss_auc"]
+    # The digits test split: round(0.2 * count) of each class, 359 images (validation: round(0.1 * count), 179); chance 1/10.
+    assert r["val_size"] == 179 and r["test_size"] == 359 and r["classes"] == 10 and "above 14.8%" in r["trained_rule"]
+    (c,) = r["comparisons"]
+    assert c["kind"] == "censored" and c["arm_summary"]["reached"] == 3 and c["baseline_summary"]["reached"] == 0
+    assert c["baseline_summary"]["censored_at"] == [120, 120, 120]  # the never-reached seeds kept, censored at their budget
+    assert c["fisher_p"] == pytest.approx(0.1)  # 3/3 vs 0/3: 2 of C(6, 3) tables
+    ref = sps.logrank(sps.CensoredData(uncensored=[80, 80, 100]), sps.CensoredData(right=[120, 120, 120]))
+    assert c["p"] == pytest.approx(ref.pvalue) and c["p_adjusted"] == pytest.approx(ref.pvalue)  # a family of one
+    assert c["outcome"] == ("better" if ref.pvalue < 0.05 else "inconclusive") and c["arm_summary"]["median"] == 80
+    assert "| norm=none | 0 of 3 | not reached by half | – | 120, 120, 120 |" in text
+    # The accuracy, secondary: in range, trained counts, margin and the claimed effect's seeds.
+    arms = {a["arm"]: a for a in r["arms"]}
+    assert arms["norm=none"]["trained"]["k"] == 0 and arms["norm=batch"]["trained"]["k"] == 3
+    assert "| seeds trained |" in text and "| 0 | 0 | 0 of 3 |" in text  # the primary is the time: the count is a column
+    for a in arms.values():
+        x = a["secondary"]["test/acc"]
+        assert 0 <= x["ci_low"] <= x["mean"] <= x["ci_high"] <= 1 and 0 <= x["bootstrap_ci"][0] <= x["bootstrap_ci"][1] <= 1
+        assert x["ci_method"] == "logit t + binomial noise of 359 test images"
+    (acc,) = r["secondary"]["test/acc"]
+    assert acc["outcome"] == "better" and acc["margin"] == 1.0 and acc["margin_raw"] == pytest.approx(0.01)
+    assert acc["trained"] == {"arm": [3, 3], "baseline": [0, 3], "fisher_p": pytest.approx(0.1)}
+    assert acc["claimed"]["effect"] == 0.5 and acc["claimed"]["seeds_needed"] == stats.seeds_needed(0.005, acc["effect"]["pooled_sd"])
+    # train/loss_auc from curves.csv: the mean of the per-epoch losses; BN's seed 0: (1 + 1/2 + ... + 1/6) / 6.
+    (auc,) = r["secondary"]["train/loss_auc"]
+    assert auc["mean"] == pytest.approx(sum(1 / (e + 1) + 0.01 * s for s in range(3) for e in range(6)) / 18)
+    assert auc["mean_baseline"] == pytest.approx(2.3) and auc["outcome"] == "better"
+    assert "## Outcomes" in text and "primary: `steps_to_target`" in text and "seeds per arm would detect it" in text
+    assert "effects" in r["figures"]  # drawn from the first secondary with differences in means (the primary is censored)
+    assert "| **norm=none** (baseline) | 0 | 0 of 3 reached; Kaplan-Meier median not reached by half | – | – | – |" in text
+    assert "| norm=batch | 3 | 3 of 3 reached; Kaplan-Meier median 80.0 |" in text
+    (ep,) = r["secondary"]["epochs_to_target"]  # measured, not named: analysed all the same, censored
+    assert ep["kind"] == "censored" and ep["arm_summary"]["times"] == [4, 4, 5]
+
+
+def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys):
+    from nasplay.cli import main
+    from nasplay.report.study import write_report
+
+    d = tmp_path / "ablate_pool" / "s"
+    d.mkdir(parents=True)
+    vals = {"pool=max": [0.950, 0.952, 0.951, 0.949, 0.950], "pool=avg": [0.951, 0.950, 0.952, 0.950, 0.949]}
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc"],
+              [{"number": i * 5 + s, "state": "COMPLETE", "arm": a, "seed": s, "test/acc": v}
+               for i, (a, vs) in enumerate(vals.items()) for s, v in enumerate(vs)])
+    write_outcome_manifest(d, "ablate_pool", list(vals), "pool=max", {"primary": "test/acc", "margin": {"test/acc": 1.0}}, knob="pool")
+    text = write_report(d, figures=False, diagrams=False).read_text()
+    (c,) = json.loads((d / "report.json").read_text())["comparisons"]
+    assert c["outcome"] == "equivalent" and c["margin"] == 1.0 and c["equivalence"]["p"] < 0.05
+    assert "within the margin ±1.0 points" in text and "**equivalent**" in text
+    # report.margin (config.yaml or --margin) overrides the experiment's: 0.01 points cannot be shown.
+    assert main(["report", str(d), "--json", "--no-figures", "--margin", "0.01", "--out", str(tmp_path / "o")]) == 0
+    (c,) = json.loads(capsys.readouterr().out)["comparisons"]
+    assert c["outcome"] == "inconclusive" and c["margin"] == pytest.approx(0.01)
+    (d / "config.yaml").write_text("report: {adjust: none, margin: 0.01}\n")
+    from nasplay.report.study import build_report, load_study
+
+    r = build_report(load_study(d))
+    assert r["adjust"] == "none" and r["comparisons"][0]["outcome"] == "inconclusive"
+
+
+def test_ladder_is_one_family_of_nine(tmp_path):
+    from nasplay.report.study import build_report, load_study
+
+    rungs = {f"rung{i}": [0.5 + 0.04 * i + 0.01 * s for s in range(3)] for i in range(10)}
+    lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, manifest=False)
+    write_manifest(lad, "ladder", [(r, "lenet5", {}) for r in rungs], "rung0")
+    r = build_report(load_study(lad))
+    comps = r["comparisons"]
+    assert len(comps) == 9 and {c["family"] for c in comps} == {9}
+    assert [c["p_adjusted"] for c in comps] == pytest.approx(stats.holm([c["p"] for c in comps]).tolist())
+    assert all(0 <= a["ci_low"] <= a["ci_high"] <= 1 for a in r["arms"]) and all(math.isfinite(a["mde"]) for a in r["arms"])
+
+
+def test_paired_design_space(tmp_path):
+    from scipy import stats as sps
+
+    from nasplay.report.study import write_report
+
+    d = tmp_path / "edf_skip" / "p"
+    d.mkdir(parents=True)
+    rng = np.random.default_rng(7)
+    rows = []
+    for pair in range(40):  # the same sampled network with skips on and off: its own quality plus the knob's -1 point
+        flops = float(np.exp(rng.uniform(np.log(1e6), np.log(1e8))))
+        own = rng.normal(0.85, 0.03)
+        for arm, shift in (("skip=identity", 0.01), ("skip=none", 0.0)):
+            rows.append({"number": len(rows), "state": "COMPLETE", "arm": arm, "seed": 0, "pair": pair, "flops": flops,
+                         "test/acc": own + shift + rng.normal(0, 0.002)})
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "pair", "flops", "test/acc"], rows)
+    write_manifest(d, "edf_skip", [(f"skip={v}", "resnet18", {"skip": v}) for v in ("identity", "none")], "skip=none", knob="skip")
+    text = write_report(d, diagrams=False).read_text()
+    (t,) = json.loads((d / "report.json").read_text())["design_space"]["tests"]
+    pr = t["paired"]
+    assert pr["pairs"] == 40 and pr["mean_diff"] == pytest.approx(-1.0, abs=0.2)  # error in points: one lower with skips
+    err = {a: {r["pair"]: 100 * (1 - r["test/acc"]) for r in rows if r["arm"] == a} for a in ("skip=identity", "skip=none")}
+    diffs = [err["skip=identity"][k] - err["skip=none"][k] for k in range(40)]
+    assert pr["wilcoxon_p"] == pytest.approx(sps.wilcoxon(diffs).pvalue)
+    assert t["p_test"] == "paired sign-flip permutation" and t["outcome"] == "better" and pr["sign_flip_p"] < 0.001
+    # Unpaired, the architectures' spread (3 points) hides the 1-point effect from KS.
+    assert t["ks_permutation_p"] > pr["sign_flip_p"]
+    assert "40 pairs: mean paired difference" in text
+    assert_png(d / "edf.png")
+
+
+def test_a_seed_left_at_chance_is_counted_not_averaged(tmp_path):
+    from nasplay.report.study import write_report
+
+    arms = {"vgg11": [0.96, 0.97, 0.95], "vgg19": [0.96, 0.95, 0.11]}  # one VGG-19 seed never left chance
+    d = make_ablation(tmp_path / "ablate_depth" / "s", arms=arms, manifest=False)
+    write_manifest(d, "ablate_depth", [(a, a, {}) for a in arms], "vgg11")
+    (d / "config.yaml").write_text("data: {name: digits}\n")
+    text = write_report(d, figures=False, diagrams=False).read_text()
+    r = json.loads((d / "report.json").read_text())
+    a = {x["arm"]: x for x in r["arms"]}["vgg19"]
+    assert a["t_interval"][1] > 1 and 0 < a["ci_low"] < a["ci_high"] < 1  # the t-interval left 0-100%; the reported one does not
+    assert a["trained"] == {"k": 2, "n": 3, "metric": "test/acc", "mean_of_trained": pytest.approx(0.955)}
+    assert "| vgg19 | 3 | 2 of 3 seeds trained (those: 95.50) | " in text
+    (c,) = r["comparisons"]
+    assert c["trained"]["fisher_p"] == pytest.approx(1.0) and "vgg19: 2 of 3 seeds trained, vgg11: 3 of 3" in c["verdict"]
+    assert -1 <= c["welch"]["ci_low"] <= c["welch"]["ci_high"] <= 1  # the difference of two accuracies stays in [-100, 100] points
+
+
+def test_split_sizes_match_the_data_module():
+    """The report's digits split sizes (no data read) are those nasplay.train.data holds out."""
+    from sklearn.datasets import load_digits
+
+    from nasplay.report.study import DIGITS_PER_CLASS, _test_size, _val_size
+    from nasplay.train.data import stratified_split
+
+    y = load_digits().target
+    assert tuple(np.bincount(y).tolist()) == DIGITS_PER_CLASS
+    for test_fraction, val_fraction in ((0.2, 0.1), (0.25, 0.15)):
+        test, val, _ = stratified_split(y, (test_fraction, val_fraction), 0)
+        config = {"data": {"name": "digits", "test_fraction": test_fraction, "val_fraction": val_fraction}}
+        assert _test_size(None, [], config)[0] == len(test) and _val_size(config) == len(val)

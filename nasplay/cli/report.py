@@ -13,17 +13,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "report", help="tables, statistics and figures of one or several studies",
         description="Write report.md, report.json and PNG/SVG figures of a study directory (runs/<experiment>/<study>/): "
-                    "each arm's mean, std, 95% CI and n; each arm against the baseline (effect size, Welch's t and "
-                    "permutation tests, a verdict); learning curves; accuracy vs FLOPs with the Pareto front; error EDFs "
-                    "for design-space (edf_*) studies. Several directories also get comparison.md side by side.",
+                    "each arm's mean, std, 95% CI (inside the metric's range), n and minimum detectable effect; each arm "
+                    "against the baseline on the experiment's pre-stated outcomes (effect size, Welch's t and permutation "
+                    "tests, Holm within each outcome, equivalence against the stated margin, one of four outcomes: better, "
+                    "worse, equivalent, inconclusive; time-to-target outcomes as censored); learning curves; accuracy vs "
+                    "FLOPs with the Pareto front; error EDFs for design-space (edf_*) studies. Several directories also get "
+                    "comparison.md side by side.",
         epilog="examples:\n  nasplay report runs/ablate_skip/ablate_skip\n  nasplay report runs/ablate_skip/* --out reports/ --json\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("study_dirs", nargs="+", metavar="STUDY_DIR", help="a study directory holding results.csv")
     p.add_argument("--out", default=None, help="write the files here instead of into the study directory")
     p.add_argument("--json", action="store_true", help="print the machine-readable report")
-    p.add_argument("--metric", default=None, help="the results column to compare (default: test/acc, else val/acc_best, val/acc)")
+    p.add_argument("--metric", default=None,
+                   help="the primary outcome (default: experiment.outcomes.primary, else test/acc, val/acc_best, val/acc)")
     p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: experiment.baseline)")
-    p.add_argument("--test", choices=("welch", "permutation"), default="welch", help="the test behind the verdicts (default: welch)")
+    p.add_argument("--test", choices=("welch", "permutation"), default=None,
+                   help="the test behind the verdicts (default: the study's report.test, welch)")
+    p.add_argument("--adjust", choices=("holm", "none"), default=None,
+                   help="multiple comparisons within each outcome (default: the study's report.adjust, holm)")
+    p.add_argument("--margin", type=float, default=None,
+                   help="equivalence margin of the primary outcome, in its points (default: report.margin, else experiment.outcomes)")
+    p.add_argument("--alpha", type=float, default=None, help="significance level (default: the study's report.alpha, 0.05)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--wandb", action="store_true", help="also log the report as a W&B run (offline unless WANDB_MODE=online)")
     p.set_defaults(func=run_cli)
@@ -31,7 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run_cli(args) -> int:
     """Write the report(s) of ``args.study_dirs``; print a summary, or JSON with ``--json``."""
-    kwargs = {"metric": args.metric, "baseline": args.baseline, "test": args.test, "figures": not args.no_figures,
+    kwargs = {"metric": args.metric, "baseline": args.baseline, "test": args.test, "adjust": args.adjust, "margin": args.margin,
+              "alpha": args.alpha, "figures": not args.no_figures,
               "diagrams": not args.no_figures, "wandb": args.wandb}
     from nasplay.report.study import compare_studies, to_finite, write_study_report
 
@@ -56,7 +67,7 @@ def run_cli(args) -> int:
             ci = f" [{a['ci_low'] * s:.2f}, {a['ci_high'] * s:.2f}]" if math.isfinite(a["ci_low"]) else ""
             print(f"  {a['arm']:<24} {a['mean'] * s:8.2f}{ci}  n={a['n']}")
         for c in r["comparisons"]:
-            print(f"  - {c['verdict']}")
+            print(f"  - {c['arm']}: {c['outcome']} — {c['verdict']}")
         print(f"  report: {r['report_path']}")
     if comparison is not None:
         print(f"comparison: {comparison}")

@@ -87,7 +87,7 @@ def pareto(points: Mapping[str, tuple[Sequence[float], Sequence[float]]], front:
 
 def effects(rows: Sequence[tuple[str, float, float, float, bool, int]], out_dir: Path, *, xlabel: str, baseline: str,
             stem: str = "effects") -> list[Path]:
-    """Forest plot: ``(arm, diff, ci_low, ci_high, significant, colour index)`` rows; significant ones filled."""
+    """Forest plot: ``(arm, diff, ci_low, ci_high, significant, colour index)`` rows; significant ones (the adjusted p) filled."""
     fig, (ax,) = _new(6.0, 0.9 + 0.45 * max(1, len(rows)))
     for i, (_arm, diff, lo, hi, sig, c) in enumerate(rows):
         y = len(rows) - 1 - i
@@ -97,7 +97,7 @@ def effects(rows: Sequence[tuple[str, float, float, float, bool, int]], out_dir:
     ax.axvline(0, color="black", lw=0.8)
     ax.set_yticks(range(len(rows)), [r[0] for r in reversed(rows)], fontsize=8)
     ax.set_xlabel(xlabel)
-    ax.set_title(f"difference from {baseline} (95% CI; filled = significant)", fontsize=10)
+    ax.set_title(f"difference from {baseline}\n(95% CI; filled: better or worse, adjusted)", fontsize=9)
     ax.grid(alpha=0.3, axis="x")
     return save(fig, out_dir, stem)
 
@@ -118,5 +118,5 @@ def edfs(panels: Sequence[tuple[str, Mapping[str, tuple]]], out_dir: Path, *, xl
         ax.set_title(name, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7, frameon=False, loc="lower right")
-    fig.suptitle(title or "error EDFs (bands: 95% bootstrap)", fontsize=10)
+    fig.suptitle(title or "error EDFs (bands: simultaneous 95% DKW)", fontsize=10)
     return save(fig, out_dir, stem)

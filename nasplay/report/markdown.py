@@ -48,39 +48,124 @@ def metric_label(report: dict[str, Any], metric: str | None = None) -> str:
     return f"{m} (%)" if report["scale"] == 100 and m == report["metric"] else m
 
 
+def _interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
+    return f"{num(lo, digits, scale)} – {num(hi, digits, scale)}" if isinstance(lo, (int, float)) and math.isfinite(lo) else "–"
+
+
 def arms_section(report: dict[str, Any]) -> str:
     s = report["scale"]
     ci = "95% CI"
-    header = ["arm", "n", f"mean {metric_label(report)}", "std", ci, "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
+    first = "time to target" if report["metric"] in ("epochs_to_target", "steps_to_target") else f"mean {metric_label(report)}"
+    header = ["arm", "n", first, "std", ci, "MDE", "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
+    trained_col = any(a.get("trained") and a["trained"].get("metric") != report["metric"] for a in report["arms"])
+    if trained_col:
+        header.append("seeds trained")
     rows = []
     for a in report["arms"]:
         name = f"**{a['arm']}** (baseline)" if a["baseline"] else a["arm"]
-        rows.append([name, a["n"], num(a["mean"], 2, s), num(a["std"], 2, s),
-                     f"{num(a['ci_low'], 2, s)} – {num(a['ci_high'], 2, s)}" if math.isfinite(a["ci_low"]) else "–",
+        tr = a.get("trained")
+        tt = a.get(report["metric"]) if report["metric"] in ("epochs_to_target", "steps_to_target") else None
+        if tt:
+            # Censored: a mean of the seeds that got there would hide those that did not.
+            med = "not reached by half" if isinstance(tt["median"], float) and math.isinf(tt["median"]) else num(tt["median"], 1)
+            mean, interval = f"{tt['reached']} of {tt['n']} reached; Kaplan-Meier median {med}", "–"
+        elif tr and tr["k"] < tr["n"] and tr.get("metric") == report["metric"]:
+            # A network left at chance: the count is the result, not a mean with an interval across two regimes.
+            mean = f"{tr['k']} of {tr['n']} seeds trained" + (f" (those: {num(tr['mean_of_trained'], 2, s)})" if tr["k"] else "")
+            interval = "–"
+        else:
+            mean, interval = num(a["mean"], 2, s), _interval(a["ci_low"], a["ci_high"], 2, s)
+        rows.append([name, a["n"], mean, "–" if tt else num(a["std"], 2, s), interval, "–" if tt else num(a.get("mde"), 2, s),
                      count(a["params"]), count(a["flops"]), num(a["wall_time"], 1), count(a["imgs_per_sec"]), a["pruned"], a["failed"]])
+        if trained_col:
+            rows[-1].append(f"{tr['k']} of {tr['n']}" if tr else "–")
     out = [table(header, rows)]
-    extra = [m for m in ("epochs_to_target", "steps_to_target") if any(m in a for a in report["arms"])]
-    for m in extra:
-        out.append("")
-        out.append(table(["arm", "n", f"mean {m}", "std", ci],
-                         [[a["arm"], a[m]["n"], num(a[m]["mean"], 1), num(a[m]["std"], 1),
-                           f"{num(a[m]['ci_low'], 1)} – {num(a[m]['ci_high'], 1)}"] for a in report["arms"] if m in a]))
+    method = next((a.get("ci_method") for a in report["arms"]), "t")
+    notes = []
+    if method and method.startswith("logit"):
+        notes.append("95% CI: Student's t on the logit scale (stays inside 0–100%)" +
+                     (", its variance the seeds' plus the binomial noise of the " + method.split("noise of ", 1)[1]
+                      if "noise of" in method else ", from the seeds' spread only (evaluation-set size unknown)") +
+                     "; report.json also has the plain t-interval and a two-level bootstrap (seeds, then test images).")
+    notes.append(f"MDE: the smallest true difference from its reference this study detects with {int(100 * report.get('power', 0.8))}% "
+                 f"power (two-sided t-test, α={report['alpha']}) at its seeds and pooled spread.")
+    if report.get("trained_rule"):
+        notes.append(f"Trained: {report['trained_rule']}.")
+    out += ["", " ".join(notes)]
     return "\n".join(out)
+
+
+def _time_table(report: dict[str, Any], m: str) -> str:
+    rows = []
+    for a in report["arms"]:
+        t = a.get(m)
+        if not t:
+            continue
+        med = "not reached by half" if isinstance(t["median"], float) and math.isinf(t["median"]) else num(t["median"], 1)
+        rows.append([a["arm"], f"{t['reached']} of {t['n']}", med, ", ".join(num(x, 0) for x in t["times"]) or "–",
+                     ", ".join(num(x, 0) for x in t["censored_at"]) or "–"])
+    return table(["arm", "reached the target", "Kaplan-Meier median", "times", "never reached (censored at)"], rows)
+
+
+def _named(c: dict[str, Any]) -> str:
+    """A verdict that names its arm (the "no difference" wording starts with the reference)."""
+    v = c["verdict"]
+    return v if v.startswith(c["arm"]) else f"{c['arm']}: {v}"
 
 
 def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) -> str:
     if not comps:
         return "_No arm to compare (one arm, or no baseline)._"
+    if comps[0].get("kind") == "censored":
+        rows = [[c["arm"], c["baseline"], num(c["logrank_z"], 2), p_value(c["logrank_p"]), p_value(c["p_adjusted"]),
+                 p_value(c["fisher_p"]), f"**{c['outcome']}**"] for c in comps]
+        return (table(["arm", "vs", "log-rank z", "log-rank p", "adjusted p", "Fisher p (reached)", "outcome"], rows)
+                + "\n\n" + "\n".join(f"- {c['verdict']}" for c in comps))
     u = f" ({unit})" if unit else ""
-    header = ["arm", "vs", f"Δ mean{u}", "95% CI of Δ", "Hedges' g", "effect", "Welch t (df)", "Welch p", "permutation p", "significant"]
+    header = ["arm", "vs", f"Δ mean{u}", "95% CI of Δ", "Hedges' g", "Welch p", "permutation p", "adjusted p", "margin",
+              "TOST p (adj.)", "outcome"]
     rows = []
     for c in comps:
         w, perm, e = c["welch"], c["permutation"], c["effect"]
+        eq = c.get("equivalence") or {}
         rows.append([c["arm"], c["baseline"], num(w["diff"], 2, scale), f"{num(w['ci_low'], 2, scale)} to {num(w['ci_high'], 2, scale)}",
-                     num(e["g"], 2), e["magnitude"], f"{num(w['t'], 2)} ({num(w['df'], 1)})", p_value(w["p"]),
-                     p_value(perm["p"]) + ("" if perm["exact"] else " (MC)"), "yes" if c["significant"] else "no"])
-    verdicts = "\n".join(f"- {c['verdict']}" for c in comps)
-    return table(header, rows) + "\n\n**Verdicts**\n\n" + verdicts
+                     f"{num(e['g'], 2)} ({e['magnitude']})", p_value(w["p"]), p_value(perm["p"]) + ("" if perm["exact"] else " (MC)"),
+                     p_value(c["p_adjusted"]), "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
+                     p_value(eq.get("p_adjusted", math.nan)), f"**{c['outcome']}**"])
+    verdicts = "\n".join(f"- {_named(c)}" for c in comps)
+    claims = [c for c in comps if c.get("claimed")]
+    extra = ""
+    if claims:
+        extra = "\n\n" + "\n".join(
+            f"- The paper's claimed effect of {c['arm']}, {num(c['claimed']['effect'], 2)}{(' ' + unit) if unit else ''}: "
+            + (f"{c['claimed']['seeds_needed']} seeds per arm would detect it with 80% power at this spread "
+               f"(this study: {c['n']})." if c["claimed"]["seeds_needed"] else "no finite number of seeds at this spread (or no spread).")
+            for c in claims)
+    return table(header, rows) + "\n\n**Verdicts**\n\n" + verdicts + extra
+
+
+def outcomes_section(report: dict[str, Any]) -> str:
+    o = report["outcomes"]
+    adj = "Holm" if report["adjust"] == "holm" else "no"
+    def margin(m: str) -> str:
+        v = o["margins"].get(m)
+        return f"equivalence margin ±{v:g}" if v is not None else "no equivalence margin stated: it cannot be called equivalent"
+    lines = []
+    if o["stated"]:
+        lines.append(f"- primary: `{o['primary']}` ({margin(o['primary'])})" +
+                     ("" if o["primary_stated"] in (None, o["primary"]) else f" — **not the pre-stated `{o['primary_stated']}`**"))
+        for m in o["secondary"]:
+            lines.append(f"- secondary: `{m}` ({margin(m)})")
+        if o.get("source"):
+            lines.append(f"- the paper's claim: {o['source']}")
+    else:
+        lines.append(f"- no outcomes stated in the experiment (experiment.outcomes): the primary metric is `{report['metric']}`, "
+                     f"{margin(report['metric'])}")
+    lines.append(f"- each outcome is one family: {adj} adjustment over its comparisons at α={report['alpha']}; each comparison "
+                 "ends as **better** or **worse** (adjusted p < α), **equivalent** (both one-sided tests of the margin, adjusted, "
+                 "< α) or **inconclusive**. Time-to-target outcomes keep the seeds that never got there (censored): log-rank for "
+                 "when, Fisher's exact test for how many.")
+    return "\n".join(lines)
 
 
 def figure(title: str, files: Sequence[str]) -> str:
@@ -92,20 +177,33 @@ def figure(title: str, files: Sequence[str]) -> str:
 
 
 def design_space_section(ds: dict[str, Any]) -> str:
-    pops = table(["population", "n", f"mean {ds['error']}", "95% bootstrap CI", f"min {ds['error']}", f"median {ds['error']}"],
+    pops = table(["population", "n", f"mean {ds['error']}", "95% bootstrap CI", f"min {ds['error']}", f"median {ds['error']}",
+                  "DKW ±"],
                  [[p["arm"], p["n"], num(p["mean_error"]), f"{num(p['mean_error_ci'][0])} – {num(p['mean_error_ci'][1])}",
-                   num(p["min_error"]), num(p["median_error"])] for p in ds["populations"]])
-    header = ["population", "vs", "KS D", "KS p"] + [h for m in ds["measures"] for h in (f"D ({m}-normalised)", f"p ({m}, approx.)")]
+                   num(p["min_error"]), num(p["median_error"]), num(p.get("dkw_epsilon"), 3)] for p in ds["populations"]])
+    header = ["population", "vs", "KS D", "KS p", "permutation p"] + \
+             [h for m in ds["measures"] for h in (f"D ({m}-normalised)", f"permutation p ({m})", f"Δ mean ({m}-normalised, 95% CI)")] + \
+             ["adjusted p", "outcome"]
     rows = []
     for t in ds["tests"]:
-        r = [t["arm"], t["baseline"], num(t["ks"]["statistic"]), p_value(t["ks"]["p"])]
+        r = [t["arm"], t["baseline"], num(t["ks"]["statistic"]), p_value(t["ks"]["p"]), p_value(t["ks_permutation_p"])]
         for m in ds["measures"]:
             k = t[f"ks_normalised_{m}"]
-            r += [num(k["statistic"]), p_value(k["p"])]
+            lo, hi = t[f"mean_diff_normalised_{m}_ci"]
+            r += [num(k["statistic"]), p_value(k.get("permutation_p")), f"{num(t[f'mean_diff_normalised_{m}'])} ({num(lo)} to {num(hi)})"]
+        r += [p_value(t["p_adjusted"]), f"**{t['outcome']}**"]
         rows.append(r)
     verdicts = "\n".join(f"- {t['verdict']}" for t in ds["tests"])
     return (f"{pops}\n\n{table(header, rows)}\n\nComplexity normalisation: {ds['bins']} log-spaced bins over the shared range, "
-            f"weights equalise each population's complexity distribution (Radosavovic et al. 2019).\n\n{verdicts}")
+            "weights equalise each population's complexity distribution (Radosavovic et al. 2019); the weights are recomputed "
+            "in every bootstrap resample and every permutation. DKW ±: the half-width of the simultaneous 95% band drawn "
+            "around each EDF. With a `pair` column the outcome reads the paired sign-flip test.\n\n" + verdicts)
+
+
+def _is_accuracy(comps: list[dict[str, Any]]) -> bool:
+    """A secondary accuracy stored in [0, 1] (shown in points like the primary)."""
+    means = [x for c in comps for x in (c["mean"], c["mean_baseline"]) if isinstance(x, (int, float)) and math.isfinite(x)]
+    return "acc" in comps[0]["metric"] and bool(means) and all(0 <= x <= 1 for x in means)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -117,15 +215,32 @@ def render(report: dict[str, Any]) -> str:
              f"- kind: {r['kind']}; metric: `{r['metric']}` ({'higher' if r['higher_is_better'] else 'lower'} is better)",
              f"- trials: {r['trials']['total']} ({trials})",
              f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none",
-             f"- statistics: mean ± 95% t-interval over seeds; {TESTS.get(r['test'], r['test'])} at α={r['alpha']} for the verdicts; "
-             "Hedges' g with the pooled SD; two-sided permutation test as a check", ""]
+             f"- statistics: mean and a 95% interval inside the metric's range over seeds; {TESTS.get(r['test'], r['test'])} at "
+             f"α={r['alpha']} for the verdicts, {'Holm-adjusted within each outcome' if r.get('adjust') == 'holm' else 'unadjusted'}; "
+             "equivalence by two one-sided tests (TOST) against the stated margin; Hedges' g with the pooled SD; two-sided "
+             "permutation test as a check", ""]
     if r["notes"]:
         lines += ["> " + n for n in r["notes"]] + [""]
+    if "outcomes" in r:
+        lines += ["## Outcomes", "", outcomes_section(r), ""]
     lines += ["## Arms", "", arms_section(r), ""]
+    for m in ("epochs_to_target", "steps_to_target"):
+        if any(m in a for a in r["arms"]):
+            lines += [f"### {m}: seeds that reached the target", "", _time_table(r, m), ""]
     ref = "the previous rung" if r["reference"] == "previous rung" else "the baseline"
-    lines += [f"## Each arm against {ref}", "", comparisons_section(r["comparisons"], r["scale"], r["unit"]), ""]
+    lines += [f"## Primary outcome: each arm against {ref} (`{r['metric']}`)", "",
+              comparisons_section(r["comparisons"], r["scale"], r["unit"]), ""]
     for m, comps in r.get("secondary", {}).items():
-        lines += [f"### {m} (lower is better)", "", comparisons_section(comps, 1.0, ""), ""]
+        scale = 100.0 if comps and comps[0].get("kind") == "means" and _is_accuracy(comps) else 1.0
+        better = "lower" if any(k in m for k in ("loss", "err", "time", "to_target")) else "higher"
+        lines += [f"### {m} ({better} is better; secondary)", ""]
+        per_arm = [(a["arm"], a["secondary"][m]) for a in r["arms"] if m in a.get("secondary", {})]
+        if per_arm:
+            digits = 2 if scale == 100 else 3
+            lines += [table(["arm", "n", f"mean {m}" + (" (%)" if scale == 100 else ""), "std", "95% CI"],
+                            [[arm, x["n"], num(x["mean"], digits, scale), num(x["std"], digits, scale),
+                              _interval(x["ci_low"], x["ci_high"], digits, scale)] for arm, x in per_arm]), ""]
+        lines += [comparisons_section(comps, scale, "points" if scale == 100 else ""), ""]
     if "design_space" in r:
         lines += ["## Design spaces: error EDFs", "", design_space_section(r["design_space"]), ""]
     figs = r.get("figures", {})
@@ -138,9 +253,11 @@ def render(report: dict[str, Any]) -> str:
     for cost, p in r.get("pareto", {}).items():
         if p["front"]:
             shown = p["front"][:25]
-            lines += [f"### Pareto front: {metric_label(r)} against {cost}", "",
-                      table(["trial", "arm", "seed", metric_label(r), cost],
-                            [[q["number"], q["arm"], q["seed"], num(q[r["metric"]], 2, r["scale"]), count(q[cost])] for q in shown]),
+            pm, ps = p.get("metric", r["metric"]), r.get("pareto_scale", r["scale"])
+            label = f"{pm} (%)" if ps == 100 else pm
+            lines += [f"### Pareto front: {label} against {cost}", "",
+                      table(["trial", "arm", "seed", label, cost],
+                            [[q["number"], q["arm"], q["seed"], num(q[pm], 2, ps), count(q[cost])] for q in shown]),
                       "" if len(shown) == len(p["front"]) else f"\n({len(p['front']) - len(shown)} more in report.json)", ""]
     if r.get("diagrams"):
         lines += ["## Architectures", ""]
@@ -178,7 +295,7 @@ def render_comparison(reports: list[dict[str, Any]]) -> str:
              "## Mean and 95% CI of each study's metric per arm", "",
              table(["arm", *names], rows), "", "## Verdicts", ""]
     for n, r in zip(names, reports):
-        lines += [f"### {n}", ""] + [f"- {c['verdict']}" for c in r["comparisons"]] + \
+        lines += [f"### {n}", ""] + [f"- {_named(c)}" for c in r["comparisons"]] + \
                  [f"- {t['verdict']}" for t in r.get("design_space", {}).get("tests", [])] + [""]
         if not r["comparisons"]:
             lines += ["- no comparison (one arm or no baseline)", ""]

@@ -26,6 +26,31 @@ Pure functions of numbers (numpy / scipy), no I/O. The definitions, so a reader 
   samples). For weighted EDFs the p-value is the asymptotic Kolmogorov one with Kish effective sample
   sizes ``(Σw)² / Σw²`` — an approximation, reported as such.
 * **Bootstrap**: percentile intervals from seeded resampling with replacement (within each population).
+
+What a reviewer asks of a verdict:
+
+* **Holm** (step-down, family-wise): p-values sorted ascending, ``p_(i) -> max_{j<=i} min(1, (m-j+1) p_(j))``;
+  a family is one outcome (metric) of one study: every arm against its reference.
+* **Equivalence (TOST)** against a stated margin ``m``: two one-sided Welch tests of ``Δ <= -m`` and
+  ``Δ >= +m`` (scipy's ``ttest_ind`` on shifted values); ``p = max`` of the two, equivalent to the
+  ``1 - 2α`` interval lying inside ``(-m, m)``.
+* **Outcome**, one of four: *better* / *worse* (adjusted p < α, by the direction of Δ), else *equivalent*
+  (adjusted TOST p < α), else *inconclusive*. No margin stated: never equivalent.
+* **Minimum detectable effect**: the true difference the two-sided two-sample t-test (pooled df) finds with
+  80% power at the arms' n and pooled SD, from the noncentral t; ``seeds_needed`` inverts it for a claim.
+* **Accuracy intervals** stay inside (0, 1): Student's t on the logit scale (delta method), with the mean's
+  variance ``s²/n + p̄(1-p̄)/N_test`` when the test set's size is known (its binomial noise, shared by every
+  seed); beside it a two-level percentile bootstrap (seeds, then ``Binomial(N_test, acc)/N_test`` per draw).
+* **Trained**: a seed's accuracy above chance ``1/K`` by more than 3 binomial SEs of a chance classifier on
+  the test set (5 points when its size is unknown).
+* **Time to target**, right-censored at each seed's budget when it never got there: Kaplan-Meier median
+  (``scipy.stats.ecdf``), log-rank test (``scipy.stats.logrank``; its signed z > 0 means sooner), Fisher's
+  exact test of how many reached it.
+* **DKW band**: ``F ± sqrt(ln(2/α) / 2n)``, simultaneous over x; Kish's n for weighted EDFs (approximate).
+* **Permutation KS**: labels shuffled over the pooled models, D recomputed (complexity weights recomputed
+  per relabelling); exact enumeration when the splits are few.
+* **Paired design spaces**: differences within pairs, sign-flip permutation test (``scipy.stats.
+  permutation_test``), Wilcoxon signed-rank, percentile bootstrap of the mean difference.
 """
 
 from __future__ import annotations
@@ -33,7 +58,7 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from scipy import special
@@ -196,7 +221,13 @@ def effect_size(a: ArrayLike, b: ArrayLike) -> EffectSize:
 
 @dataclass(frozen=True)
 class Comparison:
-    """One arm against the baseline on one metric, with the plain-words verdict."""
+    """One arm against the baseline on one metric, with the plain-words verdict.
+
+    ``p`` is the test's own p-value, ``p_adjusted`` the one the outcome reads (Holm within the study's
+    family of comparisons on this metric; equal to ``p`` for a family of one). ``margin`` is the
+    equivalence margin in the metric's units (``None``: none stated, so "equivalent" cannot be reached);
+    ``mde`` the smallest true difference this comparison detects with 80% power at its n and pooled SD.
+    """
 
     arm: str
     baseline: str
@@ -213,6 +244,13 @@ class Comparison:
     significant: bool
     better: bool | None
     verdict: str
+    p_adjusted: float = math.nan
+    adjust: str = "none"
+    family: int = 1
+    margin: float | None = None
+    equivalence: Equivalence | None = None
+    outcome: str = "inconclusive"
+    mde: float = math.nan
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -231,45 +269,103 @@ def format_p(p: float) -> str:
     return "p<0.001" if p < 0.001 else f"p={p:.3f}" if p < 0.1 else f"p={p:.2f}"
 
 
+def format_p_bare(p: float) -> str:
+    """``0.003``, ``<0.001`` or ``n/a``: :func:`format_p` without the ``p=``."""
+    return format_p(p).removeprefix("p=").removeprefix("p")
+
+
 def compare(arm: str, values: ArrayLike, baseline: str, baseline_values: ArrayLike, *, metric: str = "val/acc",
             higher_is_better: bool = True, alpha: float = 0.05, test: str = "welch", scale: float = 1.0,
-            unit: str = "", confidence: float = 0.95, seed: int = 0) -> Comparison:
+            unit: str = "", confidence: float = 0.95, seed: int = 0, margin: float | None = None,
+            bounds: tuple[float, float] | None = None) -> Comparison:
     """Test one arm against the baseline and say in words what the numbers support.
 
     ``test`` picks the p-value the verdict uses (``welch`` or ``permutation``); both are always computed.
     ``scale`` and ``unit`` only format the verdict (e.g. ``100, "points"`` for accuracies in [0, 1]).
+    ``margin`` (in the values' units) adds the equivalence test (TOST); ``bounds`` (the metric's range)
+    clips the interval of the difference to what the metric allows. A family of several comparisons
+    is adjusted afterwards with :func:`adjust_family`.
     """
     if test not in ("welch", "permutation"):
         raise ValueError(f"test: expected 'welch' or 'permutation', got {test!r}")
     a, b = _clean(values), _clean(baseline_values)
     w = welch(a, b, confidence)
+    if bounds is not None and math.isfinite(w.ci_low):
+        span = bounds[1] - bounds[0]
+        w = TTest(w.diff, w.t, w.df, w.p, max(w.ci_low, -span), min(w.ci_high, span))
     perm = permutation_test(a, b, seed=seed)
     eff = effect_size(a, b)
     p = w.p if test == "welch" else perm.p
     used = test
     if test == "welch" and not math.isfinite(p) and math.isfinite(perm.p) and len(a) >= 2 and len(b) >= 2:
         p, used = perm.p, "permutation"  # zero variance in both arms: Welch is undefined
-    significant = bool(math.isfinite(p) and p < alpha)
     diff = w.diff
     better = None if not math.isfinite(diff) or diff == 0 else (diff > 0) == higher_is_better
+    eq = tost(a, b, margin, alpha)
+    eq = replace(eq, p_adjusted=eq.p)
+    c = Comparison(arm, baseline, metric, len(a), len(b), float(a.mean()) if len(a) else math.nan,
+                   float(b.mean()) if len(b) else math.nan, w, perm, eff, used, float(p), False, better, "",
+                   p_adjusted=float(p), margin=margin, equivalence=eq,
+                   mde=mde(eff.pooled_sd, len(a), len(b), alpha=alpha) if len(a) >= 2 and len(b) >= 2 else math.nan)
+    return _settle(c, eq.p, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
+
+
+def _settle(c: Comparison, tost_p: float, *, alpha: float, scale: float, unit: str, confidence: float) -> Comparison:
+    """Outcome, significance and verdict from the (adjusted) p-values."""
+    significant = bool(math.isfinite(c.p_adjusted) and c.p_adjusted < alpha)
+    out = outcome(c.p_adjusted, tost_p, c.better, alpha) if c.n >= 2 and c.n_baseline >= 2 else "inconclusive"
+    c = replace(c, significant=significant, outcome=out)
+    return replace(c, verdict=verdict(c, tost_p, scale=scale, unit=unit, confidence=confidence, alpha=alpha))
+
+
+def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit: str = "", confidence: float = 0.95,
+            alpha: float = 0.05) -> str:
+    """The comparison in plain words, ending on (or naming) its outcome: better, worse, equivalent or inconclusive."""
+    arm, baseline, w, eff, p, used = c.arm, c.baseline, c.welch, c.effect, c.p, c.test
     u = f" {unit}" if unit else ""
-    sizes = f"n={len(a)}" if len(a) == len(b) else f"n={len(a)} vs {len(b)}"
-    if len(a) < 2 or len(b) < 2:
-        verdict = f"not tested: {arm} has n={len(a)} and {baseline} n={len(b)} (at least 2 seeds each are needed)"
-    elif significant:
-        word = "better" if better else "worse"
+    k = 1 if scale >= 100 else 3  # points of accuracy to one decimal; losses and counts to three
+    diff = w.diff
+    sizes = f"n={c.n}" if c.n == c.n_baseline else f"n={c.n} vs {c.n_baseline}"
+    adjusted = (f", Holm-adjusted {format_p(c.p_adjusted)} over {c.family} comparisons"
+                if c.adjust != "none" and c.family > 1 else "")
+    if c.n < 2 or c.n_baseline < 2:
+        return f"not tested: {arm} has n={c.n} and {baseline} n={c.n_baseline} (at least 2 seeds each are needed)"
+    if c.outcome in ("better", "worse"):
         # The interval of the size of the gap, |Δ|: flip and reorder the bounds when Δ < 0.
         lo, hi = sorted((math.copysign(1, diff) * w.ci_low, math.copysign(1, diff) * w.ci_high))
-        ci = f"{int(confidence * 100)}% CI {_fmt(lo * scale)}–{_fmt(hi * scale)}"
-        verdict = (f"{arm} is {word} than {baseline} by {_fmt(abs(diff) * scale)}{u} ({ci}), "
-                   f"{format_p(p)} ({used}), {eff.magnitude} effect (g={_fmt(eff.g, 2)})")
+        ci = f"{int(confidence * 100)}% CI {_fmt(lo * scale, k)}–{_fmt(hi * scale, k)}"
+        return (f"{arm} is {c.outcome} than {baseline} by {_fmt(abs(diff) * scale, k)}{u} ({ci}), "
+                f"{format_p(p)} ({used}){adjusted}, {eff.magnitude} effect (g={_fmt(eff.g, 2)})")
+    ci = f"{int(confidence * 100)}% CI {_fmt(w.ci_low * scale, k)} to {_fmt(w.ci_high * scale, k)}"
+    head = f"no significant difference from {baseline} at {sizes} "
+    if c.significant and c.better is None:
+        head = f"a difference from {baseline} at {sizes} without a direction "
+    eq = c.equivalence
+    if c.margin is None or eq is None or not math.isfinite(eq.p):
+        tail = "; no equivalence margin stated" if c.margin is None else ""
     else:
-        ci = f"{int(confidence * 100)}% CI {_fmt(w.ci_low * scale)} to {_fmt(w.ci_high * scale)}"
-        verdict = (f"no significant difference from {baseline} at {sizes} "
-                   f"(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale)}{u}, {ci}, {format_p(p)}, {used}) — inconclusive")
-    return Comparison(arm, baseline, metric, len(a), len(b), float(a.mean()) if len(a) else math.nan,
-                      float(b.mean()) if len(b) else math.nan, w, perm, eff, used, float(p), significant,
-                      better, verdict)
+        m = f"±{_fmt(c.margin * scale, k)}{u}"
+        inner = f"{int(round((1 - 2 * alpha) * 100))}% CI {_fmt(eq.ci_low * scale, k)} to {_fmt(eq.ci_high * scale, k)}"
+        adj = f", adjusted {format_p_bare(tost_p)}" if c.adjust != "none" and c.family > 1 else ""
+        word = "within" if c.outcome == "equivalent" else "not shown within"
+        tail = f"; {word} the margin {m} ({inner}, TOST {format_p(eq.p)}{adj})"
+    return (f"{head}(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale, k)}{u}, {ci}, {format_p(p)}, {used}{adjusted}){tail} "
+            f"— {c.outcome}")
+
+
+def adjust_family(comps: Sequence[Comparison], method: str = "holm", *, alpha: float = 0.05, scale: float = 1.0, unit: str = "",
+                  confidence: float = 0.95) -> list[Comparison]:
+    """Adjust a family of comparisons (one metric, one study) together: Holm on the tests' p-values and on the
+    equivalence tests' p-values; then each comparison's outcome and verdict follow from the adjusted values."""
+    comps = list(comps)
+    p_adj = adjust([c.p for c in comps], method)
+    eq_adj = adjust([c.equivalence.p if c.equivalence else math.nan for c in comps], method)
+    out = []
+    for c, pa, ea in zip(comps, p_adj, eq_adj):
+        eq = replace(c.equivalence, p_adjusted=float(ea)) if c.equivalence is not None else None
+        c = replace(c, p_adjusted=float(pa), adjust=method, family=len(comps), equivalence=eq)
+        out.append(_settle(c, float(ea), alpha=alpha, scale=scale, unit=unit, confidence=confidence))
+    return out
 
 
 def pareto_front(score: ArrayLike, cost: ArrayLike) -> np.ndarray:
@@ -440,3 +536,399 @@ def bootstrap_edf_band(values: ArrayLike, grid: ArrayLike, *, weights: ArrayLike
     curves = np.array([edf_at(v[i], grid, w[i]) for i in idx])
     lo, hi = np.quantile(curves, [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
     return lo, hi
+
+
+# ---------------------------------------------------------------------------------------------------
+# What a reviewer asks of a verdict: multiplicity, equivalence, power, censoring, intervals in range.
+
+OUTCOMES = ("better", "worse", "equivalent", "inconclusive")
+
+
+def holm(pvalues: ArrayLike) -> np.ndarray:
+    """Holm's step-down adjusted p-values (family-wise error), in the input's order; NaN stays NaN.
+
+    Sorted ascending, ``p_(i)`` becomes ``max_{j <= i} min(1, (m - j + 1) p_(j))`` with ``m`` the finite p's.
+    """
+    p = np.asarray([np.nan if v is None else v for v in pvalues], dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    adj = np.minimum(1.0, (m - np.arange(m)) * p[order])
+    out[order] = np.maximum.accumulate(adj)
+    return out
+
+
+def adjust(pvalues: ArrayLike, method: str = "holm") -> np.ndarray:
+    """``holm`` or ``none`` (the p-values as they are)."""
+    if method == "holm":
+        return holm(pvalues)
+    if method == "none":
+        return np.asarray([np.nan if v is None else v for v in pvalues], dtype=float)
+    raise ValueError(f"report.adjust: expected 'holm' or 'none', got {method!r}")
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided Welch tests (TOST) of ``|mean(a) - mean(b)| < margin``; ``p`` is the larger one-sided p."""
+
+    margin: float
+    p_lower: float  # H0: diff <= -margin
+    p_upper: float  # H0: diff >= +margin
+    p: float
+    ci_low: float  # the (1 - 2 alpha) interval TOST is equivalent to
+    ci_high: float
+    p_adjusted: float = math.nan  # within the family (Holm), set by adjust_family
+
+
+def tost(a: ArrayLike, b: ArrayLike, margin: float | None, alpha: float = 0.05) -> Equivalence:
+    """Welch TOST against ``±margin`` (same units as the values); ``nan`` without a margin or two values per side.
+
+    The two one-sided tests are scipy's ``ttest_ind(..., equal_var=False, alternative=...)`` on the values
+    shifted by the margin; the interval is ``ttest_ind(a, b).confidence_interval(1 - 2 alpha)``.
+    """
+    a, b = _clean(a), _clean(b)
+    nan = Equivalence(math.nan if margin is None else float(margin), math.nan, math.nan, math.nan, math.nan, math.nan)
+    if margin is None or not margin > 0 or len(a) < 2 or len(b) < 2:
+        return nan
+    diff = float(a.mean() - b.mean())
+    if a.var() == 0 and b.var() == 0:  # every seed the same in both arms: no test, the difference is exact
+        inside = abs(diff) < margin
+        return Equivalence(float(margin), 0.0 if inside else 1.0, 0.0 if inside else 1.0, 0.0 if inside else 1.0, diff, diff)
+    p_lo = float(sps.ttest_ind(a + margin, b, equal_var=False, alternative="greater").pvalue)  # H0: diff <= -margin
+    p_hi = float(sps.ttest_ind(a - margin, b, equal_var=False, alternative="less").pvalue)  # H0: diff >= +margin
+    ci = sps.ttest_ind(a, b, equal_var=False).confidence_interval(1 - 2 * alpha)
+    return Equivalence(float(margin), p_lo, p_hi, max(p_lo, p_hi), float(ci.low), float(ci.high))
+
+
+def outcome(p_adjusted: float, tost_p_adjusted: float, better: bool | None, alpha: float = 0.05) -> str:
+    """One of :data:`OUTCOMES`: a difference (adjusted p < alpha), else equivalence within the margin, else inconclusive."""
+    if math.isfinite(p_adjusted) and p_adjusted < alpha and better is not None:
+        return "better" if better else "worse"
+    if math.isfinite(tost_p_adjusted) and tost_p_adjusted < alpha:
+        return "equivalent"
+    return "inconclusive"
+
+
+def power_t(delta: float, sd: float, n_a: int, n_b: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided two-sample t-test (pooled df) to detect a true difference ``delta`` (noncentral t)."""
+    if n_a < 2 or n_b < 2 or not sd > 0:
+        return math.nan
+    df = n_a + n_b - 2
+    nc = delta / (sd * math.sqrt(1 / n_a + 1 / n_b))
+    t = sps.t.ppf(1 - alpha / 2, df)
+    return float(sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc))
+
+
+def mde(sd: float, n_a: int, n_b: int | None = None, *, alpha: float = 0.05, power: float = 0.8) -> float:
+    """Minimum detectable effect: the true difference the two-sided t-test finds with ``power`` at these n and SD."""
+    n_b = n_a if n_b is None else n_b
+    if n_a < 2 or n_b < 2 or not (math.isfinite(sd) and sd > 0):
+        return math.nan
+    from scipy.optimize import brentq
+
+    se = sd * math.sqrt(1 / n_a + 1 / n_b)
+    hi = 2 * se
+    while power_t(hi, sd, n_a, n_b, alpha) < power:
+        hi *= 2
+    return float(brentq(lambda d: power_t(d, sd, n_a, n_b, alpha) - power, 0.0, hi, xtol=1e-12 * hi))
+
+
+def seeds_needed(effect: float, sd: float, *, alpha: float = 0.05, power: float = 0.8, limit: int = 10_000) -> int | None:
+    """Seeds per arm for ``power`` to detect a true difference ``effect`` at this SD (``None`` if over ``limit``)."""
+    if not (math.isfinite(effect) and effect != 0 and math.isfinite(sd) and sd > 0):
+        return None
+    n = 2
+    while n <= limit:
+        if power_t(abs(effect), sd, n, n, alpha) >= power:
+            return n
+        n = n + 1 if n < 64 else int(n * 1.25)
+    return None
+
+
+def logit_interval(values: ArrayLike, *, n_test: int | None = None, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of a mean proportion that stays inside (0, 1): Student's t on the logit scale (delta method).
+
+    The variance of the mean is the seeds' ``s² / n`` plus, when the test set's size ``n_test`` is known,
+    a binomial ``p̄ (1 - p̄) / n_test`` for the finite test set (every seed is scored on the same images, so
+    that part does not shrink with more seeds). ``nan`` below two seeds.
+    """
+    x = _clean(values)
+    n = len(x)
+    if n < 2:
+        return math.nan, math.nan
+    p = float(np.clip(x.mean(), 0.5 / max(n_test or 1000, 1), 1 - 0.5 / max(n_test or 1000, 1)))
+    var = x.var(ddof=1) / n + (p * (1 - p) / n_test if n_test else 0.0)
+    se = math.sqrt(var) / (p * (1 - p))
+    h = t_quantile(confidence, n - 1) * se
+    z = math.log(p / (1 - p))
+    return float(special.expit(z - h)), float(special.expit(z + h))
+
+
+def two_level_bootstrap(values: ArrayLike, *, n_test: int | None = None, resamples: int = 4_000, confidence: float = 0.95,
+                        seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of a mean accuracy, resampling seeds and then each trial's test images.
+
+    Outer level: the seeds with replacement; inner level (when ``n_test`` is known): each drawn trial's
+    test accuracy redrawn as ``Binomial(n_test, acc) / n_test``. Stays inside [0, 1] by construction.
+    """
+    x = _clean(values)
+    if len(x) == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    draws = x[rng.integers(0, len(x), size=(resamples, len(x)))]
+    if n_test:
+        draws = rng.binomial(int(n_test), np.clip(draws, 0, 1)) / n_test
+    lo, hi = np.quantile(draws.mean(axis=1), [(1 - confidence) / 2, (1 + confidence) / 2])
+    return float(lo), float(hi)
+
+
+def chance_threshold(classes: int, n_test: int | None) -> float:
+    """The accuracy a seed must beat to count as trained: chance ``1/classes`` plus 3 binomial SEs of a chance
+    classifier on ``n_test`` images (5 points when the test size is unknown)."""
+    c = 1.0 / classes
+    return c + (3 * math.sqrt(c * (1 - c) / n_test) if n_test else 0.05)
+
+
+# --- censored time-to-target outcomes ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeToTarget:
+    """Seeds that reached a target (times) and those that did not (censored at their budget)."""
+
+    n: int
+    reached: int
+    median: float  # Kaplan-Meier median time; inf when fewer than half reached the target
+    times: list[float]
+    censored_at: list[float]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def time_to_target(times: ArrayLike, censored_at: ArrayLike) -> TimeToTarget:
+    """Kaplan-Meier summary: ``times`` of the seeds that reached the target, ``censored_at`` the budgets of those that did not."""
+    t, c = _clean(times), _clean(censored_at)
+    return TimeToTarget(len(t) + len(c), len(t), km_median(t, c), t.tolist(), c.tolist())
+
+
+def km_median(times: ArrayLike, censored_at: ArrayLike) -> float:
+    """The Kaplan-Meier median (``scipy.stats.ecdf`` of right-censored data): the first time S(t) <= 1/2; inf if never."""
+    t, c = _clean(times), _clean(censored_at)
+    if len(t) == 0:
+        return math.inf if len(c) else math.nan
+    sf = sps.ecdf(sps.CensoredData(uncensored=t, right=c)).sf
+    below = np.flatnonzero(sf.probabilities <= 0.5 + 1e-12)
+    return float(sf.quantiles[below[0]]) if len(below) else math.inf
+
+
+@dataclass(frozen=True)
+class CensoredComparison:
+    """Time to target of one arm against a reference: Fisher's exact test on how many reached it, log-rank on when."""
+
+    arm: str
+    baseline: str
+    metric: str
+    arm_summary: TimeToTarget
+    baseline_summary: TimeToTarget
+    fisher_p: float
+    logrank_z: float  # > 0: the arm reaches the target sooner than expected under no difference
+    logrank_p: float
+    p: float  # the p-value the outcome uses: log-rank
+    p_adjusted: float
+    better: bool | None
+    outcome: str
+    verdict: str
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: str, base_times: ArrayLike,
+                     base_censored: ArrayLike, *, metric: str = "epochs_to_target") -> CensoredComparison:
+    """Fisher's exact test of reached / not reached and the log-rank test; ``p_adjusted`` / ``outcome`` are filled by the caller."""
+    a, b = time_to_target(times, censored), time_to_target(base_times, base_censored)
+    fisher = math.nan
+    if a.n and b.n:
+        fisher = float(sps.fisher_exact([[a.reached, a.n - a.reached], [b.reached, b.n - b.reached]]).pvalue)
+    z = p = math.nan
+    if a.n and b.n and a.reached + b.reached > 0:
+        with np.errstate(invalid="ignore", divide="ignore"):  # every time tied: no variance, p is NaN
+            r = sps.logrank(sps.CensoredData(uncensored=a.times, right=a.censored_at),
+                            sps.CensoredData(uncensored=b.times, right=b.censored_at))
+        z, p = float(r.statistic), float(r.pvalue)
+        if not math.isfinite(p):
+            # No variance: every event at one time in both arms, so observed = expected; nothing tells them apart.
+            z, p = 0.0, 1.0
+    better = None if not math.isfinite(z) or z == 0 else bool(z > 0)
+    return CensoredComparison(arm, baseline, metric, a, b, fisher, z, p, p, math.nan, better, "inconclusive", "")
+
+
+def censored_verdict(c: CensoredComparison, alpha: float = 0.05) -> str:
+    """Plain words for a time-to-target comparison (after ``p_adjusted`` and ``outcome`` are set)."""
+    def med(s: TimeToTarget) -> str:
+        return "not reached by half the seeds" if math.isinf(s.median) else f"median {_fmt(s.median, 1)}"
+
+    what = c.metric.removesuffix("_to_target")
+    head = (f"{c.arm}: {c.arm_summary.reached} of {c.arm_summary.n} seeds reached the target ({med(c.arm_summary)} {what}); "
+            f"{c.baseline}: {c.baseline_summary.reached} of {c.baseline_summary.n} ({med(c.baseline_summary)})")
+    tests = f"log-rank {format_p(c.p)}, adjusted {format_p_bare(c.p_adjusted)}; Fisher's exact test on the counts {format_p(c.fisher_p)}"
+    return f"{head}; {tests} — {c.outcome}"
+
+
+# --- design spaces (Radosavovic et al. 2019) ----------------------------------------------------------
+
+
+def dkw_epsilon(n: float, alpha: float = 0.05) -> float:
+    """Half-width of the simultaneous Dvoretzky-Kiefer-Wolfowitz band: ``sqrt(ln(2/alpha) / (2n))`` (Massart's constant)."""
+    return math.sqrt(math.log(2 / alpha) / (2 * n)) if n > 0 else math.nan
+
+
+def dkw_band(values: ArrayLike, grid: ArrayLike, weights: ArrayLike | None = None,
+             alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray, float]:
+    """Simultaneous ``1 - alpha`` band of the (weighted) EDF on ``grid``, clipped to [0, 1], and the n it used.
+
+    Weighted EDFs use Kish's effective sample size ``(Σw)² / Σw²``: an approximation, stated as such.
+    """
+    v, w = _weighted_sample(values, weights)
+    grid = np.asarray(grid, dtype=float)
+    if len(v) == 0:
+        nan = np.full(grid.shape, np.nan)
+        return nan, nan, 0.0
+    n = float(w.sum() ** 2 / (w**2).sum())
+    eps = dkw_epsilon(n, alpha)
+    F = edf_at(v, grid, w)
+    return np.clip(F - eps, 0, 1), np.clip(F + eps, 0, 1), n
+
+
+def ks_permutation(a: ArrayLike, b: ArrayLike, complexity_a: ArrayLike | None = None, complexity_b: ArrayLike | None = None,
+                   *, bins: int = 10, resamples: int = 2_000, seed: int = 0) -> float:
+    """Permutation p-value of the KS statistic: labels shuffled over the pooled models, D recomputed.
+
+    With complexities the EDFs are complexity-normalised and the weights are recomputed for every
+    relabelling (a model's weight depends on its population). Exact for few splits, else ``(1 + hits)/(1 + R)``.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    norm = complexity_a is not None and complexity_b is not None
+    ca = np.asarray(complexity_a, dtype=float) if norm else np.ones(len(a))
+    cb = np.asarray(complexity_b, dtype=float) if norm else np.ones(len(b))
+    ka, kb = np.isfinite(a) & np.isfinite(ca), np.isfinite(b) & np.isfinite(cb)
+    a, ca, b, cb = a[ka], ca[ka], b[kb], cb[kb]
+    if len(a) == 0 or len(b) == 0:
+        return math.nan
+    pooled, cpool = np.concatenate([a, b]), np.concatenate([ca, cb])
+    grid = np.unique(pooled)
+
+    def d(ia: np.ndarray) -> float:
+        mask = np.zeros(len(pooled), bool)
+        mask[ia] = True
+        xa, xb = pooled[mask], pooled[~mask]
+        wa = wb = None
+        if norm:
+            wa, wb = complexity_weights([cpool[mask], cpool[~mask]], bins=bins)
+            if wa.sum() == 0 or wb.sum() == 0:
+                return 0.0
+        return float(np.max(np.abs(edf_at(xa, grid, wa) - edf_at(xb, grid, wb))))
+
+    observed = d(np.arange(len(a)))
+    n, na = len(pooled), len(a)
+    tol = 1e-12
+    if math.comb(n, na) <= resamples:
+        stats_ = [d(np.array(s)) for s in itertools.combinations(range(n), na)]
+        return sum(s >= observed - tol for s in stats_) / len(stats_)
+    rng = np.random.default_rng(seed)
+    hits = sum(d(rng.permutation(n)[:na]) >= observed - tol for _ in range(resamples))
+    return (1 + hits) / (1 + resamples)
+
+
+def normalised_mean_diff_ci(a: ArrayLike, b: ArrayLike, complexity_a: ArrayLike, complexity_b: ArrayLike, *, bins: int = 10,
+                            resamples: int = 1_000, confidence: float = 0.95, seed: int = 0) -> tuple[float, float, float]:
+    """Complexity-normalised mean difference and its percentile bootstrap interval, the weights recomputed per resample.
+
+    Returns ``(estimate, low, high)``; a resample whose populations share no complexity bin is skipped.
+    """
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    ca, cb = np.asarray(complexity_a, dtype=float), np.asarray(complexity_b, dtype=float)
+    ka, kb = np.isfinite(a) & np.isfinite(ca), np.isfinite(b) & np.isfinite(cb)
+    a, ca, b, cb = a[ka], ca[ka], b[kb], cb[kb]
+    if len(a) == 0 or len(b) == 0:
+        return math.nan, math.nan, math.nan
+
+    def est(xa, wa_c, xb, wb_c) -> float:
+        wa, wb = complexity_weights([wa_c, wb_c], bins=bins)
+        if wa.sum() == 0 or wb.sum() == 0:
+            return math.nan
+        return float(np.sum(wa * xa) / wa.sum() - np.sum(wb * xb) / wb.sum())
+
+    point = est(a, ca, b, cb)
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(resamples):
+        ia, ib = rng.integers(0, len(a), len(a)), rng.integers(0, len(b), len(b))
+        boots.append(est(a[ia], ca[ia], b[ib], cb[ib]))
+    boots_ = np.array(boots)
+    boots_ = boots_[np.isfinite(boots_)]
+    if len(boots_) == 0:
+        return point, math.nan, math.nan
+    lo, hi = np.quantile(boots_, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return point, float(lo), float(hi)
+
+
+def normalised_edf_band(values: ArrayLike, complexity: ArrayLike, others: Sequence[ArrayLike], grid: ArrayLike, *, bins: int = 10,
+                        resamples: int = 300, confidence: float = 0.95, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise bootstrap band of one population's complexity-normalised EDF, its weights recomputed per resample
+    against the other populations' complexities (held as observed)."""
+    v, c = np.asarray(values, dtype=float), np.asarray(complexity, dtype=float)
+    keep = np.isfinite(v) & np.isfinite(c)
+    v, c = v[keep], c[keep]
+    grid = np.asarray(grid, dtype=float)
+    if len(v) == 0:
+        nan = np.full(grid.shape, np.nan)
+        return nan, nan
+    rng = np.random.default_rng(seed)
+    curves = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(v), len(v))
+        w = complexity_weights([c[i], *others], bins=bins)[0]
+        if w.sum() > 0:
+            curves.append(edf_at(v[i], grid, w))
+    if not curves:
+        nan = np.full(grid.shape, np.nan)
+        return nan, nan
+    lo, hi = np.quantile(np.array(curves), [(1 - confidence) / 2, (1 + confidence) / 2], axis=0)
+    return lo, hi
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired design-space models (the same sampled network with the knob on and off): tests on the differences."""
+
+    pairs: int
+    mean_diff: float
+    ci_low: float
+    ci_high: float
+    sign_flip_p: float
+    wilcoxon_p: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def paired_test(a: ArrayLike, b: ArrayLike, *, resamples: int = 9_999, confidence: float = 0.95, seed: int = 0) -> PairedTest:
+    """``a[i] - b[i]`` over complete pairs: sign-flip permutation test (scipy, exact when it can be), Wilcoxon
+    signed-rank test, and a percentile bootstrap interval of the mean difference."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(a) & np.isfinite(b)
+    d = a[keep] - b[keep]
+    n = len(d)
+    if n < 2:
+        return PairedTest(n, float(d.mean()) if n else math.nan, math.nan, math.nan, math.nan, math.nan)
+    perm = sps.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=resamples,
+                                alternative="two-sided", random_state=seed)
+    wil = math.nan if np.all(d == 0) else float(sps.wilcoxon(d).pvalue)
+    boot = sps.bootstrap((d,), np.mean, n_resamples=resamples, confidence_level=confidence, method="percentile", random_state=seed)
+    return PairedTest(n, float(d.mean()), float(boot.confidence_interval.low), float(boot.confidence_interval.high),
+                      float(perm.pvalue), wil)

@@ -14,7 +14,7 @@ import math
 import os
 import shutil
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +23,23 @@ import numpy as np
 from nasplay.manifest import FILE as MANIFEST_FILE
 from nasplay.manifest import Manifest, direction, kind_of
 from nasplay.report import stats
+from nasplay.report.config import OutcomesConfig, ReportConfig, outcomes_from_dict
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns read as text even when they look like numbers.
 TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch", "genome", "datetime_start", "datetime_complete"}
 # The primary metric when the config names none: the first present in the finished trials.
 METRIC_PREFERENCE = ("test/acc", "val/acc_best", "val/acc")
-# Metrics compared as well when present (e.g. epochs to a target error, as the AlexNet paper measured ReLU).
+# Time-to-target metrics (e.g. epochs to a target error, as the AlexNet paper measured ReLU): empty where a seed never
+# got there, so they are analysed as censored (Kaplan-Meier, log-rank, Fisher), never as a mean of those that arrived.
 SECONDARY = ("epochs_to_target", "steps_to_target")
+# Metrics the report derives from curves.csv: the area under a per-epoch curve divided by the epochs (its mean over the run).
+DERIVED = {"train/loss_auc": "train/loss", "val/loss_auc": "val/loss"}
+# Test-set sizes of the datasets nasplay reads (their own test splits), and their classes.
+NATIVE_TEST_SIZE = {"mnist": 10_000, "fashion_mnist": 10_000, "cifar10": 10_000, "cifar100": 10_000}
+NATIVE_CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "cifar10": 10, "cifar100": 100}
+# scikit-learn's digits per class (0-9); nasplay holds out round(test_fraction * count) of each (train.data.stratified_split).
+DIGITS_PER_CLASS = (178, 182, 177, 183, 181, 182, 181, 179, 174, 180)
 
 
 def lower_is_better(metric: str) -> bool:
@@ -88,6 +97,16 @@ class Study:
     kind: str
     notes: list[str] = field(default_factory=list)
     manifest: Manifest | None = None
+    outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)  # what the experiment stated before it ran
+    settings: ReportConfig = field(default_factory=ReportConfig)  # config.yaml's report section (adjust, alpha, margin, ...)
+    classes: int | None = None
+    test_size: int | None = None
+    test_size_source: str = ""
+    val_size: int | None = None  # the validation split's images, where the data and config.yaml say it
+
+    def eval_size(self, metric: str) -> int | None:
+        """Images behind an accuracy: the test split for ``test/*``, the validation split for ``val/*``, else unknown."""
+        return self.test_size if metric.startswith("test/") else self.val_size if metric.startswith("val/") else None
 
     @property
     def complete(self) -> list[dict[str, Any]]:
@@ -103,6 +122,69 @@ class Study:
 
     def has(self, column: str) -> bool:
         return any(math.isfinite(_num(t.get(column))) for t in self.complete)
+
+    def available(self, metric: str) -> bool:
+        """A metric the report can analyse: a value somewhere, or a time-to-target column (all censored is a result)."""
+        if metric in SECONDARY:
+            return any(metric in t for t in self.complete) and (self.has(metric) or _target_set(self.config))
+        return self.has(metric)
+
+
+def _target_set(config: dict) -> bool:
+    tr = config.get("trainer") or {}
+    return any(tr.get(k) is not None for k in ("target_train_error", "target_val_acc"))
+
+
+def add_derived(trials: list[dict[str, Any]], curves: list[dict[str, Any]]) -> list[str]:
+    """Add :data:`DERIVED` metrics to each trial from its curve: the mean of the per-epoch values (area / epochs)."""
+    made = []
+    for name, source in DERIVED.items():
+        per: dict[Any, dict[Any, list[float]]] = defaultdict(lambda: defaultdict(list))
+        for r in curves:
+            v = _num(r.get("value"))
+            if r.get("metric") == source and math.isfinite(v):
+                per[r.get("trial")][r.get("epoch") if r.get("epoch") is not None else r.get("step")].append(v)
+        if not per:
+            continue
+        for t in trials:
+            epochs = per.get(t.get("number"))
+            if epochs and name not in t:
+                t[name] = float(np.mean([np.mean(v) for v in epochs.values()]))
+        made.append(name)
+    return made
+
+
+# Training images per class of the datasets with uniform classes (the validation split is taken from them).
+TRAIN_PER_CLASS = {"cifar10": (5000,) * 10, "cifar100": (500,) * 100, "fashion_mnist": (6000,) * 10}
+
+
+def _val_size(config: dict) -> int | None:
+    """The validation split's size: round(val_fraction * count) of each class (train.data.stratified_split)."""
+    data = config.get("data") or {}
+    per_class = DIGITS_PER_CLASS if data.get("name") == "digits" else TRAIN_PER_CLASS.get(data.get("name"))
+    if per_class is None:
+        return None
+    f = float(data.get("val_fraction", 0.1))
+    return sum(int(round(f * c)) for c in per_class)
+
+
+def _test_size(manifest: Manifest | None, trials: list[dict[str, Any]], config: dict) -> tuple[int | None, str]:
+    """The test split's size and where it came from: study.json, a results column, or the dataset and config.yaml."""
+    if manifest is not None and manifest.test_size:
+        return int(manifest.test_size), MANIFEST_FILE
+    for col in ("test_size", "test/n"):
+        v = [x for x in (_num(t.get(col)) for t in trials) if math.isfinite(x)]
+        if v:
+            return int(v[0]), f"results.csv column {col}"
+    data = config.get("data") or {}
+    name = data.get("name")
+    if name in NATIVE_TEST_SIZE:
+        return NATIVE_TEST_SIZE[name], f"{name}'s own test split (config.yaml data.name)"
+    if name == "digits":
+        f = float(data.get("test_fraction", 0.2))
+        return (sum(int(round(f * c)) for c in DIGITS_PER_CLASS),
+                f"digits, {f:g} of each class held out (config.yaml data.test_fraction)")
+    return None, ""
 
 
 def _match_arm(value: str, arms: list[str], knob: str | None) -> str | None:
@@ -135,6 +217,10 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     config = _load_config(path)
     manifest = Manifest.read(path)
     notes: list[str] = []
+    add_derived(trials, curves)
+    raw_outcomes = manifest.outcomes if manifest is not None and manifest.outcomes else (config.get("experiment") or {}).get("outcomes")
+    outcomes = outcomes_from_dict(raw_outcomes)
+    settings = ReportConfig.from_dict(config.get("report"))
     if manifest is None:
         notes.append(f"no {MANIFEST_FILE} in the study directory: arms, baseline and kind are inferred from results.csv")
     experiment = manifest.experiment if manifest else (path.parent.name or path.name)
@@ -149,6 +235,13 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     arms = configured + [a for a in seen if a not in configured]
 
     columns = {k for t in trials for k in t}
+    if metric is None and outcomes.primary:
+        probe = Study(path, path.name, "", config, trials, [], [], None, "", outcomes.primary, "")
+        if probe.available(outcomes.primary):
+            metric = outcomes.primary
+        else:
+            notes.append(f"the primary outcome {outcomes.primary!r} has no values in this study (e.g. a run without a test pass "
+                         "or without curves); the report falls back to another metric, so its verdicts are not the pre-stated ones")
     if metric is None and manifest is not None:
         metric = manifest.metric
     if metric is None:
@@ -171,7 +264,10 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
         base = sorted(arms)[0]
         source = "no baseline recorded: the first arm in sorted order"
         notes.append(f"baseline not recorded; using {base!r}, the first arm in sorted order")
-    return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest)
+    classes = (manifest.classes if manifest is not None else None) or NATIVE_CLASSES.get((config.get("data") or {}).get("name"))
+    test_size, test_source = _test_size(manifest, trials, config)
+    return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest,
+                 outcomes, settings, classes, test_size, test_source, _val_size(config))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -206,13 +302,69 @@ def _median(v: np.ndarray) -> float:
     return float(np.median(v)) if len(v) else math.nan
 
 
+def _is_proportion(study: Study, metric: str | None = None) -> bool:
+    """An accuracy stored in [0, 1]: its intervals stay in [0, 1] and the test set's binomial noise counts."""
+    return metric_format(study, metric)[0] == 100.0
+
+
+def _nonnegative(metric: str) -> bool:
+    return any(k in metric for k in ("loss", "time", "flops", "params", "to_target", "err"))
+
+
+def references(study: Study) -> list[tuple[str, str]]:
+    """``(arm, reference)`` pairs the study tests: each arm against the baseline, or for a ladder the rung before it."""
+    out = []
+    for i, arm in enumerate(study.arms):
+        ref = study.arms[i - 1] if study.kind == "ladder" else study.baseline
+        if ref is None or arm == ref or (study.kind == "ladder" and i == 0):
+            continue
+        out.append((arm, ref))
+    return out
+
+
+def accuracy_metric(study: Study) -> str | None:
+    """The accuracy that decides whether a seed trained: the primary metric if it is one, else test/acc, val/acc_best, val/acc."""
+    for m in (study.metric, *METRIC_PREFERENCE):
+        if "acc" in m and study.has(m) and _is_proportion(study, m):
+            return m
+    return None
+
+
+def trained_rule(study: Study) -> str | None:
+    """The stated rule for "a seed trained", or ``None`` without an accuracy or where the classes are unknown."""
+    m = accuracy_metric(study)
+    if m is None or not study.classes:
+        return None
+    n = study.eval_size(m)
+    thr = stats.chance_threshold(study.classes, n)
+    split = "test" if m.startswith("test/") else "validation"
+    how = (f"3 binomial standard errors of a chance classifier on the {n} {split} images" if n
+           else f"5 points (the {split} split's size is unknown)")
+    return (f"a seed trained when its {m} exceeds chance (1/{study.classes} = {100 / study.classes:.1f}%) by more than "
+            f"{how}: above {100 * thr:.1f}%")
+
+
+def _trained(study: Study, arm: str) -> tuple[int, int] | None:
+    m = accuracy_metric(study)
+    if m is None or not study.classes:
+        return None
+    v = study.values(arm, m)
+    v = v[np.isfinite(v)]
+    return int((v > stats.chance_threshold(study.classes, study.eval_size(m))).sum()), len(v)
+
+
 def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
-    """One row per arm: n, mean, std, CI of the metric; params, FLOPs, time; counts of pruned / failed trials."""
+    """One row per arm: n, mean, std, an interval inside the metric's range, the minimum detectable effect, seeds
+    trained; params, FLOPs, time; counts of pruned / failed trials; censored time-to-target summaries."""
+    refs = dict(references(study))
+    st = study.settings
+    secondary = [m for m in study.outcomes.secondary if m != study.metric and m not in SECONDARY and study.available(m)]
     rows = []
     for arm in study.arms:
-        s = stats.summarize(study.values(arm), confidence)
+        v = study.values(arm)
+        s = stats.summarize(v, confidence)
         all_trials = [t for t in study.trials if t["arm"] == arm]
-        row = {"arm": arm, "baseline": arm == study.baseline, **s.to_dict(),
+        row = {"arm": arm, "baseline": arm == study.baseline, **summary(study, arm, study.metric, confidence),
                "params": _median(study.column("params", arm)), "flops": _median(study.column("flops", arm)),
                "wall_time": _mean(study.column("wall_time" if study.has("wall_time") else "duration_s", arm)),
                "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
@@ -220,11 +372,45 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
                "pruned": sum(t["state"] == "PRUNED" for t in all_trials),
                "failed": sum(t["state"] == "FAIL" for t in all_trials),
                "running": sum(t["state"] in ("RUNNING", "WAITING") for t in all_trials)}
+        if secondary:
+            row["secondary"] = {m: summary(study, arm, m, confidence) for m in secondary}
+        # The smallest true difference from its reference this arm's comparison detects (pooled SD, both n).
+        ref = refs.get(arm)
+        if ref is not None:
+            w = study.values(ref)
+            sd, n_ref = stats.effect_size(v, w).pooled_sd, int(np.isfinite(w).sum())
+        else:
+            sd, n_ref = s.std, s.n
+        row["mde"] = stats.mde(sd, s.n, n_ref, alpha=st.alpha, power=st.power) if s.n >= 2 and n_ref >= 2 else math.nan
+        tr = _trained(study, arm)
+        if tr is not None:
+            k, n = tr
+            acc = study.values(arm, accuracy_metric(study))
+            good = acc[np.isfinite(acc) & (acc > stats.chance_threshold(study.classes, study.eval_size(accuracy_metric(study))))]
+            row["trained"] = {"k": k, "n": n, "metric": accuracy_metric(study), "mean_of_trained": _mean(good)}
         for m in SECONDARY:
-            if study.has(m):
-                row[m] = stats.summarize(study.values(arm, m), confidence).to_dict()
+            if study.available(m):
+                row[m] = stats.time_to_target(*_to_target(study, arm, m)).to_dict()
         rows.append(row)
     return rows
+
+
+def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> dict[str, Any]:
+    """n, mean, std and an interval inside the metric's range: for an accuracy the logit t-interval with the test set's
+    binomial noise (``ci_low``/``ci_high``), the plain t-interval and the two-level bootstrap beside it."""
+    v = study.values(arm, metric)
+    s = stats.summarize(v, confidence)
+    out = {**s.to_dict(), "t_interval": [s.ci_low, s.ci_high], "ci_method": "t"}
+    if _is_proportion(study, metric):
+        n_eval = study.eval_size(metric)
+        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=n_eval, confidence=confidence)
+        split = "test" if metric.startswith("test/") else "validation"
+        out["ci_method"] = "logit t" + (f" + binomial noise of {n_eval} {split} images" if n_eval else " (seeds only)")
+        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eval, resamples=study.settings.resamples,
+                                                             confidence=confidence))
+    elif _nonnegative(metric) and math.isfinite(s.ci_low):
+        out["ci_low"] = max(0.0, s.ci_low)
+    return out
 
 
 def _mean(v: np.ndarray) -> float:
@@ -232,30 +418,123 @@ def _mean(v: np.ndarray) -> float:
     return float(v.mean()) if len(v) else math.nan
 
 
-def comparisons(study: Study, metric: str | None = None, *, alpha: float = 0.05, test: str = "welch",
-                confidence: float = 0.95) -> list[stats.Comparison]:
-    """Each arm against its reference: the baseline, or for a ladder the rung before it."""
+def margin_of(study: Study, metric: str) -> float | None:
+    """The equivalence margin of a metric in its points: ``report.margin`` for the primary outcome, else the experiment's."""
+    if metric == study.metric and study.settings.margin is not None:
+        return float(study.settings.margin)
+    m = study.outcomes.margin.get(metric)
+    return float(m) if m is not None else None
+
+
+def claimed_of(study: Study, metric: str, arm: str) -> float | None:
+    """The paper's claimed effect of ``arm`` against its reference on ``metric``, in the metric's points, if stated."""
+    c = study.outcomes.claimed.get(metric)
+    if isinstance(c, dict):
+        v = c.get(arm, c.get(arm.split("=", 1)[-1]))
+        return float(v) if isinstance(v, (int, float)) else None
+    return float(c) if isinstance(c, (int, float)) and not isinstance(c, bool) else None
+
+
+def comparisons(study: Study, metric: str | None = None, *, alpha: float | None = None, test: str | None = None,
+                confidence: float = 0.95, adjust: str | None = None) -> list[stats.Comparison]:
+    """Each arm against its reference on one metric, adjusted together (one family: Holm by default)."""
     m = metric or study.metric
+    st = study.settings
+    alpha = st.alpha if alpha is None else alpha
     scale, unit = metric_format(study, m)
-    out = []
-    for i, arm in enumerate(study.arms):
-        ref = study.arms[i - 1] if study.kind == "ladder" else study.baseline
-        if ref is None or arm == ref or (study.kind == "ladder" and i == 0):
+    margin = margin_of(study, m)
+    bounds = (0.0, 1.0) if _is_proportion(study, m) else None
+    out = [stats.compare(arm, study.values(arm, m), ref, study.values(ref, m), metric=m, higher_is_better=not lower_is_better(m),
+                         alpha=alpha, test=test or st.test, scale=scale, unit=unit, confidence=confidence,
+                         margin=None if margin is None else margin / scale, bounds=bounds)
+           for arm, ref in references(study)]
+    return stats.adjust_family(out, adjust or st.adjust, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
+
+
+def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`comparisons` as report rows: the margin in points, the claimed effect and the seeds it needs, seeds trained."""
+    m = metric or study.metric
+    if m in SECONDARY:
+        return censored_comparisons(study, m, **kwargs)
+    scale, _ = metric_format(study, m)
+    st = study.settings
+    rows = []
+    for c in comparisons(study, m, **kwargs):
+        d = c.to_dict()
+        d["kind"] = "means"
+        # The margin as the experiment states it (the metric's points: percentage points for an accuracy), and as stored.
+        d["margin"], d["margin_raw"] = (None if c.margin is None else c.margin * scale), c.margin
+        claim = claimed_of(study, m, c.arm)
+        if claim is not None:
+            d["claimed"] = {"effect": claim, "seeds_needed": stats.seeds_needed(claim / scale, c.effect.pooled_sd,
+                                                                                alpha=st.alpha, power=st.power)}
+        if m == accuracy_metric(study):
+            ta, tb = _trained(study, c.arm), _trained(study, c.baseline)
+            if ta and tb and (ta[0] < ta[1] or tb[0] < tb[1]):
+                from scipy.stats import fisher_exact
+
+                p = float(fisher_exact([[ta[0], ta[1] - ta[0]], [tb[0], tb[1] - tb[0]]]).pvalue)
+                d["trained"] = {"arm": list(ta), "baseline": list(tb), "fisher_p": p}
+                d["verdict"] += (f" [{c.arm}: {ta[0]} of {ta[1]} seeds trained, {c.baseline}: {tb[0]} of {tb[1]}; "
+                                 f"Fisher's exact test {stats.format_p(p)}]")
+        rows.append(d)
+    return rows
+
+
+def _to_target(study: Study, arm: str, metric: str) -> tuple[list[float], list[float]]:
+    """An arm's times to the target and, for the seeds that never reached it, the budget they ran (censoring times)."""
+    budget_col = "epochs" if metric.startswith("epochs") else "steps"
+    reached = [x for x in study.column(metric) if math.isfinite(x)]
+    fallback = float(max(reached)) if reached else 1.0
+    if budget_col == "epochs":
+        fallback = float((study.config.get("trainer") or {}).get("max_epochs") or fallback)
+    times, censored = [], []
+    for t in study.complete:
+        if t["arm"] != arm:
             continue
-        out.append(stats.compare(arm, study.values(arm, m), ref, study.values(ref, m), metric=m,
-                                 higher_is_better=not lower_is_better(m), alpha=alpha, test=test, scale=scale,
-                                 unit=unit, confidence=confidence))
-    return out
+        v = _num(t.get(metric))
+        if math.isfinite(v):
+            times.append(v)
+        else:
+            b = _num(t.get(budget_col))
+            censored.append(b if math.isfinite(b) else fallback)
+    return times, censored
+
+
+def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None, alpha: float | None = None,
+                         **_: Any) -> list[dict[str, Any]]:
+    """Time to target of each arm against its reference: log-rank (the outcome, Holm within the family) and Fisher."""
+    st = study.settings
+    alpha = st.alpha if alpha is None else alpha
+    comps = [stats.compare_censored(arm, *_to_target(study, arm, metric), ref, *_to_target(study, ref, metric), metric=metric)
+             for arm, ref in references(study)]
+    adj = stats.adjust([c.p for c in comps], adjust or st.adjust)
+    rows = []
+    from dataclasses import replace
+
+    for c, pa in zip(comps, adj):
+        out = stats.outcome(float(pa), math.nan, c.better, alpha)
+        c = replace(c, p_adjusted=float(pa), outcome=out)
+        c = replace(c, verdict=stats.censored_verdict(c, alpha))
+        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
+                     "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": len(comps)})
+    return rows
+
+
+def pareto_metric(study: Study) -> str | None:
+    """The score of the Pareto front: the study's metric when higher is better, else its accuracy (a loss is no score)."""
+    return study.metric if not lower_is_better(study.metric) else accuracy_metric(study)
 
 
 def pareto_points(study: Study, cost: str) -> dict[str, Any]:
-    """Trials on the front of the study's metric (max) against ``cost`` (min)."""
+    """Trials on the front of the score (:func:`pareto_metric`, max) against ``cost`` (min)."""
     done = study.complete
-    score = [_num(t.get(study.metric)) for t in done]
+    m = pareto_metric(study) or study.metric
+    score = [_num(t.get(m)) for t in done]
     c = [_num(t.get(cost)) for t in done]
     idx = stats.pareto_front(score, c)
-    return {"cost": cost, "front": [{"number": done[i].get("number"), "arm": done[i]["arm"], "seed": done[i].get("seed"),
-                                     study.metric: score[i], cost: c[i]} for i in idx]}
+    return {"cost": cost, "metric": m, "front": [{"number": done[i].get("number"), "arm": done[i]["arm"], "seed": done[i].get("seed"),
+                                                  m: score[i], cost: c[i]} for i in idx]}
 
 
 def curve_bands(study: Study, metric: str) -> tuple[str, dict[str, tuple]]:
@@ -283,8 +562,33 @@ def curve_bands(study: Study, metric: str) -> tuple[str, dict[str, tuple]]:
     return xkey, bands
 
 
-def design_space(study: Study, *, bins: int = 10, resamples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Error EDFs of each population (arm), plain and complexity-normalised, KS tests and bootstrap CIs."""
+def _pairs(study: Study, arm: str, base: str, err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Errors of the same sampled architecture in ``arm`` and ``base``, matched by the ``pair`` column (None without one)."""
+    if not any(t.get("pair") not in (None, "") for t in study.complete):
+        return None
+    def by_pair(a: str) -> dict[Any, float]:
+        out: dict[Any, list[float]] = defaultdict(list)
+        for t, e in zip([t for t in study.complete if t["arm"] == a], err[a]):
+            if t.get("pair") not in (None, "") and math.isfinite(e):
+                out[t["pair"]].append(float(e))
+        return {k: float(np.mean(v)) for k, v in out.items()}
+    pa, pb = by_pair(arm), by_pair(base)
+    keys = sorted(set(pa) & set(pb), key=str)
+    return np.array([pa[k] for k in keys]), np.array([pb[k] for k in keys])
+
+
+def design_space(study: Study, *, bins: int = 10, resamples: int | None = None, seed: int = 0) -> dict[str, Any]:
+    """Error EDFs of each population (arm), plain and complexity-normalised, as Radosavovic et al. (2019) compare them.
+
+    Per population: n, mean error with a bootstrap interval, min and median, the half-width of its simultaneous
+    95% DKW band. Against the baseline: the KS statistic with scipy's p and a permutation p; per complexity
+    measure the normalised KS (weights recomputed for every relabelling in its permutation p) and the normalised
+    mean difference with a bootstrap interval whose weights are recomputed in every resample; with a ``pair``
+    column, the paired differences (sign-flip permutation test, Wilcoxon). The outcome reads the permutation p
+    (the sign-flip p when paired), Holm-adjusted across the populations.
+    """
+    st = study.settings
+    resamples = resamples or st.resamples
     scale, unit = metric_format(study)
     higher = not lower_is_better(study.metric)
     err = {a: ((1.0 if scale == 100 else 0.0) - study.values(a)) * scale if higher else study.values(a) * scale for a in study.arms}
@@ -296,24 +600,47 @@ def design_space(study: Study, *, bins: int = 10, resamples: int = 1000, seed: i
         e = err[a][np.isfinite(err[a])]
         lo, hi = stats.bootstrap_ci(e, resamples=resamples, seed=seed)
         populations.append({"arm": a, "n": len(e), "mean_error": _mean(e), "mean_error_ci": [lo, hi],
-                            "min_error": float(e.min()) if len(e) else math.nan, "median_error": _median(e)})
+                            "min_error": float(e.min()) if len(e) else math.nan, "median_error": _median(e),
+                            "dkw_epsilon": stats.dkw_epsilon(len(e)) if len(e) else math.nan})
     tests = []
     base = study.baseline
+    margin = margin_of(study, study.metric)
     for a in study.arms:
         if a == base or base is None:
             continue
         row: dict[str, Any] = {"arm": a, "baseline": base, "ks": stats.ks_test(err[a], err[base]).__dict__,
+                               "ks_permutation_p": stats.ks_permutation(err[a], err[base], resamples=resamples, seed=seed),
                                "mean_diff": _mean(err[a]) - _mean(err[base]),
                                "mean_diff_ci": list(stats.bootstrap_diff_ci(err[a], err[base], resamples=resamples, seed=seed))}
         for m in measures:
             wa, wb = stats.complexity_weights([comp[m][a], comp[m][base]], bins=bins)
-            row[f"ks_normalised_{m}"] = stats.ks_test(err[a], err[base], wa, wb).__dict__
-            row[f"mean_diff_normalised_{m}"] = (float(np.sum(wa * np.nan_to_num(err[a])) - np.sum(wb * np.nan_to_num(err[base])))
-                                                if wa.sum() > 0 and wb.sum() > 0 else math.nan)
-            row[f"mean_diff_normalised_{m}_ci"] = list(stats.bootstrap_diff_ci(err[a], err[base], weights_a=wa, weights_b=wb,
-                                                                             resamples=resamples, seed=seed))
-        row["verdict"] = _edf_verdict(row, measures, unit or "")
+            ks = stats.ks_test(err[a], err[base], wa, wb).__dict__
+            ks["permutation_p"] = (stats.ks_permutation(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
+                                                        resamples=min(resamples, 1000), seed=seed)
+                                   if wa.sum() > 0 and wb.sum() > 0 else math.nan)
+            row[f"ks_normalised_{m}"] = ks
+            est, lo, hi = stats.normalised_mean_diff_ci(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
+                                                        resamples=min(resamples, 1000), seed=seed)
+            row[f"mean_diff_normalised_{m}"] = est
+            row[f"mean_diff_normalised_{m}_ci"] = [lo, hi]
+        pairs = _pairs(study, a, base, err)
+        if pairs is not None:
+            row["paired"] = stats.paired_test(*pairs, resamples=resamples, seed=seed).to_dict()
+        row["p"] = row["paired"]["sign_flip_p"] if pairs is not None and row["paired"]["pairs"] >= 2 else row["ks_permutation_p"]
+        row["p_test"] = "paired sign-flip permutation" if pairs is not None and row["paired"]["pairs"] >= 2 else "KS permutation"
+        eq = stats.tost(err[a], err[base], margin) if margin is not None else None
+        row["margin"] = margin
+        row["equivalence"] = None if eq is None else asdict(eq)
         tests.append(row)
+    adj = stats.adjust([t["p"] for t in tests], st.adjust)
+    eq_adj = stats.adjust([t["equivalence"]["p"] if t["equivalence"] else math.nan for t in tests], st.adjust)
+    for t, pa, ea in zip(tests, adj, eq_adj):
+        d = t["paired"]["mean_diff"] if "paired" in t and t["paired"]["pairs"] >= 2 else t["mean_diff"]
+        better = None if not math.isfinite(d) or d == 0 else bool(d < 0)  # lower error is better
+        t["p_adjusted"] = float(pa)
+        t["adjust"] = st.adjust
+        t["outcome"] = stats.outcome(float(pa), float(ea), better, st.alpha)
+        t["verdict"] = _edf_verdict(t, measures, unit or "")
     return {"error": err_name, "measures": measures, "bins": bins, "populations": populations, "tests": tests, "_err": err,
             "_comp": comp}
 
@@ -323,49 +650,109 @@ def _edf_verdict(row: dict, measures: list[str], unit: str) -> str:
     u = f" {unit}" if unit else ""
     lo, hi = row["mean_diff_ci"]
     norm = [(m, row[f"ks_normalised_{m}"]) for m in measures]
-    sig = math.isfinite(ks["p"]) and ks["p"] < 0.05
+    out = row["outcome"]
     d = row["mean_diff"]
-    head = (f"{row['arm']}'s error distribution differs from {row['baseline']}'s" if sig
-            else f"no significant difference between the error distributions of {row['arm']} and {row['baseline']}")
-    parts = [f"{head} (KS D={ks['statistic']:.2f}, {stats.format_p(ks['p'])}, n={int(ks['n_a'])} vs {int(ks['n_b'])})"]
+    if out in ("better", "worse"):
+        head = f"{row['arm']}'s errors are {'lower' if out == 'better' else 'higher'} than {row['baseline']}'s — {out}"
+    elif out == "equivalent":
+        head = f"{row['arm']}'s mean error is within ±{row['margin']:.1f}{u} of {row['baseline']}'s — equivalent"
+    else:
+        head = f"no difference shown between the errors of {row['arm']} and {row['baseline']} — inconclusive"
+    parts = [f"{head} ({row['p_test']} {stats.format_p(row['p'])}, Holm-adjusted {stats.format_p_bare(row['p_adjusted'])})",
+             f"KS D={ks['statistic']:.2f}, {stats.format_p(ks['p'])}, permutation {stats.format_p(row['ks_permutation_p'])}, "
+             f"n={int(ks['n_a'])} vs {int(ks['n_b'])}"]
     for m, k in norm:
         if math.isfinite(k["statistic"]):
-            parts.append(f"normalised by {m}: D={k['statistic']:.2f}, {stats.format_p(k['p'])} (approx.)")
+            parts.append(f"normalised by {m}: D={k['statistic']:.2f}, permutation {stats.format_p(k['permutation_p'])}")
         else:
             parts.append(f"normalised by {m}: not possible, the populations share no {m} range")
     if math.isfinite(d):
         word = "lower" if d < 0 else "higher"
         lo, hi = sorted((math.copysign(1, d) * lo, math.copysign(1, d) * hi))
         parts.append(f"mean error {word} by {abs(d):.1f}{u} (95% bootstrap CI {lo:.1f}–{hi:.1f})")
+    if "paired" in row and row["paired"]["pairs"] >= 2:
+        pr = row["paired"]
+        parts.append(f"{pr['pairs']} pairs: mean paired difference {pr['mean_diff']:+.2f}{u} (95% CI {pr['ci_low']:.2f} to "
+                     f"{pr['ci_high']:.2f}), sign-flip {stats.format_p(pr['sign_flip_p'])}, Wilcoxon {stats.format_p(pr['wilcoxon_p'])}")
     return "; ".join(parts)
 
 
-def build_report(study: Study, *, alpha: float = 0.05, test: str = "welch") -> dict[str, Any]:
+def configure(study: Study, **overrides: Any) -> Study:
+    """Apply command-line overrides (``alpha``, ``test``, ``adjust``, ``margin``; ``None`` keeps config.yaml's) to the study."""
+    from dataclasses import replace
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        study.settings = replace(study.settings, **given).check()
+    return study
+
+
+def outcome_plan(study: Study) -> dict[str, Any]:
+    """What the report tests and how: the primary and secondary outcomes, their margins and families, the claim."""
+    o = study.outcomes
+    secondary = [m for m in o.secondary if m != study.metric]
+    stated = bool(o.primary or o.secondary)
+    return {"stated": stated, "primary": study.metric, "primary_stated": o.primary, "secondary": secondary,
+            "margins": {m: margin_of(study, m) for m in [study.metric, *secondary]},
+            "claimed": o.claimed, "source": o.source,
+            "families": "each outcome is its own family" + ("" if study.settings.adjust == "none" else
+                                                             ", Holm-adjusted over its comparisons")}
+
+
+def build_report(study: Study, *, alpha: float | None = None, test: str | None = None, adjust: str | None = None,
+                 margin: float | None = None) -> dict[str, Any]:
     """Everything the report says about one study, as plain data (numbers, not prose, except verdicts)."""
+    configure(study, alpha=alpha, test=test, adjust=adjust, margin=margin)
+    st = study.settings
     scale, unit = metric_format(study)
     counts = {s: sum(t["state"] == s for t in study.trials) for s in STATES}
     # A search's arms are a sampled population and the networks placed beside it: the front is the result, not tests.
     search = study.kind == "search"
+    plan = outcome_plan(study)
+    notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
+    if _is_proportion(study):
+        n_eval = study.eval_size(study.metric)
+        split = "test" if study.metric.startswith("test/") else "validation"
+        source = study.test_size_source if split == "test" else "config.yaml data.val_fraction of each class"
+        notes.append(f"{split}-set size: {n_eval} images ({source}); the intervals of each arm count its binomial sampling noise"
+                     if n_eval else
+                     f"{split}-set size unknown (not in study.json, results.csv or config.yaml's data): the intervals count the "
+                     f"seeds' spread only, not the finite {split} set's sampling noise")
+    secondary: dict[str, list[dict[str, Any]]] = {}
+    if not search:
+        for m in plan["secondary"]:
+            if study.available(m):
+                secondary[m] = comparison_rows(study, m)
+            else:
+                notes.append(f"secondary outcome {m!r} has no values in this study: not analysed")
+        for m in SECONDARY:  # time to target, when measured, even where the experiment did not name it
+            if m not in secondary and m != study.metric and study.available(m):
+                secondary[m] = comparison_rows(study, m)
     report: dict[str, Any] = {
         "study": study.name, "experiment": study.experiment, "path": str(study.path), "kind": study.kind,
         "metric": study.metric, "higher_is_better": not lower_is_better(study.metric), "scale": scale, "unit": unit,
         "baseline": study.baseline, "baseline_source": study.baseline_source,
         "reference": "previous rung" if study.kind == "ladder" else "baseline",
-        "test": test, "alpha": alpha, "trials": {"total": len(study.trials), **{k: v for k, v in counts.items() if v}},
+        "test": st.test, "alpha": st.alpha, "adjust": st.adjust, "power": st.power, "outcomes": plan,
+        "test_size": study.test_size, "test_size_source": study.test_size_source, "val_size": study.val_size,
+        "classes": study.classes,
+        "trained_rule": trained_rule(study),
+        "trials": {"total": len(study.trials), **{k: v for k, v in counts.items() if v}},
         "arms": arm_table(study),
-        "comparisons": [] if search else [c.to_dict() for c in comparisons(study, alpha=alpha, test=test)],
-        "secondary": {} if search else {m: [c.to_dict() for c in comparisons(study, m, alpha=alpha, test=test)]
-                                        for m in SECONDARY if study.has(m)},
+        "comparisons": [] if search else comparison_rows(study),
+        "secondary": secondary,
         "failures": [{"number": t.get("number"), "arm": t["arm"], "seed": t.get("seed"), "reason": t.get("fail_reason") or ""}
                      for t in study.trials if t["state"] == "FAIL"],
-        "notes": list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else []),
+        "notes": notes,
     }
-    report["pareto"] = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m)}
+    report["pareto"] = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m) and pareto_metric(study)}
+    report["pareto_metric"] = pareto_metric(study)
+    report["pareto_scale"] = metric_format(study, pareto_metric(study))[0] if pareto_metric(study) else 1.0
     if study.kind == "design_space":
         ds = design_space(study)
         report["design_space"] = {k: v for k, v in ds.items() if not k.startswith("_")}
         report["_ds"] = ds  # the raw errors and complexities, for the figures (not in the JSON)
-    if not study.has(study.metric):
+    if not study.available(study.metric):
         report["notes"].append(f"no finished trial has a value of {study.metric!r}")
     return report
 
@@ -384,14 +771,17 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
     from nasplay.report import figures
 
     made: dict[str, list[Path]] = {}
-    scale, unit = report["scale"], report["unit"]
+    scale = report["scale"]
     ylabel = f"{study.metric} (%)" if scale == 100 else study.metric
-    comps = report["comparisons"]
+    # The primary outcome's differences; a censored (time-to-target) primary has none to draw: the first secondary that has.
+    families = [(study.metric, report["comparisons"]), *report.get("secondary", {}).items()]
+    shown, comps = next(((m, cs) for m, cs in families if cs and cs[0].get("kind", "means") == "means"), (study.metric, []))
     if comps:
-        rows = [(c["arm"], c["welch"]["diff"] * scale, c["welch"]["ci_low"] * scale, c["welch"]["ci_high"] * scale, c["significant"],
-                 study.arms.index(c["arm"])) for c in comps]
+        es, eu = metric_format(study, shown)
+        rows = [(c["arm"], c["welch"]["diff"] * es, c["welch"]["ci_low"] * es, c["welch"]["ci_high"] * es,
+                 c["outcome"] in ("better", "worse"), study.arms.index(c["arm"])) for c in comps]
         ref = "the previous rung" if study.kind == "ladder" else study.baseline
-        made["effects"] = figures.effects(rows, out, xlabel=f"Δ {study.metric}" + (f" ({unit})" if unit else ""), baseline=str(ref))
+        made["effects"] = figures.effects(rows, out, xlabel=f"Δ {shown}" + (f" ({eu})" if eu else ""), baseline=str(ref))
     panels = []
     curve_metrics = list(dict.fromkeys(r.get("metric") for r in study.curves))
     # Curves over training: validation accuracy and training loss (test/* is one final value, not a curve).
@@ -410,26 +800,31 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
         report["notes"].append("no curves.csv: learning curves left out")
     cost = "flops" if "flops" in report["pareto"] else "params" if "params" in report["pareto"] else None
     if cost:
-        points = {a: (study.column(cost, a), study.values(a) * scale) for a in study.arms}
+        pm, ps = report["pareto_metric"], report["pareto_scale"]
+        ylabel = f"{pm} (%)" if ps == 100 else pm
+        points = {a: (study.column(cost, a), study.values(a, pm) * ps) for a in study.arms}
         if study.kind == "search":  # the sampled networks as one series; networks placed beside them each on their own
             sampled = [a for a in study.arms if not a.startswith("classic ")]
             points = {f"searched ({len(sampled)})": (np.concatenate([study.column(cost, a) for a in sampled] or [np.array([])]),
-                                                     np.concatenate([study.values(a) for a in sampled] or [np.array([])]) * scale),
+                                                     np.concatenate([study.values(a, pm) for a in sampled] or [np.array([])]) * ps),
                       **{a: points[a] for a in study.arms if a.startswith("classic ")}}
         front = report["pareto"][cost]["front"]
-        made["pareto"] = figures.pareto(points, ([q[cost] for q in front], [q[study.metric] * scale for q in front]), out,
+        made["pareto"] = figures.pareto(points, ([q[cost] for q in front], [q[pm] * ps for q in front]), out,
                                         xlabel=cost if cost == "params" else "FLOPs", ylabel=ylabel,
                                         title=f"{study.experiment}: {ylabel} against {cost}")
     ds = report.get("_ds")
     if ds:
         err = ds["_err"]
+        every = np.concatenate([e[np.isfinite(e)] for e in err.values()] or [np.array([0.0])])
+        span = (float(every.min()), float(every.max())) if len(every) else (0.0, 1.0)
+
         def curves(weights: dict[str, np.ndarray] | None) -> dict[str, tuple]:
             out_ = {}
-            for i, a in enumerate(study.arms):
+            for a in study.arms:
                 w = None if weights is None else weights[a]
                 xs, F = stats.edf(err[a], w)
-                grid = np.linspace(xs.min(), xs.max(), 120) if len(xs) else xs
-                lo, hi = stats.bootstrap_edf_band(err[a], grid, weights=w, resamples=300, seed=i)
+                grid = np.unique(np.r_[xs, np.linspace(*span, 200)]) if len(xs) else xs  # the band spans the whole axis
+                lo, hi, _ = stats.dkw_band(err[a], grid, weights=w)  # simultaneous 95% (Kish n when weighted)
                 out_[a] = (xs, F, grid, lo, hi)
             return out_
         edf_panels = [("plain", curves(None))]
@@ -444,7 +839,8 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
                         weights.setdefault(study.baseline, wb)
                 if len(weights) == len(study.arms) and all(w.sum() > 0 for w in weights.values()):
                     edf_panels.append((f"normalised by {m}", curves(weights)))
-        made["edf"] = figures.edfs(edf_panels, out, xlabel=ds["error"], title=f"{study.experiment}: error EDFs (bands: 95% bootstrap)")
+        made["edf"] = figures.edfs(edf_panels, out, xlabel=ds["error"],
+                                   title=f"{study.experiment}: error EDFs (bands: simultaneous 95% DKW)")
     return {k: [p.name for p in v] for k, v in made.items()}
 
 
@@ -500,20 +896,23 @@ def make_diagrams(study: Study, out: Path) -> dict[str, dict[str, str]]:
 
 
 def write_report(study_dir: str | os.PathLike, out: str | os.PathLike | None = None, *, metric: str | None = None,
-                 baseline: str | None = None, alpha: float = 0.05, test: str = "welch", figures: bool = True,
-                 diagrams: bool = True, wandb: bool = False) -> Path:
-    """Build a study's report and write ``report.md``, ``report.json`` and the figures; returns report.md's path."""
-    path, _ = write_study_report(study_dir, out, metric=metric, baseline=baseline, alpha=alpha, test=test, figures=figures,
-                     diagrams=diagrams, wandb=wandb)
+                 baseline: str | None = None, alpha: float | None = None, test: str | None = None, adjust: str | None = None,
+                 margin: float | None = None, figures: bool = True, diagrams: bool = True, wandb: bool = False) -> Path:
+    """Build a study's report and write ``report.md``, ``report.json`` and the figures; returns report.md's path.
+
+    ``alpha``, ``test``, ``adjust`` and ``margin`` override the study's ``report.*`` settings (config.yaml).
+    """
+    path, _ = write_study_report(study_dir, out, metric=metric, baseline=baseline, alpha=alpha, test=test, adjust=adjust,
+                                 margin=margin, figures=figures, diagrams=diagrams, wandb=wandb)
     return path
 
 
-def write_study_report(study_dir, out=None, *, metric=None, baseline=None, alpha=0.05, test="welch", figures=True, diagrams=True,
-           wandb=False) -> tuple[Path, dict[str, Any]]:
+def write_study_report(study_dir, out=None, *, metric=None, baseline=None, alpha=None, test=None, adjust=None, margin=None,
+                       figures=True, diagrams=True, wandb=False) -> tuple[Path, dict[str, Any]]:
     study = load_study(study_dir, metric=metric, baseline=baseline)
     out = Path(out) if out is not None else study.path
     out.mkdir(parents=True, exist_ok=True)
-    report = build_report(study, alpha=alpha, test=test)
+    report = build_report(study, alpha=alpha, test=test, adjust=adjust, margin=margin)
     if figures:
         report["figures"] = make_figures(study, report, out)
     if diagrams:
@@ -565,11 +964,13 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
     try:
         arm_cols = ["arm", "n", "mean", "std", "ci_low", "ci_high", "params", "flops", "wall_time"]
         arms = wb.Table(columns=arm_cols, data=[[to_finite(a.get(c)) for c in arm_cols] for a in report["arms"]])
-        comp_cols = ["arm", "baseline", "diff", "ci_low", "ci_high", "g", "welch_p", "permutation_p", "significant", "verdict"]
+        comp_cols = ["arm", "baseline", "diff", "ci_low", "ci_high", "g", "welch_p", "permutation_p", "p_adjusted", "outcome",
+                     "significant", "verdict"]
         comps = wb.Table(columns=comp_cols, data=[to_finite([c["arm"], c["baseline"], c["welch"]["diff"], c["welch"]["ci_low"],
                                                            c["welch"]["ci_high"], c["effect"]["g"], c["welch"]["p"],
-                                                           c["permutation"]["p"], c["significant"], c["verdict"]])
-                                                  for c in report["comparisons"]])
+                                                           c["permutation"]["p"], c["p_adjusted"], c["outcome"], c["significant"],
+                                                           c["verdict"]])
+                                                  for c in report["comparisons"] if c.get("kind", "means") == "means"])
         logged: dict[str, Any] = {"report/arms": arms, "report/comparisons": comps}
         for name, files in report.get("figures", {}).items():
             png = next((f for f in files if f.endswith(".png")), None)

@@ -14,6 +14,7 @@ from typing import Any
 
 from nasplay.manifest import KINDS as EXPERIMENT_KINDS
 from nasplay.manifest import OBJECTIVES
+from nasplay.report.config import OutcomesConfig, ReportConfig
 from nasplay.track.config import LoggerConfig
 from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
@@ -189,6 +190,7 @@ class ExperimentConfig:
     tune: dict[str, Any] = field(default_factory=dict)
     tune_seeds: list[int] = field(default_factory=lambda: [100, 101])
     budgets: list[float] = field(default_factory=list)
+    outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)  # primary / secondary outcomes, margins, claims
 
     def check(self) -> ExperimentConfig:
         if not self.name or "/" in self.name:
@@ -233,6 +235,7 @@ class ExperimentConfig:
         for name, arm in (self.classics or {}).items():
             if arm is not None and (not isinstance(arm, dict) or set(arm) - {"arch", "knobs"}):
                 raise ValueError(f"experiment.classics.{name} must be null or a mapping with 'arch' and/or 'knobs', got {arm!r}")
+        self.outcomes.check()
         return self
 
 
@@ -247,12 +250,13 @@ class NasplayConfig:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     sweep: SweepConfig = field(default_factory=SweepConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)  # how the end-of-study report tests
     runs_dir: str = "runs"
     study: str = "${experiment.name}"  # the Optuna study's name and the last part of its directory
     progress: bool | None = None  # the live display; null: when stdout is a terminal
 
     def check(self) -> NasplayConfig:
-        for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment):
+        for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment, self.report):
             part.check()
         if not self.study or "/" in self.study:
             raise ValueError(f"study must be a non-empty name without '/', got {self.study!r}")

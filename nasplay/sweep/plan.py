@@ -31,6 +31,7 @@ FREE_KEYS = (
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
     "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test",
+    "report", "experiment.outcomes",  # how the report reads the results, not what a trial computes
 )
 
 
@@ -120,7 +121,9 @@ class Plan:
         return Manifest(experiment=c.experiment.name, study=self.name, kind=kind_of(c.experiment.name, c.experiment.kind),
                         arms=entries, baseline=c.experiment.baseline or (self.arms[0].name if self.arms else None),
                         objectives=list(c.sweep.objectives), directions=c.sweep.directions_resolved, knob=c.experiment.knob,
-                        keep=c.experiment.keep, overrides=list(self.overrides))
+                        keep=c.experiment.keep, overrides=list(self.overrides),
+                        classes=next((g.classes for g in self.genomes.values() if g is not None), None),
+                        outcomes=dataclasses.asdict(c.experiment.outcomes))
 
     def arm(self, name: str) -> Arm:
         for a in [*self.arms, *self.classics]:
