@@ -731,3 +731,25 @@ def test_split_sizes_match_the_data_module():
         test, val, _ = stratified_split(y, (test_fraction, val_fraction), 0)
         config = {"data": {"name": "digits", "test_fraction": test_fraction, "val_fraction": val_fraction}}
         assert _test_size(None, [], config)[0] == len(test) and _val_size(config) == len(val)
+
+
+def test_a_study_that_holds_compute_shows_how_equal_the_arms_were(tmp_path):
+    """keep=flops: each arm's params and FLOPs as trained (study.json) and their ratios to the baseline's."""
+    from nasplay.manifest import ArmEntry, Manifest
+    from nasplay.report.markdown import render
+    from nasplay.report.study import build_report, load_study
+
+    d = make_ablation(tmp_path / "ablate_skip" / "s", manifest=False)
+    Manifest(experiment="ablate_skip", study="s", kind="ablation", baseline="skip=none", objectives=["val/acc"],
+             directions=["maximize"], knob="skip", keep="flops",
+             arms=[ArmEntry("skip=none", "resnet18", {"skip": "none"}, params=1000, flops=2_000_000),
+                   ArmEntry("skip=identity", "resnet18", {"skip": "identity"}, params=1100, flops=2_030_000),
+                   ArmEntry("skip=projection", "resnet18", {"skip": "projection"}, params=1200, flops=1_980_000)]).write(d)
+    r = build_report(load_study(d))
+    held = {a["arm"]: a["compute"] for a in r["arms"]}
+    assert held["skip=none"]["held_ratio"] == 1.0
+    assert held["skip=identity"] == {"keep": "flops", "params": 1100, "flops": 2_030_000, "params_ratio": 1.1,
+                                     "flops_ratio": 1.015, "held_ratio": 1.015}
+    assert held["skip=projection"]["held_ratio"] == pytest.approx(0.99)
+    text = render(r)
+    assert "### Compute as trained" in text and "| skip=identity | 1.1k | 1.100 | 2.03M | 1.015 |" in text

@@ -64,6 +64,23 @@ def test_each_arm_is_tuned_on_its_own_seeds_then_compared_at_every_budget(compos
     again = run_study(compose(*STUDY, f"runs_dir={tmp_path}"), console=Console(file=io.StringIO(), width=200))
     assert again.ran == 0 and again.complete  # resumed: nothing to add
 
+    # The report: the comparison at the largest budget, every budget's effect, each arm's tuning and its choice.
+    import json
+
+    from nasplay.report.study import write_report
+
+    text = write_report(study_dir, diagrams=False).read_text()
+    report = json.loads((study_dir / "report.json").read_text())
+    assert report["budget"] == 2.0 and [a["n"] for a in report["arms"]] == [1, 1]  # the tuning trials are not arms' seeds
+    assert [(b["budget"], b["epochs"]) for b in report["budgets"]] == [(1.0, 1.0), (2.0, 2.0)]
+    assert all(len(b["comparisons"]) == 1 and b["comparisons"][0]["arm"] == "activation=tanh" for b in report["budgets"])
+    for arm, d in report["tuning"]["arms"].items():
+        best = max(scores[arm], key=lambda lr: scores[arm][lr])
+        assert d["chosen"] == {"optim.lr": best}
+        assert {r["setting"]["optim.lr"]: r["mean"] for r in d["curve"]} == pytest.approx(scores[arm])
+    assert "### Per-arm tuning" in text and "### Effect against the budget" in text and "budget x2" in text
+    assert (study_dir / "budgets.png").exists() and (study_dir / "tuning.png").exists()
+
 
 @pytest.mark.parametrize("bad, message", [
     ("experiment.tune_seeds=[0]", "experiment.tune_seeds must be seeds the comparison does not use"),

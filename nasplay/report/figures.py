@@ -102,6 +102,41 @@ def effects(rows: Sequence[tuple[str, float, float, float, bool, int]], out_dir:
     return save(fig, out_dir, stem)
 
 
+def effect_vs_budget(series: Mapping[str, tuple[Sequence[float], Sequence[float], Sequence[float], Sequence[float]]],
+                     out_dir: Path, *, xlabel: str, ylabel: str, baseline: str, stem: str = "budgets") -> list[Path]:
+    """Each arm's difference from the baseline (95% CI) against the training budget: ``arm -> (x, diff, lo, hi)``."""
+    fig, (ax,) = _new(6.0, 3.6)
+    for i, (arm, (x, d, lo, hi)) in enumerate(series.items()):
+        ax.errorbar(np.asarray(x), np.asarray(d), yerr=[np.asarray(d) - np.asarray(lo), np.asarray(hi) - np.asarray(d)],
+                    color=color(i), marker="o", capsize=3, label=arm)
+    ax.axhline(0, color="black", lw=0.8)
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"difference from {baseline} against the budget (95% CI)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, out_dir, stem)
+
+
+def tuning_curves(series: Mapping[str, tuple[Sequence[float], Sequence[float], float | None]], out_dir: Path, *,
+                  xlabel: str, ylabel: str, stem: str = "tuning") -> list[Path]:
+    """Per arm the tuning objective against the tuned setting (``arm -> (x, y, chosen x)``), the choice circled."""
+    fig, (ax,) = _new(6.0, 3.6)
+    for i, (arm, (x, y, chosen)) in enumerate(series.items()):
+        ax.plot(x, y, color=color(i), marker="o", label=arm)
+        if chosen is not None and chosen in list(x):
+            ax.scatter([chosen], [list(y)[list(x).index(chosen)]], s=160, facecolors="none", edgecolors=color(i), lw=2)
+    if all(v > 0 for xs, _, _ in series.values() for v in xs):
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title("per-arm tuning on seeds the comparison does not use (circled: chosen)", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save(fig, out_dir, stem)
+
+
 def edfs(panels: Sequence[tuple[str, Mapping[str, tuple]]], out_dir: Path, *, xlabel: str, stem: str = "edf",
          title: str = "") -> list[Path]:
     """Error EDFs, one panel per normalisation: ``(title, {arm: (xs, F, grid, band_lo, band_hi)})``."""

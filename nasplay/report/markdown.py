@@ -206,6 +206,39 @@ def _is_accuracy(comps: list[dict[str, Any]]) -> bool:
     return "acc" in comps[0]["metric"] and bool(means) and all(0 <= x <= 1 for x in means)
 
 
+def compute_section(report: dict[str, Any]) -> str:
+    """How equal "equal compute" was: each arm's params and FLOPs as trained and their ratios to the baseline's."""
+    rows = [[a["arm"], count(c["params"]), f"{c['params_ratio']:.3f}", count(c["flops"]), f"{c['flops_ratio']:.3f}"]
+            for a in report["arms"] if (c := a.get("compute"))]
+    keep = next(a["compute"]["keep"] for a in report["arms"] if a.get("compute"))
+    return table(["arm", "params", "× baseline", "FLOPs", "× baseline"], rows) + \
+        f"\n\nCompute held: {keep} (experiment.keep), measured on each network exactly as it trained."
+
+
+def tuning_section(tuning: dict[str, Any]) -> str:
+    """experiment.tune: what each arm's tuning tried, its validation objective, and what it chose."""
+    names = tuning["settings"]
+    rows = []
+    for arm, d in tuning["arms"].items():
+        tried = "; ".join(f"{', '.join(str(r['setting'][n]) for n in names)}: {num(r['mean'], 4)} ({r['finished']}/{r['n']})"
+                          for r in d["curve"])
+        rows.append([arm, ", ".join(f"{n}={d['chosen'].get(n)}" for n in names), tried])
+    return table(["arm", "chosen", f"tried ({', '.join(names)}: mean validation objective, finished/run)"], rows) + \
+        "\n\nEach arm tuned on its own seeds, not the comparison's; the comparison's seeds trained at the chosen value."
+
+
+def budgets_section(report: dict[str, Any]) -> str:
+    """Every budget's comparison of the primary outcome, so that no verdict rests on one budget."""
+    s = report["scale"]
+    rows = []
+    for b in report["budgets"]:
+        for c in b["comparisons"]:
+            w = c.get("welch", {})
+            rows.append([f"x{b['budget']:g} ({num(b['epochs'], 0)} epochs)", c["arm"], c["baseline"], num(w.get("diff"), 2, s),
+                         _interval(w.get("ci_low"), w.get("ci_high"), 2, s), p_value(c.get("p_adjusted")), c.get("outcome", "")])
+    return table(["budget", "arm", "against", "Δ", "95% CI", "p (adjusted)", "outcome"], rows)
+
+
 def render(report: dict[str, Any]) -> str:
     """The whole report of one study."""
     r = report
@@ -224,12 +257,19 @@ def render(report: dict[str, Any]) -> str:
     if "outcomes" in r:
         lines += ["## Outcomes", "", outcomes_section(r), ""]
     lines += ["## Arms", "", arms_section(r), ""]
+    if any(a.get("compute") for a in r["arms"]):
+        lines += ["### Compute as trained", "", compute_section(r), ""]
+    if r.get("tuning"):
+        lines += ["### Per-arm tuning", "", tuning_section(r["tuning"]), ""]
     for m in ("epochs_to_target", "steps_to_target"):
         if any(m in a for a in r["arms"]):
             lines += [f"### {m}: seeds that reached the target", "", _time_table(r, m), ""]
     ref = "the previous rung" if r["reference"] == "previous rung" else "the baseline"
-    lines += [f"## Primary outcome: each arm against {ref} (`{r['metric']}`)", "",
+    at = f", budget x{r['budget']:g}" if r.get("budget") is not None else ""
+    lines += [f"## Primary outcome: each arm against {ref} (`{r['metric']}`{at})", "",
               comparisons_section(r["comparisons"], r["scale"], r["unit"]), ""]
+    if r.get("budgets"):
+        lines += ["### Effect against the budget", "", budgets_section(r), ""]
     for m, comps in r.get("secondary", {}).items():
         scale = 100.0 if comps and comps[0].get("kind") == "means" and _is_accuracy(comps) else 1.0
         better = "lower" if any(k in m for k in ("loss", "err", "time", "to_target")) else "higher"
@@ -244,7 +284,8 @@ def render(report: dict[str, Any]) -> str:
     if "design_space" in r:
         lines += ["## Design spaces: error EDFs", "", design_space_section(r["design_space"]), ""]
     figs = r.get("figures", {})
-    titles = {"effects": "Differences from the baseline", "learning_curves": "Learning curves (mean ± std over seeds)",
+    titles = {"budgets": "Effect against the budget", "tuning": "Per-arm tuning",
+              "effects": "Differences from the baseline", "learning_curves": "Learning curves (mean ± std over seeds)",
               "pareto": "Accuracy against FLOPs, Pareto front", "edf": "Error EDFs"}
     if figs:
         lines += ["## Figures", ""]

@@ -103,6 +103,9 @@ class Study:
     test_size: int | None = None
     test_size_source: str = ""
     val_size: int | None = None  # the validation split's images, where the data and config.yaml say it
+    tuning: list[dict[str, Any]] = field(default_factory=list)  # experiment.tune's trials (stage=tune), apart
+    budgets: list[float] = field(default_factory=list)  # experiment.budgets; trials holds the largest one's
+    by_budget: dict[float, list[dict[str, Any]]] = field(default_factory=dict)  # every budget's comparison trials
 
     def eval_size(self, metric: str) -> int | None:
         """Images behind an accuracy: the test split for ``test/*``, the validation split for ``val/*``, else unknown."""
@@ -230,7 +233,16 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
         t["state"] = str(t["state"] or "COMPLETE").upper().removeprefix("TRIALSTATE.")
         arm = t.get("arm")
         t["arm"] = str(arm) if arm not in (None, "") else str(t.get("arch") or "all")
-    seen = list(dict.fromkeys(t["arm"] for t in sorted(trials, key=lambda t: _num(t.get("number")))))
+    # Tuning trials (experiment.tune) chose each arm's settings on their own seeds: they are not the comparison.
+    tuning = [t for t in trials if str(t.get("stage") or "") == "tune"]
+    trials = [t for t in trials if str(t.get("stage") or "") != "tune"]
+    budgets = sorted({_num(t.get("budget")) for t in trials if math.isfinite(_num(t.get("budget")))})
+    by_budget = {b: [t for t in trials if _num(t.get("budget")) == b] for b in budgets}
+    if len(budgets) > 1:  # the verdicts are read at the longest training; every budget is in report.json's by_budget
+        trials = by_budget[budgets[-1]]
+        notes.append(f"several budgets (x trainer.max_epochs): {', '.join(f'{b:g}' for b in budgets)}; the verdicts below are at "
+                     f"the largest, x{budgets[-1]:g}; 'Effect against the budget' gives every budget's")
+    seen = list(dict.fromkeys(t["arm"] for t in sorted([*trials, *tuning], key=lambda t: _num(t.get("number")))))
     configured = [a.name for a in manifest.arms if a.name in seen] if manifest else []
     arms = configured + [a for a in seen if a not in configured]
 
@@ -267,7 +279,7 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     classes = (manifest.classes if manifest is not None else None) or NATIVE_CLASSES.get((config.get("data") or {}).get("name"))
     test_size, test_source = _test_size(manifest, trials, config)
     return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest,
-                 outcomes, settings, classes, test_size, test_source, _val_size(config))
+                 outcomes, settings, classes, test_size, test_source, _val_size(config), tuning, budgets, by_budget)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -374,6 +386,9 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
                "running": sum(t["state"] in ("RUNNING", "WAITING") for t in all_trials)}
         if secondary:
             row["secondary"] = {m: summary(study, arm, m, confidence) for m in secondary}
+        held = _compute_held(study, arm)
+        if held is not None:
+            row["compute"] = held
         # The smallest true difference from its reference this arm's comparison detects (pooled SD, both n).
         ref = refs.get(arm)
         if ref is not None:
@@ -393,6 +408,60 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
                 row[m] = stats.time_to_target(*_to_target(study, arm, m)).to_dict()
         rows.append(row)
     return rows
+
+
+def _compute_held(study: Study, arm: str) -> dict[str, Any] | None:
+    """An arm's params and FLOPs as trained (study.json) and their ratios to the baseline's, for every study that
+    holds compute (experiment.keep), so a reader sees how equal "equal" was."""
+    m = study.manifest
+    if m is None or m.keep is None:
+        return None
+    arms = {a.name: a for a in m.arms}
+    a, b = arms.get(arm), arms.get(study.baseline or "")
+    if a is None or b is None or not (a.params and a.flops and b.params and b.flops):
+        return None
+    return {"keep": m.keep, "params": a.params, "flops": a.flops, "params_ratio": a.params / b.params,
+            "flops_ratio": a.flops / b.flops, "held_ratio": (a.flops / b.flops) if m.keep == "flops" else (a.params / b.params)}
+
+
+def tuning_table(study: Study) -> dict[str, Any]:
+    """experiment.tune: per arm, the objective (validation) of each tried setting over the tuning seeds, and the
+    setting its comparison trials trained with (the ``tuned.*`` columns)."""
+    if not study.tuning:
+        return {}
+    names = sorted({k.removeprefix("param.") for t in study.tuning for k in t if k.startswith("param.")})
+    out: dict[str, Any] = {"settings": names, "arms": {}}
+    for arm in study.arms:
+        rows = [t for t in study.tuning if t["arm"] == arm]
+        if not rows:
+            continue
+        curve: dict[tuple, list[float]] = defaultdict(list)
+        for t in rows:
+            v = _num(t.get("value"))
+            curve[tuple(t.get(f"param.{n}") for n in names)].append(v if t["state"] == "COMPLETE" else math.nan)
+        chosen = next(({n: t.get(f"tuned.{n}") for n in names} for t in study.trials
+                       if t["arm"] == arm and any(t.get(f"tuned.{n}") not in (None, "") for n in names)), {})
+        out["arms"][arm] = {"chosen": chosen, "curve": [
+            {"setting": dict(zip(names, k)), "mean": _mean(np.array(v)), "n": len(v),
+             "finished": int(np.isfinite(np.array(v)).sum())} for k, v in sorted(curve.items(), key=lambda kv: [_num(x) for x in kv[0]])]}
+    return out
+
+
+def budget_table(study: Study) -> list[dict[str, Any]]:
+    """experiment.budgets: every budget's comparison of the primary outcome (Holm within each budget)."""
+    if len(study.budgets) < 2:
+        return []
+    import dataclasses
+
+    out = []
+    for b in study.budgets:
+        sub = dataclasses.replace(study, trials=study.by_budget[b], notes=[])
+        epochs = [_num(t.get("epochs")) for t in sub.complete]
+        out.append({"budget": b, "epochs": _median(np.array(epochs, dtype=float)) if epochs else math.nan,
+                    "arms": [{"arm": a["arm"], "n": a["n"], "mean": a["mean"], "ci_low": a["ci_low"], "ci_high": a["ci_high"]}
+                             for a in arm_table(sub)],
+                    "comparisons": comparison_rows(sub)})
+    return out
 
 
 def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> dict[str, Any]:
@@ -745,6 +814,11 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
                      for t in study.trials if t["state"] == "FAIL"],
         "notes": notes,
     }
+    if study.tuning:
+        report["tuning"] = tuning_table(study)
+    if len(study.budgets) > 1:
+        report["budgets"] = budget_table(study)
+        report["budget"] = study.budgets[-1]
     report["pareto"] = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m) and pareto_metric(study)}
     report["pareto_metric"] = pareto_metric(study)
     report["pareto_scale"] = metric_format(study, pareto_metric(study))[0] if pareto_metric(study) else 1.0
@@ -782,6 +856,26 @@ def make_figures(study: Study, report: dict[str, Any], out: Path) -> dict[str, l
                  c["outcome"] in ("better", "worse"), study.arms.index(c["arm"])) for c in comps]
         ref = "the previous rung" if study.kind == "ladder" else study.baseline
         made["effects"] = figures.effects(rows, out, xlabel=f"Δ {shown}" + (f" ({eu})" if eu else ""), baseline=str(ref))
+    if report.get("budgets"):
+        es, eu = metric_format(study)
+        series: dict[str, list[list[float]]] = {}
+        for b in report["budgets"]:
+            for c in b["comparisons"]:
+                if c.get("kind", "means") == "means":
+                    s_ = series.setdefault(c["arm"], [[], [], [], []])
+                    for lst, v in zip(s_, (b["budget"], c["welch"]["diff"] * es, c["welch"]["ci_low"] * es, c["welch"]["ci_high"] * es)):
+                        lst.append(v)
+        if series:
+            made["budgets"] = figures.effect_vs_budget({k: tuple(v) for k, v in series.items()}, out,
+                                                       xlabel="budget (x trainer.max_epochs)",
+                                                       ylabel=f"Δ {study.metric}" + (f" ({eu})" if eu else ""),
+                                                       baseline=str(study.baseline))
+    tuning = report.get("tuning") or {}
+    if len(tuning.get("settings", [])) == 1:
+        name = tuning["settings"][0]
+        curves = {arm: ([_num(r["setting"][name]) for r in d["curve"]], [r["mean"] for r in d["curve"]], _num(d["chosen"].get(name)))
+                  for arm, d in tuning["arms"].items()}
+        made["tuning"] = figures.tuning_curves(curves, out, xlabel=name, ylabel="validation objective (mean over tuning seeds)")
     panels = []
     curve_metrics = list(dict.fromkeys(r.get("metric") for r in study.curves))
     # Curves over training: validation accuracy and training loss (test/* is one final value, not a curve).
