@@ -14,6 +14,8 @@ from rich.console import Console
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
 
+pytestmark = pytest.mark.slow  # spawned DDP ranks
+
 # Two grid points: a learning rate that learns, then one that cannot (median pruning stops it after epoch 0).
 STUDY = ("arch=lenet5_common", "data.limit=480", "data.batch_size=32", "trainer.max_epochs=3", "trainer.test=false",
          "sweep=grid", "sweep.space={optim.lr: [0.05, 1.0e-7]}", "experiment.seeds=[0]", "experiment.name=ddp",

@@ -89,6 +89,7 @@ def test_experiment_defaults(compose, name):
         assert c.experiment.keep in ("flops", "params")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPERIMENTS)
 def test_experiment_runs_under_smoke(compose, tmp_path, name):
     # debug=smoke made smaller still: two seeds (a CI needs two), two training batches of 32, one validation
@@ -142,6 +143,7 @@ def test_experiment_runs_under_smoke(compose, tmp_path, name):
         assert report["design_space"]["tests"][0]["ks"]["statistic"] is not None
 
 
+@pytest.mark.slow
 def test_report_goes_to_wandb_and_failures_do_not_sink_the_study(compose, tmp_path, monkeypatch):
     """With the wandb logger the report is a W&B run of its own; a report that raises is printed, the study stands."""
     from nasplay.track.read import read_run

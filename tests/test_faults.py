@@ -20,6 +20,8 @@ from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
 from nasplay.sweep.storage import HEARTBEAT, STALE, make_storage
 
+pytestmark = pytest.mark.slow  # subprocess killed mid-trial
+
 ROOT = Path(__file__).resolve().parents[1]
 # Long enough trials (8 epochs of 960 digits) that the kill lands after a checkpoint and before the end.
 STUDY = ("arch=lenet5_common", "data.limit=960", "data.batch_size=32", "trainer.max_epochs=8", "sweep=grid",

@@ -165,6 +165,7 @@ def _meaningful(logits: torch.Tensor) -> None:
     assert logits.std() > 1e-3 * logits.abs().max()  # not a constant vector: the comparison can fail
 
 
+@pytest.mark.slow  # full-size networks at their native input
 @pytest.mark.parametrize("reference", REF_NAMES, indirect=True)
 def test_eval_outputs_equal_the_reference(reference: tuple[str, nn.Module]) -> None:
     name, ref = reference
@@ -180,6 +181,7 @@ def test_eval_outputs_equal_the_reference(reference: tuple[str, nn.Module]) -> N
     assert rel_diff(expected, got) <= 1e-5
 
 
+@pytest.mark.slow  # full-size networks at their native input
 @pytest.mark.parametrize("reference", TRAIN_NAMES, indirect=True)
 def test_train_outputs_equal_the_reference(reference: tuple[str, nn.Module]) -> None:
     """Train mode: BatchNorm on batch statistics, the same dropout masks, and the aux heads' outputs."""

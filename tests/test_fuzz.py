@@ -42,6 +42,8 @@ from nasplay.space.genome import (
 )
 from nasplay.space.validate import ACTIVATIONS
 
+pytestmark = pytest.mark.slow  # hundreds of random networks trained a step
+
 FIELD_PATH = re.compile(r"^(stem|stages|head|aux|input|num_classes|bn_eps)[\[\.:]")
 EXAMPLES = int(os.environ.get("NASPLAY_FUZZ_EXAMPLES", "60"))  # per family; knob combinations get half
 FUZZ = settings(max_examples=EXAMPLES, derandomize=not os.environ.get("NASPLAY_FUZZ_RANDOM"), database=None,

@@ -20,6 +20,8 @@ from rich.console import Console
 from nasplay.sweep.runner import run_study
 from nasplay.sweep.storage import make_storage
 
+pytestmark = pytest.mark.slow  # end-to-end studies interrupted and resumed
+
 STUDY = ("arch=lenet5_common", "data.limit=320", "data.batch_size=32", "trainer.max_epochs=2", "sweep=grid",
          "experiment.knob=activation", "experiment.values=[relu, tanh]", "experiment.seeds=[0]",
          "experiment.name=ctrlc", "progress=false")

@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # subprocess studies
+
 ROOT = Path(__file__).resolve().parents[1]
 API_KEY = "secret-xyz-0123456789abcdef0123456789abcdef01234567"  # 40+ characters, like a real W&B key
 

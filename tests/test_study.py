@@ -24,6 +24,8 @@ from nasplay.sweep.storage import make_storage
 from nasplay.track.read import read_run, run_files
 from nasplay.track.secrets import mask, mask_text
 
+pytestmark = pytest.mark.slow  # end-to-end studies and a subprocess
+
 # A study small enough for a test: LeNet-5 (its common modern form) on 240 digits at 16 x 16, two epochs.
 TINY = ("arch=lenet5_common", "data.limit=240", "data.batch_size=32", "trainer.max_epochs=2", "trainer.log_every_n_steps=1",
         "sweep=grid", "experiment.name=tiny")

@@ -25,6 +25,7 @@ STUDY = ("arch=lenet5_common", "data.limit=320", "data.batch_size=32", "trainer.
          "experiment.tune={optim.lr: [0.002, 0.1]}", "experiment.tune_seeds=[7]", "experiment.budgets=[1, 2]")
 
 
+@pytest.mark.slow
 def test_each_arm_is_tuned_on_its_own_seeds_then_compared_at_every_budget(compose, tmp_path):
     cfg = compose(*STUDY, f"runs_dir={tmp_path}", "sweep.workers=2")
     buf = io.StringIO()

@@ -15,10 +15,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
+import pytest
 
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.storage import HEARTBEAT, STALE, make_storage
 from nasplay.track.read import read_run, run_files
+
+pytestmark = pytest.mark.slow  # subprocess workers killed and interrupted
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 arms x 2 seeds on 2 workers; trials of several seconds, so that both are caught training

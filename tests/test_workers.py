@@ -20,6 +20,8 @@ from nasplay.sweep.storage import make_storage
 from nasplay.sweep.workers import resolve_workers
 from nasplay.track.read import run_files
 
+pytestmark = pytest.mark.slow  # spawned worker processes
+
 TINY = ("arch=lenet5_common", "data.limit=240", "data.batch_size=32", "trainer.max_epochs=2", "sweep=grid",
         "experiment.knob=activation", "experiment.values=[relu, tanh]")
 ROOT = Path(__file__).resolve().parents[1]
