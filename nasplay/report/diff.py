@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from nasplay.space.genome import Act, Block, Branch, Conv, Genome, Linear, Norm, Op, Pool, Subsample, expanded_blocks, pair
+from nasplay.space.genome import Act, Block, Conv, Genome, Linear, Norm, Op, Pool, Subsample, expanded_blocks, pair
+from nasplay.space.knobs.tree import block_ops, iter_blocks
 from nasplay.space.validate import conv_piece_count, walk
 
 if TYPE_CHECKING:
@@ -40,30 +42,8 @@ class Difference:
         return {"path": self.path, "kind": self.kind, "from": self.before, "to": self.after, "text": self.text}
 
 
-# --- walking a genome ---------------------------------------------------------------------------
-def _branch_ops(br: Branch, path: str) -> Iterator[tuple[str, Op]]:
-    for j, op in enumerate(br.ops):
-        yield f"{path}.ops[{j}]", op
-    for k, sub in enumerate(br.split):
-        yield from _branch_ops(sub, f"{path}.split[{k}]")
-
-
-def block_ops(b: Block, path: str) -> Iterator[tuple[str, Op]]:
-    """``(path, op)`` of every op of a block, paths as the validator and the diagrams write them."""
-    for i, br in enumerate(b.branches):
-        yield from _branch_ops(br, f"{path}.branches[{i}]")
-    for j, op in enumerate(b.merge):
-        yield f"{path}.merge[{j}]", op
-    for j, op in enumerate(b.post):
-        yield f"{path}.post[{j}]", op
-
-
-def blocks(g: Genome) -> Iterator[tuple[str, Block]]:
-    for i, b in enumerate(g.stem):
-        yield f"stem[{i}]", b
-    for si, st in enumerate(g.stages):
-        for bi, b in enumerate(st.blocks):
-            yield f"stages[{si}].blocks[{bi}]", b
+# --- walking a genome (nasplay.space.knobs.tree walks it; these name what the diff needs) --------------------
+blocks = iter_blocks
 
 
 def body_ops(g: Genome) -> Iterator[tuple[str, Op, int]]:
@@ -136,7 +116,7 @@ def _separable(g: Genome) -> Feature:
 
 def _kernels(g: Genome) -> Feature:
     kinds = _kinds(("×".join(map(str, pair(op.kernel))), p) for p, op, _ in _convs(g))
-    order = sorted(kinds, key=lambda k: (-eval(k.replace("×", "*")), k))  # noqa: S307  (digits and ×, built above)
+    order = sorted(kinds, key=lambda k: (-math.prod(int(x) for x in k.split("×")), k))  # largest kernel area first
     return ", ".join(order), kinds
 
 

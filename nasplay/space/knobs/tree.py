@@ -120,13 +120,23 @@ def uses_bn(g: Genome) -> bool:
 
 
 def has_conv(b: Block) -> bool:
-    return any(isinstance(op, Conv) for op, _ in _block_ops(b))
+    return any(isinstance(op, Conv) for _, op in block_ops(b))
 
 
-def _block_ops(b: Block) -> list[tuple[Op, Site]]:
-    found: list[tuple[Op, Site]] = []
-    map_block_ops(b, "", lambda op, site: found.append((op, site)) or op, "stage")
+def block_ops(b: Block, path: str = "") -> list[tuple[str, Op]]:
+    """``(path, op)`` of every op of a block (branches, their splits, merge, post), paths as the validator writes them."""
+    found: list[tuple[str, Op]] = []
+    map_block_ops(b, path, lambda op, site: found.append((site.path, op)) or op, "stage")
     return found
+
+
+def iter_blocks(genome: Genome) -> Iterator[tuple[str, Block]]:
+    """Every stem and stage block with its path, in network order."""
+    for i, b in enumerate(genome.stem):
+        yield f"stem[{i}]", b
+    for si, st in enumerate(genome.stages):
+        for bi, b in enumerate(st.blocks):
+            yield f"stages[{si}].blocks[{bi}]", b
 
 
 BlockFn = Callable[[Block, Shape, str, str], Block | tuple[Block, ...] | None]
