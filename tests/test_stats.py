@@ -229,7 +229,7 @@ def test_exact_enumeration_helper_agrees():
 
 
 def test_report_and_outcome_settings_are_checked():
-    from nasplay.report.config import ReportConfig, outcomes_from_dict
+    from nasplay.outcomes import ReportConfig, outcomes_from_dict
 
     assert ReportConfig.from_dict(None) == ReportConfig()
     assert ReportConfig.from_dict({"adjust": "none", "margin": 0.5, "unknown_key": 1}).margin == 0.5  # newer keys ignored

@@ -22,8 +22,8 @@ import numpy as np
 
 from nasplay.manifest import FILE as MANIFEST_FILE
 from nasplay.manifest import Manifest, direction, kind_of
+from nasplay.outcomes import OutcomesConfig, ReportConfig, outcomes_from_dict
 from nasplay.report import stats
-from nasplay.report.config import OutcomesConfig, ReportConfig, outcomes_from_dict
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns read as text even when they look like numbers.

@@ -14,7 +14,7 @@ from typing import Any
 
 from nasplay.manifest import KINDS as EXPERIMENT_KINDS
 from nasplay.manifest import OBJECTIVES
-from nasplay.report.config import OutcomesConfig, ReportConfig
+from nasplay.outcomes import OutcomesConfig, ReportConfig
 from nasplay.track.config import LoggerConfig
 from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
