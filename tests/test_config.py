@@ -55,7 +55,8 @@ def test_every_option_composes_into_the_schema(compose, group, option):
 @pytest.mark.parametrize("debug", [None, "smoke", "fdr"])
 def test_every_experiment_plans(compose, experiment, debug):
     overrides = [f"experiment={experiment}"] + ([f"debug={debug}"] if debug else [])
-    plan = make_plan(compose(*overrides), data_shape=DIGITS)
+    cfg = compose(*overrides)
+    plan = make_plan(cfg, data_shape=(DIGITS[0], cfg.data.size or DIGITS[1], DIGITS[2]))  # the digits at the experiment's size
     c = plan.cfg
     assert c.experiment.name == experiment and len(c.experiment.seeds) >= 3
     assert len(plan.arms) + len(plan.classics) >= 2  # a search: one sampled arm beside the classic networks

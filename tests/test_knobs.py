@@ -440,3 +440,19 @@ def test_knobs_command(capsys: pytest.CaptureFixture) -> None:
 
 def test_knob_errors_are_value_errors() -> None:
     assert issubclass(KnobError, ValueError)
+
+
+def test_pool_geometry_keeps_every_output_size_or_refuses():
+    """AlexNet's comparison (Sec. 3.4) holds the pools' outputs equal: every map after a pool keeps its size, at the
+    input the network trains on (the pool knob applies after the input knob); where no padding or ceil mode can keep
+    it, the knob refuses (no silent change of size)."""
+    from nasplay.space.validate import walk
+
+    for name, size in (("alexnet", 15), ("vgg11", 16), ("inception_v1", 32)):
+        base = apply(name, input=f"1x{size}")
+        for value in ("overlap", "nonoverlap"):
+            g = apply(name, pool=value, input=f"1x{size}")
+            assert (walk(g).stem, walk(g).blocks) == (walk(base).stem, walk(base).blocks)  # every block's output shape
+    with pytest.raises(KnobError, match=r"pool='nonoverlap' has no meaning on alexnet\+input=1,16: .*no padding or ceil mode "
+                                        r"gives a 2x2 window at stride 2 the 7x7 output of its 16x16 input"):
+        apply("alexnet", pool="nonoverlap", input="1x16")

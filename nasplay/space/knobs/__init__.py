@@ -131,10 +131,11 @@ _STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]]
     (("activation",), lambda g, v: ops.activation(g, v["activation"], _TABLE["activation"][0])),
     (("norm",), lambda g, v: ops.norm(g, v["norm"])),
     (("pool_kind",), lambda g, v: ops.pool_kind(g, v["pool_kind"])),
-    (("pool",), lambda g, v: ops.pool(g, v["pool"])),
     (("aux",), lambda g, v: heads.aux(g, v["aux"])),
     (("head", "head_width"), lambda g, v: heads.head(g, v.get("head"), v.get("head_width"))),
     (("input",), lambda g, v: inputs.adapt_input(g, *v["input"])),
+    # After the input: a pool's geometry changes while its output size is held, at the sizes the network sees.
+    (("pool",), lambda g, v: ops.pool(g, v["pool"])),
 )
 
 _SPECS = KnobTable({name: KnobSpec(name, t[0], t[1], t[2], t[4]) for name, t in _TABLE.items()})

@@ -147,7 +147,8 @@ def pool_kind(g: Genome, value: str) -> Genome:
 
 def pool(g: Genome, value: str) -> Genome:
     """overlap: downsampling pools become s+1 x s+1 windows at stride s (3/2, AlexNet); nonoverlap: s x s at
-    stride s (2/2, VGG). The padding is chosen so that each pool keeps its output size where it can."""
+    stride s (2/2, VGG). Each pool keeps its output size (padding and ceil mode chosen for it), as the AlexNet
+    paper compared them ("outputs of equivalent dimensions", Sec. 3.4); where no choice keeps it, the knob refuses."""
     pools = _body_pools(g)
     if not pools:
         raise refuse("pool", value, g, "it has no downsampling pool", " | ".join(POOL_GEOMETRY))
@@ -169,9 +170,12 @@ def pool(g: Genome, value: str) -> Genome:
             return op
         _, h, w = shapes[s.path]
         want = (pool_out(h, kh, stride, op.padding, op.ceil), pool_out(w, kw, stride, op.padding, op.ceil))
-        for p in range(k // 2 + 1):
-            if (pool_out(h, k, stride, p, op.ceil), pool_out(w, k, stride, p, op.ceil)) == want:
-                return replace(op, kernel=k, stride=stride, padding=p)
-        return replace(op, kernel=k, stride=stride, padding=0)
+        for ceil in (op.ceil, not op.ceil):
+            for p in range(k // 2 + 1):
+                if (pool_out(h, k, stride, p, ceil), pool_out(w, k, stride, p, ceil)) == want:
+                    return replace(op, kernel=k, stride=stride, padding=p, ceil=ceil)
+        raise refuse("pool", value, g, f"{s.path}: no padding or ceil mode gives a {k}x{k} window at stride {stride} the "
+                     f"{want[0]}x{want[1]} output of its {h}x{w} input, and the two pools must hand on maps of the same size",
+                     " | ".join(POOL_GEOMETRY))
 
     return map_ops(g, fn, where=BODY)
