@@ -21,7 +21,8 @@ CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 OPTIONS = conf_options(CONF_DIR)
 DIGITS = (1, 16, 10)  # the default data: channels, size, classes
 # Options that need a value the defaults cannot know.
-NEEDS = {("data", "imagefolder"): ("data.path=/nonexistent/tree",)}
+NEEDS = {("data", "imagefolder"): ("data.path=/nonexistent/tree",),
+         ("trainer", "ddp"): ("sweep.storage=sqlite:///nonexistent/study.db",)}  # DDP trials prune through an RDB storage
 
 
 def test_every_group_has_its_options():
