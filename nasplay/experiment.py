@@ -36,6 +36,7 @@ def write_study_report(result: Any, console: Any) -> None:
         return
     try:
         from nasplay.report.study import log_report_to_wandb, write_report
+        from nasplay.track.tracker import study_tag
 
         write_report(plan.study_dir)
         console.print(f"report: {report}", markup=False, highlight=False)
@@ -43,7 +44,8 @@ def write_study_report(result: Any, console: Any) -> None:
         if lg.kind == "wandb" and fresh:
             data = json.loads((plan.study_dir / "report.json").read_text())
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode)  # quiet, as the trials' runs
+                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode, entity=lg.entity,
+                                             tags=[study_tag(plan.name), *lg.tags])  # quiet, as the trials' runs
             console.print(f"report: W&B run {run_id} in {plan.study_dir / 'wandb'}", markup=False, highlight=False)
     except Exception as e:  # noqa: BLE001 - the trials are done and saved; a report can be rewritten with `nasplay report`
         console.print(f"report failed ({type(e).__name__}: {e}); write it with: nasplay report {plan.study_dir}",

@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,10 @@ def open_study(plan: Plan) -> Any:
                                     directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
                                     pruner=make_pruner(c.sweep))
         check_identity(study, plan)
+        if study.metric_names != list(c.sweep.objectives):  # dashboards show "val/acc", not "Objective 0"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning in some Optuna versions
+                study.set_metric_names(list(c.sweep.objectives))
         if plan.classics:  # the networks a search is placed beside run first, once each
             enqueue_classics(study, plan)
     return study

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 
 SEED_MAX = 2**31 - 1
+# Metrics also kept as flat user attributes of each trial (``val/acc`` -> ``val_acc``), beside arm, seed, params, flops.
+FLAT_METRICS = ("val/acc", "val/acc_best", "test/acc", "val/loss", "test/loss", "train/loss", "wall_time", "imgs_per_sec")
 
 
 @dataclass
@@ -178,7 +180,7 @@ class TrialRunner:
             loggers = self.tracker.start(info)
             started_tracker = True
             trial.set_user_attr("wandb_id", self.tracker.run_id)
-            callbacks = list(self.extra_callbacks)
+            callbacks = [*self.extra_callbacks, *self.tracker.callbacks()]
             pruning = None
             if len(c.sweep.objectives) == 1 and not spec.classic:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
@@ -220,6 +222,10 @@ class TrialRunner:
             except Exception as e:  # the trial's outcome stands; say why the run did not close cleanly
                 reason = reason or f"tracker: {_failure(e)}"
         trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+        for k in FLAT_METRICS:  # flat, sortable columns in optuna-dashboard and trials_dataframe()
+            v = metrics.get(k)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                trial.set_user_attr(k.replace("/", "_"), float(v))
         seconds = time.perf_counter() - start
         trial.set_user_attr("duration_s", round(seconds, 3))
         if reason:
