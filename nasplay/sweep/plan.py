@@ -28,8 +28,13 @@ FREE_KEYS = (
     "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
-    "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test",
+    "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test", "sweep.job", "progress_interval",
 )
+
+
+def is_free_key(key: str) -> bool:
+    """Whether the dotted config ``key`` is (inside) one of the ``FREE_KEYS``."""
+    return any(key == k or key.startswith(k + ".") for k in FREE_KEYS)
 
 
 @dataclass
