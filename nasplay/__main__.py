@@ -11,11 +11,10 @@ overrides (``eval "$(nasplay -sc install=bash)"``: the ``nasplay`` command takes
 
 from __future__ import annotations
 
-from typing import Any
-
 import os
 import re
 import sys
+from typing import Any
 
 # OpenMP threads that spin while waiting make training several times slower on a shared or busy CPU
 # (measured: the smoke study 13 s passive, 80 s spinning, on 2 loaded cores). Set before torch loads.
@@ -42,10 +41,12 @@ def _run(cfg: DictConfig) -> None:
 
     logging.captureWarnings(True)  # per-trial warnings go to <study dir>/nasplay.log, not between the trial lines
 
+    made = None
     try:
-        overrides = job_setup(cfg)
+        overrides, made = job_setup(cfg)
         run_experiment(cfg, overrides=overrides)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
+        _remove_if_unused(made)  # a study that could not start leaves no folder behind
         print(f"error: {mask_text(str(e))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
@@ -58,10 +59,10 @@ def _run(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
-def job_setup(cfg: DictConfig) -> list[str]:
+def job_setup(cfg: DictConfig) -> tuple[list[str], Any]:
     """This Hydra job's study: its name (a multirun job of its own settings gets its own), its directory
     (created here, so an unusable ``runs_dir`` is one line, not a traceback) and its log file; returns the
-    job's overrides (secrets masked) for ``study.json``."""
+    job's overrides (secrets masked) for ``study.json`` and the study directory if this call made it."""
     from pathlib import Path
 
     from hydra.core.hydra_config import HydraConfig
@@ -76,12 +77,40 @@ def job_setup(cfg: DictConfig) -> list[str]:
         # Hydra's record of the sweep: the overrides of each study are in its study.json instead
         Path(hc.sweep.dir, "multirun.yaml").unlink(missing_ok=True)
     study_dir = Path(str(cfg.runs_dir)) / str(cfg.experiment.name) / str(cfg.study)
+    made = None
+    for d in (*reversed(study_dir.parents), study_dir):  # the first folder of the path that this job makes
+        if not d.exists():
+            made = (study_dir, d)
+            break
     try:
         study_dir.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise ValueError(f"runs_dir={cfg.runs_dir!r}: cannot create the study directory {study_dir} ({e.strerror or e})") from None
     _log_to(study_dir / "nasplay.log")
-    return overrides
+    return overrides, made
+
+
+def _remove_if_unused(made: Any) -> None:
+    """Remove the study directory (and the empty folders above it) this job made, when only its log is in it."""
+    import logging
+
+    if made is None:
+        return
+    study_dir, top = made
+    if not study_dir.is_dir() or {p.name for p in study_dir.iterdir()} - {"nasplay.log"}:
+        return
+    logging.shutdown()
+    for p in study_dir.iterdir():
+        p.unlink()
+    d = study_dir
+    while True:
+        try:
+            d.rmdir()
+        except OSError:  # not empty: something else lives there
+            return
+        if d == top:
+            return
+        d = d.parent
 
 
 def multirun_study(study: str, task: list[str], swept: list[str]) -> str:

@@ -173,10 +173,9 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
     total = planned_total(plan, points)
     tag = f"[w{worker}] " if worker is not None else ""
     runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks), interrupts=interrupts)
-    progress = Progress(console, live=live, study=plan.name, total=total,
-                        objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
-    if progress.live:
-        runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
+    progress = Progress(console, live=live, study=plan.name, total=total, objective=c.sweep.objectives[0],
+                        maximize=c.sweep.directions_resolved[0] == "maximize", interval=c.progress_interval, prefix=tag)
+    runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)  # epoch and batch of the trial in flight
     progress.seed_counts(study.get_trials(deepcopy=False))
 
     attempted: set[tuple] = set()
@@ -194,6 +193,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                 finished = sum(t.state.name in FINISHED for t in trials)
                 running = sum(t.state.name == "RUNNING" for t in trials)
                 waiting = sum(t.state.name == "WAITING" for t in trials)
+                progress.sync(trials)
                 point = None
                 if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
                     stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True

@@ -164,6 +164,7 @@ class TrialRunner:
         metrics: dict[str, float] = {}
         state, reason, interrupted, values = "FAIL", "", False, None
         started_tracker = False
+        began = _began()
         try:
             dm = self.datamodule(spec.overrides.get("data", {}))
             genome = self.genome(spec, dm)
@@ -180,7 +181,7 @@ class TrialRunner:
             loggers = self.tracker.start(info)
             started_tracker = True
             trial.set_user_attr("wandb_id", self.tracker.run_id)
-            callbacks = [*self.extra_callbacks, *self.tracker.callbacks()]
+            callbacks = [*self.extra_callbacks, *self.tracker.callbacks(), began]
             pruning = None
             if len(c.sweep.objectives) == 1 and not spec.classic:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
@@ -213,6 +214,8 @@ class TrialRunner:
             reason, interrupted = "interrupted", True
         except Exception as e:
             reason = _failure(e)
+            if not began.began:  # before the first training step: data, packages, building the network
+                trial.set_user_attr("setup_error", True)
         curves = list(self.tracker.curves.rows)
         if not metrics:  # pruned or failed: the last value of each metric it logged
             metrics = {m: v for _, _, m, v in curves}
@@ -239,6 +242,19 @@ class TrialRunner:
 
     def _interruptible(self) -> contextlib.AbstractContextManager:
         return self.interrupts.armed() if self.interrupts is not None else contextlib.nullcontext()
+
+
+def _began() -> Any:
+    """A Lightning callback whose ``began`` turns true when training begins (the data set up, the network built)."""
+    import lightning.pytorch as pl
+
+    class Began(pl.Callback):
+        began = False
+
+        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
+            self.began = True
+
+    return Began()
 
 
 @contextlib.contextmanager
