@@ -185,7 +185,8 @@ def test_setup_errors_rerun_and_progress_says_how_long(compose, tmp_path, one_th
     trials = trials_of(Path(result.study_dir), "tiny")
     assert [t.state.name for t in trials] == ["FAIL", "FAIL", "COMPLETE", "COMPLETE"]
     assert trials[0].user_attrs["setup_error"] is True and "setup_error" not in trials[1].user_attrs
-    assert trials[0].user_attrs["fail_reason"].startswith("FileNotFoundError") and trials[1].user_attrs["fail_reason"] == "RuntimeError: boom"
+    assert trials[0].user_attrs["fail_reason"].startswith("FileNotFoundError")
+    assert trials[1].user_attrs["fail_reason"] == "RuntimeError: boom"
     # progress: a line every progress_interval without a terminal, the ETA on trial lines
     ticks = [line for line in text.splitlines() if line.startswith("progress tiny: done ")]
     assert ticks and all(" ETA " in line for line in ticks)
