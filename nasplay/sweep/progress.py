@@ -177,17 +177,40 @@ class Progress:
 
 
 class EpochProgress(pl.Callback):
-    """Feeds the progress display the epoch, the batch within it and the monitored value of the trial in flight."""
+    """Feeds the progress display the epoch, the batch within it and the monitored value of the trial in flight.
 
-    def __init__(self, progress: Progress, monitor: str):
+    A copy pickled into DDP ranks (``ddp_spawn``) has no display: it does nothing there.
+    """
+
+    def __init__(self, progress: Progress | None, monitor: str):
         self.progress, self.monitor = progress, monitor
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "progress": None}
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
+        if self.progress is None:
+            return
         n = trainer.num_training_batches
         self.progress.batch_done(batch_idx + 1, int(n) if isinstance(n, (int, float)) and math.isfinite(n) else 0,
                                  trainer.current_epoch, trainer.max_epochs or 0)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self.progress is None:
+            return
         v = trainer.callback_metrics.get(self.monitor)
         self.progress.epoch_done(trainer.current_epoch, trainer.max_epochs or 0, None if v is None else float(v))
+
+
+class TrainingBegan(pl.Callback):
+    """Notes that training began (the data set up, the network built): a failure before it is a setup error.
+
+    In this process only: a DDP rank's copy (``ddp_spawn``) cannot tell the trial's process.
+    """
+
+    def __init__(self) -> None:
+        self.began = False
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.began = True

@@ -164,7 +164,9 @@ class TrialRunner:
         metrics: dict[str, float] = {}
         state, reason, interrupted, values = "FAIL", "", False, None
         started_tracker = False
-        began = _began()
+        from nasplay.sweep.progress import TrainingBegan
+
+        began, fitting, distributed = TrainingBegan(), False, False
         try:
             dm = self.datamodule(spec.overrides.get("data", {}))
             genome = self.genome(spec, dm)
@@ -193,6 +195,7 @@ class TrialRunner:
             ckpt = study_dir / "ckpt" / spec.key
             if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
                 trial.set_user_attr("resumed_from_epoch", _ckpt_epoch(ckpt / "last.ckpt"))
+            fitting, distributed = True, trainer_cfg.distributed
             with self._interruptible(), _sigint_kept():
                 metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
                               ckpt_dir=ckpt, resume=True)
@@ -214,7 +217,9 @@ class TrialRunner:
             reason, interrupted = "interrupted", True
         except Exception as e:
             reason = _failure(e)
-            if not began.began:  # before the first training step: data, packages, building the network
+            # before training began (data, packages, the network): the next run tries again. A DDP trial's ranks
+            # train in other processes: only a failure before its fit counts there.
+            if not fitting or (not began.began and not distributed):
                 trial.set_user_attr("setup_error", True)
         curves = list(self.tracker.curves.rows)
         if not metrics:  # pruned or failed: the last value of each metric it logged
@@ -242,19 +247,6 @@ class TrialRunner:
 
     def _interruptible(self) -> contextlib.AbstractContextManager:
         return self.interrupts.armed() if self.interrupts is not None else contextlib.nullcontext()
-
-
-def _began() -> Any:
-    """A Lightning callback whose ``began`` turns true when training begins (the data set up, the network built)."""
-    import lightning.pytorch as pl
-
-    class Began(pl.Callback):
-        began = False
-
-        def on_train_start(self, trainer: Any, pl_module: Any) -> None:
-            self.began = True
-
-    return Began()
 
 
 @contextlib.contextmanager
