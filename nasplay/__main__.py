@@ -121,7 +121,9 @@ def multirun_study(study: str, task: list[str], swept: list[str]) -> str:
     pairs = [(o.split("=", 1)[0].lstrip("+~"), o.split("=", 1)[1] if "=" in o else "") for o in task]
     if any(k == "study" for k, _ in pairs):
         return study
-    parts = [f"{k}={v}" for k, v in pairs if k in swept and not is_free_key(k) and not k.startswith(("hydra.", "hydra/"))]
+    named = ("experiment", "experiment.name")  # the experiment is the folder above the study already
+    parts = [f"{k}={v}" for k, v in pairs
+             if k in swept and k not in named and not is_free_key(k) and not k.startswith(("hydra.", "hydra/"))]
     if not parts:
         return study
     return re.sub(r"[/\s]+", "_", f"{study}-{','.join(parts)}")

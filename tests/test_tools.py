@@ -242,6 +242,19 @@ def test_shell_completion(tmp_path):
     assert r.stdout.split() == ["debug=smoke"], r.stderr
 
 
+def test_multirun_study_names():
+    from nasplay.__main__ import multirun_study, swept_keys
+
+    assert swept_keys(["-m", "a.b=1,2", "c=3", "hydra/launcher=submitit_local", "d=range(3)", "e=choice(x,y)"]) == ["a.b", "d", "e"]
+    assert swept_keys(["a.b=1,2"]) == []  # not a multirun: Hydra says what is wrong with the value
+    task = ["experiment=ablate_skip", "optim.lr=0.1", "arch.knobs.width=0.25", "sweep.job=1", "sweep.workers=2"]
+    assert multirun_study("ablate_skip", task, ["arch.knobs.width", "optim.lr"]) == "ablate_skip-optim.lr=0.1,arch.knobs.width=0.25"
+    assert multirun_study("ablate_skip", task, ["sweep.job", "sweep.workers"]) == "ablate_skip"  # workers of one study
+    assert multirun_study("ablate_skip", task, ["experiment"]) == "ablate_skip"  # the experiment is the folder above
+    assert multirun_study("mine", [*task, "study=mine"], ["arch.knobs.width"]) == "mine"  # the user named it
+    assert multirun_study("s", ["arch=vgg11", "data.path=/a/b c"], ["arch", "data.path"]) == "s-arch=vgg11,data.path=_a_b_c"
+
+
 @pytest.mark.slow
 def test_multirun_one_study_per_job(tmp_path):
     base = ("arch=lenet5_common", "data.limit=320", "trainer.max_epochs=1", "logger=none", "runs_dir=out", "experiment.name=mr")
