@@ -31,6 +31,18 @@ def write_study_report(result: Any, console: Any) -> None:
 
     Written when the study ran trials (or has no report yet); a failure is printed, the study stands.
     """
+    import fcntl
+
+    plan = result.plan
+    with open(plan.study_dir / ".report.lock", "a") as lock:  # jobs of one study (a multirun) ending together: in turn
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _write_study_report(result, console)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_study_report(result: Any, console: Any) -> None:
     plan = result.plan
     fresh = result.ran > 0
     report = plan.study_dir / "report.md"
