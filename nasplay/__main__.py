@@ -2,12 +2,19 @@
 
 Hydra composes ``conf/`` into a :class:`nasplay.sweep.config.NasplayConfig`; this is the only place that
 touches the config object, everything below receives plain checked values.
+
+Hydra's own flags work as Hydra users type them: ``--multirun`` / ``-m`` runs one study per job (a job
+whose settings change what a trial computes gets its own study, named after its overrides), any
+launcher (``hydra/launcher=submitit_slurm``) included; ``--shell-completion`` (``-sc``) completes
+overrides (``eval "$(nasplay -sc install=bash)"``: the ``nasplay`` command takes the same overrides).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
+from typing import Any
 
 # OpenMP threads that spin while waiting make training several times slower on a shared or busy CPU
 # (measured: the smoke study 13 s passive, 80 s spinning, on 2 loaded cores). Set before torch loads.
@@ -21,6 +28,7 @@ from nasplay.sweep.config import register_configs  # noqa: E402
 from nasplay.track.secrets import mask_text  # noqa: E402
 
 CONF_DIR = project_dir("conf", "NASPLAY_CONF_DIR")
+SWEPT = "NASPLAY_SWEPT"  # hydra.job.env_set key: the keys a multirun sweeps, as the command line gave them
 
 register_configs()
 
@@ -33,9 +41,12 @@ def _run(cfg: DictConfig) -> None:
 
     logging.captureWarnings(True)  # per-trial warnings go to <study dir>/nasplay.log, not between the trial lines
 
+    made = None
     try:
-        run_experiment(cfg)
+        overrides, made = job_setup(cfg)
+        run_experiment(cfg, overrides=overrides)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
+        _remove_if_unused(made)  # a study that could not start leaves no folder behind
         print(f"error: {mask_text(str(e))}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
@@ -48,11 +59,133 @@ def _run(cfg: DictConfig) -> None:
         sys.exit(1)
 
 
+def job_setup(cfg: DictConfig) -> tuple[list[str], Any]:
+    """This Hydra job's study: its name (a multirun job of its own settings gets its own), its directory
+    (created here, so an unusable ``runs_dir`` is one line, not a traceback) and its log file; returns the
+    job's overrides (secrets masked) for ``study.json`` and the study directory if this call made it."""
+    from pathlib import Path
+
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    hc = HydraConfig.get()
+    overrides = [mask_text(o) for o in hc.overrides.task]
+    if hc.mode == RunMode.MULTIRUN:
+        name = multirun_study(str(cfg.study), list(hc.overrides.task), (hc.job.env_set.get(SWEPT) or "").split())
+        if name != cfg.study:
+            cfg.study = name
+        # Hydra's record of the sweep: the overrides of each study are in its study.json instead
+        Path(hc.sweep.dir, "multirun.yaml").unlink(missing_ok=True)
+    study_dir = Path(str(cfg.runs_dir)) / str(cfg.experiment.name) / str(cfg.study)
+    made = None
+    for d in (*reversed(study_dir.parents), study_dir):  # the first folder of the path that this job makes
+        if not d.exists():
+            made = (study_dir, d)
+            break
+    try:
+        study_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"runs_dir={cfg.runs_dir!r}: cannot create the study directory {study_dir} ({e.strerror or e})") from None
+    _log_to(study_dir / "nasplay.log")
+    return overrides, made
+
+
+def _remove_if_unused(made: Any) -> None:
+    """Remove the study directory (and the empty folders above it) this job made, when only its log is in it."""
+    import logging
+
+    if made is None:
+        return
+    study_dir, top = made
+    if not study_dir.is_dir() or {p.name for p in study_dir.iterdir()} - {"nasplay.log"}:
+        return
+    logging.shutdown()
+    for p in study_dir.iterdir():
+        p.unlink()
+    d = study_dir
+    while True:
+        try:
+            d.rmdir()
+        except OSError:  # not empty: something else lives there
+            return
+        if d == top:
+            return
+        d = d.parent
+
+
+def multirun_study(study: str, task: list[str], swept: list[str]) -> str:
+    """The study of a multirun job: ``study`` itself unless the job sweeps keys that change what a trial
+    computes; then ``<study>-<key>=<value>,...`` over those keys (not when ``study=`` is given)."""
+    from nasplay.sweep.plan import is_free_key
+
+    pairs = [(o.split("=", 1)[0].lstrip("+~"), o.split("=", 1)[1] if "=" in o else "") for o in task]
+    if any(k == "study" for k, _ in pairs):
+        return study
+    named = ("experiment", "experiment.name")  # the experiment is the folder above the study already
+    parts = [f"{k}={v}" for k, v in pairs
+             if k in swept and k not in named and not is_free_key(k) and not k.startswith(("hydra.", "hydra/"))]
+    if not parts:
+        return study
+    return re.sub(r"[/\s]+", "_", f"{study}-{','.join(parts)}")
+
+
+def _log_to(path: Any) -> None:
+    """Point the job's log file (conf/hydra/job_logging, opened lazily) at ``path``."""
+    import logging
+
+    for h in {h for lg in (logging.getLogger(), *map(logging.getLogger, ("lightning.pytorch", "lightning.fabric", "py.warnings")))
+              for h in lg.handlers}:
+        if isinstance(h, logging.FileHandler) and h.baseFilename != str(path):
+            if h.stream is not None:
+                h.close()
+                h.stream = None  # type: ignore[assignment]
+            h.baseFilename = str(path)
+
+
+def swept_keys(args: list[str]) -> list[str]:
+    """The keys a ``--multirun`` command line sweeps (``a=1,2``, ``b=range(3)``, ``c=glob(*)``)."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = get_args_parser().parse_args(args)
+        if not parsed.multirun:
+            return []
+        overrides = OverridesParser.create().parse_overrides(parsed.overrides)
+    except (SystemExit, Exception):  # noqa: BLE001 - Hydra reports a bad override itself
+        return []
+    return [o.key_or_group for o in overrides if o.is_sweep_override() and not o.key_or_group.startswith(("hydra.", "hydra/"))]
+
+
+def completion_args(args: list[str]) -> list[str]:
+    """``-sc``/``--shell-completion`` as Hydra's completion scripts call it, for ``nasplay`` and ``python -m nasplay``.
+
+    ``install=SHELL`` installs completion for the ``nasplay`` command (a shell completes commands, and
+    ``python`` is not ours); ``query=SHELL`` answers for a ``$COMP_LINE`` that starts ``python -m nasplay``
+    or ``nasplay``; ``query='experiment=abl'`` (not a shell) completes that text.
+    """
+    if not args or args[0] not in ("-sc", "--shell-completion"):
+        return args
+    rest = list(args[1:])
+    for i, a in enumerate(rest):
+        key, _, value = a.partition("=")
+        if key in ("install", "uninstall"):
+            sys.argv[0] = "nasplay"  # Hydra's script binds completion to the program's name
+        elif key == "query" and value not in ("bash", "zsh", "fish"):
+            os.environ["COMP_LINE"] = f"nasplay {value}"
+            os.environ.setdefault("COMP_POINT", str(len(os.environ["COMP_LINE"])))
+            rest[i] = "query=bash"
+    line = os.environ.get("COMP_LINE")
+    if line is not None:  # Hydra strips `python script.py` or `app`, not `python -m nasplay`
+        os.environ["COMP_LINE"] = re.sub(r"^\s*\S*python[\d.]*\s+-m\s+nasplay\b", "nasplay", line)
+    return [args[0], *rest]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Check the overrides' keys against the schema (naming what is allowed), then hand over to Hydra."""
     from nasplay.sweep.overrides import check_overrides
 
-    args = sys.argv[1:] if argv is None else argv
+    args = completion_args(sys.argv[1:] if argv is None else list(argv))
     problem = check_overrides(args)
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -60,6 +193,10 @@ def main(argv: list[str] | None = None) -> None:
     if not CONF_DIR.is_dir():
         print(f"error: the config directory {CONF_DIR} is missing (set NASPLAY_CONF_DIR to nasplay's conf/)", file=sys.stderr)
         sys.exit(2)
+    swept = swept_keys(args)
+    if swept:  # every job (in this process or one a launcher started elsewhere) learns what the multirun sweeps
+        args.append(f"+hydra.job.env_set.{SWEPT}='{' '.join(swept)}'")
+    sys.argv[1:] = args
     _run()
 
 

@@ -12,14 +12,16 @@ import json
 from typing import Any
 
 
-def run_experiment(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> Any:
-    """Run (or resume) the study ``cfg`` describes, then write its report; returns the study's result."""
+def run_experiment(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides: list[str] | None = None) -> Any:
+    """Run (or resume) the study ``cfg`` describes, then write its report; returns the study's result.
+
+    ``overrides`` are the command line's (recorded in ``study.json``)."""
     from rich.console import Console
 
     from nasplay.sweep.runner import run_study
 
     console = console or Console(highlight=False, soft_wrap=True)
-    result = run_study(cfg, console=console, callbacks=callbacks)
+    result = run_study(cfg, console=console, callbacks=callbacks, overrides=overrides)
     write_study_report(result, console)
     return result
 
@@ -29,6 +31,18 @@ def write_study_report(result: Any, console: Any) -> None:
 
     Written when the study ran trials (or has no report yet); a failure is printed, the study stands.
     """
+    import fcntl
+
+    plan = result.plan
+    with open(plan.study_dir / ".report.lock", "a") as lock:  # jobs of one study (a multirun) ending together: in turn
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            _write_study_report(result, console)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_study_report(result: Any, console: Any) -> None:
     plan = result.plan
     fresh = result.ran > 0
     report = plan.study_dir / "report.md"
@@ -36,6 +50,7 @@ def write_study_report(result: Any, console: Any) -> None:
         return
     try:
         from nasplay.report.study import log_report_to_wandb, write_report
+        from nasplay.track.tracker import study_tag
 
         write_report(plan.study_dir)
         console.print(f"report: {report}", markup=False, highlight=False)
@@ -43,7 +58,8 @@ def write_study_report(result: Any, console: Any) -> None:
         if lg.kind == "wandb" and fresh:
             data = json.loads((plan.study_dir / "report.json").read_text())
             with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode)  # quiet, as the trials' runs
+                run_id = log_report_to_wandb(plan.study_dir, data, project=lg.project, mode=lg.mode, entity=lg.entity,
+                                             tags=[study_tag(plan.name), *lg.tags])  # quiet, as the trials' runs
             console.print(f"report: W&B run {run_id} in {plan.study_dir / 'wandb'}", markup=False, highlight=False)
     except Exception as e:  # noqa: BLE001 - the trials are done and saved; a report can be rewritten with `nasplay report`
         console.print(f"report failed ({type(e).__name__}: {e}); write it with: nasplay report {plan.study_dir}",

@@ -99,11 +99,11 @@ def test_tiny_study_end_to_end(compose, tmp_path):
     assert [r.job_type for r in read].count("report") == 1
     for t in trials:
         r = runs[t.user_attrs["wandb_id"]]
-        assert (r.project, r.group, r.exit_code) == ("nasplay", "tiny", 0)
+        assert (r.project, r.group, r.exit_code) == ("nasplay", f"tiny/{t.user_attrs['arm']}", 0)
         assert f"activation={t.user_attrs['knobs']['activation']}" in r.tags
         assert r.config["genome_hash"] == t.user_attrs["genome_hash"] and r.config["params"] == t.user_attrs["params"]
         assert r.config["flops"] == t.user_attrs["flops"] and r.config["trial"]["seed"] == t.user_attrs["seed"]
-        assert r.config["experiment"]["name"] == "tiny" and r.config["genome"]["stages"]
+        assert r.config["experiment"] == "tiny" == r.config["experiment_config"]["name"] and r.config["genome"]["stages"]
         assert r.config["sweep"]["storage"] == db  # no password in it to mask
         logged = [h["val/acc"] for h in r.history if "val/acc" in h]
         assert logged == pytest.approx(curve[(t.number, "val/acc")], abs=1e-7)

@@ -1,6 +1,9 @@
 """The ``nasplay`` console command: look at architectures and results.
 
-Experiments themselves run through Hydra: ``python -m nasplay experiment=ablate_skip``.
+Experiments run through Hydra: ``python -m nasplay experiment=ablate_skip``; ``nasplay`` given Hydra
+overrides or flags (``nasplay experiment=ablate_skip``, ``nasplay -m ...``, ``nasplay -sc install=bash``)
+is the same command, which is how shell completion of overrides reaches users (a shell completes a
+command by its name, and ``python`` is not ours).
 """
 
 from __future__ import annotations
@@ -14,9 +17,20 @@ EPILOG = """examples:
   nasplay list 'resnet*'
   nasplay describe resnet50
   nasplay describe resnet50 skip=none input=32 --json
-run an experiment (Hydra overrides):
+run an experiment (Hydra overrides; `nasplay OVERRIDES` is the same as `python -m nasplay OVERRIDES`):
   python -m nasplay experiment=ablate_skip
+  nasplay experiment=ablate_skip debug=smoke
+shell completion of the overrides (bash; zsh and fish likewise):
+  eval "$(nasplay -sc install=bash)"
 """
+# First arguments that make `nasplay` the experiment runner (nasplay.__main__): Hydra's flags, or an override.
+HYDRA_FLAGS = ("-sc", "--shell-completion", "-m", "--multirun", "-c", "--cfg", "-i", "--info", "--hydra-help", "-p", "--package",
+               "--resolve", "-cn", "--config-name", "-cp", "--config-path", "-cd", "--config-dir", "--run", "-r")
+
+
+def is_hydra_command(argv: list[str]) -> bool:
+    """Whether ``argv`` runs an experiment (Hydra flags or ``KEY=VALUE`` overrides) rather than a subcommand."""
+    return bool(argv) and (argv[0] in HYDRA_FLAGS or ("=" in argv[0] and not argv[0].startswith("-")))
 
 
 def parse_knob_args(items: list[str]) -> dict[str, str]:
@@ -129,6 +143,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else list(argv)
+    if is_hydra_command(args):
+        from nasplay.__main__ import main as run_experiment_command
+
+        run_experiment_command(args)
+        return 0
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):

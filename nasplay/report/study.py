@@ -1040,7 +1040,8 @@ def compare_studies(study_dirs: list[str | os.PathLike], out: str | os.PathLike 
 
 
 def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *, out: str | os.PathLike | None = None,
-                        project: str = "nasplay", mode: str | None = None) -> str:
+                        project: str = "nasplay", mode: str | None = None, entity: str | None = None,
+                        tags: list[str] | tuple[str, ...] = ()) -> str:
     """Log a report as a W&B run of its own (``job_type="report"``, offline unless ``mode``/WANDB_MODE say otherwise).
 
     Tables of the arms and comparisons, the PNG figures as images and each arm's mean in the summary.
@@ -1050,9 +1051,9 @@ def log_report_to_wandb(study_dir: str | os.PathLike, report: dict[str, Any], *,
 
     study_dir = Path(study_dir)
     fig_dir = Path(out) if out is not None else study_dir
-    run = wb.init(project=project, group=report["study"], job_type="report", name=f"report-{report['study']}",
+    run = wb.init(project=project, entity=entity, group=report["study"], job_type="report", name=f"report-{report['study']}",
                   dir=str(study_dir), mode=mode or os.environ.get("WANDB_MODE", "offline"), reinit="create_new",
-                  tags=["report", report["experiment"]],
+                  tags=list(dict.fromkeys(["report", report["experiment"], *tags])),
                   config={"experiment": report["experiment"], "study": report["study"], "metric": report["metric"],
                           "baseline": report["baseline"], "test": report["test"], "alpha": report["alpha"]})
     try:

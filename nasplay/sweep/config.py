@@ -89,6 +89,7 @@ class SweepConfig:
     retry_failed: bool = False  # rerun failed grid points when the study is resumed
     max_failures: int | None = None  # stop this run after so many failed trials (null: n_trials or the grid size)
     timeout: float | None = None  # seconds; no new trial starts after it
+    job: int = 0  # a label that changes nothing: `-m sweep.job=range(N)` starts N Hydra jobs, all workers of one study
 
     def check(self) -> SweepConfig:
         if self.sampler not in SAMPLERS:
@@ -254,10 +255,14 @@ class NasplayConfig:
     runs_dir: str = "runs"
     study: str = "${experiment.name}"  # the Optuna study's name and the last part of its directory
     progress: bool | None = None  # the live display; null: when stdout is a terminal
+    progress_interval: float = 60.0  # seconds between progress lines (with ETA) when there is no live display
 
     def check(self) -> NasplayConfig:
         for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment, self.report):
             part.check()
+        if isinstance(self.progress_interval, bool) or not isinstance(self.progress_interval, (int, float)) \
+                or not self.progress_interval > 0:
+            raise ValueError(f"progress_interval must be a positive number of seconds, got {self.progress_interval!r}")
         if not self.study or "/" in self.study:
             raise ValueError(f"study must be a non-empty name without '/', got {self.study!r}")
         if (self.experiment.tune or self.experiment.budgets) and self.sweep.sampler != "grid":

@@ -22,6 +22,7 @@ import signal
 import socket
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +102,10 @@ def open_study(plan: Plan) -> Any:
                                     directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
                                     pruner=make_pruner(c.sweep))
         check_identity(study, plan)
+        if study.metric_names != list(c.sweep.objectives):  # dashboards show "val/acc", not "Objective 0"
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # ExperimentalWarning in some Optuna versions
+                study.set_metric_names(list(c.sweep.objectives))
         if plan.classics:  # the networks a search is placed beside run first, once each
             enqueue_classics(study, plan)
     return study
@@ -195,10 +200,9 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
     total = planned_total(plan, points)
     tag = f"[w{worker}] " if worker is not None else ""
     runner = TrialRunner(plan, make_tracker(c.logger, plan.study_dir), tuple(callbacks), interrupts=interrupts)
-    progress = Progress(console, live=live, study=plan.name, total=total,
-                        objective=c.sweep.objectives[0], maximize=c.sweep.directions_resolved[0] == "maximize")
-    if progress.live:
-        runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)
+    progress = Progress(console, live=live, study=plan.name, total=total, objective=c.sweep.objectives[0],
+                        maximize=c.sweep.directions_resolved[0] == "maximize", interval=c.progress_interval, prefix=tag)
+    runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)  # epoch and batch of the trial in flight
     progress.seed_counts(study.get_trials(deepcopy=False))
 
     attempted: set[tuple] = set()
@@ -216,6 +220,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                 finished = sum(t.state.name in FINISHED for t in trials)
                 running = sum(t.state.name == "RUNNING" for t in trials)
                 waiting = sum(t.state.name == "WAITING" for t in trials)
+                progress.sync(trials)
                 point = None
                 if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
                     stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True

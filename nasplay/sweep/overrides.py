@@ -18,9 +18,12 @@ def check_overrides(args: list[str]) -> str | None:
     from hydra._internal.utils import get_args_parser
 
     try:
-        overrides = get_args_parser().parse_args(args).overrides
+        parsed = get_args_parser().parse_args(args)
     except SystemExit:  # argparse already printed the problem; let Hydra say it again in full
         return None
+    if parsed.shell_completion or parsed.info is not None:  # `-sc install=bash`, `-sc query=bash`: Hydra's commands
+        return None
+    overrides = parsed.overrides
     for item in overrides:
         key = item.split("=", 1)[0].lstrip("+~").strip()
         if "=" not in item or not key or key.startswith(("hydra.", "hydra/")) or key in GROUPS or "/" in key:

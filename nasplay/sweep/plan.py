@@ -30,9 +30,14 @@ FREE_KEYS = (
     "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
-    "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test",
+    "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test", "sweep.job", "progress_interval",
     "report", "experiment.outcomes",  # how the report reads the results, not what a trial computes
 )
+
+
+def is_free_key(key: str) -> bool:
+    """Whether the dotted config ``key`` is (inside) one of the ``FREE_KEYS``."""
+    return any(key == k or key.startswith(k + ".") for k in FREE_KEYS)
 
 
 @dataclass
@@ -178,6 +183,7 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         from nasplay.train.data import make_datamodule
 
         dm = make_datamodule(c.data)
+        check_data(dm)
         data_shape = (dm.channels, dm.size, dm.num_classes)
     exp = c.experiment
     if exp.keep_to is not None and exp.keep_to not in [a.name for a in arms]:
@@ -198,6 +204,49 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     plan.resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
     plan.classics, plan.genomes = classics, genomes
     return plan
+
+
+def missing_data_files(cfg: Any) -> tuple[Path, list[str]]:
+    """For a torchvision dataset (MNIST, Fashion-MNIST, CIFAR): the folder its files live in under
+    ``data.root`` and those of them that are not there (an MNIST file may be there gzipped)."""
+    import os
+
+    import torchvision.datasets as tvd
+
+    from nasplay.train.data import TORCHVISION
+
+    cls = getattr(tvd, TORCHVISION[cfg.name])
+    root = Path(os.path.expanduser(cfg.root))
+    if hasattr(cls, "resources"):  # MNIST, FashionMNIST: <root>/<class>/raw/<file>[.gz]
+        folder = root / cls.__name__ / "raw"
+        names = [os.path.basename(url).removesuffix(".gz") for url, _ in cls.resources]
+        return folder, [n for n in names if not (folder / n).exists() and not (folder / f"{n}.gz").exists()]
+    folder = root / cls.base_folder  # CIFAR: <root>/cifar-10-batches-py/<batch files>
+    names = [f for f, _ in (*cls.train_list, *cls.test_list)] + [cls.meta["filename"]]
+    return folder, [n for n in names if not (folder / n).exists()]
+
+
+def check_data(dm: Any) -> None:
+    """The data is there (or downloads) before a study is created: a missing dataset is a ``ValueError``
+    naming ``data.root`` and the files looked for, not a study whose trials all fail."""
+    from nasplay.train.data import TORCHVISION
+
+    cfg = dm.cfg
+    if cfg.name not in TORCHVISION:  # digits is embedded; an image folder is checked when its module is made
+        return
+    folder, missing = missing_data_files(cfg)
+    if not missing:
+        return
+    shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
+    if not cfg.download:
+        raise ValueError(f"data: {cfg.name} is not under data.root={cfg.root!r}: looked for {shown} in {folder}; "
+                         f"put the files there, point data.root at them, or set data.download=true")
+    try:
+        dm.prepare_data()  # downloads through torchvision, as a trial would
+    except Exception as e:  # noqa: BLE001 - no network, a full disk, a proxy: say so before the study exists
+        raise ValueError(f"data: {cfg.name} is not under data.root={cfg.root!r} (looked for {shown} in {folder}) and "
+                         f"downloading it failed ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}); "
+                         f"put the files there or point data.root at them") from None
 
 
 def experiment_arms(c: NasplayConfig) -> list[Arm]:

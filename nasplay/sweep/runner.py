@@ -35,10 +35,11 @@ class StudyResult:
     plan: Plan | None = None
 
 
-def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyResult:
+def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides: list[str] | None = None) -> StudyResult:
     """Run (or resume) the study ``cfg`` describes and print its summary; ``cfg`` is a composed config.
 
-    ``callbacks`` are extra Lightning callbacks for every trial (tests and benchmarks use them). With
+    ``callbacks`` are extra Lightning callbacks for every trial (tests and benchmarks use them);
+    ``overrides``, the command line's, are recorded in ``study.json`` (the last run's). With
     ``sweep.workers`` > 1 the trials run in worker processes (:mod:`nasplay.sweep.workers`).
     """
     import optuna
@@ -50,6 +51,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = ()) -> StudyR
     sys.argv[:] = [mask_text(a) for a in sys.argv]
     console = console or Console(highlight=False, soft_wrap=True)
     plan = make_plan(cfg)
+    if overrides is not None:
+        plan.overrides = [mask_text(o) for o in overrides]
     c = plan.cfg
     study = open_study(plan)
     points = grid_points(plan)

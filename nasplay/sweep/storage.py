@@ -187,8 +187,10 @@ def last_beat(trial: optuna.trial.FrozenTrial) -> float:
 def holds_its_point(trial: Any, retry_failed: bool) -> bool:
     """Whether ``trial`` keeps its point (grid cell, classic network) from being run again: it finished, is
     running or queued, or failed for good (neither ``sweep.retry_failed`` nor its own ``retry`` mark, which
-    an interrupted or stale trial gets, asks for another try)."""
-    return trial.state.name != "FAIL" or not (retry_failed or trial.user_attrs.get("retry"))
+    an interrupted or stale trial gets, nor its ``setup_error`` mark — it failed before training began, on
+    something the user fixes: missing data, a missing package — asks for another try)."""
+    ua = trial.user_attrs
+    return trial.state.name != "FAIL" or not (retry_failed or ua.get("retry") or ua.get("setup_error"))
 
 
 def fail_stale(study: optuna.Study, grace: float) -> list[int]:

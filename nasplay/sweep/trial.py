@@ -31,6 +31,8 @@ if TYPE_CHECKING:
 
 
 SEED_MAX = 2**31 - 1
+# Metrics also kept as flat user attributes of each trial (``val/acc`` -> ``val_acc``), beside arm, seed, params, flops.
+FLAT_METRICS = ("val/acc", "val/acc_best", "test/acc", "val/loss", "test/loss", "train/loss", "wall_time", "imgs_per_sec")
 
 
 @dataclass
@@ -212,6 +214,9 @@ class TrialRunner:
         metrics: dict[str, float] = {}
         state, reason, interrupted, values = "FAIL", "", False, None
         started_tracker = False
+        from nasplay.sweep.progress import TrainingBegan
+
+        began, fitting, distributed = TrainingBegan(), False, False
         try:
             dm = self.datamodule(spec.overrides.get("data", {}))
             genome = self.genome(spec, dm)
@@ -231,7 +236,7 @@ class TrialRunner:
             loggers = self.tracker.start(info)
             started_tracker = True
             trial.set_user_attr("wandb_id", self.tracker.run_id)
-            callbacks = list(self.extra_callbacks)
+            callbacks = [*self.extra_callbacks, *self.tracker.callbacks(), began]
             pruning = None
             if len(c.sweep.objectives) == 1 and not spec.classic:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
@@ -243,6 +248,7 @@ class TrialRunner:
             ckpt = study_dir / "ckpt" / spec.key
             if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
                 trial.set_user_attr("resumed_from_epoch", _ckpt_epoch(ckpt / "last.ckpt"))
+            fitting, distributed = True, trainer_cfg.distributed
             with self._interruptible(), _sigint_kept():
                 metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
                               ckpt_dir=ckpt, resume=True)
@@ -264,6 +270,10 @@ class TrialRunner:
             reason, interrupted = "interrupted", True
         except Exception as e:
             reason = _failure(e)
+            # before training began (data, packages, the network): the next run tries again. A DDP trial's ranks
+            # train in other processes: only a failure before its fit counts there.
+            if not fitting or (not began.began and not distributed):
+                trial.set_user_attr("setup_error", True)
         curves = list(self.tracker.curves.rows)
         if not metrics:  # pruned or failed: the last value of each metric it logged
             metrics = {m: v for _, _, m, v in curves}
@@ -273,6 +283,10 @@ class TrialRunner:
             except Exception as e:  # the trial's outcome stands; say why the run did not close cleanly
                 reason = reason or f"tracker: {_failure(e)}"
         trial.set_user_attr("metrics", {k: v for k, v in metrics.items() if isinstance(v, (int, float)) and math.isfinite(v)})
+        for k in FLAT_METRICS:  # flat, sortable columns in optuna-dashboard and trials_dataframe()
+            v = metrics.get(k)
+            if isinstance(v, (int, float)) and math.isfinite(v):
+                trial.set_user_attr(k.replace("/", "_"), float(v))
         seconds = time.perf_counter() - start
         trial.set_user_attr("duration_s", round(seconds, 3))
         if reason:

@@ -1,4 +1,4 @@
-"""Read offline W&B runs back from disk (tests, reports): config, tags, group, history, summary, exit code.
+"""Read offline W&B runs back from disk (tests, reports): name, config, tags, group, history, summary, git, exit code.
 
 wandb >= 0.2x writes an offline run as one binary transaction log (``run-<id>.wandb``); its own reader
 is ``wandb leet inspect --json`` (one JSON record per line), which this module runs.
@@ -28,6 +28,9 @@ class OfflineRun:
     summary: dict[str, Any]
     exit_code: int | None
     path: Path = field(default_factory=Path)
+    name: str = ""  # the run's display name
+    entity: str = ""
+    git: dict[str, Any] = field(default_factory=dict)  # {"commit": ..., "remote": ...} as W&B recorded it
 
 
 def run_files(root: Path) -> list[Path]:
@@ -65,4 +68,5 @@ def read_run(path: Path) -> OfflineRun:
             exit_code = int(rec["exit"].get("exit_code", 0))
     config.pop("_wandb", None)
     return OfflineRun(run.get("run_id", ""), run.get("project", ""), run.get("run_group", ""), run.get("job_type", ""),
-                      list(run.get("tags", [])), config, history, summary, exit_code, path)
+                      list(run.get("tags", [])), config, history, summary, exit_code, path, run.get("display_name", ""),
+                      run.get("entity", ""), dict(run.get("git") or {}))

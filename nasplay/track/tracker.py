@@ -1,10 +1,15 @@
 """Per-trial tracking: one W&B run (or CSV log) per trial, and the learning curves nasplay keeps itself.
 
-Conventions: W&B project ``logger.project`` (``nasplay``), group = the study, tags ``knob=value``,
-config = the resolved config (secrets masked) + ``genome`` (its dict) + ``genome_hash`` + ``params`` +
-``flops`` + ``trial`` (number, arm, seed, knobs). Runs are offline unless ``logger.mode=online`` or
-``WANDB_MODE`` says otherwise, and live in ``<study dir>/wandb``. A run is always finished, with exit
-code 1 when the trial failed.
+Conventions: W&B project ``logger.project`` (``nasplay``), entity ``logger.entity``; group
+``<study>/<arm>``, so W&B's default grouped charts draw one line per arm with its spread over seeds;
+run name ``<arm> seed=<seed>``; job type ``trial``; tags ``study:<study>``, ``knob=value`` and
+``logger.tags``. Config: flat keys ``arm``, ``seed``, ``study``, ``experiment`` and each knob (filter
+and group by them in the W&B UI) beside the resolved config (secrets masked), ``genome`` (its dict),
+``genome_hash``, ``params``, ``flops`` and ``trial`` (number, arm, seed, knobs). The learning rate is
+logged every step (``lr-<optimizer>``, Lightning's ``LearningRateMonitor``). W&B records the git
+commit and host as usual. Runs are offline unless ``logger.mode=online`` or ``WANDB_MODE`` says
+otherwise, and live in ``<study dir>/wandb``. A run is always finished, with exit code 1 when the
+trial failed.
 """
 
 from __future__ import annotations
@@ -45,6 +50,27 @@ class TrialInfo:
         return [f"{k}={format_value(v)}"[:64] for k, v in self.knobs.items()]
 
 
+def study_tag(study: str) -> str:
+    """The tag every W&B run of a study carries (its trials and its report): ``study:<name>``."""
+    return f"study:{study}"[:64]
+
+
+def flat_keys(info: TrialInfo) -> dict[str, Any]:
+    """The flat config keys of a trial's run: ``arm``, ``seed``, ``study``, ``experiment`` and each knob."""
+    exp = info.config.get("experiment")
+    flat: dict[str, Any] = {"arm": info.arm, "seed": info.seed, "study": info.study,
+                            "experiment": exp.get("name", "") if isinstance(exp, dict) else str(exp or "")}
+    for k, v in info.knobs.items():
+        key = k if k not in flat and k not in info.config and k not in RESERVED else f"knob.{k}"
+        flat[key] = v if v is None or isinstance(v, (bool, int, float, str)) else str(v)
+    return flat
+
+
+# Config keys of a trial's run besides the resolved config's groups; "experiment" is the flat name, its group
+# is "experiment_config".
+RESERVED = ("genome", "genome_hash", "params", "flops", "trial", "experiment_config")
+
+
 class CurvesLogger(Logger):
     """Keeps every metric Lightning logs as ``(epoch, step, metric, value)`` rows for ``curves.csv``.
 
@@ -83,7 +109,9 @@ class CurvesLogger(Logger):
     @rank_zero_only
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
         epoch = int(metrics.get("epoch", -1))
-        rows = [(epoch, -1 if step is None else int(step), k, float(v)) for k, v in metrics.items() if k != "epoch"]
+        # the per-step learning rate (LearningRateMonitor) goes to W&B; curves.csv keeps the per-epoch metrics
+        rows = [(epoch, -1 if step is None else int(step), k, float(v)) for k, v in metrics.items()
+                if k != "epoch" and not k.startswith("lr-")]
         if os.getpid() == self._pid:
             self._rows.extend(rows)
         else:  # a spawned rank: the trial's process reads these back
@@ -108,6 +136,10 @@ class Tracker:
     def finish(self, state: str, metrics: dict[str, float], fail_reason: str = "") -> None:
         """Close the trial's run; ``state`` is COMPLETE, PRUNED or FAIL."""
 
+    def callbacks(self) -> list[Any]:
+        """Lightning callbacks this tracker needs in the trial's ``fit``."""
+        return []
+
 
 class WandbTracker(Tracker):
     """One W&B run per trial, through Lightning's ``WandbLogger``."""
@@ -126,21 +158,27 @@ class WandbTracker(Tracker):
         from lightning.pytorch.loggers import WandbLogger
 
         loggers = super().start(info)
-        config = {**info.config, "genome": info.genome.to_dict(), "genome_hash": info.genome.hash, "params": info.params,
-                  "flops": info.flops, "trial": {"number": info.number, "arm": info.arm, "seed": info.seed, "knobs": info.knobs}}
+        config = {**info.config, "experiment_config": info.config.get("experiment", {}), **flat_keys(info),
+                  "genome": info.genome.to_dict(), "genome_hash": info.genome.hash, "params": info.params, "flops": info.flops,
+                  "trial": {"number": info.number, "arm": info.arm, "seed": info.seed, "knobs": info.knobs}}
         self.study_dir.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            project=self.cfg.project, entity=self.cfg.entity, group=info.study, job_type="trial",
-            name=f"{info.study}-{info.number}", tags=info.tags + list(self.cfg.tags), config=config,
-            dir=str(self.study_dir), mode=self.mode, reinit="finish_previous",
-            # no console capture (it fights the live display), no system-stats sampler, no code or git snapshot
-            settings=wandb.Settings(console="off", x_disable_stats=True, save_code=False, disable_git=True,
-                                    silent=True, x_disable_meta=True),
+            project=self.cfg.project, entity=self.cfg.entity, group=f"{info.study}/{info.arm}", job_type="trial",
+            name=f"{info.arm} seed={info.seed}", tags=list(dict.fromkeys([study_tag(info.study), *info.tags, *self.cfg.tags])),
+            config=config, dir=str(self.study_dir), mode=self.mode, reinit="finish_previous",
+            # no console capture (it fights the live display), no system-stats sampler, no code snapshot; git and
+            # host metadata are recorded as W&B always does
+            settings=wandb.Settings(console="off", x_disable_stats=True, save_code=False, silent=True),
         )
         self.run_id = self.run.id
         self.run.define_metric("trainer/global_step")
         self.run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
         return [WandbLogger(experiment=self.run), *loggers]
+
+    def callbacks(self) -> list[Any]:
+        from lightning.pytorch.callbacks import LearningRateMonitor
+
+        return [LearningRateMonitor(logging_interval="step")]  # lr-<optimizer> at every step
 
     def finish(self, state: str, metrics: dict[str, float], fail_reason: str = "") -> None:
         if self.run is None:

@@ -104,7 +104,7 @@ class OptimConfig:
 
 
 @dataclass
-class TrainerConfig:
+class _TrainerFields:
     """What the Lightning ``Trainer`` gets, plus nasplay's own options.
 
     ``channels_last`` and ``compile`` (``torch.compile``) are speed options for GPUs; ``precision``
@@ -183,6 +183,50 @@ class TrainerConfig:
         many = (isinstance(d, int) and (d > 1 or d == -1)) or (isinstance(d, (list, tuple)) and len(d) > 1) \
             or (isinstance(d, str) and ("," in d.strip(",") or d == "-1"))
         return "ddp" in str(self.strategy) or many or self.num_nodes > 1
+
+    def lightning_args(self) -> dict[str, Any]:
+        """The other ``Trainer`` arguments the config sets (``trainer.accumulate_grad_batches=2`` ...): not null."""
+        return {k: getattr(self, k) for k in LIGHTNING_ONLY if getattr(self, k, None) is not None}
+
+
+# Trainer arguments nasplay sets itself, per trial: not config keys.
+NASPLAY_SETS = ("self", "logger", "callbacks", "enable_checkpointing", "default_root_dir")
+
+
+def lightning_trainer_args() -> list[str]:
+    """The names of ``lightning.pytorch.Trainer``'s arguments, read from its source without importing Lightning
+    (an import takes seconds, and the schema is needed by ``--help`` and shell completion); falls back to
+    ``inspect.signature`` when the source cannot be read."""
+    import ast
+    import importlib.util
+    from pathlib import Path
+
+    try:
+        spec = importlib.util.find_spec("lightning")  # finds the package without importing it
+        tree = ast.parse((Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py").read_text())  # type: ignore[union-attr,arg-type]
+        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer")
+        init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
+        return [a.arg for a in (*init.args.args, *init.args.kwonlyargs)]
+    except Exception:  # noqa: BLE001 - an unusual install: ask Lightning itself
+        import inspect
+
+        import lightning.pytorch as pl
+
+        return ["self", *inspect.signature(pl.Trainer).parameters]
+
+
+# Every other Trainer argument is a field too (null: Lightning's default), so that users type them as they
+# would in Lightning, ``trainer.accumulate_grad_batches=2``, and a misspelt one is named with the allowed keys.
+LIGHTNING_ONLY = tuple(a for a in lightning_trainer_args()
+                       if a not in NASPLAY_SETS and a not in {f.name for f in dataclasses.fields(_TrainerFields)})
+
+TrainerConfig = dataclasses.make_dataclass(
+    "TrainerConfig", [(name, Any, dataclasses.field(default=None)) for name in LIGHTNING_ONLY], bases=(_TrainerFields,),
+    namespace={"__doc__": (_TrainerFields.__doc__ or "") + """
+    Every other argument of Lightning's ``Trainer`` is a field as well (``accumulate_grad_batches``,
+    ``val_check_interval``, ``gradient_clip_algorithm``, ...); null leaves Lightning's default.
+    ``logger``, ``callbacks``, ``enable_checkpointing`` and ``default_root_dir`` are nasplay's, per trial.
+    """, "__module__": __name__})
 
 
 C = TypeVar("C", DataConfig, OptimConfig, TrainerConfig)

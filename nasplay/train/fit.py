@@ -59,6 +59,7 @@ def make_trainer(cfg: TrainerConfig, *, callbacks: Sequence[pl.Callback] = (), l
 
 def _trainer(cfg: TrainerConfig, callbacks: Sequence[pl.Callback], logger: Any, default_root_dir: str | Path | None,
              kw: dict[str, Any]) -> pl.Trainer:
+    kw = {"num_sanity_val_steps": 0, **kw, **cfg.lightning_args()}  # any other Trainer argument the config sets
     return pl.Trainer(
         accelerator=cfg.accelerator, devices=cfg.devices, strategy=cfg.strategy, num_nodes=cfg.num_nodes,
         precision=cfg.precision, max_epochs=cfg.max_epochs, max_steps=cfg.max_steps, max_time=cfg.max_time,
@@ -66,7 +67,7 @@ def _trainer(cfg: TrainerConfig, callbacks: Sequence[pl.Callback], logger: Any, 
         deterministic="warn" if cfg.deterministic else False, benchmark=cfg.benchmark,
         check_val_every_n_epoch=cfg.check_val_every_n_epoch, log_every_n_steps=cfg.log_every_n_steps,
         gradient_clip_val=cfg.gradient_clip_val, enable_progress_bar=cfg.enable_progress_bar,
-        enable_model_summary=cfg.enable_model_summary, num_sanity_val_steps=0,
+        enable_model_summary=cfg.enable_model_summary,
         callbacks=list(callbacks), logger=logger if logger is not None else False,
         enable_checkpointing=any(isinstance(c, pl.callbacks.ModelCheckpoint) for c in callbacks),
         default_root_dir=str(default_root_dir) if default_root_dir is not None else None, **kw,
