@@ -23,7 +23,8 @@ from nasplay.sweep.results import read_csv
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
 EXPERIMENTS = sorted(p.stem for p in CONF.glob("*.yaml"))
 # Sampled studies: trials under test (search_pareto: its ten classic networks and two searched ones).
-SMOKE_TRIALS = {"edf_skip": 8, "search_pareto": 12}
+SMOKE_TRIALS = {"search_pareto": 12}
+SMOKE_PAIRS = {"edf_skip": 4}  # paired design spaces: architectures, each trained under every arm
 # The figures each kind of study must produce (PNG and SVG).
 FIGURES = {"ablation": ("effects", "learning_curves", "pareto"), "ladder": ("effects", "learning_curves", "pareto"),
            "design_space": ("edf", "learning_curves", "pareto"), "search": ("learning_curves", "pareto")}
@@ -99,12 +100,17 @@ def test_experiment_runs_under_smoke(compose, tmp_path, name):
                  "trainer.limit_train_batches=2", "trainer.limit_val_batches=1", "trainer.test=false"]
     if name in SMOKE_TRIALS:
         overrides.append(f"sweep.n_trials={SMOKE_TRIALS[name]}")
+    if name in SMOKE_PAIRS:
+        overrides.append(f"experiment.pairs={SMOKE_PAIRS[name]}")
     cfg = compose(*overrides)
     plan = make_plan(cfg)
     result, text = run(cfg)
     assert f"study '{name}-smoke' (new)" in text  # queued classics (search_pareto) do not make a new study look resumed
     c = plan.cfg
-    expected = len(plan.arms) * len(c.experiment.seeds) if c.sweep.sampler == "grid" else c.sweep.n_trials
+    from nasplay.sweep.loop import grid_points
+
+    # a grid: arms x seeds, and the tuning trials (experiment.tune), every budget, or every sampled pair
+    expected = len(grid_points(plan)) if c.sweep.sampler == "grid" else c.sweep.n_trials
     assert result.counts["COMPLETE"] + result.counts["PRUNED"] == expected, text
     assert result.counts["FAIL"] == 0, text
 
@@ -115,7 +121,12 @@ def test_experiment_runs_under_smoke(compose, tmp_path, name):
     arms = {r["arm"] for r in rows}
     if c.sweep.sampler == "grid":
         assert arms == {a.name for a in plan.arms}
-        assert all(sorted(int(r["seed"]) for r in rows if r["arm"] == a.name) == sorted(c.experiment.seeds) for a in plan.arms)
+        compared = [r for r in rows if r.get("stage", "") != "tune"]
+        per_arm = sorted(c.experiment.seeds * len(plan.budgets))
+        assert c.experiment.pairs or all(sorted(int(r["seed"]) for r in compared if r["arm"] == a.name) == per_arm for a in plan.arms)
+        if c.experiment.pairs:  # every sampled architecture under every arm
+            assert sorted((r["pair"], r["arm"]) for r in rows) == sorted((str(i), a.name) for i in range(c.experiment.pairs)
+                                                                         for a in plan.arms)
     if plan.classics:  # each classic network once, complete (never pruned), before the searched ones
         classic = [r for r in rows if r["arm"].startswith("classic ")]
         assert sorted(r["arm"] for r in classic) == sorted(a.name for a in plan.classics)

@@ -242,7 +242,11 @@ def budgets_section(report: dict[str, Any]) -> str:
 def render(report: dict[str, Any]) -> str:
     """The whole report of one study."""
     r = report
-    trials = ", ".join(f"{k.lower()} {v}" for k, v in r["trials"].items() if k != "total")
+    trials = ", ".join(f"{k.lower()} {v}" for k, v in r["trials"].items() if k not in ("total", "tuning", "compared"))
+    if "compared" in r["trials"]:
+        tuned = f"{r['trials']['tuning']} tuned the arms, " if r["trials"].get("tuning") else ""
+        at = f" (budget x{r['budget']:g})" if r.get("budget") is not None else ""
+        trials += f"; {tuned}{r['trials']['compared']} are compared below{at}"
     lines = [f"# {r['experiment']} — {r['study']}", "",
              f"- study directory: `{r['path']}`",
              f"- kind: {r['kind']}; metric: `{r['metric']}` ({'higher' if r['higher_is_better'] else 'lower'} is better)",

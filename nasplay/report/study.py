@@ -774,7 +774,9 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     configure(study, alpha=alpha, test=test, adjust=adjust, margin=margin)
     st = study.settings
     scale, unit = metric_format(study)
-    counts = {s: sum(t["state"] == s for t in study.trials) for s in STATES}
+    compared = [t for b in study.budgets for t in study.by_budget[b]] if study.budgets else study.trials
+    everything = [*study.tuning, *compared]  # every trial: tuning, and every budget's
+    counts = {s: sum(t["state"] == s for t in everything) for s in STATES}
     # A search's arms are a sampled population and the networks placed beside it: the front is the result, not tests.
     search = study.kind == "search"
     plan = outcome_plan(study)
@@ -806,7 +808,9 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
         "test_size": study.test_size, "test_size_source": study.test_size_source, "val_size": study.val_size,
         "classes": study.classes,
         "trained_rule": trained_rule(study),
-        "trials": {"total": len(study.trials), **{k: v for k, v in counts.items() if v}},
+        "trials": {"total": len(everything), **{k: v for k, v in counts.items() if v},
+                   **({"tuning": len(study.tuning)} if study.tuning else {}),
+                   **({"compared": len(study.trials)} if len(everything) != len(study.trials) else {})},
         "arms": arm_table(study),
         "comparisons": [] if search else comparison_rows(study),
         "secondary": secondary,

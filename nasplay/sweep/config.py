@@ -191,6 +191,7 @@ class ExperimentConfig:
     tune: dict[str, Any] = field(default_factory=dict)
     tune_seeds: list[int] = field(default_factory=lambda: [100, 101])
     budgets: list[float] = field(default_factory=list)
+    pairs: int | None = None  # a paired design-space comparison: this many architectures from sweep.space, each under every arm
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)  # primary / secondary outcomes, margins, claims
 
     def check(self) -> ExperimentConfig:
@@ -228,6 +229,8 @@ class ExperimentConfig:
             if not self.tune_seeds or set(self.tune_seeds) & set(self.seeds):
                 raise ValueError(f"experiment.tune_seeds must be seeds the comparison does not use: {list(self.tune_seeds)} "
                                  f"vs experiment.seeds {list(self.seeds)}")
+        if self.pairs is not None:
+            _int_at_least("experiment.pairs", self.pairs, 1)
         for b in self.budgets:
             if isinstance(b, bool) or not isinstance(b, (int, float)) or not b > 0:
                 raise ValueError(f"experiment.budgets: each budget is a positive multiple of trainer.max_epochs, got {b!r}")
@@ -265,9 +268,11 @@ class NasplayConfig:
             raise ValueError(f"progress_interval must be a positive number of seconds, got {self.progress_interval!r}")
         if not self.study or "/" in self.study:
             raise ValueError(f"study must be a non-empty name without '/', got {self.study!r}")
-        if (self.experiment.tune or self.experiment.budgets) and self.sweep.sampler != "grid":
-            raise ValueError("experiment.tune and experiment.budgets run a grid of arms x seeds (sweep=grid), "
+        if (self.experiment.tune or self.experiment.budgets or self.experiment.pairs) and self.sweep.sampler != "grid":
+            raise ValueError("experiment.tune, experiment.budgets and experiment.pairs run a grid of arms x seeds (sweep=grid), "
                              f"not sweep.sampler={self.sweep.sampler}")
+        if self.experiment.pairs and not self.sweep.space:
+            raise ValueError("experiment.pairs samples architectures from sweep.space (or experiment.space): give it one")
         if self.trainer.distributed and (not self.sweep.storage or self.sweep.storage.endswith(".journal")):
             raise ValueError("trainer: a DDP trial (trainer.strategy=ddp*, trainer.devices>1) needs an RDB sweep.storage "
                              "(sqlite:///PATH.db, postgresql://...): its pruning decision reaches the study through it")

@@ -132,6 +132,10 @@ def grid_points(plan: Plan) -> list[dict[str, Any]] | None:
         axes = [seeds, *(choices(list(grid[n]))[0] for n in (*base, *extra))]
         return [dict(zip(names, combo)) for combo in itertools.product(*axes)]
 
+    if exp.pairs:  # architecture-major: a study stopped half-way has whole pairs
+        seeds = list(exp.seeds)
+        return [{"seed": seeds[i % len(seeds)], "arm": arm, "pair": i, **point}
+                for i, point in enumerate(plan.sampled_pairs()) for arm in grid["arm"]]
     if not exp.tune and not exp.budgets:
         return product(list(grid["seed"]), [])
     budget = (lambda b: {"budget": b}) if exp.budgets else (lambda b: {})

@@ -80,7 +80,33 @@ class Plan:
             grid.update({k: list(v) for k, v in exp.tune.items()})
         if exp.budgets:
             grid["budget"] = list(exp.budgets)
+        if exp.pairs:  # each sampled architecture is a pair id; its parameters are drawn in sampled_pairs()
+            grid = {"arm": [a.name for a in self.arms], "pair": list(range(exp.pairs)), "seed": list(exp.seeds)}
         return grid
+
+    def sampled_pairs(self) -> list[dict[str, Any]]:
+        """experiment.pairs architectures drawn from sweep.space (seeded by sweep.seed): each is trained under every
+        arm, so the design spaces are compared architecture by architecture (Radosavovic et al. 2019)."""
+        import math
+        import random
+
+        from nasplay.sweep.trial import choices
+
+        rng = random.Random(self.cfg.sweep.seed or 0)
+        out = []
+        for _ in range(self.cfg.experiment.pairs or 0):
+            point: dict[str, Any] = {}
+            for name, spec in self.cfg.sweep.space.items():
+                if isinstance(spec, (list, tuple)):
+                    point[name] = rng.choice(choices(list(spec))[0])
+                elif spec.get("int") or all(isinstance(x, int) for x in (spec["low"], spec["high"])):
+                    point[name] = rng.randint(int(spec["low"]), int(spec["high"]))
+                elif spec.get("log"):
+                    point[name] = math.exp(rng.uniform(math.log(spec["low"]), math.log(spec["high"])))
+                else:
+                    point[name] = rng.uniform(float(spec["low"]), float(spec["high"]))
+            out.append(point)
+        return out
 
     @property
     def budgets(self) -> list[float]:
@@ -352,7 +378,7 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
     if knob and f"knobs.{knob}" in c.sweep.space:  # a sampled value would overwrite the arm's
         raise ValueError(f"sweep.space.knobs.{knob}: {knob} is the knob under study (its arms are experiment.values); "
                          f"drop it from the space")
-    if c.sweep.sampler == "grid":
+    if c.sweep.sampler == "grid" and not c.experiment.pairs:
         for name, spec in c.sweep.space.items():
             if not isinstance(spec, (list, tuple)):
                 raise ValueError(f"sweep.space.{name}: the grid sampler needs a list of values, not a range")

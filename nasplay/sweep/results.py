@@ -8,7 +8,8 @@
   (the zoo network), one column per knob (``skip``, ``width``, ...; ``knob.NAME`` where a knob's name
   would clash with another column), ``seed``; in a tuned experiment ``stage`` (``tune`` or ``final``) and
   ``tuned.SETTING`` (a final trial's value chosen by its arm's tuning; a tuning trial's value is its
-  ``param.SETTING``); with ``experiment.budgets``, ``budget`` (a multiple of ``trainer.max_epochs``),
+  ``param.SETTING``); with ``experiment.budgets``, ``budget`` (a multiple of ``trainer.max_epochs``); with
+  ``experiment.pairs``, ``pair`` (the sampled architecture, trained under every arm),
 - ``value`` (the objective; ``value_0``, ``value_1``, ... for several objectives), the metrics ``fit``
   returned (``train/loss``, ``train/acc``, ``val/loss``, ``val/acc``, ``val/acc_best``, ``test/loss``,
   ``test/acc``, ``imgs_per_sec``, ``train_time``, ``wall_time``, ``epochs``, ``steps``,
@@ -57,11 +58,13 @@ def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
         tuned_names += [k for k in ua.get("tuned", {}) if k not in tuned_names]
         knob_names += [k for k in ua.get("knobs", {}) if k not in knob_names]
         metric_names += [k for k in ua.get("metrics", {}) if k not in metric_names and k not in ("params", "flops")]
-        param_names += [k for k in t.params if k not in param_names and k not in ("arm", "seed", "stage", "budget")]
+        param_names += [k for k in t.params if k not in param_names and k not in ("arm", "seed", "stage", "budget", "pair")]
         n_values = max(n_values, len(t.values or ()))
     stages = any("stage" in t.user_attrs for t in trials)
     budgets = any("budget" in t.user_attrs for t in trials)
-    design = [*(["stage"] if stages else []), *(["budget"] if budgets else []), *(f"tuned.{k}" for k in tuned_names)]
+    pairs = any("pair" in t.user_attrs for t in trials)
+    design = [*(["stage"] if stages else []), *(["budget"] if budgets else []), *(["pair"] if pairs else []),
+              *(f"tuned.{k}" for k in tuned_names)]
     fixed = set(HEAD) | set(TAIL) | {"seed", "value"} | set(metric_names) | set(design)
     knob_cols = {k: (f"knob.{k}" if k in fixed else k) for k in knob_names}
     value_cols = ["value"] if n_values <= 1 else [f"value_{i}" for i in range(n_values)]
@@ -74,7 +77,7 @@ def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
                                "seed": ua.get("seed", "")}
         for k, col in knob_cols.items():
             row[col] = _cell(ua.get("knobs", {}).get(k))
-        row.update(stage=ua.get("stage", ""), budget=ua.get("budget", ""))
+        row.update(stage=ua.get("stage", ""), budget=ua.get("budget", ""), pair=ua.get("pair", ""))
         row.update({f"tuned.{k}": v for k, v in ua.get("tuned", {}).items()})
         for col, v in zip(value_cols, t.values or ()):
             row[col] = v

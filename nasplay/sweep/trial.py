@@ -48,6 +48,7 @@ class TrialSpec:
     stage: str = ""  # a tuned experiment's "tune" or "final" trial
     budget: float = 1.0  # trainer.max_epochs times this
     tuned: dict[str, Any] = field(default_factory=dict)  # a final trial's settings chosen by its arm's tuning
+    pair: int | None = None  # experiment.pairs: the sampled architecture this trial trains under its arm
 
     @property
     def key(self) -> str:
@@ -104,13 +105,14 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
             tuned = tuned_values(trial.study, plan, base.name)
     if plan.grid is not None and c.experiment.budgets:
         budget = float(trial.suggest_float("budget", 0.0, 1e6))
+    pair = trial.suggest_int("pair", 0, SEED_MAX) if plan.grid is not None and c.experiment.pairs else None
     overrides: dict[str, dict[str, Any]] = {}
     for name, v in tuned.items():
         prefix, _, rest = name.partition(".")
         overrides.setdefault(prefix, {})[rest] = v
     if budget != 1.0:
         overrides.setdefault("trainer", {})["max_epochs"] = max(1, round(c.trainer.max_epochs * budget))
-    extra = {"stage": stage, "budget": budget, "tuned": tuned if stage == "final" else {}}
+    extra = {"stage": stage, "budget": budget, "tuned": tuned if stage == "final" else {}, "pair": pair}
     if not space:
         return TrialSpec(base.name, base.arch, dict(base.knobs), int(seed), overrides, **extra)
     arch, knobs = base.arch, dict(base.knobs)
@@ -139,7 +141,7 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
             label.append(f"{name}={format_value(v)}")
     # Several arms crossed with a sampled space are populations (design spaces): a trial belongs to its arm,
     # its point is in the param.* columns. A grid's cells, and a single arm's trials, are named by their point.
-    population = len(plan.arms) > 1 and plan.grid is None
+    population = len(plan.arms) > 1 and (plan.grid is None or pair is not None)
     return TrialSpec(base.name if population else " ".join(label) or base.name, arch, knobs, int(seed), overrides, **extra)
 
 
@@ -225,7 +227,7 @@ class TrialRunner:
                      "params": int(cx.params), "flops": int(cx.flops),
                      **({"stage": spec.stage} if spec.stage else {}),
                      **({"budget": spec.budget} if self.plan.cfg.experiment.budgets else {}),
-                     **({"tuned": spec.tuned} if spec.tuned else {})}
+                     **({"tuned": spec.tuned} if spec.tuned else {}), **({"pair": spec.pair} if spec.pair is not None else {})}
             for k, v in attrs.items():
                 trial.set_user_attr(k, v)
             _save_genome(study_dir, genome)
