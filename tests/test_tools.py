@@ -284,7 +284,7 @@ def test_submitit_local_jobs_are_workers_of_one_study(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="pip install 'nasplay[slurm]' (hydra-submitit-launcher)")
     r = command("-m", "hydra/launcher=submitit_local", "arch=lenet5_common", "data.limit=320", "trainer.max_epochs=1",
                 "logger=none", "runs_dir=out", "experiment.name=sm", *ARMS, "experiment.seeds=[0,1]", "progress=false",
-                "sweep.job=0,1", cwd=tmp_path, timeout=600)
+                "sweep.job=0,1", "sweep.workers=1", cwd=tmp_path, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     exp = tmp_path / "out" / "sm"
     assert [p.name for p in exp.iterdir()] == ["sm"]
