@@ -17,7 +17,8 @@ The 1,797 source images are split first (stratified by class, ``data.test_fracti
 ``data.val_fraction``, seeded by ``data.seed``) and each split is composed only from its own sources,
 target and fragments alike: the test set measures recognition of digit images never seen in training,
 not memory of composed copies of them. Targets cycle through the ten classes, so every split is
-class-balanced to within one image. Everything is drawn from ``data.seed``; the same settings give
+class-balanced to within one image, and through the sources of each class, so every source digit is a
+target equally often (to within one). Everything is drawn from ``data.seed``; the same settings give
 the same bytes. Images are generated in memory as ``uint8`` (vectorised ``grid_sample`` and a
 scatter-max), cached in this process per settings and, with ``data.clutter_cache=true``, in
 ``<data.root>/clutter/`` as ``.npz``.
@@ -102,16 +103,15 @@ def sources() -> tuple[np.ndarray, np.ndarray]:
 def clutter_splits(s: ClutterSettings, cache_dir: str | os.PathLike | None = None) -> dict[str, ClutterSplit]:
     """The three splits for ``s``: from this process's cache, ``cache_dir``, or generated (and stored there)."""
     check(s)
-    if s in _CACHE:
-        _CACHE.move_to_end(s)
-        return _CACHE[s]
     path = Path(cache_dir) / f"clutter-{s.key()}.npz" if cache_dir is not None else None
-    out = _load(path) if path is not None and path.exists() else None
+    out = _CACHE.pop(s, None)
+    if out is None and path is not None and path.exists():
+        out = _load(path)
     if out is None:
         out = generate(s)
-        if path is not None:
-            _save(path, out)
-    _CACHE[s] = out
+    if path is not None and not path.exists():
+        _save(path, out)
+    _CACHE[s] = out  # the most recent last
     while len(_CACHE) > _CACHE_ENTRIES:
         _CACHE.popitem(last=False)
     return out
@@ -147,7 +147,8 @@ def compose(images: np.ndarray, labels: np.ndarray, pool: np.ndarray, n: int, s:
                          "or set its size (data.clutter_val / data.clutter_test) to 0")
     param_seed, noise_seed = seed.spawn(2)
     rng = np.random.default_rng(param_seed)
-    # targets: classes in turn (balanced), each a random source of that class from the pool
+    # targets: classes in turn (balanced); within a class the pool's sources in turn, in a random order,
+    # so that every source is a target equally often (to one) and a split uses all the sources it has
     y = np.arange(n, dtype=np.int64) % 10
     y = y[rng.permutation(n)]
     target = np.empty(n, np.int64)
@@ -156,7 +157,8 @@ def compose(images: np.ndarray, labels: np.ndarray, pool: np.ndarray, n: int, s:
         where = np.flatnonzero(y == c)
         if len(where) and not len(members):
             raise ValueError(f"data: a clutter split has no source digit of class {c}")
-        target[where] = members[rng.integers(0, max(len(members), 1), len(where))]
+        if len(where):
+            target[where] = np.tile(rng.permutation(members), -(-len(where) // len(members)))[: len(where)]
     side = rng.uniform(s.scale_min, s.scale_max, n) * size  # the target's side in canvas pixels
     pos = rng.uniform(0, 1, (n, 2)) * (size - side)[:, None]  # top-left (x, y), wholly inside
     # fragments: a 4 x 4 window of another pool digit, drawn at a digit scale, anywhere on the canvas
