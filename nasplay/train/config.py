@@ -51,7 +51,7 @@ class DataConfig:
     limit: int | None = None
     seed: int = 0
     in_memory: bool | None = None
-    clutter_distractors: int = 8
+    clutter_distractors: int = 4
     clutter_scale_min: float = 0.4
     clutter_scale_max: float = 0.7
     clutter_noise: float = 0.1
