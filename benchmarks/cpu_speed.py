@@ -5,8 +5,11 @@ Trains the main job's network (ResNet-18 at width 1/4) through nasplay's own tri
 16 x 16 digits and on the 32 x 32 cluttered digits, with channels-last off and on, at 1 and 2 torch
 threads. Each run is one untimed warm-up epoch and ``--epochs`` timed ones of ``--steps`` batches; the
 two settings alternate in ABBA order within every repeat (whatever favours the first run of a pair
-favours each equally), and the ratio on / off is taken per repeat and as the median. What is computed
-is the same either way (channels-last changes the memory layout, not the arithmetic).
+favours each equally), and the ratio on / off is taken per repeat and as the median, of images per
+second of elapsed time (wall) and of this process's CPU time (cpu). On a shared, loaded machine the
+wall clock swings with the other jobs; the CPU clock counts only this process's work (with 2 threads it
+sums both, so it shows the work per image, not the speed-up of the second thread). What is computed is
+the same either way (channels-last changes the memory layout, not the arithmetic).
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/cpu_speed.py [--repeats 4] [--steps 20] [--threads 1 2]
 """
@@ -52,43 +55,52 @@ def main() -> None:
         genome = apply(get_genome(a.arch), width=a.width, input=dm.input).replace(classes=dm.num_classes)
         for threads in a.threads:
             torch.set_num_threads(threads)
-            speed: dict[bool, list[float]] = {False: [], True: []}
+            speed: dict[tuple[bool, str], list[float]] = {(cl, c): [] for cl in (False, True) for c in ("wall", "cpu")}
             for r in range(a.repeats):
                 for cl in (False, True) if r % 2 == 0 else (True, False):
                     tcfg = TrainerConfig(accelerator="cpu", max_epochs=a.epochs + 1, channels_last=cl, deterministic=True,
                                          limit_val_batches=0, test=False)
-                    speed[cl].append(run(genome, dm, tcfg, OptimConfig(), seed=r))
-                print(f"  {dm.name} {dm.input} threads {threads} repeat {r}: off {speed[False][-1]:7.1f} img/s  "
-                      f"on {speed[True][-1]:7.1f} img/s  ratio {speed[True][-1] / speed[False][-1]:.3f}", flush=True)
-            ratios = [on / off for on, off in zip(speed[True], speed[False])]
-            rows.append((f"{dm.name} {dm.input}", threads, statistics.median(speed[False]), statistics.median(speed[True]),
-                         statistics.median(ratios), min(ratios), max(ratios)))
+                    for c, v in run(genome, dm, tcfg, OptimConfig(), seed=r).items():
+                        speed[cl, c].append(v)
+                print(f"  {dm.name} {dm.input} threads {threads} repeat {r}: wall off {speed[False, 'wall'][-1]:6.1f} "
+                      f"on {speed[True, 'wall'][-1]:6.1f} img/s ({speed[True, 'wall'][-1] / speed[False, 'wall'][-1]:.3f}); "
+                      f"cpu off {speed[False, 'cpu'][-1]:6.1f} on {speed[True, 'cpu'][-1]:6.1f} "
+                      f"({speed[True, 'cpu'][-1] / speed[False, 'cpu'][-1]:.3f})", flush=True)
+            row = [f"{dm.name} {dm.input}", threads]
+            for c in ("wall", "cpu"):
+                ratios = [on / off for on, off in zip(speed[True, c], speed[False, c])]
+                row += [statistics.median(speed[False, c]), statistics.median(speed[True, c]), statistics.median(ratios),
+                        min(ratios), max(ratios)]
+            rows.append(row)
     print(f"\nload average {os.getloadavg()[0]:.1f}")
-    print("| data | threads | off img/s | on img/s | ratio on/off (median) | per-repeat ratios |")
-    print("|---|---:|---:|---:|---:|---|")
-    for d, t, off, on, med, lo, hi in rows:
-        print(f"| {d} | {t} | {off:.0f} | {on:.0f} | **{med:.3f}** | {lo:.2f} - {hi:.2f} |")
+    print("| data | threads | wall: off / on img/s | wall ratio on/off (median; per repeat) "
+          "| cpu: off / on img/s | cpu ratio on/off (median; per repeat) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for d, t, *v in rows:
+        print(f"| {d} | {t} | {v[0]:.0f} / {v[1]:.0f} | **{v[2]:.3f}** ({v[3]:.2f} - {v[4]:.2f}) "
+              f"| {v[5]:.0f} / {v[6]:.0f} | **{v[7]:.3f}** ({v[8]:.2f} - {v[9]:.2f}) |")
 
 
-def run(genome, dm, tcfg, optim, seed: int) -> float:
-    """Training images per second (wall clock) over the epochs after the first."""
+def run(genome, dm, tcfg, optim, seed: int) -> dict[str, float]:
+    """Training images per second of wall and of CPU time over the epochs after the first."""
     import lightning.pytorch as pl
 
     from nasplay.train.fit import fit
 
-    t = {"t0": 0.0, "seconds": 0.0, "images": 0}
+    t = {"wall0": 0.0, "cpu0": 0.0, "wall": 0.0, "cpu": 0.0, "images": 0}
 
     class Timer(pl.Callback):
         def on_train_epoch_start(self, trainer, module):
-            t["t0"] = time.perf_counter()
+            t["wall0"], t["cpu0"] = time.perf_counter(), time.process_time()
 
         def on_train_epoch_end(self, trainer, module):
             if trainer.current_epoch > 0:
-                t["seconds"] += time.perf_counter() - t["t0"]
+                t["wall"] += time.perf_counter() - t["wall0"]
+                t["cpu"] += time.process_time() - t["cpu0"]
                 t["images"] += dm.num_train
 
     fit(genome, dm, tcfg, optim, seed=seed, callbacks=[Timer()])
-    return t["images"] / t["seconds"]
+    return {"wall": t["images"] / t["wall"], "cpu": t["images"] / t["cpu"]}
 
 
 if __name__ == "__main__":

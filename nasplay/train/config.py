@@ -132,7 +132,8 @@ class OptimConfig:
 class TrainerConfig:
     """What the Lightning ``Trainer`` gets, plus nasplay's own options.
 
-    ``channels_last`` and ``compile`` (``torch.compile``) are speed options for GPUs; ``precision``
+    ``channels_last`` (NHWC memory layout; on in ``conf/trainer/{cpu,gpu}.yaml``, measured faster on CPUs too:
+    ``benchmarks/cpu_speed.py``) and ``compile`` (``torch.compile``) are speed options; ``precision``
     ``bf16-mixed`` is AMP. ``target_train_error`` / ``target_val_acc`` record the first epoch / step
     at which the training error falls to (validation accuracy rises to) the target.
     ``limit_*_batches`` and ``devices`` take an int or a float / string as in Lightning.
