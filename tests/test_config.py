@@ -3,6 +3,7 @@ what is allowed; the command line's help is readable and runs leave nothing outs
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -28,7 +29,7 @@ NEEDS = {("data", "imagefolder"): ("data.path=/nonexistent/tree",),
 def test_every_group_has_its_options():
     assert set(OPTIONS) == set(GROUPS)
     assert OPTIONS["arch"] == sorted(list_genomes())  # one option per zoo network, no more
-    assert OPTIONS["data"] == sorted(["digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"])
+    assert OPTIONS["data"] == sorted(["digits", "clutter", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"])
     assert OPTIONS["trainer"] == ["cpu", "ddp", "gpu"]
     assert OPTIONS["logger"] == ["csv", "none", "wandb"]
     assert OPTIONS["sweep"] == ["grid", "nsga2", "random", "tpe"]
@@ -208,3 +209,23 @@ def test_arms_crossed_with_a_search_space(compose):
         assert s.knobs["skip"] == s.arm.split()[0].split("=")[1] and s.knobs["width"] in (0.25, 0.5)
         assert s.overrides["optim"]["lr"] in (0.1, 0.01) and s.seed in (0, 1, 2)
         assert s.arm in ("skip=identity", "skip=none")  # sampled: a trial belongs to its arm's population
+
+
+def test_a_study_made_before_a_setting_existed_resumes_at_its_default(compose, tmp_path):
+    """A key absent from a study's stored identity (added to nasplay since) counts as its default, not as a change."""
+    from nasplay.sweep.loop import check_identity
+
+    class Stored:  # what an Optuna study keeps: user attrs
+        def __init__(self, attrs):
+            self.user_attrs = attrs
+
+        def set_user_attr(self, k, v):
+            self.user_attrs[k] = v
+
+    plan = make_plan(compose("experiment=ablate_skip", f"runs_dir={tmp_path}"), data_shape=DIGITS)
+    old = json.loads(json.dumps(plan.identity))
+    del old["data"]["clutter_noise"], old["trainer"]["threads"]
+    check_identity(Stored({"nasplay_config": old}), plan)  # the defaults: resumes
+    changed = make_plan(compose("experiment=ablate_skip", f"runs_dir={tmp_path}", "trainer.threads=2"), data_shape=DIGITS)
+    with pytest.raises(ValueError, match=r"exists with a different config \(trainer.threads: None -> 2\)"):
+        check_identity(Stored({"nasplay_config": old}), changed)

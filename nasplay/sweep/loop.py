@@ -314,17 +314,40 @@ def check_identity(study: Any, plan: Plan) -> None:
     if stored is None:
         study.set_user_attr("nasplay_config", mine)
         return
-    diffs = _diff(stored, mine)
+    # A setting added to nasplay after the study was made is absent from what it stored: at its default it changes nothing.
+    defaults = _schema_defaults()
+    diffs = [(k, a, b) for k, a, b in _diff(stored, mine) if not (a is _MISSING and _at(defaults, k) == b)]
+    diffs = [(k, None if a is _MISSING else a, None if b is _MISSING else b) for k, a, b in diffs]
     if diffs:
         shown = "; ".join(f"{k}: {a!r} -> {b!r}" for k, a, b in diffs[:6])
         raise ValueError(f"study {plan.name!r} exists with a different config ({shown}{' ...' if len(diffs) > 6 else ''}); "
                          f"give the new one its own name with study=NAME, or put the old values back to resume it")
 
 
+_MISSING = object()
+
+
 def _diff(a: Any, b: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:
     if isinstance(a, dict) and isinstance(b, dict):
         out = []
         for k in sorted(set(a) | set(b), key=str):
-            out += _diff(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else str(k))
+            out += _diff(a.get(k, _MISSING), b.get(k, _MISSING), f"{prefix}.{k}" if prefix else str(k))
         return out
     return [] if a == b else [(prefix, a, b)]
+
+
+def _schema_defaults() -> dict:
+    """The schema's default config as plain data (what a key absent from an older study's record stood for)."""
+    from omegaconf import OmegaConf
+
+    from nasplay.sweep.config import NasplayConfig
+
+    return json.loads(json.dumps(OmegaConf.to_container(OmegaConf.structured(NasplayConfig), resolve=False), default=str))
+
+
+def _at(data: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return _MISSING
+        data = data[part]
+    return data

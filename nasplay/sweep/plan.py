@@ -28,7 +28,7 @@ FREE_KEYS = (
     "sweep.heartbeat_interval", "sweep.heartbeat_grace",
     "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "experiment.seeds",
     "experiment.description", "experiment.baseline", "data.root",
-    "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "trainer.accelerator",
+    "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "data.clutter_cache", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
     "trainer.enable_model_summary", "trainer.log_every_n_steps", "trainer.test", "sweep.job", "progress_interval",
     "report", "experiment.outcomes",  # how the report reads the results, not what a trial computes

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
+DATASETS = ("digits", "clutter", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "step", "none")
 ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
@@ -29,6 +29,11 @@ class DataConfig:
     where the dataset has no test split of its own (digits; an image folder without ``test/``).
     ``limit`` caps the training examples (smoke runs). ``seed`` fixes the split, not the training.
     ``in_memory=None`` keeps every dataset except ``imagefolder`` as tensors on the training device.
+
+    ``clutter_*`` configure the generated ``clutter`` data (:mod:`nasplay.train.clutter`; ``size`` is
+    its canvas, default 32): fragments per image, the digit's side as a fraction of the canvas, pixel
+    noise, how many images each split has, and ``clutter_cache`` keeps them in ``<root>/clutter/``.
+    Its sources are split by ``val_fraction`` / ``test_fraction`` before the images are composed.
     """
 
     name: str = "digits"
@@ -46,6 +51,14 @@ class DataConfig:
     limit: int | None = None
     seed: int = 0
     in_memory: bool | None = None
+    clutter_distractors: int = 4
+    clutter_scale_min: float = 0.4
+    clutter_scale_max: float = 0.7
+    clutter_noise: float = 0.1
+    clutter_train: int = 10_000
+    clutter_val: int = 1_000
+    clutter_test: int = 5_000
+    clutter_cache: bool = False
 
     def check(self) -> DataConfig:
         _one_of("data.name", self.name, DATASETS)
@@ -64,6 +77,18 @@ class DataConfig:
         if self.limit is not None:
             _positive_int("data.limit", self.limit)
         _int_at_least("data.seed", self.seed, 0)
+        _int_at_least("data.clutter_distractors", self.clutter_distractors, 0)
+        _finite("data.clutter_scale_min", self.clutter_scale_min, low=0, strict=True)
+        _finite("data.clutter_scale_max", self.clutter_scale_max, low=0, strict=True)
+        if not self.clutter_scale_min <= self.clutter_scale_max <= 1:
+            raise ValueError("data.clutter_scale_min <= data.clutter_scale_max <= 1 must hold (the digit's side as a "
+                             f"fraction of the canvas), got {self.clutter_scale_min} and {self.clutter_scale_max}")
+        _finite("data.clutter_noise", self.clutter_noise, low=0)
+        _positive_int("data.clutter_train", self.clutter_train)
+        _int_at_least("data.clutter_val", self.clutter_val, 0)
+        _int_at_least("data.clutter_test", self.clutter_test, 0)
+        if self.name == "clutter" and self.size is not None and self.size < 8:
+            raise ValueError(f"data.size must be >= 8 for clutter (the canvas), got {self.size}")
         if self.name == "imagefolder" and not self.path:
             raise ValueError("data.path must name the class-folder tree when data.name is 'imagefolder'")
         return self
@@ -107,7 +132,8 @@ class OptimConfig:
 class _TrainerFields:
     """What the Lightning ``Trainer`` gets, plus nasplay's own options.
 
-    ``channels_last`` and ``compile`` (``torch.compile``) are speed options for GPUs; ``precision``
+    ``channels_last`` (NHWC memory layout; on in ``conf/trainer/{cpu,gpu}.yaml``, measured faster on CPUs too:
+    ``benchmarks/cpu_speed.py``) and ``compile`` (``torch.compile``) are speed options; ``precision``
     ``bf16-mixed`` is AMP. ``target_train_error`` / ``target_val_acc`` record the first epoch / step
     at which the training error falls to (validation accuracy rises to) the target.
     ``limit_*_batches`` and ``devices`` take an int or a float / string as in Lightning.

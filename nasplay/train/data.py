@@ -1,4 +1,4 @@
-"""LightningDataModules: the embedded digits, torchvision's MNIST / Fashion-MNIST / CIFAR, class folders.
+"""LightningDataModules: the embedded digits, cluttered digits, torchvision's MNIST / Fashion-MNIST / CIFAR, class folders.
 
 Every dataset that fits in memory becomes float tensors (converted channels, resized, normalised with
 the training split's per-channel mean and std), split train / val / test deterministically and
@@ -9,7 +9,9 @@ training device. Class-folder trees stream through a ``DataLoader`` with workers
 The default, ``digits``, is scikit-learn's copy of the UCI handwritten digits (1797 8 x 8 grey
 images of 10 classes, read from the installed package: no network), bilinearly upsampled to 16 x 16
 so that a few stride-2 stages fit. It is real data that trains to high accuracy in seconds on a CPU
-and still separates good networks from poor ones.
+and still separates good networks from poor ones. ``clutter`` composes the same digits, at a random
+position and scale among fragments of other digits and noise, onto a 32 x 32 (or larger) canvas
+(:mod:`nasplay.train.clutter`): a harder task, generated in seconds, where architecture matters.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from nasplay.train.loader import InMemoryLoader
 # name -> (channels, size, classes) as the data comes; digits' size is after upsampling
 NATIVE = {
     "digits": (1, 16, 10),
+    "clutter": (1, 32, 10),
     "mnist": (1, 28, 10),
     "fashion_mnist": (1, 28, 10),
     "cifar10": (3, 32, 10),
@@ -53,6 +56,8 @@ def make_datamodule(cfg: DataConfig | Any) -> NasplayDataModule:
     cfg = as_config(DataConfig, cfg)
     if cfg.name == "imagefolder":
         return ImageFolderDataModule(cfg)
+    if cfg.name == "clutter":
+        return ClutterDataModule(cfg)
     return TensorDataModule(cfg)
 
 
@@ -141,7 +146,8 @@ class TensorDataModule(NasplayDataModule):
         xte, yte = _torchvision_arrays(self.cfg, train=False)
         return xtr, ytr, xte, yte
 
-    def _build(self) -> dict[str, Split]:
+    def _parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        """Images (as ``_read`` gives them) and labels of the three splits, ``data.limit`` applied."""
         x, y, xte, yte = self._read()
         cfg = self.cfg
         if xte is None:
@@ -151,8 +157,12 @@ class TensorDataModule(NasplayDataModule):
             val_idx, train_idx = stratified_split(y, (cfg.val_fraction,), cfg.seed)
         if cfg.limit is not None:
             train_idx = train_idx[: cfg.limit]
-        parts = {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (xte, yte)}
-        if not len(train_idx):
+        return {"train": (x[train_idx], y[train_idx]), "val": (x[val_idx], y[val_idx]), "test": (xte, yte)}
+
+    def _build(self) -> dict[str, Split]:
+        parts = self._parts()
+        cfg = self.cfg
+        if not len(parts["train"][1]):
             raise ValueError(f"data: the training split of {self.name!r} is empty; check data.limit / data.val_fraction")
         tensors = {k: self._shape(torch.from_numpy(np.ascontiguousarray(v[0]))) for k, v in parts.items()}
         if cfg.normalize:
@@ -198,6 +208,22 @@ class TensorDataModule(NasplayDataModule):
 
     def test_dataloader(self) -> InMemoryLoader:
         return self._loader("test", shuffle=False)
+
+
+class ClutterDataModule(TensorDataModule):
+    """Cluttered digits (:mod:`nasplay.train.clutter`): generated in memory from scikit-learn's digits,
+    each split from its own source images; ``data.size`` is the canvas (default 32)."""
+
+    def _parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        from nasplay.train.clutter import ClutterSettings, clutter_splits
+
+        cfg = self.cfg
+        cache = Path(os.path.expanduser(cfg.root)) / "clutter" if cfg.clutter_cache else None
+        self.clutter = clutter_splits(ClutterSettings.from_config(cfg, self.size), cache)
+        parts = {k: (v.x, v.y) for k, v in self.clutter.items()}
+        if cfg.limit is not None:
+            parts["train"] = tuple(a[: cfg.limit] for a in parts["train"])
+        return parts
 
 
 class ImageFolderDataModule(NasplayDataModule):
