@@ -79,6 +79,9 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     if classic:
         arm = plan.arm(f"classic {classic}")
         return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seeds[0]), classic=True)
+    if c.experiment.conditional:  # a base network, then the knobs it accepts (nasplay.sweep.conditional)
+        from nasplay.sweep.conditional import suggest_conditional
+        return suggest_conditional(trial, plan)
     if plan.grid is not None and "seed" not in space:
         seed = trial.suggest_int("seed", 0, SEED_MAX)
     elif "seed" not in space:  # a retried trial (a dead worker's) keeps the seed it had
@@ -163,6 +166,9 @@ class TrialRunner:
         state, reason, interrupted, values = "FAIL", "", False, None
         started_tracker = False
         try:
+            if trial.user_attrs.get("refused"):  # a conditional sample the knobs or the budget refuse: never trained
+                from nasplay.sweep.conditional import check_refused
+                check_refused(trial)
             dm = self.datamodule(spec.overrides.get("data", {}))
             genome = self.genome(spec, dm)
             cx = complexity(genome, num_classes=dm.num_classes)
