@@ -64,11 +64,28 @@ def bases(c: NasplayConfig) -> list[str]:
 
 
 def base_knobs(c: NasplayConfig, base: str) -> dict[str, Any]:
-    """A base's own knobs: its ``experiment.classics`` entry (the reference it is compared with), else ``arch.knobs``."""
+    """A base's own knobs as configured: its ``experiment.classics`` entry (the reference it is compared with),
+    else ``arch.knobs`` (of which :func:`allowed` keeps those the base accepts: LeNet-5 refuses ``width``)."""
     classics = c.experiment.classics or {}
     if base in classics:
         return dict(((classics[base] or {}).get("knobs")) or {})
     return dict(c.arch.knobs)
+
+
+def _own(c: NasplayConfig, base: str, data_shape: tuple[int, int, int]) -> dict[str, Any]:
+    from nasplay.sweep.plan import resolve_genome
+
+    own = base_knobs(c, base)
+    if base in (c.experiment.classics or {}):
+        return own
+    kept = {}
+    for k, v in own.items():
+        try:
+            resolve_genome(base, {k: v}, data_shape)
+            kept[k] = v
+        except ValueError:
+            pass
+    return kept
 
 
 def _knob_specs(c: NasplayConfig) -> dict[str, Any]:
@@ -92,9 +109,9 @@ def allowed(c: NasplayConfig, data_shape: tuple[int, int, int]) -> dict[str, Any
         return _CACHE[key]
     out: dict[str, Any] = {}
     for base in bases(c):
-        own = base_knobs(c, base)
+        own = _own(c, base, data_shape)
         g0 = resolve_genome(base, own, data_shape, where=f"sweep.space.arch={base}")
-        entry: dict[str, Any] = {"knobs": {}, "defaults": {}, "refused": {}}
+        entry: dict[str, Any] = {"own": own, "knobs": {}, "defaults": {}, "refused": {}}
         for knob, spec in _knob_specs(c).items():
             values = list(spec) if isinstance(spec, (list, tuple)) else [spec["low"], spec["high"]]
             seen: dict[str, Any] = {}  # genome hash -> the first value that gives it
@@ -185,7 +202,7 @@ def suggest_conditional(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     seeds = list(c.experiment.seeds)
     seed = trial.user_attrs.get("seed", seeds[trial.number % len(seeds)])
     base = str(trial.suggest_categorical("arch", bases(c)))
-    knobs = base_knobs(c, base)
+    knobs = dict(table[base]["own"])
     label = [base]
     for knob, spec in table[base]["knobs"].items():
         v = _suggest_value(trial, f"{base}.{knob}", spec)
@@ -232,7 +249,7 @@ def _write_space(plan: Plan, table: dict[str, Any]) -> None:
     path = Path(plan.study_dir) / SPACE_FILE
     if path.exists() or not Path(plan.study_dir).is_dir():
         return
-    doc = {"bases": {b: {"own_knobs": base_knobs(plan.cfg, b), **e} for b, e in table.items()},
+    doc = {"bases": {b: {"own_knobs": e["own"], **e} for b, e in table.items()},
            "max_flops": plan.cfg.experiment.max_flops, "max_params": plan.cfg.experiment.max_params}
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str))

@@ -217,7 +217,7 @@ class TrialRunner:
             reason, interrupted = "interrupted", True
         except Exception as e:
             reason = _failure(e)
-        curves = list(self.tracker.curves.rows)
+        curves = list(self.tracker.curves.rows) if started_tracker else []  # not the previous trial's (a refused one never starts)
         if not metrics:  # pruned or failed: the last value of each metric it logged
             metrics = {m: v for _, _, m, v in curves}
         if started_tracker:
