@@ -172,7 +172,7 @@ def test_anytime_curves_over_seeds(tmp_path):
     assert r["by_compute"]["x"][-1] == pytest.approx(200) and r["by_compute"]["median"][-1] == pytest.approx(0.6)
     assert r["by_wall"]["x"][-1] == pytest.approx(6.0)
     md = (tmp_path / "cmp" / "anytime.md").read_text()
-    assert "| tpe | 3 | 4, 4, 4 | 90.00 | [85.00, 92.50] | 0.83 |" in md
+    assert "| tpe | 3 | 4, 4, 4 | 1, 1, 1 | 90.00 | [85.00, 92.50] | 0.83 |" in md
     assert (tmp_path / "cmp" / "anytime.png").stat().st_size > 5000
 
     from nasplay.cli import main

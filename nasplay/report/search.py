@@ -437,7 +437,8 @@ def run_curve(study: Study, metric: str) -> dict[str, np.ndarray]:
     epochs = np.array([_num(t.get("epochs")) if math.isfinite(_num(t.get("epochs"))) else epochs_default for t in rows])
     flops = np.array([_num(t.get("flops")) for t in rows]) * np.nan_to_num(epochs, nan=1.0)
     wall = np.array([_num(t.get("duration_s")) for t in rows])
-    return {"trials": np.arange(1, len(rows) + 1, dtype=float), "best": best,
+    refused = sum(t["state"] == "FAIL" and str(t.get("fail_reason") or "").startswith("Refused") for t in study.trials)
+    return {"trials": np.arange(1, len(rows) + 1, dtype=float), "best": best, "refused": refused,
             "compute": np.cumsum(np.nan_to_num(flops)), "wall": np.cumsum(np.nan_to_num(wall))}
 
 
@@ -495,6 +496,7 @@ def anytime(study_dirs: list[str | os.PathLike], out: str | os.PathLike | None =
         finals = np.array([r["best"][-1] if len(r["best"]) else np.nan for r in rs])
         finals_all[who] = finals
         result["searchers"][who] = {"runs": names[who], "n_runs": len(rs), "trials": [len(r["trials"]) for r in rs],
+                                    "refused": [int(r["refused"]) for r in rs],
                                     "final_median": float(np.nanmedian(finals)) if np.isfinite(finals).any() else math.nan,
                                     "final_q25": float(np.nanpercentile(finals, 25)) if np.isfinite(finals).any() else math.nan,
                                     "final_q75": float(np.nanpercentile(finals, 75)) if np.isfinite(finals).any() else math.nan,
@@ -528,12 +530,15 @@ def render_anytime(result: dict[str, Any]) -> str:
     scale = 100.0 if "acc" in m else 1.0
     lines = [f"# Searchers compared: best {m} found", "",
              "Best-so-far over the searched trials that trained (classics and refused samples excluded); median and "
-             "interquartile range over each searcher's runs.", "",
-             f"| searcher | runs | trials per run | final best {m} median | IQR | P(run beats a random-search run) |",
-             "|---|---|---|---|---|---|"]
+             "interquartile range over each searcher's runs. Refused samples (knob combinations the knobs refuse, "
+             "networks over the FLOPs budget) never train; TPE and NSGA-II do not learn from them (Optuna's samplers "
+             "ignore failed trials), so many refusals mean the searcher keeps proposing outside the feasible space.", "",
+             f"| searcher | runs | trials per run | refused per run | final best {m} median | IQR | P(run beats a random-search run) |",
+             "|---|---|---|---|---|---|---|"]
     for who, s in result["searchers"].items():
         p = s.get("p_beats_random")
-        lines.append(f"| {who} | {s['n_runs']} | {', '.join(map(str, s['trials']))} | {s['final_median'] * scale:.2f} | "
+        lines.append(f"| {who} | {s['n_runs']} | {', '.join(map(str, s['trials']))} | {', '.join(map(str, s['refused']))} | "
+                     f"{s['final_median'] * scale:.2f} | "
                      f"[{s['final_q25'] * scale:.2f}, {s['final_q75'] * scale:.2f}] | {'' if p is None else f'{p:.2f}'} |")
     if result.get("figures"):
         lines += ["", f"![anytime]({result['figures'][0]})"]
