@@ -274,13 +274,15 @@ def front_diffs(study: Study, out: Path, points: list[dict[str, Any]], *, diagra
         try:
             ref = classic_genome(study, base, g) if g is not None else None
             if g is not None and ref is not None:
+                from nasplay.report.diff import KNOB_WORDS
+
                 diffs = diff_genomes(ref, g)
+                knob_level = [d for d in diffs if d.kind in KNOB_WORDS or d.kind == "modules"]  # the table's short form
                 row["diff"] = [d.text for d in diffs]
                 row["diff_text"] = diff_text(ref, g, diffs)
                 row["summary"] = (f"the search took {base} and changed nothing" if not diffs and not row["classic"] else
                                   "the classic itself" if row["classic"] else
-                                  f"the search took {base}, set {_flips(t['arm'], base)}: " + "; ".join(d.text for d in diffs[:6])
-                                  + (" …" if len(diffs) > 6 else ""))
+                                  f"the search took {base}, set {_flips(t['arm'], base)}: " + "; ".join(d.text for d in knob_level))
             if g is not None and diagrams and not row["classic"]:
                 from nasplay.report.diagram import draw_genome
 
@@ -356,7 +358,8 @@ def render_search(rep: dict[str, Any]) -> str:
     for p in rep["front"]:
         if p["classic"] or not (p.get("diff_text") or p.get("diagram")):
             continue
-        lines += [f"### trial {p['number']}: {p['arm']}", ""]
+        lines += [f"### trial {p['number']}: {p['arm']}", "", "Against its classic (the base with its own knobs, as trained beside "
+                  "the search), every difference `nasplay diff` finds:", ""]
         if p.get("diff_text"):
             lines += ["```", p["diff_text"], "```", ""]
         if p.get("diagram"):
