@@ -274,10 +274,8 @@ def front_diffs(study: Study, out: Path, points: list[dict[str, Any]], *, diagra
         try:
             ref = classic_genome(study, base, g) if g is not None else None
             if g is not None and ref is not None:
-                from nasplay.report.diff import KNOB_WORDS
-
                 diffs = diff_genomes(ref, g)
-                knob_level = [d for d in diffs if d.kind in KNOB_WORDS or d.kind == "modules"]  # the table's short form
+                knob_level = [d for d in diffs if d.path in ("network", "input", "classes", "head", "aux")]  # the table's short form
                 row["diff"] = [d.text for d in diffs]
                 row["diff_text"] = diff_text(ref, g, diffs)
                 row["summary"] = (f"the search took {base} and changed nothing" if not diffs and not row["classic"] else
