@@ -30,6 +30,7 @@ def _plan(compose, tmp_path, *extra):
 
 def test_conditional_sampling_takes_only_what_each_base_accepts(compose, tmp_path):
     from nasplay import apply
+    from nasplay.complexity import complexity
 
     plan = _plan(compose, tmp_path)
     plan.study_dir.mkdir(parents=True)
@@ -61,12 +62,15 @@ def test_conditional_sampling_takes_only_what_each_base_accepts(compose, tmp_pat
         assert own == base_knobs(c, base)  # the classics' knobs: vgg16's norm=batch, lenet5 none
         assert spec.knobs == {**own, **{k: v for k, v in sampled.items() if v != table[base]["defaults"].get(k)}}
         flipped += any(v != table[base]["defaults"].get(k) for k, v in sampled.items())
-        if trial.user_attrs.get("refused"):
+        why = trial.user_attrs.get("refused")
+        if why and why.startswith("knobs:"):  # a combination the knobs refuse
             refused += 1
             with pytest.raises(ValueError):
-                g = resolve_genome(base, spec.knobs, shape)
-                from nasplay.complexity import complexity
-                assert complexity(g, num_classes=10).flops <= c.experiment.max_flops
+                resolve_genome(base, spec.knobs, shape)
+        elif why:  # over the budget: it builds, and its FLOPs are over experiment.max_flops
+            refused += 1
+            g = resolve_genome(base, spec.knobs, shape)
+            assert complexity(g, num_classes=10).flops == trial.user_attrs["flops"] > c.experiment.max_flops
         else:  # what trains is exactly the genome whose complexity was checked
             g = resolve_genome(base, spec.knobs, shape)
             assert g.hash == trial.user_attrs["genome_hash"] and trial.user_attrs["flops"] <= c.experiment.max_flops
