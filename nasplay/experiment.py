@@ -54,6 +54,10 @@ def _write_study_report(result: Any, console: Any) -> None:
 
         write_report(plan.study_dir)
         console.print(f"report: {report}", markup=False, highlight=False)
+        if plan.cfg.experiment.conditional:  # a search of the classics' space: its front, diffs and importances
+            from nasplay.report.search import write_search_report
+
+            console.print(f"search report: {write_search_report(plan.study_dir)}", markup=False, highlight=False)
         lg = plan.cfg.logger
         if lg.kind == "wandb" and fresh:
             data = json.loads((plan.study_dir / "report.json").read_text())

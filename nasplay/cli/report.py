@@ -36,6 +36,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alpha", type=float, default=None, help="significance level (default: the study's report.alpha, 0.05)")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--wandb", action="store_true", help="also log the report as a W&B run (offline unless WANDB_MODE=online)")
+    p.add_argument("--anytime", action="store_true", help="compare searchers instead: each directory is one run (seed) of a "
+                   "search; anytime curves of the best accuracy against trials, compute and wall time (median, IQR over runs)")
     p.set_defaults(func=run_cli)
 
 
@@ -46,9 +48,25 @@ def run_cli(args) -> int:
               "diagrams": not args.no_figures, "wandb": args.wandb}
     from nasplay.report.study import compare_studies, to_finite, write_study_report
 
+    if args.anytime:
+        from nasplay.report.search import anytime, render_anytime
+
+        try:
+            result = anytime(args.study_dirs, args.out, metric=args.metric, figures=not args.no_figures)
+        except ValueError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(json.dumps(to_finite(result), indent=2) if args.json else render_anytime(result) + f"anytime: {result['path']}")
+        return 0
     try:
         if len(args.study_dirs) == 1:
             path, report = write_study_report(args.study_dirs[0], args.out, **kwargs)
+            from pathlib import Path
+
+            if (Path(args.study_dirs[0]) / "space.json").exists():  # a search of the classics' space (nasplay.sweep.conditional)
+                from nasplay.report.search import write_search_report
+
+                report["search_report"] = str(write_search_report(args.study_dirs[0], args.out))
             reports, comparison = [report], None
         else:
             comparison, reports = compare_studies(args.study_dirs, args.out, **kwargs)

@@ -165,7 +165,9 @@ class ExperimentConfig:
     parameters fill ``sweep.space`` (entries given in ``sweep.space`` win). ``classics`` are networks
     trained beside a search on the same budget, once each with the first seed, before the sampled
     trials and never pruned (``{name: {arch: NAME, knobs: {...}}}``, arch defaulting to the name;
-    ``arch.knobs`` do not apply to them); their arms are ``classic NAME``.
+    ``arch.knobs`` do not apply to them); their arms are ``classic NAME``. ``conditional``,
+    ``max_flops`` and ``max_params`` are for searches of the classics' space (:mod:`nasplay.sweep.conditional`):
+    a classic's knobs are then its base's own.
 
     ``tune`` gives every arm the same chance: a grid of settings tuned per arm (``{optim.lr: [0.01, 0.1]}``,
     keys ``optim.*`` / ``trainer.*`` / ``data.*``), each value trained with each of ``tune_seeds`` (seeds the
@@ -193,6 +195,11 @@ class ExperimentConfig:
     budgets: list[float] = field(default_factory=list)
     pairs: int | None = None  # a paired design-space comparison: this many architectures from sweep.space, each under every arm
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)  # primary / secondary outcomes, margins, claims
+    # A conditional search (nasplay.sweep.conditional): the space's arch is a list of bases, each trial samples
+    # only the knobs (and values) its base accepts, as BASE.KNOB; null or false: every parameter for every trial.
+    conditional: bool | None = None
+    max_flops: float | None = None  # a sampled network over this (FLOPs of one image as trained) is refused untrained
+    max_params: float | None = None
 
     def check(self) -> ExperimentConfig:
         if not self.name or "/" in self.name:

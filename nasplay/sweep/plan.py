@@ -353,6 +353,9 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
     from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
     fields = {"optim": OptimConfig, "data": DataConfig, "trainer": TrainerConfig}
+    if c.experiment.conditional:  # knobs are checked per base network (nasplay.sweep.conditional)
+        from nasplay.sweep.conditional import check
+        check(c, data_shape)
     for name, spec in c.sweep.space.items():
         prefix, _, rest = name.partition(".")
         if prefix in fields:
@@ -361,9 +364,9 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
                 raise ValueError(f"sweep.space.{name}: {prefix} has no field {rest!r}; allowed: {allowed}")
         values = spec if isinstance(spec, (list, tuple)) else [spec["low"], spec["high"]]
         if name == "arch":
-            for v in values:
+            for v in [] if c.experiment.conditional else values:
                 resolve_genome(str(v), dict(c.arch.knobs), data_shape, where=f"sweep.space.arch={v}")
-        elif prefix == "knobs":
+        elif prefix == "knobs" and not c.experiment.conditional:
             for v in values:
                 resolve_genome(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
                                tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}", base=c.arch.knobs)

@@ -86,6 +86,9 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     if classic:
         arm = plan.arm(f"classic {classic}")
         return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seeds[0]), classic=True)
+    if c.experiment.conditional:  # a base network, then the knobs it accepts (nasplay.sweep.conditional)
+        from nasplay.sweep.conditional import suggest_conditional
+        return suggest_conditional(trial, plan)
     if plan.grid is not None and "seed" not in space:
         seed = trial.suggest_int("seed", 0, SEED_MAX)
     elif "seed" not in space:  # a retried trial (a dead worker's) keeps the seed it had
@@ -220,6 +223,9 @@ class TrialRunner:
 
         began, fitting, distributed = TrainingBegan(), False, False
         try:
+            if trial.user_attrs.get("refused"):  # a conditional sample the knobs or the budget refuse: never trained
+                from nasplay.sweep.conditional import check_refused
+                check_refused(trial)
             dm = self.datamodule(spec.overrides.get("data", {}))
             genome = self.genome(spec, dm)
             cx = complexity(genome, num_classes=dm.num_classes)
@@ -276,7 +282,7 @@ class TrialRunner:
             # train in other processes: only a failure before its fit counts there.
             if not fitting or (not began.began and not distributed):
                 trial.set_user_attr("setup_error", True)
-        curves = list(self.tracker.curves.rows)
+        curves = list(self.tracker.curves.rows) if started_tracker else []  # not the previous trial's (a refused one never starts)
         if not metrics:  # pruned or failed: the last value of each metric it logged
             metrics = {m: v for _, _, m, v in curves}
         if started_tracker:
