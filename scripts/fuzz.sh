@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export NASPLAY_FUZZ_EXAMPLES="${1:-2500}" NASPLAY_FUZZ_RANDOM=1 OMP_NUM_THREADS=1 OMP_WAIT_POLICY=PASSIVE
-exec .venv/bin/python -m pytest -q -p no:cacheprovider --timeout=0 tests/test_fuzz.py
+exec .venv/bin/python -m pytest -v -p no:cacheprovider --timeout=0 tests/test_fuzz.py
