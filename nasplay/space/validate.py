@@ -12,10 +12,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nasplay.space.genome import (
+    ACTIVATIONS,
+    ADD_SKIPS,
     CONV_FACTORS,
+    CONV_NORMS,
     HEAD_OUTPUTS,
     NORM_KINDS,
     POOL_KINDS,
+    SE,
     SKIPS,
     Act,
     Aux,
@@ -36,8 +40,7 @@ from nasplay.space.genome import (
     pair,
 )
 
-ACTIVATIONS = ("none", "relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "scaled_tanh")
-CONV_NORMS = ("none", "batch")
+__all__ = ["ACTIVATIONS", "CONV_NORMS", "Shape", "ConvPiece", "walk", "validate"]  # the vocabularies live in genome.py
 
 Shape = tuple[int, ...]  # (C, H, W) for a feature map, (F,) once flattened
 
@@ -53,7 +56,7 @@ class ConvPiece:
     padding: tuple[int, int]
     groups: int
     bias: bool
-    norm: bool  # BatchNorm after this piece
+    norm: bool  # the conv's norm (batch / layer) after this piece
     act: bool  # activation after this piece
 
 
@@ -125,7 +128,7 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
     _check_bool(f"{path}.bias", op.bias)
     _check_bool(f"{path}.separable", op.separable)
     pad = (k[0] // 2, k[1] // 2) if op.padding is None else _check_pair(f"{path}.padding", op.padding, 0)
-    norm, act = op.norm == "batch", op.act != "none"
+    norm, act = op.norm != "none", op.act != "none"
     mid = op.out if op.mid is None else op.mid
     if op.mid is not None:
         _check_int(f"{path}.mid", op.mid)
@@ -255,6 +258,12 @@ def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
         c, h, w = shape
         return (c, _fits(f"{path}.kernel", h, op.kernel, op.kernel, 0, h // op.kernel),
                 _fits(f"{path}.kernel", w, op.kernel, op.kernel, 0, w // op.kernel))
+    if isinstance(op, SE):
+        _check_int(f"{path}.squeeze", op.squeeze)
+        _check_choice(f"{path}.act", op.act, ACTIVATIONS)
+        if len(shape) != 3:
+            _fail(path, "squeeze-and-excitation needs a feature map")
+        return shape
     if isinstance(op, Linear):
         if where == "body":
             _fail(path, "a linear layer belongs in the head or an aux head, not in a block")
@@ -316,6 +325,19 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
     _check_choice(f"{path}.skip", b.skip, SKIPS)
     _check_choice(f"{path}.skip_norm", b.skip_norm, ("none", "batch"))
     _check_number(f"{path}.scale", b.scale)
+    _check_tuple(f"{path}.drop_path", b.drop_path, "rates")
+    if b.drop_path:
+        if b.skip not in ADD_SKIPS:
+            _fail(f"{path}.drop_path", f"drops an added residual; skip is {b.skip!r} (allowed with: {', '.join(ADD_SKIPS)})")
+        if len(b.drop_path) != b.repeat:
+            _fail(f"{path}.drop_path", f"needs one rate per copy ({b.repeat}), got {len(b.drop_path)}")
+        for i, p in enumerate(b.drop_path):
+            if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1):
+                _fail(f"{path}.drop_path[{i}]", f"must be a probability in [0, 1), got {p!r}")
+    if b.layer_scale is not None:
+        _check_number(f"{path}.layer_scale", b.layer_scale, strict=True)
+        if b.skip not in ADD_SKIPS:
+            _fail(f"{path}.layer_scale", f"scales an added residual; skip is {b.skip!r} (allowed with: {', '.join(ADD_SKIPS)})")
     _check_tuple(f"{path}.branches", b.branches, "Branches")
     if not b.branches:
         _fail(f"{path}.branches", "a block needs at least one branch")
@@ -330,6 +352,11 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
                   "use 'projection' (or the skip knob, which picks it where needed)")
         if b.skip == "projection":
             shortcut_stride(shape_in, shape, path)
+        if b.skip == "dense":
+            if shape[1:] != shape_in[1:] or len(shape) != 3:
+                _fail(f"{path}.skip", f"'dense' concatenates the input {shape_in} with the output {shape}: the maps "
+                      "must keep their size")
+            shape = (shape_in[0] + shape[0], *shape[1:])
         shape = ops_shape(b.post, shape, f"{path}.post", visit=visit)
         out.append(shape)
     return out
@@ -359,8 +386,9 @@ def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Sh
         _check_tuple(name, getattr(genome, name), {"stem": "Blocks", "stages": "Stages", "aux": "Aux heads"}[name])
     _check_int("input.channels", genome.input.channels)
     _check_int("input.size", genome.input.size)
-    if not (isinstance(genome.bn_eps, float) and genome.bn_eps > 0):
-        _fail("bn_eps", f"must be a positive float, got {genome.bn_eps!r}")
+    for eps in ("bn_eps", "ln_eps"):
+        if not (isinstance(getattr(genome, eps), float) and getattr(genome, eps) > 0):
+            _fail(eps, f"must be a positive float, got {getattr(genome, eps)!r}")
     shape: Shape = (genome.input.channels, genome.input.size, genome.input.size)
     inp = shape
     for i, b in enumerate(genome.stem):

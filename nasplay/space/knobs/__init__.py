@@ -18,10 +18,10 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nasplay.space.genome import Genome
+from nasplay.space.genome import ACTIVATIONS, POOL_KINDS, Genome
 from nasplay.space.knobs import branches, heads, inputs, ops, parse, widths, wiring
 from nasplay.space.knobs.tree import KnobError, show
-from nasplay.space.validate import ACTIVATIONS, walk
+from nasplay.space.validate import walk
 
 __all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
 
@@ -101,8 +101,8 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
     "norm": (" | ".join(ops.NORMS), "batch: BatchNorm after every conv; none: no normalisation (convs get a bias); lrn: "
              "local response normalisation after the first two k x k convs, as in AlexNet.", "norm=batch",
              parse.choice(*ops.NORMS, aliases={"bn": "batch", "batchnorm": "batch", "off": "none"}), ""),
-    "pool_kind": (" | ".join(ops.POOL_KINDS), "Max or average downsampling pools (LeNet's trainable subsampling becomes "
-                  "a pool).", "pool_kind=avg", parse.choice(*ops.POOL_KINDS, aliases={"average": "avg"}), ""),
+    "pool_kind": (" | ".join(POOL_KINDS), "Max or average downsampling pools (LeNet's trainable subsampling becomes "
+                  "a pool).", "pool_kind=avg", parse.choice(*POOL_KINDS, aliases={"average": "avg"}), ""),
     "pool": (" | ".join(ops.POOL_GEOMETRY), "Overlapping (3/2, AlexNet) or non-overlapping (2/2, VGG) downsampling pools.",
              "pool=nonoverlap", parse.choice(*ops.POOL_GEOMETRY, aliases={"overlapping": "overlap", "nonoverlapping":
                                                                           "nonoverlap", "non-overlapping": "nonoverlap"}), ""),

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nasplay.space.genome import Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
+from nasplay.space.genome import POOL_KINDS, Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
 from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse
 from nasplay.space.validate import pool_out
 
 FACTORIZE = ("none", "stacked", "asymmetric")
 NORMS = ("none", "batch", "lrn")
 POOL_GEOMETRY = ("overlap", "nonoverlap")
-POOL_KINDS = ("max", "avg")
 BODY = ("stem", "stage")
 
 

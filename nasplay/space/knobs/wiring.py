@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nasplay.space.genome import Aux, Block, Branch, Conv, Genome, Op, Subsample, pair
+from nasplay.space.genome import ADD_SKIPS, Aux, Block, Branch, Conv, Genome, Op, Subsample, pair
 from nasplay.space.knobs.tree import (
     KnobError,
     block_out,
@@ -20,7 +20,7 @@ from nasplay.space.knobs.tree import (
 )
 from nasplay.space.validate import Shape, block_shape, shortcut_stride
 
-SKIPS = ("none", "identity", "projection", "scaled")
+SKIPS = ("none", *ADD_SKIPS)  # the skip knob's values: the genome's added shortcuts (dense is its own knob)
 DEFAULT_SCALE = 0.2  # Inception-ResNet's residual scales are 0.1 - 0.3 (Szegedy et al. 2016, Sec. 3.3)
 
 

@@ -74,4 +74,13 @@ CANONICAL = ("lenet5", "alexnet", "vgg16", "inception_v1", "inception_v3", "resn
 
 
 def _load() -> None:
-    from nasplay.space.zoo import classic, inception, resnet, xception  # noqa: F401  (registers)
+    from nasplay.space.zoo import (  # noqa: F401  (registers)
+        classic,
+        convnext,
+        densenet,
+        inception,
+        mobilenet,
+        regnet,
+        resnet,
+        xception,
+    )
