@@ -173,7 +173,7 @@ class _Builder:
             if b.skip == "dense":
                 shape = (shape_in[0] + shape[0], *shape[1:])
             post, shape = self.ops(b.post, shape, f"{path}.post", fresh=fresh or b.skip != "none")
-            rate = float(b.drop_path[copy]) if b.drop_path else 0.0
+            rate = float(b.drop_path + copy * b.drop_path_step)
             mods.append(L.Block(branches, merge, b.skip, b.scale, shortcut, post, add_inplace, scale, rate))
         return mods, shape
 

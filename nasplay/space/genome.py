@@ -164,9 +164,9 @@ class Block:
     ``repeat`` stacks copies of the block (the copies are separate layers).
 
     Training-time behaviour of an added shortcut, which the builder owns: ``layer_scale`` multiplies the
-    residual by a learned per-channel scale initialised to it (ConvNeXt); ``drop_path`` gives each copy's
-    probability of dropping the residual for a whole sample while training (stochastic depth), one
-    rate per copy (or none).
+    residual by a learned per-channel scale initialised to it (ConvNeXt); ``drop_path`` is the first copy's
+    probability of dropping the residual for a whole sample while training (stochastic depth), and each
+    later copy's is ``drop_path_step`` more (the linear rule: rates grow with depth).
     """
 
     branches: tuple[Branch, ...]
@@ -178,7 +178,8 @@ class Block:
     repeat: int = 1
     name: str = ""
     layer_scale: float | None = field(default=None, metadata=NEW)
-    drop_path: tuple[float, ...] = field(default=(), metadata=NEW)
+    drop_path: float = field(default=0.0, metadata=NEW)
+    drop_path_step: float = field(default=0.0, metadata=NEW)
 
 
 @dataclass(frozen=True)

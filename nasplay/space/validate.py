@@ -325,15 +325,13 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
     _check_choice(f"{path}.skip", b.skip, SKIPS)
     _check_choice(f"{path}.skip_norm", b.skip_norm, ("none", "batch"))
     _check_number(f"{path}.scale", b.scale)
-    _check_tuple(f"{path}.drop_path", b.drop_path, "rates")
-    if b.drop_path:
-        if b.skip not in ADD_SKIPS:
-            _fail(f"{path}.drop_path", f"drops an added residual; skip is {b.skip!r} (allowed with: {', '.join(ADD_SKIPS)})")
-        if len(b.drop_path) != b.repeat:
-            _fail(f"{path}.drop_path", f"needs one rate per copy ({b.repeat}), got {len(b.drop_path)}")
-        for i, p in enumerate(b.drop_path):
-            if not (isinstance(p, (int, float)) and not isinstance(p, bool) and 0 <= p < 1):
-                _fail(f"{path}.drop_path[{i}]", f"must be a probability in [0, 1), got {p!r}")
+    _check_number(f"{path}.drop_path", b.drop_path)
+    _check_number(f"{path}.drop_path_step", b.drop_path_step)
+    last = b.drop_path + b.drop_path_step * (b.repeat - 1)
+    if b.drop_path >= 1 or last >= 1:
+        _fail(f"{path}.drop_path", f"rates must stay below 1; its copies go from {b.drop_path:g} to {last:g}")
+    if (b.drop_path or b.drop_path_step) and b.skip not in ADD_SKIPS:
+        _fail(f"{path}.drop_path", f"drops an added residual; skip is {b.skip!r} (allowed with: {', '.join(ADD_SKIPS)})")
     if b.layer_scale is not None:
         _check_number(f"{path}.layer_scale", b.layer_scale, strict=True)
         if b.skip not in ADD_SKIPS:

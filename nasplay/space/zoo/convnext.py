@@ -16,11 +16,12 @@ def convnext(depths: tuple[int, ...] = (3, 3, 9, 3), dims: tuple[int, ...] = (96
     total = sum(depths)
     stages, k = [], 0
     for i, (n, d) in enumerate(zip(depths, dims)):
-        rates = tuple(drop_path * (k + j) / (total - 1.0) for j in range(n))  # torchvision's expression
+        first = drop_path * k / (total - 1.0)  # torchvision's expression, for the same floats
         k += n
         block = Block((Branch((Conv(d, 7, groups=d, bias=True, norm="layer"), Conv(4 * d, 1, bias=True, act="gelu"),
                                Conv(d, 1, bias=True))),),
-                      skip="identity", repeat=n, layer_scale=layer_scale, drop_path=rates if drop_path else (),
+                      skip="identity", repeat=n, layer_scale=layer_scale, drop_path=first,
+                      drop_path_step=drop_path / (total - 1.0),
                       name="CNBlock")
         down = (seq(LN, Conv(d, 2, 2, 0, bias=True), name="Downsample"),) if i else ()
         stages.append(Stage((*down, block), f"stage{i + 1}"))

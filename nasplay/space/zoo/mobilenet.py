@@ -9,16 +9,16 @@ from nasplay.space.zoo.parts import GAP, inverted_residual, make_divisible, seq
 from nasplay.space.zoo.registry import register
 
 
-def _stage(blocks: list[tuple[tuple, str, tuple[float, ...]]], name: str) -> Stage:
-    """Consecutive equal blocks folded into one repeated block."""
+def _stage(blocks: list[tuple[tuple, str, float]], name: str, step: float = 0.0) -> Stage:
+    """Consecutive equal blocks folded into one repeated block (whose stochastic depth grows by ``step``)."""
     out: list[Block] = []
-    for ops, skip, rates in blocks:
-        b = Block((Branch(ops),), skip=skip, drop_path=rates)
+    for ops, skip, rate in blocks:
         prev = out[-1] if out else None
-        if prev is not None and prev.branches == b.branches and prev.skip == skip:
-            out[-1] = Block(prev.branches, skip=skip, repeat=prev.repeat + 1, drop_path=prev.drop_path + rates)
+        if prev is not None and prev.branches[0].ops == ops and prev.skip == skip:
+            out[-1] = Block(prev.branches, skip=skip, repeat=prev.repeat + 1, drop_path=prev.drop_path,
+                            drop_path_step=step if rate else 0.0)
         else:
-            out.append(b)
+            out.append(Block((Branch(ops),), skip=skip, drop_path=rate))
     return Stage(tuple(out), name)
 
 
@@ -36,7 +36,7 @@ def mobilenet_v1(width: float = 1.0, act: str = "relu6") -> Genome:
         if s == 2 and cur:
             stages.append(_stage(cur, names[len(stages)]))
             cur = []
-        cur.append(((Conv(cin, 3, s, groups=cin, norm="batch", act=act), Conv(out, 1, norm="batch", act=act)), "none", ()))
+        cur.append(((Conv(cin, 3, s, groups=cin, norm="batch", act=act), Conv(out, 1, norm="batch", act=act)), "none", 0.0))
         cin = out
     stages.append(_stage(cur, names[len(stages)]))
     return Genome(
@@ -68,7 +68,7 @@ def mobilenet_v2(width: float = 1.0, last: int = 1280, dropout: float = 0.2) -> 
         for j in range(n):
             stride = s if j == 0 else 1
             ops = inverted_residual(cin, out, t, 3, stride, "relu6")
-            blocks.append((ops, "identity" if stride == 1 and cin == out else "none", ()))
+            blocks.append((ops, "identity" if stride == 1 and cin == out else "none", 0.0))
             cin = out
         stages.append(_stage(blocks, f"bottleneck{i + 1}"))
     last_w = make_divisible(last * max(1.0, width))
@@ -110,9 +110,9 @@ def efficientnet(width: float = 1.0, depth: float = 1.0, size: int = 224, dropou
             ops = inverted_residual(c, out, e, k, stride, "silu", hidden=make_divisible(c * e), se=max(1, c // 4))
             rate = drop_path * float(k_block) / total  # torchvision's expression, for the same floats
             residual = stride == 1 and c == out
-            blocks.append((ops, "identity" if residual else "none", (rate,) if residual and rate else ()))
+            blocks.append((ops, "identity" if residual else "none", rate if residual else 0.0))
             k_block += 1
-        stages.append(_stage(blocks, f"mbconv{si + 1}"))
+        stages.append(_stage(blocks, f"mbconv{si + 1}", drop_path / total))
     last = 4 * setting[-1][4]
     stages.append(Stage((seq(Conv(last, 1, norm="batch", act="silu")),), "conv_last"))
     return Genome(
