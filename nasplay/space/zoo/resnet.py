@@ -74,12 +74,6 @@ for _name, _kw in _VARIANTS.items():
     _register(_name, _kw)
 
 
-@register("seresnet50", year=2017, paper="Hu et al. 2017, Squeeze-and-excitation networks (timm's SE-ResNet-50)",
-          reference="timm:seresnet50")
-def seresnet50() -> Genome:
-    return resnet((3, 4, 6, 3), se=16)
-
-
 @register("resnet50_v1", year=2015, paper=RESNET_PAPER + " (v1: stride on the first 1x1 conv)")
 def resnet50_v1() -> Genome:
     return resnet((3, 4, 6, 3), stride_in_1x1=True)
