@@ -24,22 +24,27 @@ VGGS = {"vgg11", "vgg13", "vgg16", "vgg19"}
 BASIC = {"resnet18", "resnet34"}
 BOTTLENECKS = {"resnet50", "resnet101", "resnet152", "resnet50_v1", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2"}
 ALL = set(NAMES)
+SE_BOTTLENECKS = {"seresnet50", "regnet_y_400mf"}  # bottleneck blocks with squeeze-and-excitation
+INVERTED = {"mobilenet_v2", "efficientnet_b0"}  # inverted residuals: 1x1 expansions around a depthwise conv
+NO_POOLS = {"mobilenet_v1", "regnet_y_400mf", "convnext_tiny"} | INVERTED  # strided convs downsample
 
 # Which networks refuse each knob value (the rest must give a network that trains).
 REFUSED: dict[tuple[str, object], set[str]] = {
     ("depth", 0.5): LENETS | {"alexnet", "inception_v1", "inception_v1_2014"},
     ("depth", 2): LENETS,
-    ("depth", "1,1,1,1"): ALL - BASIC - BOTTLENECKS,  # four stages: only the ResNets have them
-    ("bottleneck", "on"): LENETS | ALEXNETS | VGGS | {"xception"},
-    ("bottleneck", "off"): LENETS | ALEXNETS | VGGS | BASIC | {"xception"},
-    ("cardinality", 1): ALL - BOTTLENECKS - {"alexnet_2012"},
-    ("cardinality", 32): ALL - BOTTLENECKS - {"alexnet_2012"},
-    ("group_width", 8): ALL - BOTTLENECKS,
+    # four stages: the ResNets have them, and the decade's four-stage networks
+    ("depth", "1,1,1,1"): ALL - BASIC - BOTTLENECKS - SE_BOTTLENECKS - {"densenet121", "convnext_tiny"},
+    ("bottleneck", "on"): LENETS | ALEXNETS | VGGS | {"xception", "densenet121", "mobilenet_v1", "convnext_tiny"} | INVERTED,
+    ("bottleneck", "off"): LENETS | ALEXNETS | VGGS | BASIC | {"xception", "densenet121", "mobilenet_v1", "convnext_tiny"}
+    | INVERTED,
+    ("cardinality", 1): ALL - BOTTLENECKS - SE_BOTTLENECKS - {"alexnet_2012"},  # depthwise convs are not towers
+    ("cardinality", 32): ALL - BOTTLENECKS - SE_BOTTLENECKS - {"alexnet_2012"},
+    ("group_width", 8): ALL - BOTTLENECKS - SE_BOTTLENECKS,
     ("width", 0.5): {"lenet5"},  # its C3 connection table fixes the maps
     ("separable", "on"): set(),
     ("separable", "off"): set(),
     ("factorize", "none"): set(),
-    ("factorize", "stacked"): VGGS | {"xception"},  # only 3x3 (or separable) convs
+    ("factorize", "stacked"): VGGS | {"xception", "mobilenet_v1", "mobilenet_v2", "regnet_y_400mf"},  # only 3x3 convs
     ("factorize", "asymmetric"): set(),
     ("skip", "none"): set(),
     ("skip", "identity"): LENETS,  # unpadded convs: no shortcut fits
@@ -51,10 +56,10 @@ REFUSED: dict[tuple[str, object], set[str]] = {
     ("norm", "none"): set(),
     ("norm", "batch"): set(),
     ("norm", "lrn"): set(),
-    ("pool_kind", "avg"): set(),
-    ("pool_kind", "max"): set(),
-    ("pool", "overlap"): {"lenet5"},  # trainable subsampling has no overlapping form
-    ("pool", "nonoverlap"): set(),
+    ("pool_kind", "avg"): NO_POOLS,
+    ("pool_kind", "max"): NO_POOLS,
+    ("pool", "overlap"): {"lenet5"} | NO_POOLS,  # trainable subsampling has no overlapping form
+    ("pool", "nonoverlap"): NO_POOLS,
     ("aux", "on"): LENETS | ALEXNETS,  # too shallow
     ("aux", "off"): set(),
     ("head", "fc"): set(),

@@ -9,6 +9,7 @@ from torch import nn
 
 from nasplay.nn import layers as L
 from nasplay.space.genome import (
+    ADD_SKIPS,
     SE,
     Act,
     Block,
@@ -169,11 +170,12 @@ class _Builder:
                 shortcut = nn.Sequential(*sc)
             fresh = _fresh_residual(b)
             add_inplace = fresh and b.skip in ("identity", "projection")
-            scale = None if b.layer_scale is None else torch.full((shape[0], 1, 1), float(b.layer_scale))
+            added = b.skip in ADD_SKIPS  # layer scale and stochastic depth act on an added residual only
+            scale = torch.full((shape[0], 1, 1), float(b.layer_scale)) if added and b.layer_scale is not None else None
             if b.skip == "dense":
                 shape = (shape_in[0] + shape[0], *shape[1:])
             post, shape = self.ops(b.post, shape, f"{path}.post", fresh=fresh or b.skip != "none")
-            rate = float(b.drop_path + copy * b.drop_path_step)
+            rate = float(b.drop_path + copy * b.drop_path_step) if added else 0.0
             mods.append(L.Block(branches, merge, b.skip, b.scale, shortcut, post, add_inplace, scale, rate))
         return mods, shape
 

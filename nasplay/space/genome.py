@@ -163,7 +163,7 @@ class Block:
     (the input concatenated before the output: each copy reads everything before it, DenseNet).
     ``repeat`` stacks copies of the block (the copies are separate layers).
 
-    Training-time behaviour of an added shortcut, which the builder owns: ``layer_scale`` multiplies the
+    Behaviour of an added shortcut (inert on blocks without one), which the builder owns: ``layer_scale`` multiplies the
     residual by a learned per-channel scale initialised to it (ConvNeXt); ``drop_path`` is the first copy's
     probability of dropping the residual for a whole sample while training (stochastic depth), and each
     later copy's is ``drop_path_step`` more (the linear rule: rates grow with depth).

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from nasplay.space.genome import (
     ACTIVATIONS,
-    ADD_SKIPS,
     CONV_FACTORS,
     CONV_NORMS,
     HEAD_OUTPUTS,
@@ -330,12 +329,8 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
     last = b.drop_path + b.drop_path_step * (b.repeat - 1)
     if b.drop_path >= 1 or last >= 1:
         _fail(f"{path}.drop_path", f"rates must stay below 1; its copies go from {b.drop_path:g} to {last:g}")
-    if (b.drop_path or b.drop_path_step) and b.skip not in ADD_SKIPS:
-        _fail(f"{path}.drop_path", f"drops an added residual; skip is {b.skip!r} (allowed with: {', '.join(ADD_SKIPS)})")
-    if b.layer_scale is not None:
+    if b.layer_scale is not None:  # like drop_path, it acts on an added residual only (inert otherwise)
         _check_number(f"{path}.layer_scale", b.layer_scale, strict=True)
-        if b.skip not in ADD_SKIPS:
-            _fail(f"{path}.layer_scale", f"scales an added residual; skip is {b.skip!r} (allowed with: {', '.join(ADD_SKIPS)})")
     _check_tuple(f"{path}.branches", b.branches, "Branches")
     if not b.branches:
         _fail(f"{path}.branches", "a block needs at least one branch")
