@@ -165,8 +165,8 @@ class _Builder:
             if b.skip == "projection":
                 stride = shortcut_stride(shape_in, shape, path)
                 sc: list[nn.Module] = [nn.Conv2d(shape_in[0], shape[0], 1, stride, bias=False)]
-                if b.skip_norm == "batch":
-                    sc.append(nn.BatchNorm2d(shape[0], eps=self.eps))
+                if b.skip_norm != "none":
+                    sc.append(self.norm(b.skip_norm, shape[0]))
                 shortcut = nn.Sequential(*sc)
             fresh = _fresh_residual(b)
             add_inplace = fresh and b.skip in ("identity", "projection")

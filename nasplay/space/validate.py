@@ -322,7 +322,7 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
         _fail(path, f"expected a Block, got {type(b).__name__}")
     _check_int(f"{path}.repeat", b.repeat)
     _check_choice(f"{path}.skip", b.skip, SKIPS)
-    _check_choice(f"{path}.skip_norm", b.skip_norm, ("none", "batch"))
+    _check_choice(f"{path}.skip_norm", b.skip_norm, CONV_NORMS)
     _check_number(f"{path}.scale", b.scale)
     _check_number(f"{path}.drop_path", b.drop_path)
     _check_number(f"{path}.drop_path_step", b.drop_path_step)

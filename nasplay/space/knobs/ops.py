@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nasplay.space.genome import POOL_KINDS, Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
-from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse
+from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse, uses_bn
 from nasplay.space.validate import pool_out
 
 FACTORIZE = ("none", "stacked", "asymmetric")
-NORMS = ("none", "batch", "lrn")
+NORMS = ("none", "batch", "lrn", "layer")
 POOL_GEOMETRY = ("overlap", "nonoverlap")
 BODY = ("stem", "stage")
 
@@ -95,9 +95,23 @@ def _linear_projection(op: Conv, s: Site) -> bool:
     return s.part == "merge" and s.block is not None and s.block.skip != "none" and op.norm == "none"
 
 
+def _layer(g: Genome) -> Genome:
+    """Every BatchNorm (after a conv, stand-alone, on a projection shortcut) becomes a LayerNorm; LRN goes."""
+    out = map_ops(g, lambda op, s: None if isinstance(op, Norm) and op.kind == "lrn" else
+                  replace(op, kind="layer") if isinstance(op, Norm) else
+                  replace(op, norm="layer") if isinstance(op, Conv) and op.norm == "batch" else op)
+    return map_blocks(out, lambda b, shape, path, where: replace(b, skip_norm="layer") if b.skip == "projection"
+                      and b.skip_norm == "batch" else b)
+
+
 def norm(g: Genome, value: str) -> Genome:
     """batch: BatchNorm after every conv (no bias, no LRN); none: no BatchNorm, no LRN (convs that lose their
-    BatchNorm get a bias); lrn: no BatchNorm, LRN after the first two k x k convs (k > 1), as in AlexNet."""
+    BatchNorm get a bias); lrn: no BatchNorm, LRN after the first two k x k convs (k > 1), as in AlexNet;
+    layer: every BatchNorm becomes a LayerNorm over the channels (ConvNeXt), or, on a network without
+    BatchNorm, LayerNorm after every conv."""
+    if value == "layer":
+        has_bn = uses_bn(g) or any(isinstance(op, Norm) and op.kind == "batch" for op, _ in iter_ops(g))
+        return _layer(g if has_bn else norm(g, "batch"))
     bn = value == "batch"
 
     def fn(op: Op, s: Site) -> Op | None:
@@ -106,7 +120,7 @@ def norm(g: Genome, value: str) -> Genome:
         if isinstance(op, Conv):
             if bn and op.norm != "batch" and not _linear_projection(op, s):
                 return replace(op, norm="batch", bias=False)
-            if not bn and op.norm == "batch":
+            if not bn and op.norm != "none":
                 return replace(op, norm="none", bias=True)
         return op
 
