@@ -234,7 +234,7 @@ BAD: dict[str, tuple[Genome, str, str]] = {
         _net(*[_seq(Conv(8, 3, padding=0), Pool("max", 2)) for _ in range(3)], size=20),
         "stages[0].blocks[2].branches[0].ops[1].kernel", "use a larger input or the 'input' knob"),
     "unknown activation": (_net(_seq(Conv(8, 3, act="swish"))), "stages[0].blocks[0].branches[0].ops[0].act",
-                           "allowed: none, relu, tanh"),
+                           "allowed: none, relu, relu6, tanh"),
     "unknown standalone activation": (_net(OK, _seq(Act("mish"))), "stages[0].blocks[1].branches[0].ops[0].fn", "allowed:"),
     "identity skip on mismatched shapes": (_net(_seq(Conv(8, 3), skip="identity")), "stages[0].blocks[0].skip", "'projection'"),
     "scaled skip on a strided block": (_net(OK, _seq(Conv(8, 3, 2), skip="scaled")), "stages[0].blocks[1].skip", "'projection'"),

@@ -110,8 +110,9 @@ def norm(g: Genome, value: str) -> Genome:
     layer: every BatchNorm becomes a LayerNorm over the channels (ConvNeXt), or, on a network without
     BatchNorm, LayerNorm after every conv."""
     if value == "layer":
-        has_bn = uses_bn(g) or any(isinstance(op, Norm) and op.kind == "batch" for op, _ in iter_ops(g))
-        return _layer(g if has_bn else norm(g, "batch"))
+        normed = uses_bn(g) or any((isinstance(op, Norm) and op.kind in ("batch", "layer")) or
+                                   (isinstance(op, Conv) and op.norm == "layer") for op, _ in iter_ops(g))
+        return _layer(g if normed else norm(g, "batch"))
     bn = value == "batch"
 
     def fn(op: Op, s: Site) -> Op | None:
