@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasplay.space.genome import ACTIVATIONS, POOL_KINDS, Genome
-from nasplay.space.knobs import branches, heads, inputs, modern, ops, parse, widths, wiring
+from nasplay.space.knobs import branches, heads, inputs, modern, ops, parse, roadmap, widths, wiring
 from nasplay.space.knobs.tree import KnobError, show
 from nasplay.space.validate import walk
 
@@ -101,6 +101,12 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
     "expand": ("a number > 0", "Inverted bottlenecks (MobileNetV2, EfficientNet, ConvNeXt): the hidden width of "
                "each block's 1x1 expansion is this times the block's input channels, rounded to 8.", "expand=4",
                parse.number(float, 0, lo_open=True), ""),
+    "depthwise": (" | ".join(roadmap.DEPTHWISE), "on: the k x k conv of residual blocks that keeps its width becomes "
+                  "depthwise (ConvNeXt's ResNeXt-ify); first: also moved to the front of the block, at its input width; "
+                  "off: full convs.", "depthwise=on", parse.choice(*roadmap.DEPTHWISE, aliases={"true": "on",
+                                                                                               "false": "off"}), ""),
+    "kernel": ("an odd integer >= 1", "The k x k convs of residual blocks become this size (ConvNeXt: 7).", "kernel=7",
+               parse.number(int, 1), ""),
     "separable": ("on | off", "Depthwise + pointwise convs (Xception): off makes them full convs; on splits every full "
                   "k x k conv after the stem.", "separable=off", _ON_OFF, ""),
     "factorize": (" | ".join(ops.FACTORIZE), "n x n convs as one conv, as (n-1)/2 stacked 3x3s (n >= 5), or as 1 x n + "
@@ -112,10 +118,19 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
              parse.choice(*wiring.SKIPS, aliases={"off": "none", "false": "none", "on": "identity", "true": "identity"}), ""),
     "skip_scale": ("a number > 0 (default 0.2)", "The residual scale of scaled shortcuts.", "skip_scale=0.1",
                    parse.number(float, 0, lo_open=True), "skip"),
+    "downsample": (" | ".join(roadmap.DOWNSAMPLE), "separate: a stage's stride and width change move out of its first "
+                   "residual block into a layer of their own (norm, s x s conv at stride s), plus a norm after the "
+                   "head's pooling (ConvNeXt).", "downsample=separate", parse.choice(*roadmap.DOWNSAMPLE), ""),
     "dense": ("on | off", "Dense connectivity (DenseNet): on makes residual blocks that keep their grid concatenate "
               "their input instead of adding it; off makes dense blocks plain.", "dense=off", _ON_OFF, ""),
     "se": ("on | off", "Squeeze-and-excitation channel attention (SENet): on adds it after the last conv of every "
            "residual block (squeeze 1/16, rounded to 8), off removes it.", "se=on", _ON_OFF, ""),
+    "block_acts": (" | ".join(roadmap.ONE_ALL), "one: a residual block keeps one activation, after its widest conv, "
+                   "and none after the addition (ConvNeXt's fewer activations); all: one after every conv.",
+                   "block_acts=one", parse.choice(*roadmap.ONE_ALL), ""),
+    "block_norms": (" | ".join(roadmap.ONE_ALL), "one: a residual block keeps the norm of its first conv only "
+                    "(ConvNeXt's fewer norms); all: a norm after every conv.", "block_norms=one",
+                    parse.choice(*roadmap.ONE_ALL), ""),
     "drop_path": ("a number in [0, 1)", "Stochastic depth: residual blocks drop their residual in training with a "
                   "probability growing linearly from 0 to this at the last block (0: off).", "drop_path=0.1", _rate, ""),
     "layer_scale": ("a number > 0, or off", "A learned per-channel scale on every residual, initialised to this "
@@ -154,12 +169,17 @@ _STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]]
     (("branches",), lambda g, v: branches.branches(g, v["branches"])),
     (("width",), lambda g, v: widths.scale_widths(g, v["width"])),
     (("expand",), lambda g, v: modern.expand(g, v["expand"])),
+    (("depthwise",), lambda g, v: roadmap.depthwise(g, v["depthwise"])),
+    (("kernel",), lambda g, v: roadmap.kernel(g, v["kernel"])),
     (("separable",), lambda g, v: ops.separable(g, v["separable"])),
     (("factorize",), lambda g, v: ops.factorize(g, v["factorize"])),
     (("stem",), lambda g, v: modern.stem(g, v["stem"])),
     (("skip", "skip_scale"), lambda g, v: wiring.skip(g, v.get("skip"), v.get("skip_scale"))),
+    (("downsample",), lambda g, v: roadmap.downsample(g, v["downsample"])),
     (("dense",), lambda g, v: modern.dense(g, v["dense"])),
     (("se",), lambda g, v: modern.se(g, v["se"])),
+    (("block_acts",), lambda g, v: roadmap.block_acts(g, v["block_acts"])),
+    (("block_norms",), lambda g, v: roadmap.block_norms(g, v["block_norms"])),
     (("drop_path",), lambda g, v: modern.drop_path(g, v["drop_path"])),
     (("layer_scale",), lambda g, v: modern.layer_scale(g, None if v["layer_scale"] == "off" else v["layer_scale"])),
     (("activation",), lambda g, v: ops.activation(g, v["activation"], _TABLE["activation"][0])),

@@ -106,18 +106,40 @@ def _inverted(ops: tuple[Op, ...]) -> tuple[int, int | None, int] | None:
     return None
 
 
+def _invert(b: Block, shape: Shape, ratio: float) -> tuple[Block, ...] | None:
+    """A bottleneck block (1x1 reduce to w, k x k, 1x1 expand) inverted: in and out at w, ``ratio`` x w inside."""
+    from nasplay.space.knobs.wiring import _rewire, _with_convs, bottleneck_ops
+
+    trio = bottleneck_ops(b) if ratio > 1 else None
+    if trio is None:
+        return None
+    a, m, c = trio
+    w = a.out
+    hidden = _divisible(w * ratio)
+    groups = hidden if m.groups == m.out and m.groups > 1 else m.groups
+    convs = (replace(a, out=hidden), replace(m, out=hidden, groups=groups), replace(c, out=w))
+    inverted = replace(b, branches=(replace(b.branches[0], ops=_with_convs(b.branches[0].ops, convs)),))
+    return _rewire(inverted, shape, "batch" if a.norm == "batch" else "none")
+
+
 def expand(g: Genome, ratio: float) -> Genome:
     """The hidden width of every inverted bottleneck (MobileNetV2 / EfficientNet / ConvNeXt blocks that expand)
-    becomes ``ratio`` x the block's input channels, rounded to 8 (the depthwise conv between follows)."""
+    becomes ``ratio`` x the block's input channels, rounded to 8 (the depthwise conv between follows); a ratio > 1
+    inverts bottleneck blocks (1x1 reduce to w, k x k, 1x1 back to 4w): in and out at w, ``ratio`` x w inside,
+    ConvNeXt's 'inverted bottleneck' step (shortcuts follow the shapes)."""
     changed = 0
 
-    def fn(b: Block, shape: Shape, path: str, where: str) -> Block:
+    def fn(b: Block, shape: Shape, path: str, where: str) -> Block | tuple[Block, ...]:
         nonlocal changed
         if len(b.branches) != 1 or b.branches[0].split or b.merge:
             return b
         ops = b.branches[0].ops
         found = _inverted(ops)
         if found is None:
+            inverted = _invert(b, shape, ratio) if where == "stage" else None
+            if inverted is not None:
+                changed += 1
+                return inverted
             return b
         up, dw, _ = found
         hidden = _divisible(shape[0] * ratio)
@@ -130,8 +152,10 @@ def expand(g: Genome, ratio: float) -> Genome:
 
     out = map_blocks(g, fn, stem=False)
     if not changed:
-        raise refuse("expand", ratio, g, "it has no inverted bottlenecks (a 1x1 expansion around or after a depthwise "
-                     "conv, then a 1x1 projection)", "a number > 0")
+        why = "it has no inverted bottlenecks (a 1x1 expansion around or after a depthwise conv, then a 1x1 projection)"
+        if ratio > 1:
+            why += " and no bottleneck blocks to invert"
+        raise refuse("expand", ratio, g, why, "a number > 0")
     return out
 
 

@@ -96,10 +96,11 @@ def _linear_projection(op: Conv, s: Site) -> bool:
 
 
 def _layer(g: Genome) -> Genome:
-    """Every BatchNorm (after a conv, stand-alone, on a projection shortcut) becomes a LayerNorm; LRN goes."""
+    """Every BatchNorm (after a conv, stand-alone, on a projection shortcut) becomes a LayerNorm; LRN goes. Convs
+    that had a BatchNorm get a bias: a LayerNorm normalises across channels and does not absorb it."""
     out = map_ops(g, lambda op, s: None if isinstance(op, Norm) and op.kind == "lrn" else
                   replace(op, kind="layer") if isinstance(op, Norm) else
-                  replace(op, norm="layer") if isinstance(op, Conv) and op.norm == "batch" else op)
+                  replace(op, norm="layer", bias=True) if isinstance(op, Conv) and op.norm == "batch" else op)
     return map_blocks(out, lambda b, shape, path, where: replace(b, skip_norm="layer") if b.skip == "projection"
                       and b.skip_norm == "batch" else b)
 

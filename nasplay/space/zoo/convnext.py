@@ -21,10 +21,9 @@ def convnext(depths: tuple[int, ...] = (3, 3, 9, 3), dims: tuple[int, ...] = (96
         block = Block((Branch((Conv(d, 7, groups=d, bias=True, norm="layer"), Conv(4 * d, 1, bias=True, act="gelu"),
                                Conv(d, 1, bias=True))),),
                       skip="identity", repeat=n, layer_scale=layer_scale, drop_path=first,
-                      drop_path_step=drop_path / (total - 1.0),
-                      name="CNBlock")
+                      drop_path_step=drop_path / (total - 1.0))
         down = (seq(LN, Conv(d, 2, 2, 0, bias=True), name="Downsample"),) if i else ()
-        stages.append(Stage((*down, block), f"stage{i + 1}"))
+        stages.append(Stage((*down, block), f"layer{i + 1}"))  # ResNet's names: the roadmap's stages keep them
     return Genome(
         name="convnext",
         stem=(seq(Conv(dims[0], 4, 4, 0, bias=True, norm="layer"), name="Patchify"),),
