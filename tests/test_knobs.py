@@ -74,10 +74,18 @@ REFUSED: dict[tuple[str, object], set[str]] = {
     ("dense", "on"): PLAIN - {"inception_resnet_v2"} | {"mobilenet_v1"},  # no residual blocks
     ("dense", "off"): ALL - {"densenet121"},
     ("expand", 2): ALL - INVERTED - {"convnext_tiny"},
-    ("drop_path", 0.1): PLAIN | {"densenet121", "mobilenet_v1"},
-    ("layer_scale", 1e-6): PLAIN | {"densenet121", "mobilenet_v1"},
+    ("drop_path", 0.1): PLAIN - {"inception_resnet_v2"} | {"densenet121", "mobilenet_v1"},  # its residuals are scaled
+    ("layer_scale", 1e-6): PLAIN - {"inception_resnet_v2"} | {"densenet121", "mobilenet_v1"},
     ("stem", "patchify"): LENETS | ALEXNETS | VGGS | {"inception_v3", "inception_v4", "inception_resnet_v2", "xception"},
     ("norm", "layer"): set(),
+    # ConvNeXt's roadmap steps: residual blocks with a k x k conv that keeps its width (not separable ones)
+    ("depthwise", "on"): PLAIN | {"xception", "densenet121", "mobilenet_v1"},
+    ("depthwise", "first"): PLAIN | {"xception", "densenet121", "mobilenet_v1"},
+    ("depthwise", "off"): ALL - INVERTED - {"convnext_tiny"},  # only those have depthwise convs in residual blocks
+    ("kernel", 7): PLAIN | {"xception", "densenet121", "mobilenet_v1"},
+    ("block_acts", "one"): PLAIN | {"densenet121", "mobilenet_v1"},
+    ("block_norms", "one"): PLAIN | {"densenet121", "mobilenet_v1"},
+    ("downsample", "separate"): PLAIN | {"xception", "densenet121", "mobilenet_v1"},  # xception: pools in its blocks
 }
 
 
@@ -198,7 +206,8 @@ def test_knobs_lists_every_knob() -> None:
     table = knobs()
     need = {"skip", "factorize", "cardinality", "group_width", "separable", "depth", "width", "activation", "norm",
             "pool", "pool_kind", "head", "aux", "bottleneck", "input", "skip_scale", "head_width", "branches",
-            "se", "dense", "expand", "drop_path", "layer_scale", "stem"}
+            "se", "dense", "expand", "drop_path", "layer_scale", "stem", "depthwise", "kernel", "block_acts",
+            "block_norms", "downsample"}
     assert need == set(table)
     text = str(table)
     for name, spec in table.items():
@@ -323,7 +332,7 @@ def test_the_decades_knobs() -> None:
                                                                  "none", "dense"]
     assert walk(dense).head_in[0] == 512 + 512  # the last stage: its strided block gives 512, the dense copy adds 512
     assert complexity(apply("mobilenet_v2", expand=3)).params < complexity("mobilenet_v2").params
-    hidden = [op.out for op in _ops(apply("efficientnet_b0", expand=4)) if isinstance(op, Conv) and op.groups > 1]
+    hidden = [op.out for op in _ops(apply("efficientnet_b0", expand=4)) if isinstance(op, Conv) and op.depthwise]
     assert hidden[:3] == [32, 64, 96]  # the t=1 block keeps its width; then 4 x 16, 4 x 24
     with pytest.raises(ValueError, match=r"drop_path=1 is not allowed; allowed: a number in \[0, 1\)"):
         apply("resnet50", drop_path=1)

@@ -57,10 +57,10 @@ def test_compute_follows_the_papers_roadmap() -> None:
 # What `nasplay diff` says between a rung and the one before (a phrase of its text naming the change).
 NAMED = {
     "+stage ratio": "depth: 50 weighted layers", "+patchify stem": "stem: 1 conv, 1 pool in one path → 1 conv",
-    "+depthwise": "cardinality", "+width 96": "4×4, 64 /4 → 4×4, 96 /4", "+inverted bottleneck": "1×1, 192 → 1×1, 768",
-    "+depthwise first": "1×1→3×3→1×1 block + identity skip ×2 → 3×3→1×1→1×1 block", "+7x7 kernel": "3×3, 1×1 → 7×7",
+    "+depthwise": "→ 1×1→dw 3×3→1×1 block", "+width 96": "4×4, 64 /4 → 4×4, 96 /4", "+inverted bottleneck": "1×1, 192 → 1×1, 768",
+    "+depthwise first": "1×1→dw 3×3→1×1 block + identity skip ×2 → dw 3×3→1×1→1×1 block", "+7x7 kernel": "3×3, 1×1 → 7×7",
     "+gelu": "activations: ReLU → GELU", "+fewer activations": "removes GELU", "+fewer norms": "norm batch → none",
-    "+layernorm": ", LN", "+separate downsampling": "→ Downsample, 7×7→1×1→1×1 block + identity skip ×3",
+    "+layernorm": ", LN", "+separate downsampling": "→ Downsample, dw 7×7→1×1→1×1 block + identity skip ×3",
 }
 # The diff (nasplay/report/diff.py, outside the genome's code) does not yet describe stochastic depth or layer scale.
 UNNAMED = {"+drop_path": "stochastic depth", "convnext_tiny (+layer scale)": "layer scale"}

@@ -52,6 +52,8 @@ class Conv:
     the pieces are ``mid`` channels wide (default ``out``) and each gets the norm and activation.
     ``separable`` makes it a depthwise k x k conv followed by a pointwise 1 x 1 conv (Xception).
     ``table`` is a partial connection table: for each output map, the input maps it reads (LeNet-5 C3).
+    ``depthwise`` gives every channel its own filter (one group per channel, MobileNet): ``out`` equals the input
+    channels and ``groups`` stays 1, so widths can change without the groups following them.
     ``padding=None`` keeps the size at stride 1 (``k // 2``).
     """
 
@@ -67,6 +69,7 @@ class Conv:
     table: tuple[tuple[int, ...], ...] | None = None
     norm: str = "none"
     act: str = "none"
+    depthwise: bool = field(default=False, metadata=NEW)
     op: ClassVar[str] = "conv"
 
 

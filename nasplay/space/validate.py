@@ -126,6 +126,7 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
     _check_choice(f"{path}.act", op.act, ACTIVATIONS)
     _check_bool(f"{path}.bias", op.bias)
     _check_bool(f"{path}.separable", op.separable)
+    _check_bool(f"{path}.depthwise", op.depthwise)
     pad = (k[0] // 2, k[1] // 2) if op.padding is None else _check_pair(f"{path}.padding", op.padding, 0)
     norm, act = op.norm != "none", op.act != "none"
     mid = op.out if op.mid is None else op.mid
@@ -142,7 +143,15 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
             if not row or len(set(row)) != len(row) or not all(isinstance(j, int) and 0 <= j < cin for j in row):
                 _fail(f"{path}.table[{i}]", f"must list distinct input maps in 0..{cin - 1}, got {row!r}")
         return [ConvPiece(cin, op.out, k, op.stride, pad, 1, op.bias, norm, act)]
-    g = op.groups
+    if op.depthwise:
+        if op.separable or op.groups != 1 or op.table is not None:
+            _fail(f"{path}.depthwise", "a depthwise conv has one group per channel: separable false, groups 1, no table")
+        if op.out != cin or (op.factor != "none" and mid != cin):
+            _fail(f"{path}.out", f"a depthwise conv keeps its channels: out (and mid) must equal the input ({cin}), "
+                  f"got {op.out}")
+        g = cin
+    else:
+        g = op.groups
     if cin % g or op.out % g or (op.factor != "none" and mid % g):
         mids = f" and mid ({mid})" if op.factor != "none" else ""
         _fail(f"{path}.groups", f"{g} must divide the input ({cin}), output ({op.out}){mids} channels")

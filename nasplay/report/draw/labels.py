@@ -39,7 +39,7 @@ def kernel_text(op: Conv) -> str:
     if op.factor == "stacked":
         steps = conv_piece_count(op)
         return "+".join(["3×3"] * steps) if steps <= 3 else f"{steps}× 3×3"
-    return f"{'sep ' if op.separable else ''}{kh}×{kw}"
+    return f"{'sep ' if op.separable else 'dw ' if op.depthwise else ''}{kh}×{kw}"
 
 
 def act_suffix(fn: str) -> str:

@@ -97,7 +97,7 @@ def _inverted(ops: tuple[Op, ...]) -> tuple[int, int | None, int] | None:
         return pair(op.kernel) == (1, 1) and op.groups == 1 and op.stride == 1
 
     def dw(op: Conv, width: int) -> bool:
-        return op.groups == op.out == width and pair(op.kernel) != (1, 1)
+        return op.depthwise and op.out == width and pair(op.kernel) != (1, 1)
 
     if pw(a) and dw(m, a.out) and pw(c) and a.out > c.out:  # type: ignore[arg-type]
         return idx[0], idx[1], idx[2]
@@ -116,8 +116,7 @@ def _invert(b: Block, shape: Shape, ratio: float) -> tuple[Block, ...] | None:
     a, m, c = trio
     w = a.out
     hidden = _divisible(w * ratio)
-    groups = hidden if m.groups == m.out and m.groups > 1 else m.groups
-    convs = (replace(a, out=hidden), replace(m, out=hidden, groups=groups), replace(c, out=w))
+    convs = (replace(a, out=hidden), replace(m, out=hidden), replace(c, out=w))
     inverted = replace(b, branches=(replace(b.branches[0], ops=_with_convs(b.branches[0].ops, convs)),))
     return _rewire(inverted, shape, "batch" if a.norm == "batch" else "none")
 
@@ -146,7 +145,7 @@ def expand(g: Genome, ratio: float) -> Genome:
         new = list(ops)
         new[up] = replace(ops[up], out=hidden)  # type: ignore[type-var]
         if dw is not None:
-            new[dw] = replace(ops[dw], out=hidden, groups=hidden)  # type: ignore[type-var]
+            new[dw] = replace(ops[dw], out=hidden)  # type: ignore[type-var]
         changed += 1
         return replace(b, branches=(replace(b.branches[0], ops=tuple(new)),))
 

@@ -58,7 +58,7 @@ def separable(g: Genome, value: str) -> Genome:
 
     def eligible(op: Op, s: Site) -> bool:
         return (isinstance(op, Conv) and s.where == "stage" and s.path != first and not op.separable
-                and op.factor == "none" and op.table is None and pair(op.kernel) != (1, 1))
+                and not op.depthwise and op.factor == "none" and op.table is None and pair(op.kernel) != (1, 1))
 
     if not any(eligible(op, s) for op, s in convs):
         if any(op.separable for op, _ in convs):  # type: ignore[union-attr]

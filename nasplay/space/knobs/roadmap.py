@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nasplay.space.genome import ADD_SKIPS, Act, Block, Branch, Conv, Genome, Head, Norm, Op, pair
-from nasplay.space.knobs.tree import iter_ops, map_blocks, refuse, uses_bn
+from nasplay.space.knobs.tree import downsampling_pool, iter_ops, map_blocks, refuse, uses_bn
 from nasplay.space.validate import Shape
 
 DEPTHWISE = ("off", "on", "first")
@@ -60,14 +60,14 @@ def depthwise(g: Genome, value: str) -> Genome:
         i = idx[0]
         k: Conv = ops[i]  # type: ignore[assignment]
         if value == "off":
-            if k.groups != k.out:
+            if not k.depthwise:
                 return b
             changed += 1
-            return _set_path(b, ops[:i] + (replace(k, groups=1),) + ops[i + 1:])
+            return _set_path(b, ops[:i] + (replace(k, depthwise=False),) + ops[i + 1:])
         changed += 1
         if value == "on" or i == 0:
-            return _set_path(b, ops[:i] + (replace(k, groups=k.out),) + ops[i + 1:])
-        front = replace(k, out=shape[0], groups=shape[0])
+            return _set_path(b, ops[:i] + (replace(k, depthwise=True, groups=1),) + ops[i + 1:])
+        front = replace(k, out=shape[0], depthwise=True, groups=1)
         return _set_path(b, (front,) + ops[:i] + ops[i + 1:])
 
     out = map_blocks(g, fn, stem=False)
@@ -203,6 +203,9 @@ def downsample(g: Genome, value: str) -> Genome:
             ops = _residual_path(first, "stage")
             first_out = block_shape(first, shape, path)
             if b.skip == "projection" and ops is not None:
+                if any(downsampling_pool(op) for op in ops):
+                    raise refuse("downsample", value, g, f"{path} downsamples by pooling inside its residual path; only "
+                                 "strided convs move out into a layer of their own", " | ".join(DOWNSAMPLE))
                 s = -(-shape[1] // first_out[1])
                 d = first_out[0]
                 norm = (Norm(kind),) if kind != "none" else ()
@@ -214,8 +217,8 @@ def downsample(g: Genome, value: str) -> Genome:
                 for op in ops:
                     if isinstance(op, Conv):
                         op = replace(op, stride=1)
-                        if not fixed and op.groups == op.out and op.groups > 1:  # a depthwise conv reads the block input
-                            op = replace(op, out=d, groups=d)
+                        if not fixed and op.depthwise:  # a depthwise conv reads the block input
+                            op = replace(op, out=d)
                     fixed.append(op)
                 first = replace(_set_path(first, tuple(fixed)), skip="identity", skip_norm="batch")
                 new.append(first)
@@ -227,6 +230,8 @@ def downsample(g: Genome, value: str) -> Genome:
             shape = out
         stages.append(replace(st, blocks=_merge_equal(new)))
     if not changed:
+        if any(_residual_path(b, "stage") is not None for b in blocks):
+            return g  # its residual blocks keep their shapes already: the changes happen outside them
         raise refuse("downsample", value, g, "it has no residual blocks with a projection shortcut (where the stride "
                      "or width changes) to separate", " | ".join(DOWNSAMPLE))
     head = g.head

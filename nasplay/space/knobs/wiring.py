@@ -294,7 +294,7 @@ def bottleneck_ops(b: Block) -> tuple[Conv, Conv, Conv] | None:
     a, m, c = ops  # type: ignore[misc]
     # a reduction (not MobileNetV2's inverted expansion) around a k x k conv that is not depthwise
     if (_square(a) == 1 and _square(c) == 1 and _square(m) >= 3 and a.out == m.out and c.stride == 1 and a.groups == 1
-            and a.out <= c.out and m.groups < m.out):
+            and a.out <= c.out and not m.depthwise):
         return a, m, c
     return None
 

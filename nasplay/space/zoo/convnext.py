@@ -18,7 +18,7 @@ def convnext(depths: tuple[int, ...] = (3, 3, 9, 3), dims: tuple[int, ...] = (96
     for i, (n, d) in enumerate(zip(depths, dims)):
         first = drop_path * k / (total - 1.0)  # torchvision's expression, for the same floats
         k += n
-        block = Block((Branch((Conv(d, 7, groups=d, bias=True, norm="layer"), Conv(4 * d, 1, bias=True, act="gelu"),
+        block = Block((Branch((Conv(d, 7, depthwise=True, bias=True, norm="layer"), Conv(4 * d, 1, bias=True, act="gelu"),
                                Conv(d, 1, bias=True))),),
                       skip="identity", repeat=n, layer_scale=layer_scale, drop_path=first,
                       drop_path_step=drop_path / (total - 1.0))

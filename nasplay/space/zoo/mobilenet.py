@@ -36,7 +36,7 @@ def mobilenet_v1(width: float = 1.0, act: str = "relu6") -> Genome:
         if s == 2 and cur:
             stages.append(_stage(cur, names[len(stages)]))
             cur = []
-        cur.append(((Conv(cin, 3, s, groups=cin, norm="batch", act=act), Conv(out, 1, norm="batch", act=act)), "none", 0.0))
+        cur.append(((Conv(cin, 3, s, depthwise=True, norm="batch", act=act), Conv(out, 1, norm="batch", act=act)), "none", 0.0))
         cin = out
     stages.append(_stage(cur, names[len(stages)]))
     return Genome(

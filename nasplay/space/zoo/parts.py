@@ -48,7 +48,7 @@ def inverted_residual(cin: int, out: int, expand: float, kernel: int, stride: in
     ops: list = []
     if hidden != cin:
         ops.append(Conv(hidden, 1, norm="batch", act=act))
-    ops.append(Conv(hidden, kernel, stride, groups=hidden, norm="batch", act=act))
+    ops.append(Conv(hidden, kernel, stride, depthwise=True, norm="batch", act=act))
     if se is not None:
         ops.append(SE(se, se_act or act))
     ops.append(Conv(out, 1, norm="batch"))
