@@ -23,7 +23,15 @@ DISPLAY_NAMES = {
     "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16", "inception_v1": "Inception-v1 (GoogLeNet)",
     "inception_v3": "Inception-v3", "resnet50": "ResNet-50", "xception": "Xception", "inception_v4": "Inception-v4",
     "inception_resnet_v2": "Inception-ResNet-v2", "resnext50_32x4d": "ResNeXt-50 (32×4d)",
+    "densenet121": "DenseNet-121", "mobilenet_v1": "MobileNet v1", "seresnet50": "SE-ResNet-50",
+    "mobilenet_v2": "MobileNet v2", "efficientnet_b0": "EfficientNet-B0", "regnet_y_400mf": "RegNetY-400MF",
+    "convnext_tiny": "ConvNeXt-T",
 }
+# The second poster: the decade after the ten, 2016-2022 (issue 14).
+DECADE = ("densenet121", "mobilenet_v1", "seresnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf",
+          "convnext_tiny")
+POSTER_TITLES = {"classic": "The classic CNNs, drawn from their genomes",
+                 "decade": "The decade after, 2016-2022, drawn from the same genome"}
 POSTER_PANEL_HEIGHTS = (4.8, 5.6, 6.6, 7.8)  # inches: a network taller than its panel wraps into columns
 POSTER_ASPECT = 1.5  # width / height the poster aims at
 
@@ -105,14 +113,16 @@ def diagram_svg(genome: Genome | str, **kw) -> str:
     return to_svg(render(layout_genome(genome, **kw)))
 
 
-def poster_names() -> list[str]:
-    """The ten classic CNNs in the order of their papers."""
-    from nasplay.space.zoo import CANONICAL, entry
+def poster_names(era: str = "classic") -> list[str]:
+    """The ten classic CNNs (``era="classic"``) or the decade after them (``"decade"``), in the order of their papers."""
+    from nasplay.space.zoo import CANONICAL, entry, list_genomes
 
+    if era == "decade":
+        return [n for n in list_genomes() if n in DECADE]
     return sorted(CANONICAL, key=lambda n: entry(n).year)
 
 
-def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True) -> Diagram:
+def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True, title: str = POSTER_TITLES["classic"]) -> Diagram:
     """The poster's layout model: one panel per network with its year, params and FLOPs.
 
     Tries a few panel heights (taller panels wrap less) and page widths, and keeps the smallest page
@@ -153,17 +163,19 @@ def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True) -> 
                 best = (score, height, width)
     assert best is not None
     grid = row_pack(panels(best[1]), best[2])
-    page = Diagram(0.0, 0.0, [], [], [], [], title="The classic CNNs, drawn from their genomes")
+    page = Diagram(0.0, 0.0, [], [], [], [], title=title)
     page.texts.append(Text(0.0, 0.15, page.title + " (nasplay draw --all)", "title"))
     merge(page, grid, 0.0, 0.45)
     return page
 
 
-def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence[str] | None = None) -> Diagram:
-    """Draw the poster of the ten classic CNNs (or ``names``) to a path or file object."""
+def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence[str] | None = None,
+                era: str = "classic") -> Diagram:
+    """Draw the poster of the ten classic CNNs (``era="decade"``: the decade after them; or ``names``) to a path or
+    file object."""
     from nasplay.report.draw.render import render, save
 
-    dia = layout_poster(names)
+    dia = layout_poster(names or poster_names(era), title=POSTER_TITLES[era])
     save(render(dia), target, fmt)
     return dia
 
@@ -178,6 +190,10 @@ def cmd_draw(args: argparse.Namespace) -> int:
                 raise ValueError("draw: give a network name or --all, not both")
             out = args.out or "poster.svg"
             draw_poster(out)
+            base = Path(out)
+            second = base.with_name(f"{base.stem}_2016-2022{base.suffix}")
+            draw_poster(second, era="decade")
+            out = f"{out} and {second}"
         else:
             if not args.name:
                 raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
@@ -196,14 +212,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "draw", help="draw a compact diagram of a network (SVG / PNG)",
         description="Draw a network from its genome: stem, stages, modules with ×N, towers, skips, aux heads and head, "
-                    "with params and FLOPs in the title. --all draws the ten classic CNNs on one poster.",
+                    "with params and FLOPs in the title. --all draws the ten classic CNNs on one poster, "
+                    "and the decade after them (2016-2022) on a second.",
         epilog="examples:\n  nasplay draw inception_v3 --out v3.png\n  nasplay draw resnet50 skip=none --out plain50.svg\n"
                "  nasplay draw my_genome.yaml --out mine.svg\n  nasplay draw --all --out poster.svg",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="a zoo name (nasplay list) or a genome .yaml/.json file")
     p.add_argument("knobs", nargs="*", metavar="knob=value", help="innovation knobs to apply first, e.g. skip=none")
     p.add_argument("--out", "-o", help="output file; .svg, .png or .pdf (default: NAME.svg, poster.svg with --all)")
-    p.add_argument("--all", action="store_true", help="the ten classic CNNs on one page, in the order of their papers")
+    p.add_argument("--all", action="store_true", help="the ten classic CNNs on one page, in the order of their papers, and "
+                   "the decade after them on a second (OUT with _2016-2022 before its extension)")
     p.add_argument("--no-legend", action="store_true", help="leave the legend out")
     p.add_argument("--max-height", type=float, default=8.0, help="wrap into columns above this height, inches (default 8)")
     p.add_argument("--expand", action="store_true", help="draw every block; do not collapse modules that differ only in widths")
