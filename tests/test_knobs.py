@@ -43,7 +43,7 @@ REFUSED: dict[tuple[str, object], set[str]] = {
     ("cardinality", 32): ALL - BOTTLENECKS - SE_BOTTLENECKS - {"alexnet_2012"},
     ("group_width", 8): ALL - BOTTLENECKS - SE_BOTTLENECKS,
     ("width", 0.5): {"lenet5"},  # its C3 connection table fixes the maps
-    ("separable", "on"): set(),
+    ("separable", "on"): INVERTED | {"mobilenet_v1"},  # their k x k convs are depthwise already
     ("separable", "off"): set(),
     ("factorize", "none"): set(),
     ("factorize", "stacked"): VGGS | {"xception", "mobilenet_v1", "mobilenet_v2", "regnet_y_400mf"},  # only 3x3 convs
@@ -71,9 +71,10 @@ REFUSED: dict[tuple[str, object], set[str]] = {
     # the decade after the ten (issue 14)
     ("se", "on"): PLAIN | INCEPTIONS | {"densenet121", "mobilenet_v1"},  # no single-path residual blocks
     ("se", "off"): ALL - {"seresnet50", "efficientnet_b0", "regnet_y_400mf"},
-    ("dense", "on"): PLAIN - {"inception_resnet_v2"} | {"mobilenet_v1"},  # no residual blocks
+    ("dense", "on"): PLAIN - {"inception_resnet_v2"} | {"mobilenet_v1", "convnext_tiny"},  # no residual blocks; or
+    # blocks that open with a depthwise conv (it keeps the channels it reads; dense copies read more each time)
     ("dense", "off"): ALL - {"densenet121"},
-    ("expand", 2): ALL - INVERTED - {"convnext_tiny"},
+    ("expand", 2): ALL - INVERTED - {"convnext_tiny"} - BOTTLENECKS - SE_BOTTLENECKS,  # bottlenecks invert
     ("drop_path", 0.1): PLAIN - {"inception_resnet_v2"} | {"densenet121", "mobilenet_v1"},  # its residuals are scaled
     ("layer_scale", 1e-6): PLAIN - {"inception_resnet_v2"} | {"densenet121", "mobilenet_v1"},
     ("stem", "patchify"): LENETS | ALEXNETS | VGGS | {"inception_v3", "inception_v4", "inception_resnet_v2", "xception"},

@@ -74,13 +74,34 @@ def dense(g: Genome, value: str) -> Genome:
                      "on | off")
 
     def fn(b: Block, shape: Shape, path: str, where: str) -> Block:
+        b = _fit_depthwise(b, shape)  # concatenations widen what later blocks read
         if b.skip not in ADD_SKIPS:
             return b
         plain = replace(b, skip="none", scale=1.0, layer_scale=None, drop_path=0.0, drop_path_step=0.0)
         out = block_shape(replace(plain, repeat=1), shape, path)
-        return replace(plain, skip="dense") if out[1:] == shape[1:] else plain
+        if out[1:] != shape[1:]:
+            return plain
+        convs = [op for br in b.branches for op in br.ops if isinstance(op, Conv)]
+        if convs and convs[0].depthwise:
+            raise refuse("dense", value, g, f"{path} opens with a depthwise conv, which keeps the channels it reads, while "
+                         "dense copies read more each time", "on | off")
+        return replace(plain, skip="dense")
 
     return map_blocks(g, fn)
+
+
+def _fit_depthwise(b: Block, shape: Shape) -> Block:
+    """``b`` with each depthwise conv of a single path as wide as what it reads."""
+    if len(b.branches) != 1 or b.branches[0].split:
+        return b
+    cin, ops = shape[0], []
+    for op in b.branches[0].ops:
+        if isinstance(op, Conv):
+            if op.depthwise and op.out != cin:
+                op = replace(op, out=cin)
+            cin = op.out
+        ops.append(op)
+    return replace(b, branches=(replace(b.branches[0], ops=tuple(ops)),))
 
 
 # --- expand ---------------------------------------------------------------------------------------------
