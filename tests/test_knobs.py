@@ -506,6 +506,10 @@ def test_knobs_command(capsys: pytest.CaptureFixture) -> None:
     assert "skip=identity          refused  no stage block" in out and "activation=tanh        changed" in out
     assert "aux=off                same" in out
     assert cli_main(["knobs", "lenet6"]) == 2 and "unknown network 'lenet6'" in capsys.readouterr().err
+    assert cli_main(["knobs", "resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "se=on                  changed" in out and "expand=4               changed" in out
+    assert "dense=off              refused  it has no dense (concatenating) blocks" in out
 
 
 def test_knob_errors_are_value_errors() -> None:
