@@ -337,8 +337,13 @@ def test_the_decades_knobs() -> None:
     assert hidden[:3] == [32, 64, 96]  # the t=1 block keeps its width; then 4 x 16, 4 x 24
     with pytest.raises(ValueError, match=r"drop_path=1 is not allowed; allowed: a number in \[0, 1\)"):
         apply("resnet50", drop_path=1)
-    with pytest.raises(ValueError, match=r"expand=2.0 has no meaning on resnet50: it has no inverted bottlenecks"):
-        apply("resnet50", expand=2)
+    inverted = apply("resnet50", expand=4)  # ConvNeXt's inverted bottleneck: in and out at w, 4w inside
+    assert [op.out for op in inverted.stages[0].blocks[0].branches[0].ops] == [256, 256, 64]
+    assert walk(inverted).head_in[0] == 512 and inverted.stages[0].blocks[0].skip == "identity"
+    with pytest.raises(ValueError, match=r"expand=0.5 has no meaning on resnet50: it has no inverted bottlenecks"):
+        apply("resnet50", expand=0.5)
+    with pytest.raises(ValueError, match=r"expand=2.0 has no meaning on vgg16: .* and no bottleneck blocks to invert"):
+        apply("vgg16", expand=2)
     with pytest.raises(ValueError, match=r"stem='patchify' has no meaning on inception_v3: its stem does not downsample "
                        r"by a whole factor \(299 -> 35 pixels\)"):
         apply("inception_v3", stem="patchify")
