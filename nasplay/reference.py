@@ -4,7 +4,8 @@ Our builder registers modules in the order the references do — branches in con
 nested splits depth-first, BatchNorm after its conv — except for two conventions: shortcut layers
 come after a block's residual branch, and auxiliary heads after the body, before the classifier.
 :func:`reference_order` brings a reference's state dict into that order; tensors are then matched
-one to one, and every shape must agree.
+one to one, and every shape must agree — up to trailing unit dimensions: a linear layer over the
+channels at each position (ConvNeXt's) is our 1 x 1 conv, its ``(out, in)`` weight our ``(out, in, 1, 1)``.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import nn
 
 from nasplay.space.genome import Genome
 
-SHORTCUT_NAMES = ("downsample", "skip", "skipbn", "shortcut")
+SHORTCUT_NAMES = ("downsample", "skip", "skipbn", "shortcut", "proj")
 _AUX = re.compile(r"aux", re.IGNORECASE)
 
 
@@ -60,11 +61,19 @@ def transfer(ours: nn.Module, reference: nn.Module) -> nn.Module:
     new = {}
     for (k, v), rk in zip(mine.items(), order):
         rv = theirs[rk]
-        if tuple(v.shape) != tuple(rv.shape):
+        if _core(v.shape) != _core(rv.shape) or v.dim() < rv.dim():
             raise ValueError(f"shape mismatch: our {k} {tuple(v.shape)} vs reference {rk} {tuple(rv.shape)}")
-        new[k] = rv.detach().clone()
+        new[k] = rv.detach().clone().reshape(v.shape)
     ours.load_state_dict(new)
     return ours
+
+
+def _core(shape: torch.Size) -> tuple[int, ...]:
+    """A shape without its trailing unit dimensions."""
+    dims = list(shape)
+    while dims and dims[-1] == 1:
+        dims.pop()
+    return tuple(dims)
 
 
 def _has_aux(reference: nn.Module) -> bool:
@@ -114,4 +123,9 @@ def reference_model(name: str, *, aux: bool = True) -> nn.Module:
     import torchvision
 
     kw = {"aux_logits": aux, "init_weights": False} if ref in _TORCHVISION_AUX else {}
+    if ref.startswith("regnet"):
+        # torchvision's RegNet computes its widths with tensors, which the meta device cannot read back
+        with torch.device("cpu"):
+            model = getattr(torchvision.models, ref)(weights=None)
+        return model.to(torch.get_default_device())
     return getattr(torchvision.models, ref)(weights=None, **kw)

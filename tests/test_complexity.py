@@ -95,6 +95,14 @@ DEPTHS = {
     "inception_resnet_v2": 5 + 3 + 10 * 4 + 3 + 20 * 4 + 3 + 10 * 4 + 1 + 1,
     # Chollet's 36 convs, of which 34 separable count twice (depthwise and pointwise), and the fc
     "xception": 2 + 2 * 34 + 1,
+    # the decade after: squeeze-and-excitation gates the path without lengthening it (SE-ResNet-50 stays 50)
+    "densenet121": 121,  # the name: conv, 2 x (6 + 12 + 24 + 16) dense layers, 3 transitions, fc
+    "seresnet50": 50,
+    "mobilenet_v1": 28,  # "counting depthwise and pointwise convolutions as separate layers, MobileNet has 28 layers"
+    "mobilenet_v2": 1 + 2 + 16 * 3 + 1 + 1,  # stem, t=1 block (dw, project), 16 x (expand, dw, project), 1x1, fc
+    "efficientnet_b0": 1 + 2 + 15 * 3 + 1 + 1,  # as MobileNetV2, 16 MBConv blocks
+    "regnet_y_400mf": 1 + 16 * 3 + 1,  # stem, 16 bottleneck blocks, fc
+    "convnext_tiny": 1 + 18 * 3 + 3 + 1,  # patchify stem, 18 blocks (dw 7x7, two 1x1), 3 downsampling convs, fc
 }
 
 
@@ -111,15 +119,17 @@ def test_depth_of_a_hand_made_genome() -> None:
 
 _KINDS = {
     nn.Conv2d: "conv", L.TableConv2d: "conv", nn.Linear: "linear", L.RBFOutput: "linear",
-    nn.BatchNorm2d: "norm", nn.LocalResponseNorm: "norm", L.Subsample: "subsample", nn.Dropout: "dropout",
+    nn.BatchNorm2d: "norm", nn.LocalResponseNorm: "norm", L.LayerNorm2d: "norm", L.SqueezeExcite: "se",
+    L.Subsample: "subsample", nn.Dropout: "dropout",
     nn.MaxPool2d: "pool", nn.AvgPool2d: "pool", nn.AdaptiveAvgPool2d: "pool", nn.AdaptiveMaxPool2d: "pool",
     **{cls: "act" for name, cls in L.ACTIVATIONS.items() if name != "none"},
 }
 
 
 def module_counts(net: nn.Module) -> dict[str, int]:
-    """Layers by kind in the built module, aux heads excluded."""
+    """Layers by kind in the built module, aux heads excluded; an SE module counts as one layer."""
     aux = {id(m) for m in net.aux.modules()}
+    aux |= {id(m) for se in net.modules() if isinstance(se, L.SqueezeExcite) for m in se.modules() if m is not se}
     counts = Counter(_KINDS[type(m)] for m in net.modules() if type(m) in _KINDS and id(m) not in aux)
     return dict(sorted(counts.items()))
 

@@ -319,6 +319,30 @@ def test_poster_shows_the_ten_in_the_order_of_their_papers():
     assert "Inception-ResNet-v2, 2016" in texts and "55.8 M params · 26.3 GFLOPs · input 3×299×299" in texts
 
 
+def test_second_poster_shows_the_decade_after(tmp_path):
+    names = poster_names("decade")
+    assert names == ["densenet121", "mobilenet_v1", "seresnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf",
+                     "convnext_tiny"]
+    poster = layout_poster(names, title="the decade")
+    panels = [t.text for t in poster.texts if t.role == "panel"]
+    assert panels[0] == "DenseNet-121, 2016" and panels[-1] == "ConvNeXt-T, 2022" and len(panels) == 7
+    subtitles = [t.text for t in poster.texts if t.role == "subtitle"]
+    assert subtitles[-1].startswith("28.6 M params")
+    check_no_overlaps(poster)
+    texts = check_files(poster)
+    assert "SE-ResNet-50, 2017" in texts
+
+
+def test_draw_all_writes_both_posters(tmp_path, capsys):
+    from nasplay.cli import main
+
+    out = tmp_path / "p.svg"
+    assert main(["draw", "--all", "--out", str(out)]) == 0
+    second = tmp_path / "p_2016-2022.svg"
+    assert out.exists() and second.exists() and str(second) in capsys.readouterr().out
+    assert "ConvNeXt-T, 2022" in second.read_text() and "ConvNeXt-T" not in out.read_text()
+
+
 # --- diffs --------------------------------------------------------------------------------------
 def test_diff_inception_v3_to_v4():
     diffs = diff_genomes("inception_v3", "inception_v4")

@@ -142,6 +142,12 @@ def randomise(m: nn.Module) -> nn.Module:
                 mod.running_var.uniform_(0.5, 2.0)
                 mod.weight.uniform_(0.5, 1.5)
                 mod.bias.uniform_(-0.2, 0.2)
+            elif isinstance(mod, nn.LayerNorm):
+                mod.weight.uniform_(0.5, 1.5)
+                mod.bias.uniform_(-0.2, 0.2)
+            # ConvNeXt's layer scale starts at 1e-6: left there, its blocks would add nothing to compare
+            if isinstance(getattr(mod, "layer_scale", None), nn.Parameter):
+                mod.layer_scale.uniform_(0.5, 1.5)
     return m
 
 
@@ -275,3 +281,63 @@ def test_from_reference_refuses_another_architecture() -> None:
 def test_reference_model_only_for_networks_with_a_reference() -> None:
     with pytest.raises(ValueError, match="lenet5: no torchvision or timm implementation"):
         reference_model("lenet5")
+
+
+# --- the decade after the ten (issue 14): also at another size, and in training with stochastic depth ---------
+DECADE = {  # the libraries' parameter counts
+    "densenet121": 7_978_856, "seresnet50": 28_088_024, "mobilenet_v1": 4_231_976, "mobilenet_v2": 3_504_872,
+    "efficientnet_b0": 5_288_548, "regnet_y_400mf": 4_344_144, "convnext_tiny": 28_589_128,
+}
+SMALL = 64  # another size, small enough for every test to stay fast on a CPU
+# Native-size FLOPs as FlopCounterMode counts them on the references (a multiply-add is 2).
+DECADE_FLOPS = {
+    "densenet121": 5_668_323_328, "seresnet50": 8_183_398_400, "mobilenet_v1": 1_137_480_704,
+    "mobilenet_v2": 601_548_544, "efficientnet_b0": 771_629_504, "regnet_y_400mf": 803_685_696,
+    "convnext_tiny": 8_911_062_528,
+}
+
+
+def test_the_decade_is_registered_with_its_references() -> None:
+    assert set(DECADE) <= set(REF_NAMES)
+    assert {n: (complexity(n).params, complexity(n).flops) for n in DECADE} == {
+        n: (DECADE[n], DECADE_FLOPS[n]) for n in DECADE}
+
+
+@pytest.mark.parametrize("name", list(DECADE))
+def test_params_and_flops_at_another_size(name: str) -> None:
+    c = complexity(name, input_size=SMALL)
+    with torch.device("meta"):
+        ref = reference_model(name)
+    assert trainable(ref) == c.params == DECADE[name]
+    assert flops(ref, SMALL) == c.flops < DECADE_FLOPS[name] / 10
+
+
+@pytest.mark.parametrize("reference", list(DECADE), indirect=True)
+def test_outputs_at_another_size_in_eval_and_training(reference: tuple[str, nn.Module]) -> None:
+    """Eval, then train mode (batch statistics, dropout and stochastic depth drawing the same random numbers)."""
+    name, ref = reference
+    ours = from_reference(name, ref)
+    x = torch.randn(1, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        expected, got = ref(x), ours(x)
+    _meaningful(expected)
+    assert rel_diff(expected, got) <= 1e-5
+    ref.train()
+    ours.train()
+    try:
+        x = torch.randn(4, 3, SMALL, SMALL, generator=torch.Generator().manual_seed(2))
+        with torch.no_grad():
+            torch.manual_seed(3)
+            expected = ref(x)
+            torch.manual_seed(3)
+            got = ours(x)
+            torch.manual_seed(4)
+            other = ours(x)
+    finally:
+        ref.eval()
+    _meaningful(expected)
+    assert rel_diff(expected, got) <= 1e-5
+    # where the network draws random numbers in training (dropout, stochastic depth) another seed differs
+    random = any(isinstance(m, nn.Dropout) and m.p > 0 for m in ours.modules()) or any(
+        getattr(m, "drop_path", 0) for m in ours.modules())
+    assert (rel_diff(expected, other) > 1e-3) == random

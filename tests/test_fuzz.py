@@ -270,13 +270,25 @@ KNOB_VALUES: dict[str, list] = {
     "skip": ["none", "identity", "projection", "scaled"],
     "skip_scale": [0.1, 0.5],
     "activation": ACTS,
-    "norm": ["none", "batch", "lrn"],
+    "norm": ["none", "batch", "lrn", "layer"],
     "pool_kind": ["max", "avg"],
     "pool": ["overlap", "nonoverlap"],
     "aux": ["on", "off"],
     "head": ["fc", "gap"],
     "head_width": [16, 64],
     "input": [32, 32, "1x28"],
+    # the decade after the ten, and ConvNeXt's roadmap
+    "se": ["on", "off"],
+    "dense": ["on", "off"],
+    "expand": [2, 4],
+    "depthwise": ["on", "first", "off"],
+    "kernel": [5, 7],
+    "block_acts": ["one", "all"],
+    "block_norms": ["one", "all"],
+    "downsample": ["separate", "block"],
+    "drop_path": [0.1],
+    "layer_scale": [1e-6, "off"],
+    "stem": ["patchify"],
 }
 
 

@@ -24,22 +24,29 @@ VGGS = {"vgg11", "vgg13", "vgg16", "vgg19"}
 BASIC = {"resnet18", "resnet34"}
 BOTTLENECKS = {"resnet50", "resnet101", "resnet152", "resnet50_v1", "resnext50_32x4d", "resnext101_32x8d", "wide_resnet50_2"}
 ALL = set(NAMES)
+SE_BOTTLENECKS = {"seresnet50", "regnet_y_400mf"}  # bottleneck blocks with squeeze-and-excitation
+INVERTED = {"mobilenet_v2", "efficientnet_b0"}  # inverted residuals: 1x1 expansions around a depthwise conv
+NO_POOLS = {"mobilenet_v1", "regnet_y_400mf", "convnext_tiny"} | INVERTED  # strided convs downsample
+INCEPTIONS = {"inception_v1", "inception_v1_2014", "inception_v3", "inception_v4", "inception_resnet_v2"}
+PLAIN = LENETS | ALEXNETS | VGGS | INCEPTIONS  # no added shortcut (inception_resnet_v2: towers, see its entries)
 
 # Which networks refuse each knob value (the rest must give a network that trains).
 REFUSED: dict[tuple[str, object], set[str]] = {
     ("depth", 0.5): LENETS | {"alexnet", "inception_v1", "inception_v1_2014"},
     ("depth", 2): LENETS,
-    ("depth", "1,1,1,1"): ALL - BASIC - BOTTLENECKS,  # four stages: only the ResNets have them
-    ("bottleneck", "on"): LENETS | ALEXNETS | VGGS | {"xception"},
-    ("bottleneck", "off"): LENETS | ALEXNETS | VGGS | BASIC | {"xception"},
-    ("cardinality", 1): ALL - BOTTLENECKS - {"alexnet_2012"},
-    ("cardinality", 32): ALL - BOTTLENECKS - {"alexnet_2012"},
-    ("group_width", 8): ALL - BOTTLENECKS,
+    # four stages: the ResNets have them, and the decade's four-stage networks
+    ("depth", "1,1,1,1"): ALL - BASIC - BOTTLENECKS - SE_BOTTLENECKS - {"densenet121", "convnext_tiny"},
+    ("bottleneck", "on"): LENETS | ALEXNETS | VGGS | {"xception", "densenet121", "mobilenet_v1", "convnext_tiny"} | INVERTED,
+    ("bottleneck", "off"): LENETS | ALEXNETS | VGGS | BASIC | {"xception", "densenet121", "mobilenet_v1", "convnext_tiny"}
+    | INVERTED,
+    ("cardinality", 1): ALL - BOTTLENECKS - SE_BOTTLENECKS - {"alexnet_2012"},  # depthwise convs are not towers
+    ("cardinality", 32): ALL - BOTTLENECKS - SE_BOTTLENECKS - {"alexnet_2012"},
+    ("group_width", 8): ALL - BOTTLENECKS - SE_BOTTLENECKS,
     ("width", 0.5): {"lenet5"},  # its C3 connection table fixes the maps
-    ("separable", "on"): set(),
+    ("separable", "on"): INVERTED | {"mobilenet_v1"},  # their k x k convs are depthwise already
     ("separable", "off"): set(),
     ("factorize", "none"): set(),
-    ("factorize", "stacked"): VGGS | {"xception"},  # only 3x3 (or separable) convs
+    ("factorize", "stacked"): VGGS | {"xception", "mobilenet_v1", "mobilenet_v2", "regnet_y_400mf"},  # only 3x3 convs
     ("factorize", "asymmetric"): set(),
     ("skip", "none"): set(),
     ("skip", "identity"): LENETS,  # unpadded convs: no shortcut fits
@@ -51,16 +58,35 @@ REFUSED: dict[tuple[str, object], set[str]] = {
     ("norm", "none"): set(),
     ("norm", "batch"): set(),
     ("norm", "lrn"): set(),
-    ("pool_kind", "avg"): set(),
-    ("pool_kind", "max"): set(),
-    ("pool", "overlap"): {"lenet5"},  # trainable subsampling has no overlapping form
-    ("pool", "nonoverlap"): set(),
+    ("pool_kind", "avg"): NO_POOLS,
+    ("pool_kind", "max"): NO_POOLS,
+    ("pool", "overlap"): {"lenet5"} | NO_POOLS,  # trainable subsampling has no overlapping form
+    ("pool", "nonoverlap"): NO_POOLS,
     ("aux", "on"): LENETS | ALEXNETS,  # too shallow
     ("aux", "off"): set(),
     ("head", "fc"): set(),
     ("head", "gap"): set(),
     ("head_width", 512): ALL - LENETS - ALEXNETS - VGGS,  # only FC heads have hidden widths
     ("input", "1x28"): set(),
+    # the decade after the ten (issue 14)
+    ("se", "on"): PLAIN | INCEPTIONS | {"densenet121", "mobilenet_v1"},  # no single-path residual blocks
+    ("se", "off"): ALL - {"seresnet50", "efficientnet_b0", "regnet_y_400mf"},
+    ("dense", "on"): PLAIN - {"inception_resnet_v2"} | {"mobilenet_v1", "convnext_tiny"},  # no residual blocks; or
+    # blocks that open with a depthwise conv (it keeps the channels it reads; dense copies read more each time)
+    ("dense", "off"): ALL - {"densenet121"},
+    ("expand", 2): ALL - INVERTED - {"convnext_tiny"} - BOTTLENECKS - SE_BOTTLENECKS,  # bottlenecks invert
+    ("drop_path", 0.1): PLAIN - {"inception_resnet_v2"} | {"densenet121", "mobilenet_v1"},  # its residuals are scaled
+    ("layer_scale", 1e-6): PLAIN - {"inception_resnet_v2"} | {"densenet121", "mobilenet_v1"},
+    ("stem", "patchify"): LENETS | ALEXNETS | VGGS | {"inception_v3", "inception_v4", "inception_resnet_v2", "xception"},
+    ("norm", "layer"): set(),
+    # ConvNeXt's roadmap steps: residual blocks with a k x k conv that keeps its width (not separable ones)
+    ("depthwise", "on"): PLAIN | {"xception", "densenet121", "mobilenet_v1"},
+    ("depthwise", "first"): PLAIN | {"xception", "densenet121", "mobilenet_v1"},
+    ("depthwise", "off"): ALL - INVERTED - {"convnext_tiny"},  # only those have depthwise convs in residual blocks
+    ("kernel", 7): PLAIN | {"xception", "densenet121", "mobilenet_v1"},
+    ("block_acts", "one"): PLAIN | {"densenet121", "mobilenet_v1"},
+    ("block_norms", "one"): PLAIN | {"densenet121", "mobilenet_v1"},
+    ("downsample", "separate"): PLAIN | {"xception", "densenet121", "mobilenet_v1"},  # xception: pools in its blocks
 }
 
 
@@ -137,7 +163,8 @@ def test_unknown_knobs_and_bad_values() -> None:
         apply("resnet50", widht=2)
     for knob, value, allowed in [("skip", "maybe", "none | identity"), ("width", "x", r"a number in \(0, inf\)"),
                                  ("width", 0, r"\(0, inf\)"), ("cardinality", 2.5, "integer"), ("input", "3x32x16", "square"),
-                                 ("activation", "none", "relu | tanh"), ("aux", "sometimes", "on | off"), ("depth", "a,b", "multiplier")]:
+                                 ("activation", "none", "relu | relu6 | tanh"), ("aux", "sometimes", "on | off"),
+                                 ("depth", "a,b", "multiplier")]:
         with pytest.raises(ValueError, match=rf"{knob}=.* is not allowed.*{allowed}"):
             apply("resnet50", **{knob: value})
     with pytest.raises(ValueError, match=r"keep='speed' is not allowed; allowed: flops \| params"):
@@ -179,7 +206,9 @@ def test_values_as_the_command_line_gives_them() -> None:
 def test_knobs_lists_every_knob() -> None:
     table = knobs()
     need = {"skip", "factorize", "cardinality", "group_width", "separable", "depth", "width", "activation", "norm",
-            "pool", "pool_kind", "head", "aux", "bottleneck", "input", "skip_scale", "head_width", "branches"}
+            "pool", "pool_kind", "head", "aux", "bottleneck", "input", "skip_scale", "head_width", "branches",
+            "se", "dense", "expand", "drop_path", "layer_scale", "stem", "depthwise", "kernel", "block_acts",
+            "block_norms", "downsample"}
     assert need == set(table)
     text = str(table)
     for name, spec in table.items():
@@ -210,6 +239,8 @@ LANDINGS = [
     ("resnet50", dict(bottleneck="off"), "resnet34"),
     ("resnet34", dict(bottleneck="on"), "resnet50"),
     ("resnet18", dict(bottleneck="on", depth="3,4,23,3"), "resnet101"),
+    ("resnet50", dict(se="on"), "seresnet50"),
+    ("seresnet50", dict(se="off"), "resnet50"),
 ]
 
 
@@ -235,6 +266,11 @@ ROUND_TRIPS = [
     ("alexnet", dict(head="gap"), dict(head="fc")),
     ("inception_v3", dict(activation="tanh"), dict(activation="relu")),
     ("resnet34", dict(bottleneck="on"), dict(bottleneck="off")),
+    ("convnext_tiny", dict(drop_path=0), dict(drop_path=0.1)),
+    ("convnext_tiny", dict(layer_scale="off"), dict(layer_scale=1e-6)),
+    ("mobilenet_v2", dict(expand=4), dict(expand=6)),
+    ("efficientnet_b0", dict(expand=3), dict(expand=6)),
+    ("seresnet50", dict(se="off"), dict(se="on")),
 ]
 
 
@@ -252,6 +288,8 @@ NO_OPS = [
     ("resnet50", dict(head="gap", bottleneck="on", factorize="none")), ("inception_resnet_v2", dict(skip="scaled")),
     ("lenet5", dict(input="1x32", norm="none", pool="nonoverlap")), ("vgg16", dict(width=1, depth=1.0)),
     ("inception_v3", dict(depth="3,5,3")),
+    ("convnext_tiny", dict(drop_path=0.1, layer_scale=1e-6, expand=4, norm="layer", stem="patchify")),
+    ("seresnet50", dict(se="on")), ("densenet121", dict(dense="on")), ("mobilenet_v2", dict(expand=6)),
 ]
 
 
@@ -274,6 +312,43 @@ def _ops(g: Genome) -> list:
     from nasplay.space.knobs.tree import iter_ops
 
     return [op for op, _ in iter_ops(g)]
+
+
+def test_the_decades_knobs() -> None:
+    from nasplay.nn import layers as L
+
+    g = apply("resnet50", stem="patchify")
+    (patch,) = g.stem[0].branches[0].ops
+    assert (patch.kernel, patch.stride, patch.out, patch.bias, patch.norm, patch.act) == (4, 4, 64, True, "batch", "none")
+    assert walk(g).stem == walk(get_genome("resnet50")).stem  # the same grid and width as the classic stem
+    ln = build(apply("resnet50", norm="layer"))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in ln.modules())
+    assert sum(isinstance(m, L.LayerNorm2d) for m in ln.modules()) == 53  # 49 convs and 4 projections
+    rates = [b.drop_path for st in build(apply("resnet50", drop_path=0.1)).stages for b in st]
+    assert rates == pytest.approx([0.1 * k / 15 for k in range(16)])
+    scales = [b.layer_scale for st in build(apply("resnet50", layer_scale=0.5)).stages for b in st]
+    assert all(s is not None and torch.all(s == 0.5) for s in scales) and len(scales) == 16
+    dense = apply("resnet18", dense="on")
+    assert [b.skip for st in dense.stages for b in st.blocks] == ["dense", "dense", "none", "dense", "none", "dense",
+                                                                 "none", "dense"]
+    assert walk(dense).head_in[0] == 512 + 512  # the last stage: its strided block gives 512, the dense copy adds 512
+    assert complexity(apply("mobilenet_v2", expand=3)).params < complexity("mobilenet_v2").params
+    hidden = [op.out for op in _ops(apply("efficientnet_b0", expand=4)) if isinstance(op, Conv) and op.depthwise]
+    assert hidden[:3] == [32, 64, 96]  # the t=1 block keeps its width; then 4 x 16, 4 x 24
+    with pytest.raises(ValueError, match=r"drop_path=1 is not allowed; allowed: a number in \[0, 1\)"):
+        apply("resnet50", drop_path=1)
+    inverted = apply("resnet50", expand=4)  # ConvNeXt's inverted bottleneck: in and out at w, 4w inside
+    assert [op.out for op in inverted.stages[0].blocks[0].branches[0].ops] == [256, 256, 64]
+    assert walk(inverted).head_in[0] == 512 and inverted.stages[0].blocks[0].skip == "identity"
+    with pytest.raises(ValueError, match=r"expand=0.5 has no meaning on resnet50: it has no inverted bottlenecks"):
+        apply("resnet50", expand=0.5)
+    with pytest.raises(ValueError, match=r"expand=2.0 has no meaning on vgg16: .* and no bottleneck blocks to invert"):
+        apply("vgg16", expand=2)
+    with pytest.raises(ValueError, match=r"stem='patchify' has no meaning on inception_v3: its stem does not downsample "
+                       r"by a whole factor \(299 -> 35 pixels\)"):
+        apply("inception_v3", stem="patchify")
+    with pytest.raises(ValueError, match=r"stem='conv' is not allowed; allowed: patchify"):
+        apply("resnet50", stem="conv")
 
 
 def test_knob_semantics() -> None:
@@ -436,6 +511,10 @@ def test_knobs_command(capsys: pytest.CaptureFixture) -> None:
     assert "skip=identity          refused  no stage block" in out and "activation=tanh        changed" in out
     assert "aux=off                same" in out
     assert cli_main(["knobs", "lenet6"]) == 2 and "unknown network 'lenet6'" in capsys.readouterr().err
+    assert cli_main(["knobs", "resnet50"]) == 0
+    out = capsys.readouterr().out
+    assert "se=on                  changed" in out and "expand=4               changed" in out
+    assert "dense=off              refused  it has no dense (concatenating) blocks" in out
 
 
 def test_knob_errors_are_value_errors() -> None:

@@ -16,6 +16,8 @@ CANONICAL_NAMES = ("lenet5", "alexnet", "vgg16", "inception_v1", "inception_v3",
 NEIGHBOURS = ("resnet18", "resnet34", "resnet101", "resnet152", "vgg11", "vgg13", "vgg19", "resnext101_32x8d",
               "wide_resnet50_2")
 PAPER_VARIANTS = ("alexnet_2012", "inception_v1_2014", "lenet5_common", "resnet50_v1")
+DECADE = ("densenet121", "mobilenet_v1", "seresnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf",
+          "convnext_tiny")  # the decade after the ten (issue 14), in the order of their papers
 # The libraries' implementations of each name (issue 2, item 5).
 REFERENCES = {
     "alexnet": "torchvision:alexnet", "vgg11": "torchvision:vgg11", "vgg13": "torchvision:vgg13",
@@ -25,12 +27,15 @@ REFERENCES = {
     "resnext50_32x4d": "torchvision:resnext50_32x4d", "resnext101_32x8d": "torchvision:resnext101_32x8d",
     "wide_resnet50_2": "torchvision:wide_resnet50_2", "xception": "timm:legacy_xception",
     "inception_v4": "timm:inception_v4", "inception_resnet_v2": "timm:inception_resnet_v2",
+    "densenet121": "torchvision:densenet121", "seresnet50": "timm:seresnet50", "mobilenet_v1": "timm:mobilenetv1_100",
+    "mobilenet_v2": "torchvision:mobilenet_v2", "efficientnet_b0": "torchvision:efficientnet_b0",
+    "regnet_y_400mf": "torchvision:regnet_y_400mf", "convnext_tiny": "torchvision:convnext_tiny",
 }
 
 
 def test_all_names_are_registered() -> None:
     names = set(list_genomes())
-    assert set(CANONICAL_NAMES + NEIGHBOURS + PAPER_VARIANTS) <= names
+    assert set(CANONICAL_NAMES + NEIGHBOURS + PAPER_VARIANTS + DECADE) == names
     assert set(CANONICAL) == set(CANONICAL_NAMES) == set(list_genomes(canonical=True))
     assert set(list_genomes(canonical=False)) == names - set(CANONICAL_NAMES)
 
@@ -47,7 +52,7 @@ def test_generators_are_pure_and_named(name: str) -> None:
     made = entry(name).make()
     assert made.replace(name=name) == g  # a fresh call of the generator gives the same genome
     e = entry(name)
-    assert 1998 <= e.year <= 2016 and e.paper
+    assert (2016 <= e.year <= 2022 if name in DECADE else 1998 <= e.year <= 2016) and e.paper
 
 
 def test_unknown_name_suggests_the_closest() -> None:
@@ -89,6 +94,9 @@ def test_list_genomes_globs_in_paper_order() -> None:
     assert list_genomes("nothing*") == []
     years = [entry(n).year for n in list_genomes()]
     assert years == sorted(years) and list_genomes()[0] == "lenet5"
+    assert [n for n in list_genomes() if n in DECADE] == list(DECADE)
+    assert list_genomes()[-len(DECADE):] == list(DECADE)  # after the ten and their neighbours, not among the ten
+    assert not set(DECADE) & set(list_genomes(canonical=True))
 
 
 # The networks no library implements: built and trained one step at their native size.

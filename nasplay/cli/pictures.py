@@ -9,6 +9,7 @@ import argparse
 import json
 import re
 import sys
+from pathlib import Path
 
 from nasplay.cli import genome_from_args
 
@@ -27,6 +28,10 @@ def cmd_draw(args: argparse.Namespace) -> int:
                 raise ValueError("draw: give a network name or --all, not both")
             out = args.out or "poster.svg"
             draw_poster(out)
+            base = Path(out)
+            second = base.with_name(f"{base.stem}_2016-2022{base.suffix}")
+            draw_poster(second, era="decade")
+            out = f"{out} and {second}"
         else:
             if not args.name:
                 raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
@@ -45,14 +50,16 @@ def register_draw(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "draw", help="draw a compact diagram of a network (SVG / PNG)",
         description="Draw a network from its genome: stem, stages, modules with ×N, towers, skips, aux heads and head, "
-                    "with params and FLOPs in the title. --all draws the ten classic CNNs on one poster.",
+                    "with params and FLOPs in the title. --all draws the ten classic CNNs on one poster, "
+                    "and the decade after them (2016-2022) on a second.",
         epilog="examples:\n  nasplay draw inception_v3 --out v3.png\n  nasplay draw resnet50 skip=none --out plain50.svg\n"
                "  nasplay draw my_genome.yaml --out mine.svg\n  nasplay draw --all --out poster.svg",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("name", nargs="?", help="a zoo name (nasplay list) or a genome .yaml/.json file")
     p.add_argument("knobs", nargs="*", metavar="knob=value", help="innovation knobs to apply first, e.g. skip=none")
     p.add_argument("--out", "-o", help="output file; .svg, .png or .pdf (default: NAME.svg, poster.svg with --all)")
-    p.add_argument("--all", action="store_true", help="the ten classic CNNs on one page, in the order of their papers")
+    p.add_argument("--all", action="store_true", help="the ten classic CNNs on one page, in the order of their papers, and "
+                   "the decade after them on a second (OUT with _2016-2022 before its extension)")
     p.add_argument("--no-legend", action="store_true", help="leave the legend out")
     p.add_argument("--max-height", type=float, default=8.0, help="wrap into columns above this height, inches (default 8)")
     p.add_argument("--expand", action="store_true", help="draw every block; do not collapse modules that differ only in widths")

@@ -9,6 +9,8 @@ from torch import nn
 
 from nasplay.nn import layers as L
 from nasplay.space.genome import (
+    ADD_SKIPS,
+    SE,
     Act,
     Block,
     Branch,
@@ -66,6 +68,12 @@ class Network(nn.Module):
 class _Builder:
     def __init__(self, genome: Genome):
         self.eps = genome.bn_eps
+        self.ln_eps = genome.ln_eps
+
+    def norm(self, kind: str, channels: int) -> nn.Module:
+        if kind == "layer":
+            return L.LayerNorm2d(channels, eps=self.ln_eps)
+        return nn.BatchNorm2d(channels, eps=self.eps)
 
     def conv(self, op: Conv, cin: int, path: str) -> nn.Module:
         pieces = conv_pieces(op, cin, path)
@@ -77,12 +85,12 @@ class _Builder:
             for p in pieces:
                 mods.append(nn.Conv2d(p.cin, p.cout, p.kernel, p.stride, p.padding, groups=p.groups, bias=p.bias))
                 if p.norm:
-                    mods.append(nn.BatchNorm2d(p.cout, eps=self.eps))
+                    mods.append(self.norm(op.norm, p.cout))
                 if p.act:  # a conv's (or BN's) output is fresh and not needed by its backward
                     mods.append(L.make_act(op.act, inplace=True))
             return nn.Sequential(*mods)
-        if op.norm == "batch":
-            mods.append(nn.BatchNorm2d(op.out, eps=self.eps))
+        if op.norm != "none":
+            mods.append(self.norm(op.norm, op.out))
         if op.act != "none":
             mods.append(L.make_act(op.act, inplace=True))
         return nn.Sequential(*mods)
@@ -102,9 +110,11 @@ class _Builder:
         if isinstance(op, Act):
             return L.make_act(op.fn, inplace=fresh)
         if isinstance(op, Norm):
-            if op.kind == "batch":
-                return nn.BatchNorm2d(shape[0], eps=self.eps)
-            return nn.LocalResponseNorm(op.size, op.alpha, op.beta, op.k)
+            if op.kind == "lrn":
+                return nn.LocalResponseNorm(op.size, op.alpha, op.beta, op.k)
+            return self.norm(op.kind, shape[0])
+        if isinstance(op, SE):
+            return L.SqueezeExcite(shape[0], op.squeeze, op.act)
         if isinstance(op, Dropout):
             return nn.Dropout(op.p)
         if isinstance(op, Subsample):
@@ -142,7 +152,7 @@ class _Builder:
 
     def block(self, b: Block, shape: Shape, path: str) -> tuple[list[nn.Module], Shape]:
         mods = []
-        for _ in range(b.repeat):
+        for copy in range(b.repeat):
             shape_in = shape
             branches, outs = [], []
             for i, br in enumerate(b.branches):
@@ -155,13 +165,18 @@ class _Builder:
             if b.skip == "projection":
                 stride = shortcut_stride(shape_in, shape, path)
                 sc: list[nn.Module] = [nn.Conv2d(shape_in[0], shape[0], 1, stride, bias=False)]
-                if b.skip_norm == "batch":
-                    sc.append(nn.BatchNorm2d(shape[0], eps=self.eps))
+                if b.skip_norm != "none":
+                    sc.append(self.norm(b.skip_norm, shape[0]))
                 shortcut = nn.Sequential(*sc)
             fresh = _fresh_residual(b)
             add_inplace = fresh and b.skip in ("identity", "projection")
+            added = b.skip in ADD_SKIPS  # layer scale and stochastic depth act on an added residual only
+            scale = torch.full((shape[0], 1, 1), float(b.layer_scale)) if added and b.layer_scale is not None else None
+            if b.skip == "dense":
+                shape = (shape_in[0] + shape[0], *shape[1:])
             post, shape = self.ops(b.post, shape, f"{path}.post", fresh=fresh or b.skip != "none")
-            mods.append(L.Block(branches, merge, b.skip, b.scale, shortcut, post, add_inplace))
+            rate = float(b.drop_path + copy * b.drop_path_step) if added else 0.0
+            mods.append(L.Block(branches, merge, b.skip, b.scale, shortcut, post, add_inplace, scale, rate))
         return mods, shape
 
     def head(self, ops: tuple[Op, ...], shape: Shape, path: str, classes: int, output: str) -> nn.Sequential:
@@ -178,7 +193,7 @@ def _fresh_output(op: Op) -> bool:
     """
     if isinstance(op, (Conv, Linear, Subsample)):
         return op.act == "none"
-    return isinstance(op, (Pool, Norm))
+    return isinstance(op, (Pool, Norm, SE))
 
 
 def _fresh_branch(br: Branch) -> bool:

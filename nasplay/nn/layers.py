@@ -14,9 +14,11 @@ class ScaledTanh(nn.Module):
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
 
+# One class per name of nasplay.space.genome.ACTIVATIONS, no more (tests/test_genome.py checks it).
 ACTIVATIONS: dict[str, type[nn.Module]] = {
     "none": nn.Identity,
     "relu": nn.ReLU,
+    "relu6": nn.ReLU6,
     "tanh": nn.Tanh,
     "sigmoid": nn.Sigmoid,
     "gelu": nn.GELU,
@@ -28,7 +30,7 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
 
 
 # Activations torch can apply in place (saving a tensor allocation and a pass over memory, as torchvision does).
-INPLACE = frozenset({"relu", "elu", "leaky_relu", "silu"})
+INPLACE = frozenset({"relu", "relu6", "elu", "leaky_relu", "silu"})
 
 
 def make_act(name: str, inplace: bool = False) -> nn.Module:
@@ -38,6 +40,41 @@ def make_act(name: str, inplace: bool = False) -> nn.Module:
     except KeyError:
         raise ValueError(f"activation {name!r} is unknown; allowed: {', '.join(ACTIVATIONS)}") from None
     return cls(inplace=True) if inplace and name in INPLACE else cls()
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """LayerNorm over the channels at each position of an ``N, C, H, W`` map (torchvision's ConvNeXt's)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation: ``x * sigmoid(fc2(act(fc1(mean(x)))))`` with 1 x 1 convs (Hu et al. 2017)."""
+
+    def __init__(self, channels: int, squeeze: int, act: str):
+        super().__init__()
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.act = make_act(act, inplace=True)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.fc2(self.act(self.fc1(F.adaptive_avg_pool2d(x, 1))))
+        return x * torch.sigmoid(s)
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """Stochastic depth: zero the whole residual of a sample with probability ``p`` while training, scale the
+    kept ones by 1 / (1 - p) (torchvision.ops.stochastic_depth's 'row' mode, drawing the same random numbers)."""
+    if not training or p == 0.0:
+        return x
+    keep = 1.0 - p
+    noise = torch.empty([x.shape[0]] + [1] * (x.ndim - 1), dtype=x.dtype, device=x.device).bernoulli_(keep)
+    if keep > 0.0:
+        noise.div_(keep)
+    return x * noise
 
 
 class Subsample(nn.Module):
@@ -126,11 +163,16 @@ class Branch(nn.Module):
 
 
 class Block(nn.Module):
-    """Concatenated branches, merge ops, the residual add (none / identity / projection / scaled), post ops."""
+    """Concatenated branches, merge ops, the residual (none / identity / projection / scaled added, dense
+    concatenated; with a layer scale and stochastic depth while training), post ops."""
 
     def __init__(self, branches: list[nn.Module], merge: nn.Sequential, skip: str, scale: float,
-                 shortcut: nn.Module | None, post: nn.Sequential, add_inplace: bool = False):
+                 shortcut: nn.Module | None, post: nn.Sequential, add_inplace: bool = False,
+                 layer_scale: torch.Tensor | None = None, drop_path: float = 0.0):
         super().__init__()
+        # A parameter of the block itself: the state dict lists it before the layers, as torchvision's CNBlock.
+        self.layer_scale = nn.Parameter(layer_scale) if layer_scale is not None else None
+        self.drop_path = drop_path
         self.branches = nn.ModuleList(branches)
         self.merge = merge
         self.shortcut = shortcut
@@ -149,13 +191,20 @@ class Block(nn.Module):
             y = torch.cat([b(x) for b in self.branches], 1)
         if self._has_merge:
             y = self.merge(y)
+        if self.layer_scale is not None:
+            y = self.layer_scale * y
+        if self.drop_path:
+            y = drop_path(y, self.drop_path, self.training)
         if self.skip == "identity":
             y = y.add_(x) if self.add_inplace else y + x
         elif self.skip == "projection":
             y = y.add_(self.shortcut(x)) if self.add_inplace else y + self.shortcut(x)
         elif self.skip == "scaled":
             y = y * self.scale + x
+        elif self.skip == "dense":
+            y = torch.cat([x, y], 1)
         return self.post(y) if self._has_post else y
 
     def extra_repr(self) -> str:
-        return f"skip={self.skip}" + (f", scale={self.scale}" if self.skip == "scaled" else "")
+        return (f"skip={self.skip}" + (f", scale={self.scale}" if self.skip == "scaled" else "")
+                + (f", drop_path={self.drop_path:g}" if self.drop_path else ""))

@@ -20,7 +20,15 @@ DISPLAY_NAMES = {
     "lenet5": "LeNet-5", "alexnet": "AlexNet", "vgg16": "VGG-16", "inception_v1": "Inception-v1 (GoogLeNet)",
     "inception_v3": "Inception-v3", "resnet50": "ResNet-50", "xception": "Xception", "inception_v4": "Inception-v4",
     "inception_resnet_v2": "Inception-ResNet-v2", "resnext50_32x4d": "ResNeXt-50 (32×4d)",
+    "densenet121": "DenseNet-121", "mobilenet_v1": "MobileNet v1", "seresnet50": "SE-ResNet-50",
+    "mobilenet_v2": "MobileNet v2", "efficientnet_b0": "EfficientNet-B0", "regnet_y_400mf": "RegNetY-400MF",
+    "convnext_tiny": "ConvNeXt-T",
 }
+# The second poster: the decade after the ten, 2016-2022 (issue 14).
+DECADE = ("densenet121", "mobilenet_v1", "seresnet50", "mobilenet_v2", "efficientnet_b0", "regnet_y_400mf",
+          "convnext_tiny")
+POSTER_TITLES = {"classic": "The classic CNNs, drawn from their genomes",
+                 "decade": "The decade after, 2016-2022, drawn from the same genome"}
 POSTER_PANEL_HEIGHTS = (4.8, 5.6, 6.6, 7.8)  # inches: a network taller than its panel wraps into columns
 POSTER_ASPECT = 1.5  # width / height the poster aims at
 
@@ -102,14 +110,16 @@ def diagram_svg(genome: Genome | str, **kw) -> str:
     return to_svg(render(layout_genome(genome, **kw)))
 
 
-def poster_names() -> list[str]:
-    """The ten classic CNNs in the order of their papers."""
-    from nasplay.space.zoo import CANONICAL, entry
+def poster_names(era: str = "classic") -> list[str]:
+    """The ten classic CNNs (``era="classic"``) or the decade after them (``"decade"``), in the order of their papers."""
+    from nasplay.space.zoo import CANONICAL, entry, list_genomes
 
+    if era == "decade":
+        return [n for n in list_genomes() if n in DECADE]
     return sorted(CANONICAL, key=lambda n: entry(n).year)
 
 
-def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True) -> Diagram:
+def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True, title: str = POSTER_TITLES["classic"]) -> Diagram:
     """The poster's layout model: one panel per network with its year, params and FLOPs.
 
     Tries a few panel heights (taller panels wrap less) and page widths, and keeps the smallest page
@@ -150,16 +160,18 @@ def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True) -> 
                 best = (score, height, width)
     assert best is not None
     grid = row_pack(panels(best[1]), best[2])
-    page = Diagram(0.0, 0.0, [], [], [], [], title="The classic CNNs, drawn from their genomes")
+    page = Diagram(0.0, 0.0, [], [], [], [], title=title)
     page.texts.append(Text(0.0, 0.15, page.title + " (nasplay draw --all)", "title"))
     merge(page, grid, 0.0, 0.45)
     return page
 
 
-def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence[str] | None = None) -> Diagram:
-    """Draw the poster of the ten classic CNNs (or ``names``) to a path or file object."""
+def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence[str] | None = None,
+                era: str = "classic") -> Diagram:
+    """Draw the poster of the ten classic CNNs (``era="decade"``: the decade after them; or ``names``) to a path or
+    file object."""
     from nasplay.report.draw.render import render, save
 
-    dia = layout_poster(names)
+    dia = layout_poster(names or poster_names(era), title=POSTER_TITLES[era])
     save(render(dia), target, fmt)
     return dia

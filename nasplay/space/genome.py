@@ -2,12 +2,17 @@
 
 A network is ``stem -> stages -> head``. The stem and every stage hold :class:`Block` s; a block holds
 parallel :class:`Branch` es whose outputs are concatenated (a single path is one branch), optional
-``merge`` ops applied to the concatenation, a residual wiring (``skip``) and ``post`` ops applied after
-the addition. Branches hold ops and may split again into parallel sub-branches (Inception-v3's "E"
+``merge`` ops applied to the concatenation, a residual wiring (``skip``: added or, DenseNet's, concatenated)
+and ``post`` ops applied after it. Branches hold ops and may split again into parallel sub-branches (Inception-v3's "E"
 modules). Auxiliary classifiers hang off a block of a stage.
 
 Genomes round-trip through plain dicts (and so YAML / JSON / Hydra configs) and have a stable hash
-of their structure (the name is not part of the identity).
+of their structure (the name is not part of the identity). Fields added after the first networks were
+registered (``NEW``) leave the hash alone while they hold their default, so those networks keep their
+identities as the genome grows.
+
+The vocabularies below are the only definitions of their names: validation, knobs and the builder's
+name -> class tables are checked against them.
 """
 
 from __future__ import annotations
@@ -21,10 +26,16 @@ from typing import Any, ClassVar, Union
 IntPair = Union[int, tuple[int, int]]
 
 CONV_FACTORS = ("none", "stacked", "asymmetric", "asymmetric_t")
-SKIPS = ("none", "identity", "projection", "scaled")
+ADD_SKIPS = ("identity", "projection", "scaled")  # shortcuts added to the block's output
+SKIPS = ("none", *ADD_SKIPS, "dense")  # dense: the input concatenated to the output (DenseNet)
 POOL_KINDS = ("max", "avg")
-NORM_KINDS = ("batch", "lrn")
+NORM_KINDS = ("batch", "lrn", "layer")  # layer: LayerNorm over the channels at each position (ConvNeXt)
+CONV_NORMS = ("none", "batch", "layer")  # the norms a conv can carry
+ACTIVATIONS = ("none", "relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "scaled_tanh")
 HEAD_OUTPUTS = ("linear", "rbf")
+
+# Marks a field added after the first networks were registered: at its default it stays out of the hash.
+NEW = {"new": True}
 
 
 def pair(v: IntPair) -> tuple[int, int]:
@@ -34,13 +45,15 @@ def pair(v: IntPair) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Conv:
-    """A convolution, optionally followed by a norm and an activation.
+    """A convolution, optionally followed by a norm (``batch`` or ``layer``) and an activation.
 
     ``factor`` says how an n x n receptive field is realised: ``none`` (one n x n conv), ``stacked``
     ((n-1)/2 3 x 3 convs), ``asymmetric`` (1 x n then n x 1) or ``asymmetric_t`` (n x 1 then 1 x n);
     the pieces are ``mid`` channels wide (default ``out``) and each gets the norm and activation.
     ``separable`` makes it a depthwise k x k conv followed by a pointwise 1 x 1 conv (Xception).
     ``table`` is a partial connection table: for each output map, the input maps it reads (LeNet-5 C3).
+    ``depthwise`` gives every channel its own filter (one group per channel, MobileNet): ``out`` equals the input
+    channels and ``groups`` stays 1, so widths can change without the groups following them.
     ``padding=None`` keeps the size at stride 1 (``k // 2``).
     """
 
@@ -56,6 +69,7 @@ class Conv:
     table: tuple[tuple[int, ...], ...] | None = None
     norm: str = "none"
     act: str = "none"
+    depthwise: bool = field(default=False, metadata=NEW)
     op: ClassVar[str] = "conv"
 
 
@@ -83,7 +97,8 @@ class Act:
 
 @dataclass(frozen=True)
 class Norm:
-    """A stand-alone normalisation: ``batch`` or ``lrn`` (local response normalisation)."""
+    """A stand-alone normalisation: ``batch``, ``lrn`` (local response normalisation, ``size`` ... ``k``) or
+    ``layer`` (LayerNorm over the channels at each position, with ``Genome.ln_eps``)."""
 
     kind: str = "lrn"
     size: int = 5
@@ -120,8 +135,18 @@ class Subsample:
     op: ClassVar[str] = "subsample"
 
 
-Op = Union[Conv, Pool, Act, Norm, Dropout, Linear, Subsample]
-OP_TYPES: dict[str, type] = {t.op: t for t in (Conv, Pool, Act, Norm, Dropout, Linear, Subsample)}
+@dataclass(frozen=True)
+class SE:
+    """Squeeze-and-excitation channel attention (Hu et al. 2017): global average pool, a 1 x 1 conv to
+    ``squeeze`` channels with ``act``, a 1 x 1 conv back, a sigmoid gate that scales each input channel."""
+
+    squeeze: int
+    act: str = "relu"
+    op: ClassVar[str] = "se"
+
+
+Op = Union[Conv, Pool, Act, Norm, Dropout, Linear, Subsample, SE]
+OP_TYPES: dict[str, type] = {t.op: t for t in (Conv, Pool, Act, Norm, Dropout, Linear, Subsample, SE)}
 
 
 @dataclass(frozen=True)
@@ -137,8 +162,14 @@ class Block:
     """Parallel branches, concatenated, then ``merge`` ops, the residual add and ``post`` ops.
 
     ``skip``: ``none``; ``identity`` (add the input); ``projection`` (add a strided 1 x 1 conv of the
-    input, with ``skip_norm``); ``scaled`` (input + ``scale`` x residual, Inception-ResNet).
+    input, with ``skip_norm``); ``scaled`` (input + ``scale`` x residual, Inception-ResNet); ``dense``
+    (the input concatenated before the output: each copy reads everything before it, DenseNet).
     ``repeat`` stacks copies of the block (the copies are separate layers).
+
+    Behaviour of an added shortcut (inert on blocks without one), which the builder owns: ``layer_scale`` multiplies the
+    residual by a learned per-channel scale initialised to it (ConvNeXt); ``drop_path`` is the first copy's
+    probability of dropping the residual for a whole sample while training (stochastic depth), and each
+    later copy's is ``drop_path_step`` more (the linear rule: rates grow with depth).
     """
 
     branches: tuple[Branch, ...]
@@ -149,6 +180,9 @@ class Block:
     post: tuple[Op, ...] = ()
     repeat: int = 1
     name: str = ""
+    layer_scale: float | None = field(default=None, metadata=NEW)
+    drop_path: float = field(default=0.0, metadata=NEW)
+    drop_path_step: float = field(default=0.0, metadata=NEW)
 
 
 @dataclass(frozen=True)
@@ -192,8 +226,8 @@ class Input:
 
 @dataclass(frozen=True)
 class Genome:
-    """A whole network. ``bn_eps`` is the BatchNorm epsilon of every BatchNorm layer; ``classes`` the
-    number of outputs it is built with unless the caller says otherwise."""
+    """A whole network. ``bn_eps`` is the BatchNorm epsilon of every BatchNorm layer, ``ln_eps`` that of
+    every LayerNorm; ``classes`` the number of outputs it is built with unless the caller says otherwise."""
 
     name: str
     stem: tuple[Block, ...]
@@ -203,6 +237,7 @@ class Genome:
     input: Input = field(default_factory=Input)
     classes: int = 1000
     bn_eps: float = 1e-5
+    ln_eps: float = field(default=1e-6, metadata=NEW)
 
     # --- serialisation -------------------------------------------------------------------------
     def to_dict(self, *, defaults: bool = False) -> dict[str, Any]:
@@ -235,7 +270,7 @@ class Genome:
     @property
     def hash(self) -> str:
         """Stable 12-hex-digit identity of the architecture (its name excluded)."""
-        d = _canonical(_to_plain(self, True))
+        d = _canonical(_to_plain(self, True, hashing=True))
         d.pop("name", None)
         blob = json.dumps(d, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -261,19 +296,19 @@ def _canonical(d: Any) -> Any:
     return d
 
 
-def _to_plain(obj: Any, defaults: bool) -> Any:
+def _to_plain(obj: Any, defaults: bool, hashing: bool = False) -> Any:
     if dataclasses.is_dataclass(obj):
         out: dict[str, Any] = {}
         if hasattr(type(obj), "op"):
             out["op"] = type(obj).op
         for f in fields(obj):
             v = getattr(obj, f.name)
-            if not defaults and _is_default(f, v):
+            if (not defaults or (hashing and f.metadata.get("new"))) and _is_default(f, v):
                 continue
-            out[f.name] = _to_plain(v, defaults)
+            out[f.name] = _to_plain(v, defaults, hashing)
         return out
     if isinstance(obj, (tuple, list)):
-        return [_to_plain(v, defaults) for v in obj]
+        return [_to_plain(v, defaults, hashing) for v in obj]
     return obj
 
 

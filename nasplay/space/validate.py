@@ -12,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from nasplay.space.genome import (
+    ACTIVATIONS,
     CONV_FACTORS,
+    CONV_NORMS,
     HEAD_OUTPUTS,
     NORM_KINDS,
     POOL_KINDS,
+    SE,
     SKIPS,
     Act,
     Aux,
@@ -36,8 +39,7 @@ from nasplay.space.genome import (
     pair,
 )
 
-ACTIVATIONS = ("none", "relu", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "scaled_tanh")
-CONV_NORMS = ("none", "batch")
+__all__ = ["ACTIVATIONS", "CONV_NORMS", "Shape", "ConvPiece", "walk", "validate"]  # the vocabularies live in genome.py
 
 Shape = tuple[int, ...]  # (C, H, W) for a feature map, (F,) once flattened
 
@@ -53,7 +55,7 @@ class ConvPiece:
     padding: tuple[int, int]
     groups: int
     bias: bool
-    norm: bool  # BatchNorm after this piece
+    norm: bool  # the conv's norm (batch / layer) after this piece
     act: bool  # activation after this piece
 
 
@@ -124,8 +126,9 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
     _check_choice(f"{path}.act", op.act, ACTIVATIONS)
     _check_bool(f"{path}.bias", op.bias)
     _check_bool(f"{path}.separable", op.separable)
+    _check_bool(f"{path}.depthwise", op.depthwise)
     pad = (k[0] // 2, k[1] // 2) if op.padding is None else _check_pair(f"{path}.padding", op.padding, 0)
-    norm, act = op.norm == "batch", op.act != "none"
+    norm, act = op.norm != "none", op.act != "none"
     mid = op.out if op.mid is None else op.mid
     if op.mid is not None:
         _check_int(f"{path}.mid", op.mid)
@@ -140,7 +143,15 @@ def conv_pieces(op: Conv, cin: int, path: str) -> list[ConvPiece]:
             if not row or len(set(row)) != len(row) or not all(isinstance(j, int) and 0 <= j < cin for j in row):
                 _fail(f"{path}.table[{i}]", f"must list distinct input maps in 0..{cin - 1}, got {row!r}")
         return [ConvPiece(cin, op.out, k, op.stride, pad, 1, op.bias, norm, act)]
-    g = op.groups
+    if op.depthwise:
+        if op.separable or op.groups != 1 or op.table is not None:
+            _fail(f"{path}.depthwise", "a depthwise conv has one group per channel: separable false, groups 1, no table")
+        if op.out != cin or (op.factor != "none" and mid != cin):
+            _fail(f"{path}.out", f"a depthwise conv keeps its channels: out (and mid) must equal the input ({cin}), "
+                  f"got {op.out}")
+        g = cin
+    else:
+        g = op.groups
     if cin % g or op.out % g or (op.factor != "none" and mid % g):
         mids = f" and mid ({mid})" if op.factor != "none" else ""
         _fail(f"{path}.groups", f"{g} must divide the input ({cin}), output ({op.out}){mids} channels")
@@ -255,6 +266,12 @@ def op_shape(op: Op, shape: Shape, path: str, *, where: str = "body") -> Shape:
         c, h, w = shape
         return (c, _fits(f"{path}.kernel", h, op.kernel, op.kernel, 0, h // op.kernel),
                 _fits(f"{path}.kernel", w, op.kernel, op.kernel, 0, w // op.kernel))
+    if isinstance(op, SE):
+        _check_int(f"{path}.squeeze", op.squeeze)
+        _check_choice(f"{path}.act", op.act, ACTIVATIONS)
+        if len(shape) != 3:
+            _fail(path, "squeeze-and-excitation needs a feature map")
+        return shape
     if isinstance(op, Linear):
         if where == "body":
             _fail(path, "a linear layer belongs in the head or an aux head, not in a block")
@@ -314,8 +331,15 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
         _fail(path, f"expected a Block, got {type(b).__name__}")
     _check_int(f"{path}.repeat", b.repeat)
     _check_choice(f"{path}.skip", b.skip, SKIPS)
-    _check_choice(f"{path}.skip_norm", b.skip_norm, ("none", "batch"))
+    _check_choice(f"{path}.skip_norm", b.skip_norm, CONV_NORMS)
     _check_number(f"{path}.scale", b.scale)
+    _check_number(f"{path}.drop_path", b.drop_path)
+    _check_number(f"{path}.drop_path_step", b.drop_path_step)
+    last = b.drop_path + b.drop_path_step * (b.repeat - 1)
+    if b.drop_path >= 1 or last >= 1:
+        _fail(f"{path}.drop_path", f"rates must stay below 1; its copies go from {b.drop_path:g} to {last:g}")
+    if b.layer_scale is not None:  # like drop_path, it acts on an added residual only (inert otherwise)
+        _check_number(f"{path}.layer_scale", b.layer_scale, strict=True)
     _check_tuple(f"{path}.branches", b.branches, "Branches")
     if not b.branches:
         _fail(f"{path}.branches", "a block needs at least one branch")
@@ -330,6 +354,11 @@ def block_shapes(b: Block, shape: Shape, path: str, visit=None) -> list[Shape]:
                   "use 'projection' (or the skip knob, which picks it where needed)")
         if b.skip == "projection":
             shortcut_stride(shape_in, shape, path)
+        if b.skip == "dense":
+            if shape[1:] != shape_in[1:] or len(shape) != 3:
+                _fail(f"{path}.skip", f"'dense' concatenates the input {shape_in} with the output {shape}: the maps "
+                      "must keep their size")
+            shape = (shape_in[0] + shape[0], *shape[1:])
         shape = ops_shape(b.post, shape, f"{path}.post", visit=visit)
         out.append(shape)
     return out
@@ -359,8 +388,9 @@ def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Sh
         _check_tuple(name, getattr(genome, name), {"stem": "Blocks", "stages": "Stages", "aux": "Aux heads"}[name])
     _check_int("input.channels", genome.input.channels)
     _check_int("input.size", genome.input.size)
-    if not (isinstance(genome.bn_eps, float) and genome.bn_eps > 0):
-        _fail("bn_eps", f"must be a positive float, got {genome.bn_eps!r}")
+    for eps in ("bn_eps", "ln_eps"):
+        if not (isinstance(getattr(genome, eps), float) and getattr(genome, eps) > 0):
+            _fail(eps, f"must be a positive float, got {getattr(genome, eps)!r}")
     shape: Shape = (genome.input.channels, genome.input.size, genome.input.size)
     inp = shape
     for i, b in enumerate(genome.stem):
@@ -405,7 +435,7 @@ def walk(genome: Genome, num_classes: int | None = None, visit: Callable[[Op, Sh
 
 def has_weights(op: Op) -> bool:
     """Whether an op carries trainable parameters."""
-    return isinstance(op, (Conv, Linear, Subsample)) or (isinstance(op, Norm) and op.kind == "batch")
+    return isinstance(op, (Conv, Linear, Subsample, SE)) or (isinstance(op, Norm) and op.kind in ("batch", "layer"))
 
 
 def _learns(genome: Genome) -> bool:
@@ -417,7 +447,7 @@ def _learns(genome: Genome) -> bool:
         return any(has_weights(op) for op in br.ops) or any(branch(b) for b in br.split)
 
     blocks = [*genome.stem, *(b for st in genome.stages for b in st.blocks)]
-    return any(b.skip == "projection" or any(branch(br) for br in b.branches)
+    return any(b.skip == "projection" or (b.layer_scale is not None and b.skip != "none") or any(branch(br) for br in b.branches)
                or any(has_weights(op) for op in (*b.merge, *b.post)) for b in blocks)
 
 

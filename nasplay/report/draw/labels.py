@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nasplay.report.draw import style
-from nasplay.space.genome import Act, Conv, Dropout, Linear, Norm, Op, Pool, Subsample, pair
+from nasplay.space.genome import SE, Act, Conv, Dropout, Linear, Norm, Op, Pool, Subsample, pair
 from nasplay.space.validate import conv_piece_count
 
-ACT_NAMES = {"relu": "ReLU", "tanh": "tanh", "scaled_tanh": "scaled tanh", "sigmoid": "sigmoid", "gelu": "GELU",
+ACT_NAMES = {"relu": "ReLU", "relu6": "ReLU6", "tanh": "tanh", "scaled_tanh": "scaled tanh", "sigmoid": "sigmoid", "gelu": "GELU",
              "silu": "SiLU", "elu": "ELU", "leaky_relu": "leaky ReLU", "none": "identity"}
 
 
@@ -39,7 +39,7 @@ def kernel_text(op: Conv) -> str:
     if op.factor == "stacked":
         steps = conv_piece_count(op)
         return "+".join(["3×3"] * steps) if steps <= 3 else f"{steps}× 3×3"
-    return f"{'sep ' if op.separable else ''}{kh}×{kw}"
+    return f"{'sep ' if op.separable else 'dw ' if op.depthwise else ''}{kh}×{kw}"
 
 
 def act_suffix(fn: str) -> str:
@@ -56,7 +56,7 @@ def op_kind(op: Op) -> str:
         return "conv1" if pair(op.kernel) == (1, 1) else "conv"
     if isinstance(op, Pool):
         return "maxpool" if op.kind == "max" else "avgpool"
-    return {Subsample: "subsample", Norm: "norm", Act: "act", Dropout: "dropout", Linear: "fc"}[type(op)]
+    return {Subsample: "subsample", Norm: "norm", Act: "act", Dropout: "dropout", Linear: "fc", SE: "se"}[type(op)]
 
 
 def op_label(ops: Sequence[Op], cells: bool = True) -> str:
@@ -71,6 +71,8 @@ def op_label(ops: Sequence[Op], cells: bool = True) -> str:
         if op.stride > 1:
             text += f" /{op.stride}"
         text += act_suffix(op.act)
+        if op.norm == "layer":
+            text += ", LN"
         if op.table is not None:
             text += "\npartial connection table"
         if cells == 1 and op.groups > 1:
@@ -88,7 +90,9 @@ def op_label(ops: Sequence[Op], cells: bool = True) -> str:
     if isinstance(op, Subsample):
         return f"subsample {op.kernel}×{op.kernel}{act_suffix(op.act)}"
     if isinstance(op, Norm):
-        return "LRN" if op.kind == "lrn" else "BatchNorm"
+        return {"lrn": "LRN", "layer": "LayerNorm"}.get(op.kind, "BatchNorm")
+    if isinstance(op, SE):
+        return f"SE, {merge_values([o.squeeze for o in ops])}{act_suffix(op.act)}"  # type: ignore[union-attr]
     if isinstance(op, Act):
         return ACT_NAMES.get(op.fn, op.fn)
     if isinstance(op, Dropout):

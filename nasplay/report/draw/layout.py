@@ -195,7 +195,7 @@ def with_skip(body: Piece, g: Group, post: list[str]) -> Piece:
     out.edges.append(Edge([(ax, 0.0), (ax, top)], arrow=False))
     out.edges.append(Edge([(ax, top * 0.5), (xs, top * 0.5), (xs, y_add), (ax + r, y_add)], kind=b.skip, paths=paths, label=label))
     out.edges.append(Edge([(ax, top + body.h), (ax, y_add - r)]))
-    out.boxes.append(Box(ax - r, y_add - r, 2 * r, 2 * r, "add", "+", paths))
+    out.boxes.append(Box(ax - r, y_add - r, 2 * r, 2 * r, "add", "‖" if b.skip == "dense" else "+", paths))
     if label:
         out.texts.append(Text(ax + 0.04, y_add - r - style.GAP_Y / 2, label, "scale", paths=paths))
     if post:

@@ -7,8 +7,8 @@ from collections.abc import Iterable, Sequence
 from nasplay.report.draw import style
 from nasplay.report.draw.model import Box, Diagram, Edge, Text, text_width
 
-LEGEND_ORDER = ("input", "conv", "conv1", "grouped", "factor", "sep", "maxpool", "avgpool", "subsample", "norm", "act",
-                "dropout", "fc", "output", "aux", "concat", "add", "identity", "projection", "scaled")
+LEGEND_ORDER = ("input", "conv", "conv1", "grouped", "factor", "sep", "maxpool", "avgpool", "subsample", "norm", "se", "act",
+                "dropout", "fc", "output", "aux", "concat", "add", "identity", "projection", "scaled", "dense")
 GLYPH_W, ROW_H = 0.36, 0.2
 TITLE_H, SUBTITLE_H = 0.26, 0.2
 

@@ -56,7 +56,8 @@ LOOKS: dict[str, Look] = {
     "maxpool": Look("#fcd9bb", "#c0601a", "trapezoid", "max pooling (k×k /stride)"),
     "avgpool": Look("#fff0a8", "#a07c00", "trapezoid", "average pooling"),
     "subsample": Look("#ffe08a", "#a07c00", "trapezoid", "trainable subsampling (LeNet)"),
-    "norm": Look("#e6e6e6", "#6b6b6b", "thin", "normalization (LRN / BatchNorm)"),
+    "norm": Look("#e6e6e6", "#6b6b6b", "thin", "normalization (LRN / BatchNorm / LayerNorm)"),
+    "se": Look("#fde7c8", "#b36b00", "thin", "squeeze-and-excitation (channel attention)"),
     "act": Look("#ffffff", "#555555", "pill", "activation"),
     "dropout": Look("#ffffff", "#8a8a8a", "dashed", "dropout"),
     "fc": Look("#f6cccc", "#b22222", "rect", "fully connected"),
@@ -67,6 +68,7 @@ LOOKS: dict[str, Look] = {
     "identity": Look("none", "#2e7d32", "line", "skip: identity"),
     "projection": Look("none", "#1f5fa8", "line", "skip: 1×1 projection"),
     "scaled": Look("none", "#8e24aa", "line", "skip: scaled residual (×s)"),
+    "dense": Look("none", "#00838f", "line", "skip: dense (input concatenated, ‖)"),
 }
 BN_COLOR = "#24476b"  # the stripe under a conv that is followed by BatchNorm
 FLOW = "#505050"
@@ -75,4 +77,4 @@ HIGHLIGHT = "#e53935"
 FRAME_FACE = "#f7f7f7"
 FRAME_EDGE = "#b5b5b5"
 REPEAT_COLOR = "#b3261e"
-SKIP_KINDS = ("identity", "projection", "scaled")
+SKIP_KINDS = ("identity", "projection", "scaled", "dense")

@@ -18,11 +18,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nasplay.space.genome import Genome
-from nasplay.space.knobs import branches, heads, inputs, ops, parse, widths, wiring
+from nasplay.space.genome import ACTIVATIONS, POOL_KINDS, Genome
+from nasplay.space.knobs import branches, heads, inputs, modern, ops, parse, roadmap, widths, wiring
 from nasplay.space.knobs.tree import KnobError, show
 from nasplay.space.knobs.widths import Measure
-from nasplay.space.validate import ACTIVATIONS, walk
+from nasplay.space.validate import walk
 
 __all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
 
@@ -68,6 +68,19 @@ class KnobTable(Mapping[str, KnobSpec]):
 _ACTS = tuple(a for a in ACTIVATIONS if a != "none")
 _ON_OFF = parse.on_off()
 
+
+def _layer_scale(knob: str, value: Any) -> float | None:
+    if str(value).strip().lower() in ("off", "none", "false", "no"):
+        return None
+    return parse.number(float, 0, lo_open=True)(knob, value)
+
+
+def _rate(knob: str, value: Any) -> float:
+    v = parse.number(float, 0, 1)(knob, value)
+    if v >= 1:
+        raise KnobError(f"{knob}={show(value)!r} is not allowed; allowed: a number in [0, 1)")
+    return v
+
 # name: (values, help, example, parser, goes_with)
 _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
     "depth": ("a multiplier > 0, or one block count per stage (3,4,6,3)",
@@ -86,6 +99,15 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
                  "branches=single", parse.choice(*branches.VALUES, aliases={"one": "single", "towers": "multi"}), ""),
     "width": ("a multiplier > 0", "Every conv and hidden FC width times it, rounded to multiples of 8 and of the groups.",
               "width=0.5", parse.number(float, 0, lo_open=True), ""),
+    "expand": ("a number > 0", "Inverted bottlenecks (MobileNetV2, EfficientNet, ConvNeXt): the hidden width of "
+               "each block's 1x1 expansion is this times the block's input channels, rounded to 8.", "expand=4",
+               parse.number(float, 0, lo_open=True), ""),
+    "depthwise": (" | ".join(roadmap.DEPTHWISE), "on: the k x k conv of residual blocks that keeps its width becomes "
+                  "depthwise (ConvNeXt's ResNeXt-ify); first: also moved to the front of the block, at its input width; "
+                  "off: full convs.", "depthwise=on", parse.choice(*roadmap.DEPTHWISE, aliases={"true": "on",
+                                                                                               "false": "off"}), ""),
+    "kernel": ("an odd integer >= 1", "The k x k convs of residual blocks become this size (ConvNeXt: 7).", "kernel=7",
+               parse.number(int, 1), ""),
     "separable": ("on | off", "Depthwise + pointwise convs (Xception): off makes them full convs; on splits every full "
                   "k x k conv after the stem.", "separable=off", _ON_OFF, ""),
     "factorize": (" | ".join(ops.FACTORIZE), "n x n convs as one conv, as (n-1)/2 stacked 3x3s (n >= 5), or as 1 x n + "
@@ -97,16 +119,38 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
              parse.choice(*wiring.SKIPS, aliases={"off": "none", "false": "none", "on": "identity", "true": "identity"}), ""),
     "skip_scale": ("a number > 0 (default 0.2)", "The residual scale of scaled shortcuts.", "skip_scale=0.1",
                    parse.number(float, 0, lo_open=True), "skip"),
+    "downsample": (" | ".join(roadmap.DOWNSAMPLE), "separate: a stage's stride and width change move out of its first "
+                   "residual block into a layer of their own (norm, s x s conv at stride s), plus a norm after the "
+                   "head's pooling (ConvNeXt).", "downsample=separate", parse.choice(*roadmap.DOWNSAMPLE), ""),
+    "dense": ("on | off", "Dense connectivity (DenseNet): on makes residual blocks that keep their grid concatenate "
+              "their input instead of adding it; off makes dense blocks plain.", "dense=off", _ON_OFF, ""),
+    "se": ("on | off", "Squeeze-and-excitation channel attention (SENet): on adds it after the last conv of every "
+           "residual block (squeeze 1/16, rounded to 8), off removes it.", "se=on", _ON_OFF, ""),
+    "block_acts": (" | ".join(roadmap.ONE_ALL), "one: a residual block keeps one activation, after its widest conv, "
+                   "and none after the addition (ConvNeXt's fewer activations); all: one after every conv.",
+                   "block_acts=one", parse.choice(*roadmap.ONE_ALL), ""),
+    "block_norms": (" | ".join(roadmap.ONE_ALL), "one: a residual block keeps the norm of its first conv only "
+                    "(ConvNeXt's fewer norms); all: a norm after every conv.", "block_norms=one",
+                    parse.choice(*roadmap.ONE_ALL), ""),
+    "drop_path": ("a number in [0, 1)", "Stochastic depth: residual blocks drop their residual in training with a "
+                  "probability growing linearly from 0 to this at the last block (0: off).", "drop_path=0.1", _rate, ""),
+    "layer_scale": ("a number > 0, or off", "A learned per-channel scale on every residual, initialised to this "
+                    "(ConvNeXt: 1e-6).", "layer_scale=1e-6", _layer_scale, ""),
     "activation": (" | ".join(_ACTS), "Every activation of the network.", "activation=tanh",
                    parse.choice(*_ACTS, aliases={"swish": "silu", "leakyrelu": "leaky_relu"}), ""),
     "norm": (" | ".join(ops.NORMS), "batch: BatchNorm after every conv; none: no normalisation (convs get a bias); lrn: "
-             "local response normalisation after the first two k x k convs, as in AlexNet.", "norm=batch",
-             parse.choice(*ops.NORMS, aliases={"bn": "batch", "batchnorm": "batch", "off": "none"}), ""),
-    "pool_kind": (" | ".join(ops.POOL_KINDS), "Max or average downsampling pools (LeNet's trainable subsampling becomes "
-                  "a pool).", "pool_kind=avg", parse.choice(*ops.POOL_KINDS, aliases={"average": "avg"}), ""),
+             "local response normalisation after the first two k x k convs, as in AlexNet; layer: LayerNorm where "
+             "BatchNorm was (ConvNeXt).", "norm=batch",
+             parse.choice(*ops.NORMS, aliases={"bn": "batch", "batchnorm": "batch", "off": "none", "ln": "layer",
+                                               "layernorm": "layer"}), ""),
+    "pool_kind": (" | ".join(POOL_KINDS), "Max or average downsampling pools (LeNet's trainable subsampling becomes "
+                  "a pool).", "pool_kind=avg", parse.choice(*POOL_KINDS, aliases={"average": "avg"}), ""),
     "pool": (" | ".join(ops.POOL_GEOMETRY), "Overlapping (3/2, AlexNet) or non-overlapping (2/2, VGG) downsampling pools.",
              "pool=nonoverlap", parse.choice(*ops.POOL_GEOMETRY, aliases={"overlapping": "overlap", "nonoverlapping":
                                                                           "nonoverlap", "non-overlapping": "nonoverlap"}), ""),
+    "stem": (" | ".join(modern.STEMS), "patchify: the stem becomes one k x k conv at stride k (its total stride), "
+             "with bias and the network's norm, as ConvNeXt's patch embedding.", "stem=patchify",
+             parse.choice(*modern.STEMS), ""),
     "aux": ("on | off", "Auxiliary classifiers: off removes them; on adds GoogLeNet's on the penultimate stage of deep "
             "networks that have none.", "aux=off", _ON_OFF, ""),
     "head": (" | ".join(heads.HEADS), "The classifier: an FC stack with dropout (AlexNet, VGG) or global average "
@@ -125,9 +169,20 @@ _STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]]
     (("cardinality", "group_width"), lambda g, v: wiring.cardinality(g, v.get("cardinality"), v.get("group_width"))),
     (("branches",), lambda g, v: branches.branches(g, v["branches"])),
     (("width",), lambda g, v: widths.scale_widths(g, v["width"])),
+    (("expand",), lambda g, v: modern.expand(g, v["expand"])),
+    (("depthwise",), lambda g, v: roadmap.depthwise(g, v["depthwise"])),
+    (("kernel",), lambda g, v: roadmap.kernel(g, v["kernel"])),
     (("separable",), lambda g, v: ops.separable(g, v["separable"])),
     (("factorize",), lambda g, v: ops.factorize(g, v["factorize"])),
+    (("stem",), lambda g, v: modern.stem(g, v["stem"])),
     (("skip", "skip_scale"), lambda g, v: wiring.skip(g, v.get("skip"), v.get("skip_scale"))),
+    (("downsample",), lambda g, v: roadmap.downsample(g, v["downsample"])),
+    (("dense",), lambda g, v: modern.dense(g, v["dense"])),
+    (("se",), lambda g, v: modern.se(g, v["se"])),
+    (("block_acts",), lambda g, v: roadmap.block_acts(g, v["block_acts"])),
+    (("block_norms",), lambda g, v: roadmap.block_norms(g, v["block_norms"])),
+    (("drop_path",), lambda g, v: modern.drop_path(g, v["drop_path"])),
+    (("layer_scale",), lambda g, v: modern.layer_scale(g, None if v["layer_scale"] == "off" else v["layer_scale"])),
     (("activation",), lambda g, v: ops.activation(g, v["activation"], _TABLE["activation"][0])),
     (("norm",), lambda g, v: ops.norm(g, v["norm"])),
     (("pool_kind",), lambda g, v: ops.pool_kind(g, v["pool_kind"])),
@@ -191,6 +246,8 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, m
         hint = f"did you mean {', '.join(close)}? " if close else ""
         raise KnobError(f"unknown knob {k!r}; {hint}knobs: {', '.join(_TABLE)} (and keep, tol)")
     values = {k: _TABLE[k][3](k, v) for k, v in knobs.items() if v is not None}
+    if "layer_scale" in values and values["layer_scale"] is None:
+        values["layer_scale"] = "off"  # parsed: None means off, kept apart from a knob not given
     keep_, tol_ = _parse_keep(keep, tol)
     if keep_ and measure is None:
         raise KnobError(f"keep={keep_!r} needs a measure of {keep_} (nasplay.apply measures with nasplay.complexity; "

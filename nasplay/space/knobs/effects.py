@@ -8,8 +8,11 @@ TRY = {
     "branches": ("single", "multi"),
     "width": ("0.5",), "separable": ("on", "off"), "factorize": ("none", "stacked", "asymmetric"),
     "skip": ("none", "identity", "projection", "scaled"), "skip_scale": ("0.1",), "activation": ("tanh",),
-    "norm": ("none", "batch", "lrn"), "pool_kind": ("max", "avg"), "pool": ("overlap", "nonoverlap"), "aux": ("on", "off"),
+    "norm": ("none", "batch", "lrn", "layer"), "pool_kind": ("max", "avg"), "pool": ("overlap", "nonoverlap"), "aux": ("on", "off"),
     "head": ("fc", "gap"), "head_width": ("1024",), "input": ("1x28", "3x32"),
+    "se": ("on", "off"), "dense": ("on", "off"), "expand": ("4",),
+    "depthwise": ("on", "first", "off"), "kernel": ("7",), "block_acts": ("one",), "block_norms": ("one",),
+    "downsample": ("separate",), "drop_path": ("0.1",), "layer_scale": ("1e-6",), "stem": ("patchify",),
 }
 
 

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nasplay.space.genome import Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
-from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse
+from nasplay.space.genome import POOL_KINDS, Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
+from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse, uses_bn
 from nasplay.space.validate import pool_out
 
 FACTORIZE = ("none", "stacked", "asymmetric")
-NORMS = ("none", "batch", "lrn")
+NORMS = ("none", "batch", "lrn", "layer")
 POOL_GEOMETRY = ("overlap", "nonoverlap")
-POOL_KINDS = ("max", "avg")
 BODY = ("stem", "stage")
 
 
@@ -59,7 +58,7 @@ def separable(g: Genome, value: str) -> Genome:
 
     def eligible(op: Op, s: Site) -> bool:
         return (isinstance(op, Conv) and s.where == "stage" and s.path != first and not op.separable
-                and op.factor == "none" and op.table is None and pair(op.kernel) != (1, 1))
+                and not op.depthwise and op.factor == "none" and op.table is None and pair(op.kernel) != (1, 1))
 
     if not any(eligible(op, s) for op, s in convs):
         if any(op.separable for op, _ in convs):  # type: ignore[union-attr]
@@ -96,9 +95,25 @@ def _linear_projection(op: Conv, s: Site) -> bool:
     return s.part == "merge" and s.block is not None and s.block.skip != "none" and op.norm == "none"
 
 
+def _layer(g: Genome) -> Genome:
+    """Every BatchNorm (after a conv, stand-alone, on a projection shortcut) becomes a LayerNorm; LRN goes. Convs
+    that had a BatchNorm get a bias: a LayerNorm normalises across channels and does not absorb it."""
+    out = map_ops(g, lambda op, s: None if isinstance(op, Norm) and op.kind == "lrn" else
+                  replace(op, kind="layer") if isinstance(op, Norm) else
+                  replace(op, norm="layer", bias=True) if isinstance(op, Conv) and op.norm == "batch" else op)
+    return map_blocks(out, lambda b, shape, path, where: replace(b, skip_norm="layer") if b.skip == "projection"
+                      and b.skip_norm == "batch" else b)
+
+
 def norm(g: Genome, value: str) -> Genome:
     """batch: BatchNorm after every conv (no bias, no LRN); none: no BatchNorm, no LRN (convs that lose their
-    BatchNorm get a bias); lrn: no BatchNorm, LRN after the first two k x k convs (k > 1), as in AlexNet."""
+    BatchNorm get a bias); lrn: no BatchNorm, LRN after the first two k x k convs (k > 1), as in AlexNet;
+    layer: every BatchNorm becomes a LayerNorm over the channels (ConvNeXt), or, on a network without
+    BatchNorm, LayerNorm after every conv."""
+    if value == "layer":
+        normed = uses_bn(g) or any((isinstance(op, Norm) and op.kind in ("batch", "layer")) or
+                                   (isinstance(op, Conv) and op.norm == "layer") for op, _ in iter_ops(g))
+        return _layer(g if normed else norm(g, "batch"))
     bn = value == "batch"
 
     def fn(op: Op, s: Site) -> Op | None:
@@ -107,7 +122,7 @@ def norm(g: Genome, value: str) -> Genome:
         if isinstance(op, Conv):
             if bn and op.norm != "batch" and not _linear_projection(op, s):
                 return replace(op, norm="batch", bias=False)
-            if not bn and op.norm == "batch":
+            if not bn and op.norm != "none":
                 return replace(op, norm="none", bias=True)
         return op
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nasplay.space.genome import Aux, Block, Branch, Conv, Genome, Op, Subsample, pair
+from nasplay.space.genome import ADD_SKIPS, SE, Aux, Block, Branch, Conv, Genome, Op, Subsample, pair
 from nasplay.space.knobs.tree import (
     KnobError,
     block_out,
@@ -20,7 +20,7 @@ from nasplay.space.knobs.tree import (
 )
 from nasplay.space.validate import Shape, block_shape, shortcut_stride
 
-SKIPS = ("none", "identity", "projection", "scaled")
+SKIPS = ("none", *ADD_SKIPS)  # the skip knob's values: the genome's added shortcuts (dense is its own knob)
 DEFAULT_SCALE = 0.2  # Inception-ResNet's residual scales are 0.1 - 0.3 (Szegedy et al. 2016, Sec. 3.3)
 
 
@@ -100,7 +100,8 @@ def _plain(g: Genome) -> Genome:
         prev_had = False
         for b in blocks:
             had = b.skip != "none"
-            nb = replace(b, skip="none", scale=1.0, skip_norm="batch") if had else b
+            nb = replace(b, skip="none", scale=1.0, skip_norm="batch", layer_scale=None, drop_path=0.0,
+                         drop_path_step=0.0) if had else b
             if out and (had or prev_had) and replace(out[-1], repeat=1) == replace(nb, repeat=1):
                 out[-1] = replace(out[-1], repeat=out[-1].repeat + nb.repeat)
             else:
@@ -163,7 +164,9 @@ def _stage_plan(g: Genome) -> list[dict]:
             out = block_shape(b, shape, path)
             if has_conv(b):
                 count += b.repeat
-                if _keeps(b, out):
+                if b.skip == "dense":  # each copy reads all before it: one more always fits, and none is fine
+                    rep, removable = bi, True
+                elif _keeps(b, out):
                     rep, removable = bi, out == shape
             shape = out
         least = count if rep is None else count - st.blocks[rep].repeat + (0 if removable else 1)
@@ -256,15 +259,42 @@ def _square(op: Conv) -> int:
     return k[0] if k[0] == k[1] else 0
 
 
+def _convs(ops: tuple[Op, ...]) -> tuple[Op, ...]:
+    """A path's ops without its channel attention (SE gates a block; it does not make it another kind)."""
+    return tuple(op for op in ops if not isinstance(op, SE))
+
+
+def _with_convs(ops: tuple[Op, ...], convs: tuple[Op, ...]) -> tuple[Op, ...]:
+    """``ops`` (convs and SE) with its convs replaced in order by ``convs``; an SE stays after the conv it followed
+    (after the last one if it followed the last one, when the count of convs changes)."""
+    old = _convs(ops)
+    after: dict[int, list[Op]] = {}
+    i = -1
+    for op in ops:
+        if isinstance(op, SE):
+            j = len(convs) - 1 if i == len(old) - 1 else min(i, len(convs) - 1)
+            after.setdefault(j, []).append(op)
+        else:
+            i += 1
+    out = list(after.get(-1, []))
+    for j, c in enumerate(convs):
+        out.append(c)
+        out.extend(after.get(j, []))
+    return tuple(out)
+
+
 def bottleneck_ops(b: Block) -> tuple[Conv, Conv, Conv] | None:
-    """The three convs of a single-path bottleneck block (1x1 reduce, k x k at the same width, 1x1 expand)."""
+    """The three convs of a single-path bottleneck block (1x1 reduce, k x k at the same width, 1x1 expand; an SE
+    between or after them is allowed)."""
     if len(b.branches) != 1 or b.branches[0].split or b.merge:
         return None
-    ops = b.branches[0].ops
+    ops = _convs(b.branches[0].ops)
     if len(ops) != 3 or not all(_plain_conv(op) for op in ops):
         return None
     a, m, c = ops  # type: ignore[misc]
-    if _square(a) == 1 and _square(c) == 1 and _square(m) >= 3 and a.out == m.out and c.stride == 1 and a.groups == 1:
+    # a reduction (not MobileNetV2's inverted expansion) around a k x k conv that is not depthwise
+    if (_square(a) == 1 and _square(c) == 1 and _square(m) >= 3 and a.out == m.out and c.stride == 1 and a.groups == 1
+            and a.out <= c.out and not m.depthwise):
         return a, m, c
     return None
 
@@ -273,7 +303,7 @@ def _basic_ops(b: Block) -> tuple[Conv, Conv] | None:
     """The two convs of a single-path basic block (two k x k convs, k >= 3)."""
     if len(b.branches) != 1 or b.branches[0].split or b.merge:
         return None
-    ops = b.branches[0].ops
+    ops = _convs(b.branches[0].ops)
     if len(ops) != 2 or not all(_plain_conv(op) for op in ops):
         return None
     x, y = ops  # type: ignore[misc]
@@ -315,7 +345,8 @@ def bottleneck(g: Genome, value: str) -> Genome:
             first = replace(m, stride=a.stride * m.stride, groups=1)
             second = replace(m, stride=1, groups=1, norm=c.norm, act=c.act, bias=c.bias)
             changed += 1
-            return _rewire(replace(b, branches=(replace(b.branches[0], ops=(first, second)),)), shape, skip_norm)
+            ops = _with_convs(b.branches[0].ops, (first, second))
+            return _rewire(replace(b, branches=(replace(b.branches[0], ops=ops),)), shape, skip_norm)
         drop = _tower_reduces(b)
         if drop:
             changed += 1
@@ -333,7 +364,7 @@ def bottleneck(g: Genome, value: str) -> Genome:
         ops = (replace(x, kernel=1, stride=1, padding=None, out=w, groups=1), replace(x, out=w),
                replace(y, kernel=1, stride=1, padding=None, out=4 * w, groups=1))
         changed += 1
-        return _rewire(replace(b, branches=(Branch(ops),)), shape, skip_norm)
+        return _rewire(replace(b, branches=(Branch(_with_convs(b.branches[0].ops, ops)),)), shape, skip_norm)
 
     out = map_blocks(g, off if value == "off" else on)
     if changed:
@@ -369,11 +400,12 @@ def cardinality(g: Genome, card: int | None, group_width: int | None) -> Genome:
             else:
                 width = m.out if m.out % groups == 0 else groups * max(1, round_half_up(m.out / groups))
             mid = m.mid if m.mid is None or m.mid % groups == 0 else groups * max(1, round_half_up(m.mid / groups))
-            ops = (replace(a, out=width), replace(m, out=width, groups=groups, mid=mid), c)
+            ops = _with_convs(b.branches[0].ops, (replace(a, out=width), replace(m, out=width, groups=groups, mid=mid), c))
             return replace(b, branches=(replace(b.branches[0], ops=ops),))
 
         return map_blocks(g, fn)
-    grouped = [s.path for op, s in iter_ops(g) if _plain_conv(op) and op.groups > 1]  # type: ignore[union-attr]
+    # grouped convs as towers; a depthwise conv (a group per channel) is another idea, not cardinality
+    grouped = [s.path for op, s in iter_ops(g) if _plain_conv(op) and 1 < op.groups < op.out]  # type: ignore[union-attr]
     if not grouped:
         hint = "; its basic blocks become bottlenecks with bottleneck=on" if any(
             _basic_ops(b) for st in g.stages for b in st.blocks) else ""

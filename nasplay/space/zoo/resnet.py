@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from nasplay.space.genome import Block, Branch, Conv, Genome, Head, Stage
-from nasplay.space.zoo.parts import GAP, RELU, cbr, maxpool, seq
+from nasplay.space.genome import SE, Block, Branch, Conv, Genome, Head, Stage
+from nasplay.space.zoo.parts import GAP, RELU, cbr, make_divisible, maxpool, seq
 from nasplay.space.zoo.registry import register
 
 RESNET_PAPER = "He et al. 2015, Deep residual learning for image recognition"
 
 
 def resnet(depths: tuple[int, ...], *, bottleneck: bool = True, groups: int = 1, width_per_group: int = 64,
-           stride_in_1x1: bool = False) -> Genome:
-    """torchvision's ResNet (v1.5: stride on the 3x3) or the 2015 paper's v1 (``stride_in_1x1``)."""
+           stride_in_1x1: bool = False, se: int = 0) -> Genome:
+    """torchvision's ResNet (v1.5: stride on the 3x3) or the 2015 paper's v1 (``stride_in_1x1``); ``se`` > 0 adds
+    squeeze-and-excitation with that reduction ratio after each block's last conv (timm's SE-ResNet, the
+    squeeze width rounded to 8)."""
     stages = []
     cin = 64
     for i, n in enumerate(depths):
@@ -23,12 +25,14 @@ def resnet(depths: tuple[int, ...], *, bottleneck: bool = True, groups: int = 1,
 
             def body(s: int, width=width, cout=cout) -> tuple:
                 s1, s3 = (s, 1) if stride_in_1x1 else (1, s)
-                return (cbr(width, 1, s1), cbr(width, 3, s3, groups=groups), Conv(cout, 1, norm="batch"))
+                attn = (SE(make_divisible(cout / se, 8, round_limit=0.0)),) if se else ()
+                return (cbr(width, 1, s1), cbr(width, 3, s3, groups=groups), Conv(cout, 1, norm="batch"), *attn)
         else:
             cout = planes
 
             def body(s: int, cout=cout) -> tuple:
-                return (cbr(cout, 3, s), Conv(cout, 3, norm="batch"))
+                attn = (SE(make_divisible(cout / se, 8, round_limit=0.0)),) if se else ()
+                return (cbr(cout, 3, s), Conv(cout, 3, norm="batch"), *attn)
 
         first = Block((Branch(body(stride)),), skip="projection" if stride != 1 or cin != cout else "identity", post=(RELU,))
         blocks = [first]
