@@ -102,6 +102,25 @@ def _group_width(g: Genome) -> Feature:
     return "/".join(widths) or "—", {}
 
 
+def _drop_path(g: Genome) -> Feature:
+    """Stochastic depth on the residual blocks: each block's first-copy rate (blocks without a skip ignore it)."""
+    hits = [(p, b) for p, b in blocks(g) if b.skip != "none" and (b.drop_path or b.drop_path_step)]
+    if not hits:
+        return "none", {}
+    rates = [b.drop_path for _, b in hits] + [b.drop_path + (b.repeat - 1) * b.drop_path_step for _, b in hits]
+    n = sum(b.repeat for _, b in hits)
+    return f"drop path {min(rates):.3g}–{max(rates):.3g} on {n} residual blocks", {"drop path": [p for p, _ in hits]}
+
+
+def _layer_scale(g: Genome) -> Feature:
+    """Layer scale on the residual blocks (a learned per-channel scale of the residual, from its initial value)."""
+    hits = [(p, b) for p, b in blocks(g) if b.skip != "none" and b.layer_scale is not None]
+    if not hits:
+        return "none", {}
+    inits = sorted({f"{b.layer_scale:g}" for _, b in hits})
+    return f"initialised {', '.join(inits)} on {sum(b.repeat for _, b in hits)} residual blocks", {"layer scale": [p for p, _ in hits]}
+
+
 def _factorize(g: Genome) -> Feature:
     from nasplay.report.draw.labels import kernel_text
 
@@ -207,6 +226,8 @@ KNOB_WORDS = {
     "aux": "auxiliary heads",
     "bottleneck": "1×1 convolutions (bottlenecks, projections)",
     "depth": "depth",
+    "drop_path": "stochastic depth",
+    "layer_scale": "layer scale",
 }
 
 
@@ -229,6 +250,8 @@ def knob_features(g: Genome) -> dict[str, Feature]:
         "aux": _aux(g),
         "bottleneck": _bottlenecks(g),
         "depth": _depth(g),
+        "drop_path": _drop_path(g),
+        "layer_scale": _layer_scale(g),
     }
 
 
@@ -402,6 +425,8 @@ def _section_diffs(path: str, prefix: str, title: str, xa: Sequence[Block], xb: 
             widths_only &= same_kind
             ma.append(pa)
             mb.append(pb)
+    if not changes:  # the blocks differ only in what the knob-level lines name (layer scale, drop path)
+        return []
     items = [f"{c} (×{n})" if n > 1 else c for c, n in list(changes.items())[:4]] + (["…"] if len(changes) > 4 else [])
     kind = "widths" if widths_only else "ops"
     return [Difference(path, kind, ra, rb, f"{title}: " + "; ".join(items), tuple(dict.fromkeys(ma)), tuple(dict.fromkeys(mb)))]
