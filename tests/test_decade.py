@@ -199,3 +199,16 @@ def test_the_repair_step_rounds_as_pycls() -> None:
     assert (widths, depths) == ([24, 64, 152, 392], [1, 2, 7, 12])
     assert adjust_block_compatibility(widths, [1.0] * 4, [16] * 4)[0] == [32, 64, 160, 384]
     assert BlockParams.from_init_params(depth=22, w_0=24, w_a=24.48, w_m=2.54, group_width=16).widths == [32, 64, 160, 400]
+
+
+def test_width_scales_the_squeeze_of_channel_attention():
+    """SE's squeeze is a fraction of the channels it gates (1/16 in SE-ResNet-50): width scales it with them."""
+    from nasplay.complexity import apply
+    from nasplay.space.genome import SE
+    from nasplay.space.knobs.tree import iter_ops
+
+    def squeezes(g):
+        return sorted({op.squeeze for op, _ in iter_ops(g) if isinstance(op, SE)})
+
+    assert squeezes(apply("seresnet50")) == [16, 32, 64, 128]
+    assert squeezes(apply("seresnet50", width=0.5)) == [8, 16, 32, 64]

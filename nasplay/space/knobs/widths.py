@@ -6,7 +6,7 @@ import math
 from collections.abc import Callable
 from dataclasses import replace
 
-from nasplay.space.genome import Block, Conv, Genome, Linear, Op
+from nasplay.space.genome import SE, Block, Conv, Genome, Linear, Op
 from nasplay.space.knobs.tree import KnobError, Site, iter_ops, lcm, map_blocks, map_ops, refuse, round_half_up
 from nasplay.space.validate import Shape, block_shape
 
@@ -85,6 +85,8 @@ def scale_widths(g: Genome, m: float, knob: str = "width", quantum: int = 8) -> 
             return replace(op, out=scaled(op.out, q), mid=mid)
         if isinstance(op, Linear):
             return replace(op, out=scaled(op.out, 1))
+        if isinstance(op, SE):  # its squeeze is a fraction of the channels it gates
+            return replace(op, squeeze=max(1, round_half_up(op.squeeze * m)))
         return op
 
     return map_blocks(map_ops(g, fn), _fix_residual)
