@@ -88,7 +88,7 @@ def test_each_arm_is_tuned_on_its_own_seeds_then_compared_at_every_budget(compos
     ("experiment.tune={optim.lrr: [0.1]}", "experiment.tune.optim.lrr: optim has no field 'lrr'"),
     ("experiment.tune={model.lr: [0.1]}", "experiment.tune.model.lr: a tuned setting is optim.*, trainer.* or data.*"),
     ("experiment.budgets=[1, 0]", "experiment.budgets: each budget is a positive multiple"),
-    ("sweep=tpe", "experiment.tune and experiment.budgets run a grid"),
+    ("sweep=tpe", "experiment.tune, experiment.budgets and experiment.pairs run a grid"),
 ])
 def test_bad_tuning_settings_are_named_before_anything_trains(compose, tmp_path, bad, message):
     from nasplay.sweep.plan import make_plan
