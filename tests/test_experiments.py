@@ -165,7 +165,7 @@ def test_report_goes_to_wandb_and_failures_do_not_sink_the_study(compose, tmp_pa
     """With the wandb logger the report is a W&B run of its own; a report that raises is printed, the study stands."""
     from nasplay.track.read import read_run
 
-    base = ["experiment=ablate_batchnorm", "debug=smoke", "experiment.seeds=[0,1,2]", "experiment.tune={}", "data.limit=128",
+    base = ["experiment=ablate_batchnorm", "debug=smoke", "experiment.seeds=[0,1,2]", "experiment.tune=null", "data.limit=128",
             "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "progress=false", f"runs_dir={tmp_path}"]
     result, text = run(compose(*base, "logger=wandb"))
     assert result.counts["COMPLETE"] == 6 and "report: W&B run" in text

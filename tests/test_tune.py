@@ -96,3 +96,13 @@ def test_bad_tuning_settings_are_named_before_anything_trains(compose, tmp_path,
     with pytest.raises(ValueError, match=message.replace("*", r"\*").replace("(", r"\(").replace(")", r"\)")):
         make_plan(compose(*STUDY, f"runs_dir={tmp_path}", bad))
     assert not (tmp_path / "tuned").exists()
+
+
+def test_an_experiment_that_tunes_by_default_turns_it_off_with_null(compose, tmp_path):
+    from nasplay.sweep.loop import grid_points
+    from nasplay.sweep.plan import make_plan
+
+    tuned = make_plan(compose("experiment=ablate_batchnorm", f"runs_dir={tmp_path}"), data_shape=(1, 16, 10))
+    assert tuned.cfg.experiment.tune == {"optim.lr": [0.0167, 0.05, 0.15]} and len(grid_points(tuned)) == 2 * 3 * 2 + 2 * 3
+    plain = make_plan(compose("experiment=ablate_batchnorm", "experiment.tune=null", f"runs_dir={tmp_path}"), data_shape=(1, 16, 10))
+    assert plain.cfg.experiment.tune == {} and "stage" not in plain.grid and len(grid_points(plain)) == 2 * 3

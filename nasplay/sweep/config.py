@@ -190,7 +190,7 @@ class ExperimentConfig:
     tol: float = 0.02
     space: str | None = None
     classics: dict[str, Any] | None = None
-    tune: dict[str, Any] = field(default_factory=dict)
+    tune: dict[str, Any] | None = field(default_factory=dict)  # null turns off a tuning the experiment file sets
     tune_seeds: list[int] = field(default_factory=lambda: [100, 101])
     budgets: list[float] = field(default_factory=list)
     pairs: int | None = None  # a paired design-space comparison: this many architectures from sweep.space, each under every arm
@@ -225,6 +225,7 @@ class ExperimentConfig:
                 raise ValueError(f"experiment.arms.{name} must be a mapping with 'arch' and/or 'knobs', got {arm!r}")
         if self.kind is not None and self.kind not in EXPERIMENT_KINDS:
             raise ValueError(f"experiment.kind must be one of {list(EXPERIMENT_KINDS)} or null, got {self.kind!r}")
+        self.tune = dict(self.tune or {})  # null: no tuning (an experiment file's own turned off)
         for name, values in self.tune.items():
             if not name.startswith(("optim.", "trainer.", "data.")):
                 raise ValueError(f"experiment.tune.{name}: a tuned setting is optim.*, trainer.* or data.* (e.g. optim.lr)")
