@@ -71,6 +71,8 @@ class Plan:
         sw, exp = self.cfg.sweep, self.cfg.experiment
         if sw.sampler != "grid":
             return None
+        if exp.pairs:  # each sampled architecture is a pair id; its parameters are drawn in sampled_pairs()
+            return {"arm": [a.name for a in self.arms], "pair": list(range(exp.pairs)), "seed": list(exp.seeds)}
         grid = {"arm": [a.name for a in self.arms]} if not sw.space or len(self.arms) > 1 else {}
         grid.update({k: list(v) for k, v in sw.space.items()})
         grid.setdefault("seed", list(exp.seeds))
@@ -80,8 +82,6 @@ class Plan:
             grid.update({k: list(v) for k, v in exp.tune.items()})
         if exp.budgets:
             grid["budget"] = list(exp.budgets)
-        if exp.pairs:  # each sampled architecture is a pair id; its parameters are drawn in sampled_pairs()
-            grid = {"arm": [a.name for a in self.arms], "pair": list(range(exp.pairs)), "seed": list(exp.seeds)}
         return grid
 
     def sampled_pairs(self) -> list[dict[str, Any]]:
