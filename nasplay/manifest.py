@@ -56,6 +56,7 @@ class ArmEntry:
     classic: bool = False  # a network trained beside a search (experiment.classics)
     params: int | None = None  # as trained (the data's input and classes)
     flops: int | None = None
+    grouping: str | None = None  # "CxDd": groups x channels per group of the first bottleneck's grouped conv (ResNeXt)
 
 
 @dataclass

@@ -220,3 +220,58 @@ def test_branches_knob():
         apply("vgg16", branches="single")
     with pytest.raises(ValueError, match=r"branches='multi' has no meaning on resnet18"):
         apply("resnet18", branches="multi")
+
+
+def test_cardinality_uses_resnext_templates_with_only_grouped_widths_resolved(compose, tmp_path):
+    """ablate_cardinality re-solves only the grouped convs' channels per group (keep_by=group_width): every layer
+    outside the grouped blocks' inner convs is the baseline's, every arm keeps >= 4 channels per group, and the
+    templates come out as ResNeXt's Table 3 scaled to width 3/8 (1x24d, 2x15d, 4x9d, 8x5d)."""
+    from nasplay.complexity import measure
+    from nasplay.space.genome import Conv
+    from nasplay.space.knobs.tree import iter_ops
+
+    plan = make_plan(compose("experiment=ablate_cardinality", f"runs_dir={tmp_path}"))
+    arms = {a.name: a for a in plan.manifest().arms}
+    assert [arms[f"cardinality={c}"].grouping for c in (1, 2, 4, 8)] == ["1x24d", "2x15d", "4x9d", "8x5d"]
+
+    def convs(g):
+        return {s.path: op for op, s in iter_ops(g) if isinstance(op, Conv)}
+
+    base = convs(plan.genomes["cardinality=1"])
+    for name, g in plan.genomes.items():
+        assert abs(measure(g, "flops") / measure(plan.genomes["cardinality=1"], "flops") - 1) <= 0.05, name
+        ops = convs(g)
+        assert ops.keys() == base.keys()
+        for path, op in ops.items():
+            block = path.rsplit(".ops[", 1)[0]
+            grouped = ops.get(f"{block}.ops[1]")
+            if grouped is not None and grouped.groups > 1 and path.endswith((".ops[0]", ".ops[1]")):
+                assert op.out == grouped.out and grouped.out // grouped.groups >= 4, (name, path)  # the inner widths
+            else:  # everything else (stem, each bottleneck's 1x1 expand, shortcuts) is the baseline's
+                assert (op.out, op.groups) == (base[path].out, base[path].groups), (name, path)
+
+
+def test_keep_by_refuses_what_it_cannot_hold_and_few_channels_per_group(compose, tmp_path):
+    """32 groups at width 3/8 would be 32x1d: refused before any training, naming the closest value; and holding
+    compute by the uniform width never leaves a grouped conv under 4 channels per group."""
+    with pytest.raises(ValueError, match=r"arm 'cardinality=32'.*group_width.*closest: .* at group_width=1"):
+        make_plan(compose("experiment=ablate_cardinality", "experiment.values=[1,32]", f"runs_dir={tmp_path}"))
+    with pytest.raises(ValueError, match=r"32 groups of \d channel\(s\) \(fewer than 4"):
+        make_plan(compose("experiment=ablate_cardinality", "experiment.values=[1,32]", "experiment.keep_by=null",
+                          "arch.knobs.width=0.25", f"runs_dir={tmp_path}"))
+    with pytest.raises(ValueError, match=r"experiment.keep_by must be one of \['group_width'\]"):
+        make_plan(compose("experiment=ablate_cardinality", "experiment.keep_by=width", f"runs_dir={tmp_path}"))
+    with pytest.raises(ValueError, match=r"experiment.keep_by=group_width .*set experiment.keep"):
+        make_plan(compose("experiment=ablate_cardinality", "experiment.keep=null", f"runs_dir={tmp_path}"))
+
+
+def test_keep_by_finds_the_papers_templates_at_full_size():
+    """At full width and depth (the GPU line's network, 32 px CIFAR) solving channels per group to ResNet-50's FLOPs
+    gives ResNeXt's own templates: 2x40d, 4x24d, 8x13d (the paper: 8x14d) and 32x4d."""
+    from nasplay.space.knobs.wiring import grouping
+    from nasplay.sweep.plan import resolve_genome
+
+    base = {"depth": [3, 4, 6, 3]}
+    got = [grouping(resolve_genome("resnet50", {**base, "cardinality": c}, (3, 32, 10), keep="flops", tol=0.05,
+                                   base=base, keep_by="group_width")) for c in (1, 2, 4, 8, 32)]
+    assert got == [(1, 64), (2, 40), (4, 24), (8, 13), (32, 4)]

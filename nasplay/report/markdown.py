@@ -208,11 +208,15 @@ def _is_accuracy(comps: list[dict[str, Any]]) -> bool:
 
 def compute_section(report: dict[str, Any]) -> str:
     """How equal "equal compute" was: each arm's params and FLOPs as trained and their ratios to the baseline's."""
-    rows = [[a["arm"], count(c["params"]), f"{c['params_ratio']:.3f}", count(c["flops"]), f"{c['flops_ratio']:.3f}"]
-            for a in report["arms"] if (c := a.get("compute"))]
-    keep = next(a["compute"]["keep"] for a in report["arms"] if a.get("compute"))
-    return table(["arm", "params", "× baseline", "FLOPs", "× baseline"], rows) + \
-        f"\n\nCompute held: {keep} (experiment.keep), measured on each network exactly as it trained."
+    computes = [(a["arm"], c) for a in report["arms"] if (c := a.get("compute"))]
+    grouped = any(c.get("grouping") and not c["grouping"].startswith("1x") for _, c in computes)
+    rows = [[arm, count(c["params"]), f"{c['params_ratio']:.3f}", count(c["flops"]), f"{c['flops_ratio']:.3f}",
+             *([c.get("grouping") or "—"] if grouped else [])] for arm, c in computes]
+    keep = computes[0][1]["keep"]
+    note = ("; groups x channels per group: the first bottleneck stage's grouped conv, ResNeXt's \"C x d\" (Table 3)"
+            if grouped else "")
+    return table(["arm", "params", "× baseline", "FLOPs", "× baseline", *(["groups x width"] if grouped else [])], rows) + \
+        f"\n\nCompute held: {keep} (experiment.keep), measured on each network exactly as it trained{note}."
 
 
 def tuning_section(tuning: dict[str, Any]) -> str:

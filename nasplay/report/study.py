@@ -421,7 +421,8 @@ def _compute_held(study: Study, arm: str) -> dict[str, Any] | None:
     if a is None or b is None or not (a.params and a.flops and b.params and b.flops):
         return None
     return {"keep": m.keep, "params": a.params, "flops": a.flops, "params_ratio": a.params / b.params,
-            "flops_ratio": a.flops / b.flops, "held_ratio": (a.flops / b.flops) if m.keep == "flops" else (a.params / b.params)}
+            "flops_ratio": a.flops / b.flops, "held_ratio": (a.flops / b.flops) if m.keep == "flops" else (a.params / b.params),
+            "grouping": a.grouping}
 
 
 def tuning_table(study: Study) -> dict[str, Any]:

@@ -21,6 +21,8 @@ from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 SAMPLERS = ("grid", "random", "tpe", "nsga2")
 PRUNERS = ("none", "median", "hyperband")
 KEEPS = ("flops", "params")
+# Integer knobs experiment.keep_by can re-solve in place of the uniform width multiplier.
+KEEP_BY = ("group_width",)
 # Prefixes a search-space parameter may carry: what part of a trial it sets.
 SPACE_PREFIXES = ("knobs.", "optim.", "data.", "trainer.")
 # Mappings whose keys are free (knob names, parameters, sampler options, arm names).
@@ -157,7 +159,8 @@ class ExperimentConfig:
     Arms: every base network in ``bases`` (default: ``arch.name``) with ``knob`` set to each of
     ``values``, plus the named ``arms`` (``{name: {arch: NAME, knobs: {...}}}``, for ladders and depth
     series). ``arch.knobs`` apply to every arm first. ``keep=flops|params`` makes each arm re-solve its
-    widths to the base network's compute as ``arch.knobs`` size it (within ``tol``). ``baseline`` names
+    widths to the base network's compute as ``arch.knobs`` size it (within ``tol``); ``keep_by=group_width``
+    re-solves only the grouped convs' channels per group instead (ResNeXt's templates). ``baseline`` names
     the arm the others are compared with (default: the first).
 
     ``kind`` tells the report what the study is (default: from the name, ``edf_*`` / ``search_*`` /
@@ -187,6 +190,9 @@ class ExperimentConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     keep: str | None = None
     keep_to: str | None = None  # the arm every other arm's compute is solved to (default: each arm's base network)
+    # What keep re-solves: null, every width by one multiplier; group_width, only the grouped convs' channels per group
+    # (ResNeXt's templates, Table 3: the rest of the network stays as it is)
+    keep_by: str | None = None
     tol: float = 0.02
     space: str | None = None
     classics: dict[str, Any] | None = None
@@ -212,6 +218,10 @@ class ExperimentConfig:
             raise ValueError(f"experiment.seeds must not repeat a seed, got {list(self.seeds)}")
         if self.keep is not None and self.keep not in KEEPS:
             raise ValueError(f"experiment.keep must be one of {list(KEEPS)} or null, got {self.keep!r}")
+        if self.keep_by is not None and self.keep_by not in KEEP_BY:
+            raise ValueError(f"experiment.keep_by must be one of {list(KEEP_BY)} or null, got {self.keep_by!r}")
+        if self.keep_by is not None and self.keep is None:
+            raise ValueError(f"experiment.keep_by={self.keep_by} re-solves that knob to hold compute: set experiment.keep=flops|params")
         if self.keep_to is not None and self.keep is None:
             raise ValueError(f"experiment.keep_to={self.keep_to} solves arms to that arm's compute: set experiment.keep=flops|params")
         if self.knob is None and self.values:

@@ -136,19 +136,22 @@ class Plan:
             reference = self.arm_genome(ref.name, ref.knobs, data_shape)
         keep = exp.keep if exp.keep_to is None or name != exp.keep_to else None
         return resolve_genome(arm.arch, knobs, data_shape, keep=keep, tol=exp.tol, where=f"arm {name!r}",
-                              base=self.cfg.arch.knobs, reference=reference)
+                              base=self.cfg.arch.knobs, reference=reference, keep_by=exp.keep_by)
 
     def manifest(self) -> Manifest:
         """What the report needs to know about this study (written as ``study.json``)."""
         from nasplay.complexity import complexity
+        from nasplay.space.knobs.wiring import grouping
 
         c = self.cfg
         entries = []
         for arm, classic in [*((a, False) for a in self.arms), *((a, True) for a in self.classics)]:
             g = self.genomes.get(arm.name)
             cx = complexity(g, num_classes=g.classes) if g is not None else None
+            groups = grouping(g) if g is not None else None
             entries.append(ArmEntry(arm.name, arm.arch, json.loads(json.dumps(arm.knobs, default=str)), classic,
-                                    int(cx.params) if cx else None, int(cx.flops) if cx else None))
+                                    int(cx.params) if cx else None, int(cx.flops) if cx else None,
+                                    f"{groups[0]}x{groups[1]}d" if groups else None))
         return Manifest(experiment=c.experiment.name, study=self.name, kind=kind_of(c.experiment.name, c.experiment.kind),
                         arms=entries, baseline=c.experiment.baseline or (self.arms[0].name if self.arms else None),
                         objectives=list(c.sweep.objectives), directions=c.sweep.directions_resolved, knob=c.experiment.knob,
@@ -310,7 +313,8 @@ def classic_arms(c: NasplayConfig) -> list[Arm]:
 
 
 def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
-                   tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None, reference: Any = None) -> Any:
+                   tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None, reference: Any = None,
+                   keep_by: str | None = None) -> Any:
     """The genome a trial trains: the zoo network with the knobs, fitted to the data's input and classes.
 
     The classes are set first, so that ``keep`` measures every genome as it will train (a 10-class head,
@@ -319,6 +323,7 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
     with its widths re-solved to that reference's FLOPs or params at the data's input. Knob values go
     through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values. With a
     ``reference`` genome (another network: ``experiment.keep_to``), the widths are solved to its compute.
+    With ``keep_by`` (an integer knob: ``group_width``) that knob is re-solved instead of every width.
     """
     from nasplay.complexity import apply, measure
     from nasplay.space.zoo import get_genome
@@ -334,6 +339,10 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
             kw = {k: v for k, v in kw.items() if k not in shared}
         if (g.input.channels, g.input.size) != (channels, size):
             kw.setdefault("input", f"{channels}x{size}")  # the input knob applies last, after the others
+        if keep is not None and keep_by is not None:
+            if reference is None:  # the base network as arch.knobs size it, at the data's input
+                reference = apply(g, **{k: v for k, v in kw.items() if k == "input"})
+            return check_groups(solve_knob(g, kw, keep_by, reference, keep, tol), keep)
         if keep is not None and reference is None:
             kw.update(keep=keep, tol=tol)
         if kw:
@@ -343,9 +352,84 @@ def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int,
             from nasplay.space.validate import validate
 
             g = validate(solve(g, reference, keep, tol, measure).replace(name=f"{g.name}+keep={keep}"))
+        if keep is not None:
+            check_groups(g, keep)
     except ValueError as e:
         raise ValueError(f"{prefix}{e}") from None
     return g
+
+
+# ResNeXt's narrowest template (Table 3) is 32x4d: fewer channels per group is another network (towards depthwise).
+MIN_GROUP_WIDTH = 4
+
+
+def check_groups(g: Any, keep: str) -> Any:
+    """Refuse a genome whose widths, re-solved to hold compute, left its grouped convs with fewer than
+    ``MIN_GROUP_WIDTH`` channels per group: holding compute must not turn a ResNeXt into another network."""
+    from nasplay.space.knobs import KnobError
+    from nasplay.space.knobs.wiring import grouping
+
+    found = grouping(g)
+    if found and found[0] > 1 and found[1] < MIN_GROUP_WIDTH:
+        groups, width = found
+        raise KnobError(f"keep={keep!r} leaves {g.name} with {groups} groups of {width} channel(s) (fewer than "
+                        f"{MIN_GROUP_WIDTH}, ResNeXt's narrowest template 32x4d): widen arch.knobs.width or use fewer groups")
+    return g
+
+
+def solve_knob(g: Any, knobs: dict[str, Any], name: str, reference: Any, keep: str, tol: float) -> Any:
+    """``g`` with ``knobs`` and the integer knob ``name`` set to the value whose ``keep`` (flops or params) is
+    closest to ``reference``'s; the arm's own value of ``name`` (else the value the other knobs leave) is where the
+    search starts. Refused, naming the closest value, when none is within ``tol``."""
+    from nasplay.complexity import apply, measure
+    from nasplay.space.knobs import KnobError
+
+    target = measure(reference, keep)
+    start = knobs.get(name)
+    if start is None:
+        start = current_value(apply(g, **knobs), name)
+    cache: dict[int, tuple[Any, int]] = {}
+
+    def at(v: int) -> tuple[Any, int]:
+        if v not in cache:
+            cand = apply(g, **{**knobs, name: v})
+            cache[v] = (cand, measure(cand, keep))
+        return cache[v]
+
+    v = max(1, int(start))
+    step = 1 if at(v)[1] < target else -1
+    # walk (doubling) to the other side of the target, then bisect; the measure grows with the knob
+    lo, hi = (v, None) if step > 0 else (None, v)
+    jump = 1
+    while (hi is None or lo is None) and jump < 1 << 16:
+        w = v + step * jump
+        if w < 1:
+            lo = None
+            break
+        if (at(w)[1] >= target) == (step > 0):
+            lo, hi = (v, w) if step > 0 else (w, v)
+            break
+        v, jump = w, jump * 2
+    if lo is not None and hi is not None:
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if at(mid)[1] < target else (lo, mid)
+    best = min(cache, key=lambda k: (abs(cache[k][1] / target - 1), k))
+    cand, value = cache[best]
+    if abs(value / target - 1) > tol:
+        raise KnobError(f"keep={keep!r} by {name}: no {name} brings {g.name} within {tol:.1%} of {target:,} {keep} "
+                        f"(closest: {value:,} at {name}={best}); try a larger experiment.tol")
+    return cand.replace(name=f"{cand.name}+keep={keep}")
+
+
+def current_value(g: Any, name: str) -> int:
+    """The value of integer knob ``name`` a genome has (group_width: channels per group of its first grouped block)."""
+    from nasplay.space.knobs.wiring import grouping
+
+    found = grouping(g)
+    if name != "group_width" or found is None:
+        raise ValueError(f"experiment.keep_by={name}: {g.name} has no bottleneck blocks whose {name} could be re-solved")
+    return found[1]
 
 
 def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, int]) -> None:

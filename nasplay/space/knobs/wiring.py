@@ -377,6 +377,17 @@ def bottleneck(g: Genome, value: str) -> Genome:
 
 
 # --- cardinality ----------------------------------------------------------------------------------
+def grouping(g: Genome) -> tuple[int, int] | None:
+    """(groups, channels per group) of the k x k conv of the first bottleneck block: ResNeXt's "C x d" (Table 3
+    names its templates 1x64d ... 32x4d by the first stage's), or ``None`` without bottleneck blocks."""
+    for b in _blocks(g):
+        trio = bottleneck_ops(b)
+        if trio:
+            m = trio[1]
+            return m.groups, m.out // m.groups
+    return None
+
+
 def cardinality(g: Genome, card: int | None, group_width: int | None) -> Genome:
     """Groups of the k x k conv of every bottleneck block (ResNeXt); ``group_width`` is the channels per
     group of the first bottleneck stage, later stages keep their ratio to it (as torchvision's
