@@ -1,7 +1,7 @@
 """Rerun the claims suite and regenerate docs/claims.md's tables from the studies' report.json files.
 
     python scripts/claims.py estimate [--suite clutter] [--only NAME ...]   # minutes per experiment, before running
-    python scripts/claims.py run [--suite clutter] [--only NAME ...] [--missing] [-- OVERRIDE ...]
+    python scripts/claims.py run [--suite clutter] [--only NAME ...] [--missing] [--collect] [-- OVERRIDE ...]
     python scripts/claims.py tables [--check]                                # rewrite the generated parts of claims.md
 
 A suite (``scripts/claims/<suite>.yaml``) names the overrides every experiment runs with (``data=clutter``)
@@ -157,35 +157,68 @@ def evidence_dir(suite: dict[str, Any], name: str) -> Path:
     return RESULTS / suite["name"] / name
 
 
-def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Path, missing: bool) -> int:
+def extra_baselines(name: str) -> list[str]:
+    """The arms some claim of experiment ``name`` compares against instead of the experiment's baseline."""
+    claims = load_yaml(SUITES / "claims.yaml")["claims"]
+    return sorted({c["baseline"] for c in claims if c["experiment"] == name and c.get("baseline")})
+
+
+def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minutes: float | None) -> bool:
+    """Copy a finished study's report.json and study.json to docs/results/<suite>/<name>/, with a report against
+    each extra baseline its claims need (report.baseline=ARM.json)."""
+    src = study_dir(suite, name, runs_dir)
+    if not (src / "report.json").exists():
+        return False
+    dest = evidence_dir(suite, name)
+    dest.mkdir(parents=True, exist_ok=True)
+    reports = {"report.json": json.loads((src / "report.json").read_text())}
+    for arm in extra_baselines(name):
+        out = runs_dir / ".claims" / name / arm
+        rc = subprocess.call([sys.executable, "-c", "import sys; from nasplay.cli import main; sys.exit(main(sys.argv[1:]))",
+                              "report", str(src), "--baseline", arm, "--out", str(out), "--no-figures"], cwd=ROOT,
+                             stdout=subprocess.DEVNULL)
+        if rc != 0:
+            print(f"[claims] {name}: the report against {arm} failed (exit {rc})", flush=True)
+            return False
+        reports[f"report.baseline={arm}.json"] = json.loads((out / "report.json").read_text())
+    for fname, report in reports.items():
+        if minutes is not None:
+            report["wall_minutes"] = round(minutes, 2)
+        report["command"] = command
+        for key in ("path", "report_path"):  # machine-specific paths: keep them relative to the runs directory
+            if isinstance(report.get(key), str):
+                report[key] = os.path.relpath(report[key], runs_dir)
+        (dest / fname).write_text(json.dumps(report, indent=1, default=str) + "\n")
+    if (src / "study.json").exists():
+        shutil.copyfile(src / "study.json", dest / "study.json")
+    print(f"[claims] {name}: -> {dest.relative_to(ROOT)}/ ({', '.join(reports)})", flush=True)
+    return True
+
+
+def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Path, missing: bool,
+        collect_only: bool = False) -> int:
     failed = []
     for name in names:
         dest = evidence_dir(suite, name)
         if missing and (dest / "report.json").exists():
             print(f"[claims] {name}: {dest.relative_to(ROOT)}/report.json exists, skipped (--missing)", flush=True)
             continue
-        cmd = [sys.executable, "-m", "nasplay", *overrides_for(suite, name, extra), f"runs_dir={runs_dir}",
-               "progress=false"]
-        print(f"[claims] {name}: {' '.join(cmd[1:])}", flush=True)
-        t0 = time.time()
-        rc = subprocess.call(cmd, cwd=ROOT)
-        minutes = (time.time() - t0) / 60
-        src = study_dir(suite, name, runs_dir)
-        if rc != 0 or not (src / "report.json").exists():
-            print(f"[claims] {name}: FAILED (exit {rc}) after {minutes:.1f} min; nothing copied", flush=True)
+        command = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
+        minutes = None
+        if not collect_only:
+            cmd = [sys.executable, "-m", "nasplay", *overrides_for(suite, name, extra), f"runs_dir={runs_dir}",
+                   "progress=false"]
+            print(f"[claims] {name}: {command}", flush=True)
+            t0 = time.time()
+            rc = subprocess.call(cmd, cwd=ROOT)
+            minutes = (time.time() - t0) / 60
+            if rc != 0:
+                print(f"[claims] {name}: FAILED (exit {rc}) after {minutes:.1f} min", flush=True)
+        elif (dest / "report.json").exists():  # keep the time the run measured
+            minutes = json.loads((dest / "report.json").read_text()).get("wall_minutes")
+        if not collect(suite, name, runs_dir, command, minutes):
+            print(f"[claims] {name}: no report.json in {study_dir(suite, name, runs_dir)}; nothing copied", flush=True)
             failed.append(name)
-            continue
-        dest.mkdir(parents=True, exist_ok=True)
-        report = json.loads((src / "report.json").read_text())
-        report["wall_minutes"] = round(minutes, 2)
-        report["command"] = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
-        for key in ("path", "report_path"):  # machine-specific paths: keep them relative to the runs directory
-            if isinstance(report.get(key), str):
-                report[key] = os.path.relpath(report[key], runs_dir)
-        (dest / "report.json").write_text(json.dumps(report, indent=1, default=str) + "\n")
-        if (src / "study.json").exists():
-            shutil.copyfile(src / "study.json", dest / "study.json")
-        print(f"[claims] {name}: done in {minutes:.1f} min -> {dest.relative_to(ROOT)}/", flush=True)
     if failed:
         print(f"[claims] failed: {failed}", flush=True)
     return 1 if failed else 0
@@ -206,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
         if cmd == "run":
             s.add_argument("--missing", action="store_true", help="skip experiments whose report.json is committed")
             s.add_argument("--runs-dir", default="runs/claims", type=Path)
+            s.add_argument("--collect", action="store_true",
+                           help="do not train: copy the finished studies' reports from --runs-dir (and write the extra-baseline reports)")
     t = sub.add_parser("tables")
     t.add_argument("--check", action="store_true", help="exit 1 if docs/claims.md is not what the results give")
     a = p.parse_args(argv)
@@ -224,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"train {r['train']}  ~{r['minutes']:5.1f} min  step ms {r['step_ms']}", flush=True)
         print(f"{'total':32s} ~{total:.0f} min")
         return 0
-    return run(suite, names, extra, a.runs_dir.resolve(), a.missing)
+    return run(suite, names, extra, a.runs_dir.resolve(), a.missing, a.collect)
 
 
 if __name__ == "__main__":

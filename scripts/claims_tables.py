@@ -1,0 +1,172 @@
+"""docs/claims.md's generated blocks, from scripts/claims/claims.yaml and the committed report.json files.
+
+Each block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``; everything else in the
+document is written by hand. ``python scripts/claims.py tables`` rewrites them; ``--check`` only says whether
+they are current (a test runs it).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "docs" / "results"
+CLAIMS = ROOT / "scripts" / "claims" / "claims.yaml"
+CLAIMS_MD = ROOT / "docs" / "claims.md"
+SUITES = ("digits", "clutter")
+OUTCOMES = ("better", "worse", "equivalent", "inconclusive")
+
+
+def load_claims() -> list[dict[str, Any]]:
+    import yaml
+
+    claims = yaml.safe_load(CLAIMS.read_text())["claims"]
+    for i, c in enumerate(claims):
+        missing = {"innovation", "paper", "experiment", "arm", "metric", "expected"} - set(c)
+        if missing:
+            raise ValueError(f"{CLAIMS.name}: claim {i} ({c.get('innovation')!r}) lacks {sorted(missing)}")
+        if c["expected"] not in ("better", "worse", "equivalent"):
+            raise ValueError(f"{CLAIMS.name}: claim {c['innovation']!r}: expected must be better, worse or equivalent, "
+                             f"got {c['expected']!r}")
+    return claims
+
+
+def report_file(suite: str, claim: dict[str, Any]) -> Path:
+    d = RESULTS / suite / claim["experiment"]
+    return d / (f"report.baseline={claim['baseline']}.json" if claim.get("baseline") else "report.json")
+
+
+def load_report(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def find(report: dict[str, Any], claim: dict[str, Any]) -> dict[str, Any] | None:
+    """The comparison row of the claim's arm on the claim's metric (primary or secondary outcome)."""
+    rows = report["comparisons"] if report.get("metric") == claim["metric"] else report.get("secondary", {}).get(claim["metric"])
+    for row in rows or []:
+        if row.get("arm") == claim["arm"]:
+            return row
+    return None
+
+
+def fmt_p(p: Any) -> str:
+    if not isinstance(p, (int, float)) or not math.isfinite(p):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def effect(row: dict[str, Any], metric: str) -> str:
+    """Δ (arm - baseline) with its 95% interval: accuracies in points, other outcomes in their own units."""
+    w = row.get("welch")
+    if not isinstance(w, dict) or not all(isinstance(w.get(k), (int, float)) for k in ("diff", "ci_low", "ci_high")):
+        return ""
+    scale, unit = (100.0, " points") if "acc" in metric else (1.0, "")
+    digits = 2 if "acc" in metric or "loss" in metric else 1
+    return f"Δ {w['diff'] * scale:+.{digits}f}{unit} (95% CI {w['ci_low'] * scale:.{digits}f} to {w['ci_high'] * scale:.{digits}f})"
+
+
+def cell(suite: str, claim: dict[str, Any]) -> tuple[str, str]:
+    """(outcome word, table cell) of a claim in a suite."""
+    report = load_report(report_file(suite, claim))
+    if report is None:
+        recorded = claim.get(suite) if suite == "digits" else None
+        if recorded:
+            word = recorded if recorded in OUTCOMES else "unresolved"
+            return word, f"{recorded} *(recorded 2026-11-25)*"
+        return "not run", "not yet run"
+    row = find(report, claim)
+    if row is None:
+        return "missing", f"no {claim['metric']} comparison of {claim['arm']} in the report"
+    word = row.get("outcome") or "inconclusive"
+    parts = [f"**{word}**", effect(row, claim["metric"]), f"p_adj {fmt_p(row.get('p_adjusted'))}"]
+    return word, ", ".join(p for p in parts if p)
+
+
+def tally(words: list[str], expected: list[str]) -> str:
+    n = len(words)
+    reproduced = sum(w == e for w, e in zip(words, expected))
+    counts = {k: sum(w == k and w != e for w, e in zip(words, expected)) for k in OUTCOMES}
+    contradicted = sum((w, e) in {("better", "worse"), ("worse", "better")} for w, e in zip(words, expected))
+    other = sum(w in ("better", "worse") and w != e and (w, e) not in {("better", "worse"), ("worse", "better")}
+                for w, e in zip(words, expected))
+    unrun = sum(w in ("not run", "unresolved", "missing") for w in words)
+    text = (f"Reproduced {reproduced} of {n}; {counts['equivalent']} equivalent where the paper reports a difference, "
+            f"{counts['inconclusive']} inconclusive, {contradicted} contradicted (significant, against the paper)")
+    if other:
+        text += f", {other} significant where the paper reports no difference"
+    if unrun:
+        text += f", {unrun} not yet run or not recomputable"
+    return text + "."
+
+
+def claims_table() -> tuple[str, str]:
+    claims = load_claims()
+    rows, words = [], {s: [] for s in SUITES}
+    for c in claims:
+        cells = []
+        for s in SUITES:
+            w, text = cell(s, c)
+            words[s].append(w)
+            cells.append(text)
+        rows.append(f"| {c['innovation']} | {c['paper']} | `{c['experiment']}`: {c['arm']} vs "
+                    f"{c.get('baseline') or 'baseline'}, {c['metric']} | {c['expected']} | {cells[0]} | {cells[1]} |")
+    expected = [c["expected"] for c in claims]
+    head = ("| innovation | the paper's claim (where) | comparison, outcome | the paper | digits | clutter |\n"
+            "|---|---|---|---|---|---|")
+    tallies = "\n".join(f"- **{s}**: {tally(words[s], expected)}" for s in reversed(SUITES))
+    return tallies, head + "\n" + "\n".join(rows)
+
+
+def runs_table(suite: str) -> str:
+    """Every experiment of a suite with a committed report: its command, time, trials and arms."""
+    d = RESULTS / suite
+    lines = []
+    for path in sorted(d.glob("*/report.json")) if d.exists() else []:
+        r = json.loads(path.read_text())
+        scale = r.get("scale", 1.0)
+        f = ".1f" if scale != 1 else ".3g"
+        arms = "; ".join(
+            f"{a['arm']} {a['mean'] * scale:{f}}" + (f" ({a['ci_low'] * scale:{f}}–{a['ci_high'] * scale:{f}})"
+                                                     if isinstance(a.get("ci_low"), (int, float)) else "")
+            for a in r.get("arms", []) if isinstance(a.get("mean"), (int, float)) and math.isfinite(a["mean"]))
+        minutes = r.get("wall_minutes")
+        trials = r.get("trials", {})
+        lines.append(f"| `{r['experiment']}` | {r.get('command', '').replace('python -m nasplay ', '')} | "
+                     f"{'' if minutes is None else f'{minutes:.1f}'} | {trials.get('COMPLETE', 0)}/{trials.get('total', 0)} | "
+                     f"{r['metric']} | {arms} |")
+    if not lines:
+        return "(no study of this suite has a committed report.json yet)"
+    return ("| experiment | overrides (`python -m nasplay ...`) | wall minutes | trials complete | primary outcome | "
+            "arms: mean (95% CI) |\n|---|---|---:|---:|---|---|\n" + "\n".join(lines))
+
+
+def blocks() -> dict[str, str]:
+    tallies, table = claims_table()
+    return {"tally": tallies, "claims": table, "runs-clutter": runs_table("clutter"), "runs-digits": runs_table("digits")}
+
+
+def render(text: str, made: dict[str, str]) -> str:
+    for name, body in made.items():
+        pattern = re.compile(rf"(<!-- generated:{re.escape(name)} -->\n).*?(<!-- /generated:{re.escape(name)} -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"{CLAIMS_MD.name}: no <!-- generated:{name} --> ... <!-- /generated:{name} --> block")
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + "\n" + m.group(2), text)
+    return text
+
+
+def write_tables(check: bool = False) -> int:
+    old = CLAIMS_MD.read_text()
+    new = render(old, blocks())
+    if check:
+        if new != old:
+            print(f"{CLAIMS_MD.relative_to(ROOT)} is not what the committed results give: run python scripts/claims.py tables")
+            return 1
+        print(f"{CLAIMS_MD.relative_to(ROOT)} is current")
+        return 0
+    CLAIMS_MD.write_text(new)
+    print(f"wrote {CLAIMS_MD.relative_to(ROOT)}")
+    return 0
