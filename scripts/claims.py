@@ -33,6 +33,14 @@ RESULTS = ROOT / "docs" / "results"
 CLAIMS_MD = ROOT / "docs" / "claims.md"
 
 
+def show(path: Path) -> str:
+    """``path`` relative to the repository where it lies inside it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def load_yaml(path: Path) -> Any:
     import yaml
 
@@ -191,7 +199,7 @@ def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minu
         (dest / fname).write_text(json.dumps(report, indent=1, default=str) + "\n")
     if (src / "study.json").exists():
         shutil.copyfile(src / "study.json", dest / "study.json")
-    print(f"[claims] {name}: -> {dest.relative_to(ROOT)}/ ({', '.join(reports)})", flush=True)
+    print(f"[claims] {name}: -> {show(dest)}/ ({', '.join(reports)})", flush=True)
     return True
 
 
@@ -201,7 +209,7 @@ def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Pat
     for name in names:
         dest = evidence_dir(suite, name)
         if missing and (dest / "report.json").exists():
-            print(f"[claims] {name}: {dest.relative_to(ROOT)}/report.json exists, skipped (--missing)", flush=True)
+            print(f"[claims] {name}: {show(dest)}/report.json exists, skipped (--missing)", flush=True)
             continue
         command = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
         minutes = None
