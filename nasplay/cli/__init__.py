@@ -88,12 +88,8 @@ def describe_dict(genome) -> dict:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    try:
-        genome = genome_from_args(args.name, args.knobs)
-        d = describe_dict(genome)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    genome = genome_from_args(args.name, args.knobs)
+    d = describe_dict(genome)
     if args.json:
         print(json.dumps(d, indent=2))
         return 0
@@ -156,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except ValueError as e:  # a bad argument found by the checks: say which, without a traceback
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     except BrokenPipeError:  # `nasplay knobs NAME | head`: the reader left; not an error of ours
         import os
 

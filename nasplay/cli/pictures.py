@@ -8,7 +8,6 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 from pathlib import Path
 
 from nasplay.cli import genome_from_args
@@ -22,25 +21,21 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_draw(args: argparse.Namespace) -> int:
     from nasplay.report.diagram import draw_genome, draw_poster
 
-    try:
-        if args.all:
-            if args.name:
-                raise ValueError("draw: give a network name or --all, not both")
-            out = args.out or "poster.svg"
-            draw_poster(out)
-            base = Path(out)
-            second = base.with_name(f"{base.stem}_2016-2022{base.suffix}")
-            draw_poster(second, era="decade")
-            out = f"{out} and {second}"
-        else:
-            if not args.name:
-                raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
-            genome = genome_from_args(args.name, args.knobs)
-            out = args.out or re.sub(r"[^\w.-]+", "_", genome.name) + ".svg"
-            draw_genome(genome, out, legend=not args.no_legend, max_height=args.max_height, collapse=not args.expand)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if args.all:
+        if args.name:
+            raise ValueError("draw: give a network name or --all, not both")
+        out = args.out or "poster.svg"
+        draw_poster(out)
+        base = Path(out)
+        second = base.with_name(f"{base.stem}_2016-2022{base.suffix}")
+        draw_poster(second, era="decade")
+        out = f"{out} and {second}"
+    else:
+        if not args.name:
+            raise ValueError("draw: name a network (nasplay list) or a genome .yaml/.json file, or use --all")
+        genome = genome_from_args(args.name, args.knobs)
+        out = args.out or re.sub(r"[^\w.-]+", "_", genome.name) + ".svg"
+        draw_genome(genome, out, legend=not args.no_legend, max_height=args.max_height, collapse=not args.expand)
     print(f"wrote {out}")
     return 0
 
@@ -69,15 +64,11 @@ def register_draw(sub: argparse._SubParsersAction) -> None:
 def cmd_diff(args: argparse.Namespace) -> int:
     from nasplay.report.diff import diff_genomes, diff_text, draw_diff
 
-    try:
-        a = genome_from_args(args.a, args.a_knobs or [])
-        b = genome_from_args(args.b, args.knobs)
-        diffs = diff_genomes(a, b)
-        if args.out:
-            draw_diff(a, b, args.out)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    a = genome_from_args(args.a, args.a_knobs or [])
+    b = genome_from_args(args.b, args.knobs)
+    diffs = diff_genomes(a, b)
+    if args.out:
+        draw_diff(a, b, args.out)
     if args.json:
         print(json.dumps({"a": {"name": a.name, "hash": a.hash}, "b": {"name": b.name, "hash": b.hash},
                           "differences": [d.to_dict() for d in diffs]}, indent=2, ensure_ascii=False))

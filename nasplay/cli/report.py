@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,28 +50,20 @@ def run_cli(args) -> int:
     if args.anytime:
         from nasplay.report.search import anytime, render_anytime
 
-        try:
-            result = anytime(args.study_dirs, args.out, metric=args.metric, figures=not args.no_figures)
-        except ValueError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        result = anytime(args.study_dirs, args.out, metric=args.metric, figures=not args.no_figures)
         print(json.dumps(to_finite(result), indent=2) if args.json else render_anytime(result) + f"anytime: {result['path']}")
         return 0
-    try:
-        if len(args.study_dirs) == 1:
-            path, report = write_study_report(args.study_dirs[0], args.out, **kwargs)
-            from pathlib import Path
+    if len(args.study_dirs) == 1:
+        path, report = write_study_report(args.study_dirs[0], args.out, **kwargs)
+        from pathlib import Path
 
-            if (Path(args.study_dirs[0]) / "space.json").exists():  # a search of the classics' space (nasplay.sweep.conditional)
-                from nasplay.report.search import write_search_report
+        if (Path(args.study_dirs[0]) / "space.json").exists():  # a search of the classics' space (nasplay.sweep.conditional)
+            from nasplay.report.search import write_search_report
 
-                report["search_report"] = str(write_search_report(args.study_dirs[0], args.out))
-            reports, comparison = [report], None
-        else:
-            comparison, reports = compare_studies(args.study_dirs, args.out, **kwargs)
-    except ValueError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+            report["search_report"] = str(write_search_report(args.study_dirs[0], args.out))
+        reports, comparison = [report], None
+    else:
+        comparison, reports = compare_studies(args.study_dirs, args.out, **kwargs)
     if args.json:
         public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
         doc = public[0] if comparison is None else {"studies": public, "comparison": str(comparison)}
