@@ -1,7 +1,7 @@
 """Rerun the claims suite and regenerate docs/claims.md's tables from the studies' report.json files.
 
     python scripts/claims.py estimate [--suite clutter] [--only NAME ...]   # minutes per experiment, before running
-    python scripts/claims.py run [--suite clutter] [--only NAME ...] [--missing] [--collect] [-- OVERRIDE ...]
+    python scripts/claims.py run [--suite clutter] [--only NAME ...] [--missing] [--collect [--rereport]] [-- OVERRIDE ...]
     python scripts/claims.py tables [--check]                                # rewrite the generated parts of claims.md
 
 A suite (``scripts/claims/<suite>.yaml``) names the overrides every experiment runs with (``data=clutter``)
@@ -171,10 +171,20 @@ def extra_baselines(name: str) -> list[str]:
     return sorted({c["baseline"] for c in claims if c["experiment"] == name and c.get("baseline")})
 
 
-def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minutes: float | None) -> bool:
+def report_cmd(src: Path, *args: str) -> int:
+    return subprocess.call([sys.executable, "-c", "import sys; from nasplay.cli import main; sys.exit(main(sys.argv[1:]))",
+                            "report", str(src), *args], cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minutes: float | None,
+            rereport: bool = False) -> bool:
     """Copy a finished study's report.json and study.json to docs/results/<suite>/<name>/, with a report against
-    each extra baseline its claims need (report.baseline=ARM.json)."""
+    each extra baseline its claims need (report.baseline=ARM.json); ``rereport`` first writes the study's report
+    anew with this checkout's code (tables only)."""
     src = study_dir(suite, name, runs_dir)
+    if rereport and (src / "results.csv").exists() and report_cmd(src, "--no-figures") != 0:
+        print(f"[claims] {name}: the report failed", flush=True)
+        return False
     if not (src / "report.json").exists():
         return False
     dest = evidence_dir(suite, name)
@@ -182,9 +192,7 @@ def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minu
     reports = {"report.json": json.loads((src / "report.json").read_text())}
     for arm in extra_baselines(name):
         out = runs_dir / ".claims" / name / arm
-        rc = subprocess.call([sys.executable, "-c", "import sys; from nasplay.cli import main; sys.exit(main(sys.argv[1:]))",
-                              "report", str(src), "--baseline", arm, "--out", str(out), "--no-figures"], cwd=ROOT,
-                             stdout=subprocess.DEVNULL)
+        rc = report_cmd(src, "--baseline", arm, "--out", str(out), "--no-figures")
         if rc != 0:
             print(f"[claims] {name}: the report against {arm} failed (exit {rc})", flush=True)
             return False
@@ -204,7 +212,7 @@ def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minu
 
 
 def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Path, missing: bool,
-        collect_only: bool = False) -> int:
+        collect_only: bool = False, rereport: bool = False) -> int:
     failed = []
     for name in names:
         dest = evidence_dir(suite, name)
@@ -224,7 +232,7 @@ def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Pat
                 print(f"[claims] {name}: FAILED (exit {rc}) after {minutes:.1f} min", flush=True)
         elif (dest / "report.json").exists():  # keep the time the run measured
             minutes = json.loads((dest / "report.json").read_text()).get("wall_minutes")
-        if not collect(suite, name, runs_dir, command, minutes):
+        if not collect(suite, name, runs_dir, command, minutes, rereport=collect_only and rereport):
             print(f"[claims] {name}: no report.json in {study_dir(suite, name, runs_dir)}; nothing copied", flush=True)
             failed.append(name)
     if failed:
@@ -249,6 +257,7 @@ def main(argv: list[str] | None = None) -> int:
             s.add_argument("--runs-dir", default="runs/claims", type=Path)
             s.add_argument("--collect", action="store_true",
                            help="do not train: copy the finished studies' reports from --runs-dir (and write the extra-baseline reports)")
+            s.add_argument("--rereport", action="store_true", help="with --collect: write each study's report anew first")
     t = sub.add_parser("tables")
     t.add_argument("--check", action="store_true", help="exit 1 if docs/claims.md is not what the results give")
     a = p.parse_args(argv)
@@ -267,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                   f"train {r['train']}  ~{r['minutes']:5.1f} min  step ms {r['step_ms']}", flush=True)
         print(f"{'total':32s} ~{total:.0f} min")
         return 0
-    return run(suite, names, extra, a.runs_dir.resolve(), a.missing, a.collect)
+    return run(suite, names, extra, a.runs_dir.resolve(), a.missing, a.collect, a.rereport)
 
 
 if __name__ == "__main__":

@@ -630,6 +630,39 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     assert ep["kind"] == "censored" and ep["arm_summary"]["times"] == [4, 4, 5]
 
 
+def test_a_target_no_seed_reached_is_still_the_primary_outcome(tmp_path):
+    """On cluttered digits neither arm reached the 90% target: results.csv has no steps_to_target column at all (a trial
+    records only finite metrics), yet the target was set, so the pre-stated primary stays the censored comparison
+    (0 of 3 against 0 of 3) instead of falling back to another metric; the clutter split sizes come from the config."""
+    from nasplay.report.study import write_report
+
+    d = tmp_path / "ablate_batchnorm" / "clutter"
+    d.mkdir(parents=True)
+    arms = {"norm=none": [0.100, 0.100, 0.100], "norm=batch": [0.750, 0.760, 0.752]}
+    rows = [{"number": 3 * i + s, "state": "COMPLETE", "arm": arm, "seed": s, "test/acc": acc, "val/acc": acc, "steps": 942,
+             "epochs": 6} for i, (arm, accs) in enumerate(arms.items()) for s, acc in enumerate(accs)]
+    write_csv(d / "results.csv", ["number", "state", "arm", "seed", "test/acc", "val/acc", "steps", "epochs"], rows)
+    (d / "config.yaml").write_text("data: {name: clutter, clutter_val: 1000, clutter_test: 5000}\n"
+                                   "trainer: {max_epochs: 6, target_val_acc: 0.9}\n")
+    write_outcome_manifest(d, "ablate_batchnorm", list(arms), "norm=none",
+                           {"primary": "steps_to_target", "secondary": ["test/acc"], "margin": {"test/acc": 1.0}})
+    write_report(d, diagrams=False, figures=False)
+    r = json.loads((d / "report.json").read_text())
+    assert r["metric"] == "steps_to_target" and not any("has no values" in n for n in r["notes"])
+    (c,) = r["comparisons"]
+    assert c["kind"] == "censored" and c["outcome"] == "inconclusive"
+    assert c["arm_summary"]["reached"] == 0 and c["baseline_summary"]["censored_at"] == [942, 942, 942]
+    assert c["fisher_p"] == pytest.approx(1.0)
+    assert (r["test_size"], r["val_size"]) == (5000, 1000) and "clutter" in r["test_size_source"]
+    (acc,) = r["secondary"]["test/acc"]
+    assert acc["outcome"] == "better"
+    # without the target set, a column no trial has is not an outcome: the report says so and falls back
+    (d / "config.yaml").write_text("data: {name: clutter}\ntrainer: {max_epochs: 6}\n")
+    write_report(d, diagrams=False, figures=False)
+    r = json.loads((d / "report.json").read_text())
+    assert r["metric"] != "steps_to_target" and any("has no values" in n for n in r["notes"])
+
+
 def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys):
     from nasplay.cli import main
     from nasplay.report.study import write_report

@@ -128,14 +128,17 @@ class Study:
 
     def available(self, metric: str) -> bool:
         """A metric the report can analyse: a value somewhere, or a time-to-target column (all censored is a result)."""
-        if metric in SECONDARY:
-            return any(metric in t for t in self.complete) and (self.has(metric) or _target_set(self.config))
+        if metric in SECONDARY:  # a trial that never reached the target records no value: censored, still a result
+            return bool(self.complete) and (self.has(metric) or _target_set(self.config, metric))
         return self.has(metric)
 
 
-def _target_set(config: dict) -> bool:
-    tr = config.get("trainer") or {}
-    return any(tr.get(k) is not None for k in ("target_train_error", "target_val_acc"))
+# The trainer setting behind each time-to-target metric.
+TARGETS = {"epochs_to_target": "target_train_error", "steps_to_target": "target_val_acc"}
+
+
+def _target_set(config: dict, metric: str) -> bool:
+    return (config.get("trainer") or {}).get(TARGETS[metric]) is not None
 
 
 def add_derived(trials: list[dict[str, Any]], curves: list[dict[str, Any]]) -> list[str]:
@@ -164,6 +167,8 @@ TRAIN_PER_CLASS = {"cifar10": (5000,) * 10, "cifar100": (500,) * 100, "fashion_m
 def _val_size(config: dict) -> int | None:
     """The validation split's size: round(val_fraction * count) of each class (train.data.stratified_split)."""
     data = config.get("data") or {}
+    if data.get("name") == "clutter":  # generated to size (nasplay.train.clutter)
+        return int(data.get("clutter_val", 1000))
     per_class = DIGITS_PER_CLASS if data.get("name") == "digits" else TRAIN_PER_CLASS.get(data.get("name"))
     if per_class is None:
         return None
@@ -183,6 +188,8 @@ def _test_size(manifest: Manifest | None, trials: list[dict[str, Any]], config: 
     name = data.get("name")
     if name in NATIVE_TEST_SIZE:
         return NATIVE_TEST_SIZE[name], f"{name}'s own test split (config.yaml data.name)"
+    if name == "clutter":
+        return int(data.get("clutter_test", 5000)), "clutter, composed to size (config.yaml data.clutter_test)"
     if name == "digits":
         f = float(data.get("test_fraction", 0.2))
         return (sum(int(round(f * c)) for c in DIGITS_PER_CLASS),
@@ -260,7 +267,7 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
         done = [t for t in trials if t["state"] == "COMPLETE"]
         metric = next((m for m in METRIC_PREFERENCE if any(math.isfinite(_num(t.get(m))) for t in done)), None)
         metric = metric or next((m for m in METRIC_PREFERENCE if m in columns), "val/acc")
-    elif metric not in columns:
+    elif metric not in columns and not (metric in SECONDARY and _target_set(config, metric)):
         raise ValueError(f"metric: {metric!r} is not a column of {results}; columns: {', '.join(sorted(columns))}")
 
     kind = manifest.kind if manifest else kind_of(experiment, None)
