@@ -112,9 +112,12 @@ def claims_table() -> tuple[str, str]:
             w, text = cell(s, c)
             words[s].append(w)
             cells.append(text)
+        paper = c["expected"] if c.get("counted", True) else f"({c['expected']}; a control, not counted)"
         rows.append(f"| {c['innovation']} | {c['paper']} | `{c['experiment']}`: {c['arm']} vs "
-                    f"{c.get('baseline') or 'baseline'}, {c['metric']} | {c['expected']} | {cells[0]} | {cells[1]} |")
-    expected = [c["expected"] for c in claims]
+                    f"{c.get('baseline') or 'baseline'}, {c['metric']} | {paper} | {cells[0]} | {cells[1]} |")
+    counted = [c.get("counted", True) for c in claims]
+    expected = [c["expected"] for c, k in zip(claims, counted) if k]
+    words = {s: [w for w, k in zip(ws, counted) if k] for s, ws in words.items()}
     head = ("| innovation | the paper's claim (where) | comparison, outcome | the paper | digits | clutter |\n"
             "|---|---|---|---|---|---|")
     tallies = "\n".join(f"- **{s}**: {tally(words[s], expected)}" for s in reversed(SUITES))
