@@ -124,18 +124,21 @@ def claims_table() -> tuple[str, str]:
     return tallies, head + "\n" + "\n".join(rows)
 
 
+def test_accuracy(report: dict[str, Any], arm: dict[str, Any]) -> dict[str, Any] | None:
+    """An arm's test accuracy summary, whichever outcome is the report's primary."""
+    x = arm if report.get("metric") == "test/acc" else (arm.get("secondary") or {}).get("test/acc")
+    return x if x and isinstance(x.get("mean"), (int, float)) and math.isfinite(x["mean"]) else None
+
+
 def runs_table(suite: str) -> str:
     """Every experiment of a suite with a committed report: its command, time, trials and arms."""
     d = RESULTS / suite
     lines = []
     for path in sorted(d.glob("*/report.json")) if d.exists() else []:
         r = json.loads(path.read_text())
-        scale = r.get("scale", 1.0)
-        f = ".1f" if scale != 1 else ".3g"
-        arms = "; ".join(
-            f"{a['arm']} {a['mean'] * scale:{f}}" + (f" ({a['ci_low'] * scale:{f}}–{a['ci_high'] * scale:{f}})"
-                                                     if isinstance(a.get("ci_low"), (int, float)) else "")
-            for a in r.get("arms", []) if isinstance(a.get("mean"), (int, float)) and math.isfinite(a["mean"]))
+        arms = "; ".join(f"{a['arm']} {x['mean'] * 100:.1f}" + (f" ({x['ci_low'] * 100:.1f}–{x['ci_high'] * 100:.1f})"
+                                                            if isinstance(x.get("ci_low"), (int, float)) else "")
+                         for a in r.get("arms", []) if (x := test_accuracy(r, a)))
         minutes = r.get("wall_minutes")
         trials = r.get("trials", {})
         lines.append(f"| `{r['experiment']}` | {r.get('command', '').replace('python -m nasplay ', '')} | "
@@ -144,7 +147,7 @@ def runs_table(suite: str) -> str:
     if not lines:
         return "(no study of this suite has a committed report.json yet)"
     return ("| experiment | overrides (`python -m nasplay ...`) | wall minutes | trials complete | primary outcome | "
-            "arms: mean (95% CI) |\n|---|---|---:|---:|---|---|\n" + "\n".join(lines))
+            "test accuracy per arm, % (95% CI) |\n|---|---|---:|---:|---|---|\n" + "\n".join(lines))
 
 
 def blocks() -> dict[str, str]:
