@@ -782,7 +782,7 @@ def test_a_study_that_holds_compute_shows_how_equal_the_arms_were(tmp_path):
     held = {a["arm"]: a["compute"] for a in r["arms"]}
     assert held["skip=none"]["held_ratio"] == 1.0
     assert held["skip=identity"] == {"keep": "flops", "params": 1100, "flops": 2_030_000, "params_ratio": 1.1,
-                                     "flops_ratio": 1.015, "held_ratio": 1.015}
+                                     "flops_ratio": 1.015, "held_ratio": 1.015, "grouping": None}
     assert held["skip=projection"]["held_ratio"] == pytest.approx(0.99)
     text = render(r)
     assert "### Compute as trained" in text and "| skip=identity | 1.1k | 1.100 | 2.03M | 1.015 |" in text
