@@ -397,8 +397,7 @@ def cardinality(g: Genome, card: int | None, group_width: int | None) -> Genome:
     trios = [(i, bottleneck_ops(b)) for i, b in enumerate(_blocks(g))]
     trios = [(i, t) for i, t in trios if t]
     if trios:
-        _, (_, m0, _) = trios[0]
-        base = m0.out / m0.groups  # channels per group of the first bottleneck
+        base = grouping(g)[1]  # channels per group of the first bottleneck
 
         def fn(b: Block, shape: Shape, path: str, where: str) -> Block:
             trio = bottleneck_ops(b) if where == "stage" else None
