@@ -54,11 +54,14 @@ def two_training(proc: subprocess.Popen, log: Path, study_dir: Path, name: str) 
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         assert proc.poll() is None, log.read_text()
-        if (study_dir / "optuna.journal").exists():
-            running = [t for t in trials_of(study_dir, name) if t.state.name == "RUNNING" and HEARTBEAT in t.system_attrs
-                       and len(t.intermediate_values) >= 2]  # epoch 1 validated: epoch 0's checkpoint is on disk
-            if len({t.user_attrs.get("worker") for t in running}) == 2:
-                return running
+        try:  # the journal file can exist a moment before the study's creation is written to it
+            trials = trials_of(study_dir, name) if (study_dir / "optuna.journal").exists() else []
+        except KeyError:
+            trials = []
+        running = [t for t in trials if t.state.name == "RUNNING" and HEARTBEAT in t.system_attrs
+                   and len(t.intermediate_values) >= 2]  # epoch 1 validated: epoch 0's checkpoint is on disk
+        if len({t.user_attrs.get("worker") for t in running}) == 2:
+            return running
         time.sleep(0.05)
     raise AssertionError(f"the two workers were never seen training at once:\n{log.read_text()}")
 
