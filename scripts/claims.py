@@ -27,10 +27,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from claims_tables import RESULTS, ROOT, load_claims, write_tables  # scripts/ is sys.path[0] when this runs
+
 SUITES = ROOT / "scripts" / "claims"
-RESULTS = ROOT / "docs" / "results"
-CLAIMS_MD = ROOT / "docs" / "claims.md"
 
 
 def show(path: Path) -> str:
@@ -167,8 +166,7 @@ def evidence_dir(suite: dict[str, Any], name: str) -> Path:
 
 def extra_baselines(name: str) -> list[str]:
     """The arms some claim of experiment ``name`` compares against instead of the experiment's baseline."""
-    claims = load_yaml(SUITES / "claims.yaml")["claims"]
-    return sorted({c["baseline"] for c in claims if c["experiment"] == name and c.get("baseline")})
+    return sorted({c["baseline"] for c in load_claims(SUITES / "claims.yaml") if c["experiment"] == name and c.get("baseline")})
 
 
 def report_cmd(src: Path, *args: str) -> int:
@@ -263,8 +261,6 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     os.environ.setdefault("WANDB_MODE", "offline")
     if a.cmd == "tables":
-        from claims_tables import write_tables  # scripts/claims_tables.py
-
         return write_tables(check=a.check)
     suite = load_suite(a.suite)
     names = experiment_names(suite, a.only)
@@ -280,5 +276,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     sys.exit(main())

@@ -21,16 +21,16 @@ SUITES = ("digits", "clutter")
 OUTCOMES = ("better", "worse", "equivalent", "inconclusive")
 
 
-def load_claims() -> list[dict[str, Any]]:
+def load_claims(path: Path = CLAIMS) -> list[dict[str, Any]]:
     import yaml
 
-    claims = yaml.safe_load(CLAIMS.read_text())["claims"]
+    claims = yaml.safe_load(path.read_text())["claims"]
     for i, c in enumerate(claims):
         missing = {"innovation", "paper", "experiment", "arm", "metric", "expected"} - set(c)
         if missing:
-            raise ValueError(f"{CLAIMS.name}: claim {i} ({c.get('innovation')!r}) lacks {sorted(missing)}")
+            raise ValueError(f"{path.name}: claim {i} ({c.get('innovation')!r}) lacks {sorted(missing)}")
         if c["expected"] not in ("better", "worse", "equivalent"):
-            raise ValueError(f"{CLAIMS.name}: claim {c['innovation']!r}: expected must be better, worse or equivalent, "
+            raise ValueError(f"{path.name}: claim {c['innovation']!r}: expected must be better, worse or equivalent, "
                              f"got {c['expected']!r}")
     return claims
 
