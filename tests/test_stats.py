@@ -162,6 +162,8 @@ def test_censored_time_to_target():
     assert c.logrank_z == pytest.approx(logrank_by_hand([2, 2, 3], [], [], [6, 6, 6]))
     assert c.logrank_p == pytest.approx(2 * sps.norm.sf(abs(c.logrank_z)))
     assert c.better is True and c.arm_summary.reached == 3 and math.isinf(c.baseline_summary.median)
+    words = stats.censored_verdict(c)
+    assert words.startswith("bn: 3 of 3 seeds reached the target (median 2.0 steps); none: 0 of 3 (not reached by half the seeds);")
     d = stats.compare_censored("relu", [1, 2, 2, 4], [8], "tanh", [3, 5], [8, 8, 8])
     assert d.logrank_z == pytest.approx(logrank_by_hand([1, 2, 2, 4], [8], [3, 5], [8, 8, 8]))
     assert stats.compare_censored("a", [], [8, 8], "b", [], [8, 8]).outcome == "inconclusive"

@@ -769,11 +769,12 @@ def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: 
 
 def censored_verdict(c: CensoredComparison, alpha: float = 0.05) -> str:
     """Plain words for a time-to-target comparison (after ``p_adjusted`` and ``outcome`` are set)."""
-    def med(s: TimeToTarget) -> str:
-        return "not reached by half the seeds" if math.isinf(s.median) else f"median {_fmt(s.median, 1)}"
-
     what = c.metric.removesuffix("_to_target")
-    head = (f"{c.arm}: {c.arm_summary.reached} of {c.arm_summary.n} seeds reached the target ({med(c.arm_summary)} {what}); "
+
+    def med(s: TimeToTarget) -> str:
+        return "not reached by half the seeds" if math.isinf(s.median) else f"median {_fmt(s.median, 1)} {what}"
+
+    head = (f"{c.arm}: {c.arm_summary.reached} of {c.arm_summary.n} seeds reached the target ({med(c.arm_summary)}); "
             f"{c.baseline}: {c.baseline_summary.reached} of {c.baseline_summary.n} ({med(c.baseline_summary)})")
     tests = f"log-rank {format_p(c.p)}, adjusted {format_p_bare(c.p_adjusted)}; Fisher's exact test on the counts {format_p(c.fisher_p)}"
     return f"{head}; {tests} — {c.outcome}"
