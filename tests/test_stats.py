@@ -64,6 +64,8 @@ def test_outcomes_from_adjusted_p_and_tost():
     c = stats.compare("x", a, "y", b, scale=100, unit="points", margin=0.02)
     assert c.outcome == "equivalent" and c.verdict.endswith("— equivalent") and "within the margin ±2.0 points" in c.verdict
     assert stats.compare("x", a, "y", b).verdict.endswith("no equivalence margin stated — inconclusive")
+    quarter = stats.compare("x", a, "y", b, scale=100, unit="points", margin=0.0025)  # not rounded to ±0.2
+    assert quarter.outcome == "inconclusive" and "not shown within the margin ±0.25 points" in quarter.verdict
 
 
 def test_holm_family_changes_the_verdict():

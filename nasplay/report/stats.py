@@ -344,7 +344,8 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     if c.margin is None or eq is None or not math.isfinite(eq.p):
         tail = "; no equivalence margin stated" if c.margin is None else ""
     else:
-        m = f"±{_fmt(c.margin * scale, k)}{u}"
+        mv = c.margin * scale  # stated by hand: every digit it was given (0.25, not 0.2)
+        m = f"±{_fmt(mv, k) if abs(round(mv, k) - mv) < 1e-9 else f'{mv:.6g}'}{u}"
         inner = f"{int(round((1 - 2 * alpha) * 100))}% CI {_fmt(eq.ci_low * scale, k)} to {_fmt(eq.ci_high * scale, k)}"
         adj = f", adjusted {format_p_bare(tost_p)}" if c.adjust != "none" and c.family > 1 else ""
         word = "within" if c.outcome == "equivalent" else "not shown within"
