@@ -274,10 +274,10 @@ def test_keep_by_refuses_what_it_cannot_hold_and_few_channels_per_group(compose,
 def test_keep_by_finds_the_papers_templates_at_full_size():
     """At full width and depth (the GPU line's network, 32 px CIFAR) solving channels per group to ResNet-50's FLOPs
     gives ResNeXt's own templates: 2x40d, 4x24d, 8x13d (the paper: 8x14d) and 32x4d."""
+    from nasplay.complexity import resolve
     from nasplay.space.knobs.wiring import grouping
-    from nasplay.sweep.plan import resolve_genome
 
     base = {"depth": [3, 4, 6, 3]}
-    got = [grouping(resolve_genome("resnet50", {**base, "cardinality": c}, (3, 32, 10), keep="flops", tol=0.05,
+    got = [grouping(resolve("resnet50", {**base, "cardinality": c}, (3, 32, 10), keep="flops", tol=0.05,
                                    base=base, keep_by="group_width")) for c in (1, 2, 4, 8, 32)]
     assert got == [(1, 64), (2, 40), (4, 24), (8, 13), (32, 4)]

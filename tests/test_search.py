@@ -15,8 +15,9 @@ import numpy as np
 import optuna
 import pytest
 
+from nasplay.complexity import resolve
 from nasplay.sweep.conditional import allowed, base_knobs, data_shape_of, knob_of
-from nasplay.sweep.plan import make_plan, resolve_genome
+from nasplay.sweep.plan import make_plan
 from nasplay.sweep.trial import TrialRunner, suggest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -39,7 +40,7 @@ def test_conditional_sampling_takes_only_what_each_base_accepts(compose, tmp_pat
     # Derived from the knobs' refusals: LeNet-5 has no bottleneck blocks, VGG-16 no 5x5 to stack, Xception no skip to scale.
     assert "cardinality" not in table["lenet5"]["knobs"] and "cardinality" in table["resnet50"]["knobs"]
     with pytest.raises(ValueError, match="cardinality"):
-        apply(resolve_genome("lenet5", {}, shape), cardinality=8)
+        apply(resolve("lenet5", {}, shape), cardinality=8)
     assert "stacked" not in table["vgg16"]["knobs"]["factorize"] and "stacked" in table["resnet50"]["knobs"]["factorize"]
     assert table["xception"]["defaults"]["separable"] == "on" and table["resnet50"]["defaults"]["skip"] == "identity"
     assert "branches" not in table["resnet50"]["knobs"]  # one path already: the knob does not apply
@@ -57,7 +58,7 @@ def test_conditional_sampling_takes_only_what_each_base_accepts(compose, tmp_pat
         assert set(sampled) == set(table[base]["knobs"])  # every knob the base accepts, and no other
         for knob, v in sampled.items():
             assert v in table[base]["knobs"][knob]
-            resolve_genome(base, {**table[base]["own"], knob: v}, shape)  # each value alone is accepted by apply
+            resolve(base, {**table[base]["own"], knob: v}, shape)  # each value alone is accepted by apply
         own = table[base]["own"]
         assert own == base_knobs(c, base)  # the classics' knobs: vgg16's norm=batch, lenet5 none
         assert spec.knobs == {**own, **{k: v for k, v in sampled.items() if v != table[base]["defaults"].get(k)}}
@@ -66,13 +67,13 @@ def test_conditional_sampling_takes_only_what_each_base_accepts(compose, tmp_pat
         if why and why.startswith("knobs:"):  # a combination the knobs refuse
             refused += 1
             with pytest.raises(ValueError):
-                resolve_genome(base, spec.knobs, shape)
+                resolve(base, spec.knobs, shape)
         elif why:  # over the budget: it builds, and its FLOPs are over experiment.max_flops
             refused += 1
-            g = resolve_genome(base, spec.knobs, shape)
+            g = resolve(base, spec.knobs, shape)
             assert complexity(g, num_classes=10).flops == trial.user_attrs["flops"] > c.experiment.max_flops
         else:  # what trains is exactly the genome whose complexity was checked
-            g = resolve_genome(base, spec.knobs, shape)
+            g = resolve(base, spec.knobs, shape)
             assert g.hash == trial.user_attrs["genome_hash"] and trial.user_attrs["flops"] <= c.experiment.max_flops
         study.tell(trial, 0.5)
     assert seen_bases == {"lenet5", "vgg16", "resnet50", "xception"} and flipped >= 20

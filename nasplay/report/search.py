@@ -234,9 +234,9 @@ def classic_genome(study: Study, base: str, like: Any = None) -> Any:
     space = _space(study)
     if like is None or base not in space.get("bases", {}):
         return None
-    from nasplay.sweep.plan import resolve_genome
+    from nasplay.complexity import resolve
 
-    return resolve_genome(base, space["bases"][base].get("own_knobs") or {}, (like.input.channels, like.input.size, like.classes))
+    return resolve(base, space["bases"][base].get("own_knobs") or {}, (like.input.channels, like.input.size, like.classes))
 
 
 def _space(study: Study) -> dict[str, Any]:

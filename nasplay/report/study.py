@@ -963,9 +963,12 @@ def arm_genome(study: Study, arm: str) -> tuple[Any, str]:
     entry = next((a for a in study.manifest.arms if a.name == arm), None) if study.manifest else None
     if entry is None:
         return None, ""
+    from nasplay.complexity import resolve  # the one door from an arm to its genome (the plan's)
     from nasplay.space.load import load_genome
 
-    genome = load_genome(entry.arch, {k: v for k, v in entry.knobs.items() if k not in ("keep", "tol")})
+    like = load_genome(entry.arch)  # its own input: the manifest does not record the data's
+    genome = resolve(like, {k: v for k, v in entry.knobs.items() if k not in ("keep", "tol")},
+                     (like.input.channels, like.input.size, study.manifest.classes or like.classes))
     shown = ", ".join(f"{k}={v}" for k, v in entry.knobs.items()) or "no knobs"
     return genome, f"{entry.arch} with {shown} ({MANIFEST_FILE}; not adapted to the data)"
 

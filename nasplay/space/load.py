@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from nasplay.space.genome import Genome
-from nasplay.space.knobs.widths import Measure
+from nasplay.space.knobs.hold import Measure
 
 
 def load_genome(target: str, knobs: Mapping[str, Any] | None = None, measure: Measure | None = None) -> Genome:

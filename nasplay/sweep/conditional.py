@@ -26,25 +26,21 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nasplay.complexity import complexity, resolve
 from nasplay.space.knobs.parse import format_value
+from nasplay.sweep.config import NasplayConfig
+from nasplay.sweep.space import TrialSpec, suggest_value
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # annotations only: optuna loads when a study runs; the plan imports this module
     import optuna
 
-    from nasplay.sweep.config import NasplayConfig
     from nasplay.sweep.plan import Plan
-    from nasplay.sweep.trial import TrialSpec
 
 SPACE_FILE = "space.json"  # the conditional space as a study sampled it (written into the study directory)
-REFUSED = "Refused"  # the start of a refused trial's fail_reason
 
 
 class Refused(ValueError):
     """A sampled genome that is not trained: a knob combination the knobs refuse, or over a budget."""
-
-
-def enabled(c: NasplayConfig) -> bool:
-    return bool(c.experiment.conditional)
 
 
 def knob_of(param: str) -> tuple[str | None, str]:
@@ -73,15 +69,13 @@ def base_knobs(c: NasplayConfig, base: str) -> dict[str, Any]:
 
 
 def _own(c: NasplayConfig, base: str, data_shape: tuple[int, int, int]) -> dict[str, Any]:
-    from nasplay.sweep.plan import resolve_genome
-
     own = base_knobs(c, base)
     if base in (c.experiment.classics or {}):
         return own
     kept = {}
     for k, v in own.items():
         try:
-            resolve_genome(base, {k: v}, data_shape)
+            resolve(base, {k: v}, data_shape)
             kept[k] = v
         except ValueError:
             pass
@@ -101,8 +95,6 @@ def allowed(c: NasplayConfig, data_shape: tuple[int, int, int]) -> dict[str, Any
     A list knob keeps the values that build (distinct networks only; ``defaults`` names the value that
     leaves the base as it is, if listed); a range knob (``{low, high}``) is kept when both ends build.
     """
-    from nasplay.sweep.plan import resolve_genome
-
     key = json.dumps([bases(c), {b: base_knobs(c, b) for b in bases(c)}, _knob_specs(c), list(data_shape)],
                      sort_keys=True, default=str)
     if key in _CACHE:
@@ -110,7 +102,7 @@ def allowed(c: NasplayConfig, data_shape: tuple[int, int, int]) -> dict[str, Any
     out: dict[str, Any] = {}
     for base in bases(c):
         own = _own(c, base, data_shape)
-        g0 = resolve_genome(base, own, data_shape, where=f"sweep.space.arch={base}")
+        g0 = resolve(base, own, data_shape, where=f"sweep.space.arch={base}")
         entry: dict[str, Any] = {"own": own, "knobs": {}, "defaults": {}, "refused": {}}
         for knob, spec in _knob_specs(c).items():
             values = list(spec) if isinstance(spec, (list, tuple)) else [spec["low"], spec["high"]]
@@ -118,7 +110,7 @@ def allowed(c: NasplayConfig, data_shape: tuple[int, int, int]) -> dict[str, Any
             refused: dict[str, str] = {}
             for v in values:
                 try:
-                    g = resolve_genome(base, {**own, knob: v}, data_shape)
+                    g = resolve(base, {**own, knob: v}, data_shape)
                 except ValueError as e:
                     refused[format_value(v)] = str(e).splitlines()[0][:300]
                     continue
@@ -173,28 +165,12 @@ def budget_refusal(c: NasplayConfig, params: int, flops: int) -> str:
     return ""
 
 
-def _suggest_value(trial: optuna.Trial, name: str, spec: Any) -> Any:
-    from nasplay.sweep.trial import choices
-
-    if isinstance(spec, (list, tuple)):
-        labels, back = choices(list(spec))
-        return back[trial.suggest_categorical(name, labels)]
-    low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
-    if spec.get("int") or all(isinstance(x, int) for x in (low, high)):
-        return trial.suggest_int(name, int(low), int(high), step=int(step or 1), log=log)
-    return trial.suggest_float(name, float(low), float(high), step=step, log=log)
-
-
 def suggest_conditional(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     """Sample a base, then each knob it accepts (``BASE.KNOB``), then the shared parameters (``optim.lr`` …).
 
     The genome is built and measured here: a refused combination or a sample over budget gets the user
     attribute ``refused`` (the runner fails it before training).
     """
-    from nasplay.complexity import complexity
-    from nasplay.sweep.plan import resolve_genome
-    from nasplay.sweep.trial import TrialSpec
-
     c = plan.cfg
     shape = data_shape_of(plan)
     table = allowed(c, shape)
@@ -205,7 +181,7 @@ def suggest_conditional(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     knobs = dict(table[base]["own"])
     label = [base]
     for knob, spec in table[base]["knobs"].items():
-        v = _suggest_value(trial, f"{base}.{knob}", spec)
+        v = suggest_value(trial, f"{base}.{knob}", spec)
         if isinstance(spec, dict) or v != table[base]["defaults"].get(knob):
             label.append(f"{knob}={format_value(v)}")
             knobs[knob] = v  # a base's own value is left out: it changes nothing, and alone it cannot clash
@@ -214,18 +190,18 @@ def suggest_conditional(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         prefix, _, rest = name.partition(".")
         if name in ("arch", "seed") or prefix == "knobs":
             continue
-        v = _suggest_value(trial, name, spec)
+        v = suggest_value(trial, name, spec)
         overrides.setdefault(prefix, {})[rest] = v
         label.append(f"{name}={format_value(v)}")
     if "seed" in c.sweep.space:
-        seed = _suggest_value(trial, "seed", c.sweep.space["seed"])
+        seed = suggest_value(trial, "seed", c.sweep.space["seed"])
     arm = " ".join(label)
     trial.set_user_attr("arm", arm)
     trial.set_user_attr("arch", base)
     trial.set_user_attr("knobs", json.loads(json.dumps(knobs, default=str)))
     trial.set_user_attr("seed", int(seed))
     try:
-        genome = resolve_genome(base, knobs, shape)
+        genome = resolve(base, knobs, shape)
         cx = complexity(genome, num_classes=genome.classes)
         trial.set_user_attr("params", int(cx.params))
         trial.set_user_attr("flops", int(cx.flops))

@@ -7,17 +7,26 @@ network refuses — fails here, in :func:`make_plan`, with a ``ValueError`` nami
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
+import os
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from nasplay.complexity import complexity, resolve
 from nasplay.manifest import ArmEntry, Manifest, kind_of
 from nasplay.resources import project_dir
 from nasplay.space.knobs.parse import format_value
+from nasplay.space.knobs.wiring import grouping
+from nasplay.sweep import conditional
 from nasplay.sweep.config import NasplayConfig
+from nasplay.sweep.space import draw_value, trial_key  # noqa: F401  (trial_key: where it was, for importers)
 from nasplay.track.secrets import mask
+from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
 # A tuned experiment's two kinds of trial: per-arm tuning on tune_seeds, then the comparison on seeds.
 STAGES = ("tune", "final")
@@ -87,26 +96,9 @@ class Plan:
     def sampled_pairs(self) -> list[dict[str, Any]]:
         """experiment.pairs architectures drawn from sweep.space (seeded by sweep.seed): each is trained under every
         arm, so the design spaces are compared architecture by architecture (Radosavovic et al. 2019)."""
-        import math
-        import random
-
-        from nasplay.sweep.trial import choices
-
         rng = random.Random(self.cfg.sweep.seed or 0)
-        out = []
-        for _ in range(self.cfg.experiment.pairs or 0):
-            point: dict[str, Any] = {}
-            for name, spec in self.cfg.sweep.space.items():
-                if isinstance(spec, (list, tuple)):
-                    point[name] = rng.choice(choices(list(spec))[0])
-                elif spec.get("int") or all(isinstance(x, int) for x in (spec["low"], spec["high"])):
-                    point[name] = rng.randint(int(spec["low"]), int(spec["high"]))
-                elif spec.get("log"):
-                    point[name] = math.exp(rng.uniform(math.log(spec["low"]), math.log(spec["high"])))
-                else:
-                    point[name] = rng.uniform(float(spec["low"]), float(spec["high"]))
-            out.append(point)
-        return out
+        return [{name: draw_value(rng, spec) for name, spec in self.cfg.sweep.space.items()}
+                for _ in range(self.cfg.experiment.pairs or 0)]
 
     @property
     def budgets(self) -> list[float]:
@@ -135,14 +127,27 @@ class Plan:
             ref = self.arm(exp.keep_to)
             reference = self.arm_genome(ref.name, ref.knobs, data_shape)
         keep = exp.keep if exp.keep_to is None or name != exp.keep_to else None
-        return resolve_genome(arm.arch, knobs, data_shape, keep=keep, tol=exp.tol, where=f"arm {name!r}",
-                              base=self.cfg.arch.knobs, reference=reference, keep_by=exp.keep_by)
+        return resolve(arm.arch, knobs, data_shape, keep=keep, keep_by=exp.keep_by, reference=reference, tol=exp.tol,
+                       base=self.cfg.arch.knobs, where=f"arm {name!r}")
+
+    def trial_genome(self, arm: str, arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *,
+                     classic: bool = False) -> Any:
+        """The genome a trial of ``arm`` trains: the plan's own genome of that arm when the trial trains it as planned
+        (its arch and knobs, on the data the plan was made for); else, for a sampled point of an arm (``experiment.pairs``,
+        ``sweep.space`` over knobs or data) or a sampled network, the same door with the experiment's ``keep``."""
+        planned = self.genomes.get(arm)
+        if planned is not None:
+            a = self.arm(arm)
+            if (a.arch, a.knobs, (planned.input.channels, planned.input.size, planned.classes)) == (arch, knobs, tuple(data_shape)):
+                return planned
+        if any(a.name == arm for a in self.arms) and arch == self.arm(arm).arch:
+            return self.arm_genome(arm, knobs, data_shape)
+        exp = self.cfg.experiment  # a sampled network (sweep.space over arch) or a classic: no reference arm
+        return resolve(arch, knobs, data_shape, keep=None if classic else exp.keep, tol=exp.tol, base=self.cfg.arch.knobs,
+                       where=f"arm {arm!r}")
 
     def manifest(self) -> Manifest:
         """What the report needs to know about this study (written as ``study.json``)."""
-        from nasplay.complexity import complexity
-        from nasplay.space.knobs.wiring import grouping
-
         c = self.cfg
         entries = []
         for arm, classic in [*((a, False) for a in self.arms), *((a, True) for a in self.classics)]:
@@ -168,8 +173,6 @@ class Plan:
 
 def to_config(cfg: Any) -> NasplayConfig:
     """A composed Hydra config (``DictConfig``), a mapping or a ``NasplayConfig`` as a checked ``NasplayConfig``."""
-    from omegaconf import DictConfig, OmegaConf
-
     if isinstance(cfg, NasplayConfig):
         cfg = OmegaConf.structured(cfg)
     elif not isinstance(cfg, DictConfig):
@@ -187,8 +190,6 @@ SPACES_DIR = project_dir("search_spaces", "NASPLAY_SPACES_DIR")
 
 def load_space(name: str) -> dict[str, Any]:
     """A search space: ``search_spaces/<name>.yaml`` (or a YAML file's path), a mapping of parameter -> choices or range."""
-    import yaml
-
     path = Path(name)
     if not (path.suffix in (".yaml", ".yml") and path.is_file()):
         path = SPACES_DIR / f"{name}.yaml"
@@ -209,7 +210,7 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     c = to_config(cfg)
     arms = experiment_arms(c)
     if data_shape is None:
-        from nasplay.train.data import make_datamodule
+        from nasplay.train.data import make_datamodule  # torch and Lightning load here, not with the plan (CLI start-up)
 
         dm = make_datamodule(c.data)
         check_data(dm)
@@ -221,15 +222,13 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     genomes = {arm.name: plan.arm_genome(arm.name, arm.knobs, data_shape) for arm in arms}
     classics = classic_arms(c)
     for arm in classics:
-        genomes[arm.name] = resolve_genome(arm.arch, arm.knobs, data_shape,
-                                           where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
+        genomes[arm.name] = resolve(arm.arch, arm.knobs, data_shape,
+                                    where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
     check_space(c, arms, data_shape)
     if exp.knob and exp.baseline is not None and f"{exp.knob}={format_value(exp.baseline)}" in [a.name for a in arms]:
         exp.baseline = f"{exp.knob}={format_value(exp.baseline)}"  # a value of the knob names its arm (baseline=tanh)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
-    from omegaconf import OmegaConf
-
     plan.resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
     plan.classics, plan.genomes = classics, genomes
     return plan
@@ -238,11 +237,9 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
 def missing_data_files(cfg: Any) -> tuple[Path, list[str]]:
     """For a torchvision dataset (MNIST, Fashion-MNIST, CIFAR): the folder its files live in under
     ``data.root`` and those of them that are not there (an MNIST file may be there gzipped)."""
-    import os
+    import torchvision.datasets as tvd  # torch loads here, not with the plan (CLI start-up)
 
-    import torchvision.datasets as tvd
-
-    from nasplay.train.data import TORCHVISION
+    from nasplay.train.data import TORCHVISION  # imports torch: as above
 
     cls = getattr(tvd, TORCHVISION[cfg.name])
     root = Path(os.path.expanduser(cfg.root))
@@ -258,7 +255,7 @@ def missing_data_files(cfg: Any) -> tuple[Path, list[str]]:
 def check_data(dm: Any) -> None:
     """The data is there (or downloads) before a study is created: a missing dataset is a ``ValueError``
     naming ``data.root`` and the files looked for, not a study whose trials all fail."""
-    from nasplay.train.data import TORCHVISION
+    from nasplay.train.data import TORCHVISION  # imports torch: loaded when the data is checked, not with the plan
 
     cfg = dm.cfg
     if cfg.name not in TORCHVISION:  # digits is embedded; an image folder is checked when its module is made
@@ -312,134 +309,11 @@ def classic_arms(c: NasplayConfig) -> list[Arm]:
             for name, spec in classics.items()]
 
 
-def resolve_genome(arch: str, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
-                   tol: float = 0.02, where: str = "", base: dict[str, Any] | None = None, reference: Any = None,
-                   keep_by: str | None = None) -> Any:
-    """The genome a trial trains: the zoo network with the knobs, fitted to the data's input and classes.
-
-    The classes are set first, so that ``keep`` measures every genome as it will train (a 10-class head,
-    not the zoo's 1000). With ``keep``, the knobs an arm shares with ``base`` (``arch.knobs``: a smaller
-    width or depth for a CPU budget) size the reference network first; the arm's own knobs then apply
-    with its widths re-solved to that reference's FLOPs or params at the data's input. Knob values go
-    through :func:`nasplay.apply`, whose ``ValueError`` names the knob and the allowed values. With a
-    ``reference`` genome (another network: ``experiment.keep_to``), the widths are solved to its compute.
-    With ``keep_by`` (an integer knob: ``group_width``) that knob is re-solved instead of every width.
-    """
-    from nasplay.complexity import apply, measure
-    from nasplay.space.zoo import get_genome
-
-    channels, size, classes = data_shape
-    prefix = f"{where}: " if where else ""
-    try:
-        g = get_genome(arch).replace(classes=classes)
-        kw: dict[str, Any] = dict(knobs)
-        shared = {k: v for k, v in kw.items() if keep is not None and base and k in base and base[k] == v and k != "input"}
-        if shared:
-            g = apply(g, **shared)
-            kw = {k: v for k, v in kw.items() if k not in shared}
-        if (g.input.channels, g.input.size) != (channels, size):
-            kw.setdefault("input", f"{channels}x{size}")  # the input knob applies last, after the others
-        if keep is not None and keep_by is not None:
-            if reference is None:  # the base network as arch.knobs size it, at the data's input
-                reference = apply(g, **{k: v for k, v in kw.items() if k == "input"})
-            return check_groups(solve_knob(g, kw, keep_by, reference, keep, tol), keep)
-        if keep is not None and reference is None:
-            kw.update(keep=keep, tol=tol)
-        if kw:
-            g = apply(g, **kw)
-        if keep is not None and reference is not None:
-            from nasplay.space.knobs.widths import solve
-            from nasplay.space.validate import validate
-
-            g = validate(solve(g, reference, keep, tol, measure).replace(name=f"{g.name}+keep={keep}"))
-        if keep is not None:
-            check_groups(g, keep)
-    except ValueError as e:
-        raise ValueError(f"{prefix}{e}") from None
-    return g
-
-
-# ResNeXt's narrowest template (Table 3) is 32x4d: fewer channels per group is another network (towards depthwise).
-MIN_GROUP_WIDTH = 4
-
-
-def check_groups(g: Any, keep: str) -> Any:
-    """Refuse a genome whose widths, re-solved to hold compute, left its grouped convs with fewer than
-    ``MIN_GROUP_WIDTH`` channels per group: holding compute must not turn a ResNeXt into another network."""
-    from nasplay.space.knobs import KnobError
-    from nasplay.space.knobs.wiring import grouping
-
-    found = grouping(g)
-    if found and found[0] > 1 and found[1] < MIN_GROUP_WIDTH:
-        groups, width = found
-        raise KnobError(f"keep={keep!r} leaves {g.name} with {groups} groups of {width} channel(s) (fewer than "
-                        f"{MIN_GROUP_WIDTH}, ResNeXt's narrowest template 32x4d): widen arch.knobs.width or use fewer groups")
-    return g
-
-
-def solve_knob(g: Any, knobs: dict[str, Any], name: str, reference: Any, keep: str, tol: float) -> Any:
-    """``g`` with ``knobs`` and the integer knob ``name`` set to the value whose ``keep`` (flops or params) is
-    closest to ``reference``'s; the arm's own value of ``name`` (else the value the other knobs leave) is where the
-    search starts. Refused, naming the closest value, when none is within ``tol``."""
-    from nasplay.complexity import apply, measure
-    from nasplay.space.knobs import KnobError
-
-    target = measure(reference, keep)
-    start = knobs.get(name)
-    if start is None:
-        start = current_value(apply(g, **knobs), name)
-    cache: dict[int, tuple[Any, int]] = {}
-
-    def at(v: int) -> tuple[Any, int]:
-        if v not in cache:
-            cand = apply(g, **{**knobs, name: v})
-            cache[v] = (cand, measure(cand, keep))
-        return cache[v]
-
-    v = max(1, int(start))
-    step = 1 if at(v)[1] < target else -1
-    # walk (doubling) to the other side of the target, then bisect; the measure grows with the knob
-    lo, hi = (v, None) if step > 0 else (None, v)
-    jump = 1
-    while (hi is None or lo is None) and jump < 1 << 16:
-        w = v + step * jump
-        if w < 1:
-            lo = None
-            break
-        if (at(w)[1] >= target) == (step > 0):
-            lo, hi = (v, w) if step > 0 else (w, v)
-            break
-        v, jump = w, jump * 2
-    if lo is not None and hi is not None:
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if at(mid)[1] < target else (lo, mid)
-    best = min(cache, key=lambda k: (abs(cache[k][1] / target - 1), k))
-    cand, value = cache[best]
-    if abs(value / target - 1) > tol:
-        raise KnobError(f"keep={keep!r} by {name}: no {name} brings {g.name} within {tol:.1%} of {target:,} {keep} "
-                        f"(closest: {value:,} at {name}={best}); try a larger experiment.tol")
-    return cand.replace(name=f"{cand.name}+keep={keep}")
-
-
-def current_value(g: Any, name: str) -> int:
-    """The value of integer knob ``name`` a genome has (group_width: channels per group of its first grouped block)."""
-    from nasplay.space.knobs.wiring import grouping
-
-    found = grouping(g)
-    if name != "group_width" or found is None:
-        raise ValueError(f"experiment.keep_by={name}: {g.name} has no bottleneck blocks whose {name} could be re-solved")
-    return found[1]
-
-
 def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, int]) -> None:
     """Each choice of a knob parameter (each end of a knob range) applied alone to the base network."""
-    from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
-
     fields = {"optim": OptimConfig, "data": DataConfig, "trainer": TrainerConfig}
     if c.experiment.conditional:  # knobs are checked per base network (nasplay.sweep.conditional)
-        from nasplay.sweep.conditional import check
-        check(c, data_shape)
+        conditional.check(c, data_shape)
     for name, spec in c.sweep.space.items():
         prefix, _, rest = name.partition(".")
         if prefix in fields:
@@ -449,11 +323,11 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
         values = spec if isinstance(spec, (list, tuple)) else [spec["low"], spec["high"]]
         if name == "arch":
             for v in [] if c.experiment.conditional else values:
-                resolve_genome(str(v), dict(c.arch.knobs), data_shape, where=f"sweep.space.arch={v}")
+                resolve(str(v), dict(c.arch.knobs), data_shape, where=f"sweep.space.arch={v}")
         elif prefix == "knobs" and not c.experiment.conditional:
             for v in values:
-                resolve_genome(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
-                               tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}", base=c.arch.knobs)
+                resolve(arms[0].arch, {**c.arch.knobs, rest: v}, data_shape, keep=c.experiment.keep,
+                        tol=c.experiment.tol, where=f"sweep.space.{name}={format_value(v)}", base=c.arch.knobs)
     for name in c.experiment.tune:
         prefix, _, rest = name.partition(".")
         allowed = [f.name for f in dataclasses.fields(fields[prefix])]
@@ -469,9 +343,3 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
         for name, spec in c.sweep.space.items():
             if not isinstance(spec, (list, tuple)):
                 raise ValueError(f"sweep.space.{name}: the grid sampler needs a list of values, not a range")
-
-
-def trial_key(params: dict[str, Any]) -> str:
-    """A short stable name for a trial's parameters (its checkpoint directory)."""
-    blob = json.dumps(params, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:12]

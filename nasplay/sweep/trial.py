@@ -21,8 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from nasplay.complexity import complexity
 from nasplay.space.knobs.parse import format_value
-from nasplay.sweep.plan import STAGES, Plan, resolve_genome, trial_key
+from nasplay.sweep.conditional import check_refused, suggest_conditional
+from nasplay.sweep.plan import STAGES, Plan
+from nasplay.sweep.progress import TrainingBegan
+from nasplay.sweep.space import TrialSpec, choices, suggest_value
 
 if TYPE_CHECKING:
     import optuna
@@ -36,26 +40,6 @@ FLAT_METRICS = ("val/acc", "val/acc_best", "test/acc", "val/loss", "test/loss", 
 
 
 @dataclass
-class TrialSpec:
-    """What one trial trains: a network (arch + knobs), a seed and config overrides from the search space."""
-
-    arm: str
-    arch: str
-    knobs: dict[str, Any]
-    seed: int
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"optim": {"lr": 0.1}, ...}
-    classic: bool = False  # a network trained beside a search (experiment.classics): never pruned
-    stage: str = ""  # a tuned experiment's "tune" or "final" trial
-    budget: float = 1.0  # trainer.max_epochs times this
-    tuned: dict[str, Any] = field(default_factory=dict)  # a final trial's settings chosen by its arm's tuning
-    pair: int | None = None  # experiment.pairs: the sampled architecture this trial trains under its arm
-
-    @property
-    def key(self) -> str:
-        return trial_key({"arch": self.arch, "knobs": self.knobs, "seed": self.seed, "overrides": self.overrides})
-
-
-@dataclass
 class Outcome:
     state: str  # COMPLETE, PRUNED or FAIL
     values: list[float] | None
@@ -64,12 +48,6 @@ class Outcome:
     interrupted: bool = False
     seconds: float = 0.0
     curves: list[tuple[int, int, str, float]] = field(default_factory=list)
-
-
-def choices(spec: list[Any]) -> tuple[list[Any], dict[Any, Any]]:
-    """Optuna-storable choices for a list of values (lists become their labels) and label -> value."""
-    labels = [v if v is None or isinstance(v, (bool, int, float, str)) else format_value(v) for v in spec]
-    return labels, dict(zip(labels, spec))
 
 
 def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
@@ -87,7 +65,6 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         arm = plan.arm(f"classic {classic}")
         return TrialSpec(arm.name, arm.arch, dict(arm.knobs), int(seeds[0]), classic=True)
     if c.experiment.conditional:  # a base network, then the knobs it accepts (nasplay.sweep.conditional)
-        from nasplay.sweep.conditional import suggest_conditional
         return suggest_conditional(trial, plan)
     if plan.grid is not None and "seed" not in space:
         seed = trial.suggest_int("seed", 0, SEED_MAX)
@@ -102,8 +79,7 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
         stage = trial.suggest_categorical("stage", list(STAGES))
         if stage == "tune":
             for name, values in c.experiment.tune.items():
-                labels, back = choices(list(values))
-                tuned[name] = back[trial.suggest_categorical(name, labels)]
+                tuned[name] = suggest_value(trial, name, list(values))
         else:
             tuned = tuned_values(trial.study, plan, base.name)
     if plan.grid is not None and c.experiment.budgets:
@@ -121,15 +97,7 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
     arch, knobs = base.arch, dict(base.knobs)
     label: list[str] = [base.name] if len(plan.arms) > 1 else []
     for name, spec in space.items():
-        if isinstance(spec, (list, tuple)):
-            labels, back = choices(list(spec))
-            v = back[trial.suggest_categorical(name, labels)]
-        else:
-            low, high, log, step = spec["low"], spec["high"], bool(spec.get("log", False)), spec.get("step")
-            if spec.get("int") or all(isinstance(x, int) for x in (low, high)):
-                v = trial.suggest_int(name, int(low), int(high), step=int(step or 1), log=log)
-            else:
-                v = trial.suggest_float(name, float(low), float(high), step=step, log=log)
+        v = suggest_value(trial, name, spec)
         prefix, _, rest = name.partition(".")
         if name == "arch":
             arch = str(v)
@@ -184,7 +152,7 @@ class TrialRunner:
         self._genomes: dict[str, Any] = {}
 
     def datamodule(self, overrides: dict[str, Any]) -> Any:
-        from nasplay.train.data import make_datamodule
+        from nasplay.train.data import make_datamodule  # torch and Lightning: loaded when a trial needs its data
 
         cfg = dataclasses.replace(self.plan.cfg.data, **overrides).check()
         key = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
@@ -193,23 +161,18 @@ class TrialRunner:
         return self._data[key]
 
     def genome(self, spec: TrialSpec, dm: Any) -> Any:
+        """The genome ``spec`` trains on ``dm``'s data: the plan's (:meth:`Plan.trial_genome`), cached."""
         key = json.dumps([spec.arm, spec.arch, spec.knobs, dm.channels, dm.size, dm.num_classes], sort_keys=True, default=str)
         if key not in self._genomes:
-            shape = (dm.channels, dm.size, dm.num_classes)
-            if any(a.name == spec.arm for a in self.plan.arms) and spec.arch == self.plan.arm(spec.arm).arch:
-                self._genomes[key] = self.plan.arm_genome(spec.arm, spec.knobs, shape)
-            else:  # a sampled network (sweep.space over arch) or a classic: no reference arm
-                exp = self.plan.cfg.experiment
-                keep = exp.keep if not spec.classic else None
-                self._genomes[key] = resolve_genome(spec.arch, spec.knobs, shape, keep=keep, tol=exp.tol,
-                                                    where=f"arm {spec.arm!r}", base=self.plan.cfg.arch.knobs)
+            self._genomes[key] = self.plan.trial_genome(spec.arm, spec.arch, spec.knobs, (dm.channels, dm.size, dm.num_classes),
+                                                        classic=spec.classic)
         return self._genomes[key]
 
     def run(self, trial: optuna.Trial, spec: TrialSpec) -> Outcome:
         """Train the trial and return its outcome (Optuna's ``tell`` is the caller's)."""
         import optuna
 
-        from nasplay.complexity import complexity
+        # the tracker and fit import torch and Lightning: loaded when a trial runs, not with the study's plan
         from nasplay.track.tracker import TrialInfo
         from nasplay.train.fit import TrialDiverged, fit
 
@@ -219,12 +182,9 @@ class TrialRunner:
         metrics: dict[str, float] = {}
         state, reason, interrupted, values = "FAIL", "", False, None
         started_tracker = False
-        from nasplay.sweep.progress import TrainingBegan
-
         began, fitting, distributed = TrainingBegan(), False, False
         try:
             if trial.user_attrs.get("refused"):  # a conditional sample the knobs or the budget refuse: never trained
-                from nasplay.sweep.conditional import check_refused
                 check_refused(trial)
             dm = self.datamodule(spec.overrides.get("data", {}))
             genome = self.genome(spec, dm)

@@ -13,6 +13,8 @@ from typing import Any
 import lightning.pytorch as pl
 import torch
 
+from nasplay.complexity import complexity, resolve
+from nasplay.nn.build import aux_weights, build
 from nasplay.space.genome import Genome
 from nasplay.train.config import OptimConfig, TrainerConfig, as_config
 from nasplay.train.data import NasplayDataModule
@@ -29,19 +31,12 @@ METRIC_KEYS = ("train/loss", "train/acc", "val/loss", "val/acc", "val/acc_best",
 
 
 def adapt(genome: Genome | str, dm: NasplayDataModule) -> Genome:
-    """``genome`` with the input the data has (the ``input`` knob); unchanged if it already fits."""
-    if isinstance(genome, str):
-        from nasplay.space.zoo import get_genome
-
-        genome = get_genome(genome)
-    if (genome.input.channels, genome.input.size) == (dm.channels, dm.size):
+    """``genome`` (or a zoo name) as it trains on ``dm``: a genome that already takes the data's input is trained as
+    it is (a trial's comes fitted from its plan); otherwise :func:`nasplay.complexity.resolve`, the one door from a
+    network to the genome that trains, fits it to the data's input and classes."""
+    if isinstance(genome, Genome) and (genome.input.channels, genome.input.size) == (dm.channels, dm.size):
         return genome
-    try:
-        from nasplay.space.knobs import apply
-    except ImportError:
-        raise ValueError(f"genome {genome.name!r} takes {genome.input.channels}x{genome.input.size} inputs but "
-                         f"data {dm.name!r} is {dm.input}, and the input knob (nasplay.space.knobs) is not available") from None
-    return apply(genome, input=dm.input)
+    return resolve(genome, {}, (dm.channels, dm.size, dm.num_classes))
 
 
 def make_trainer(cfg: TrainerConfig, *, callbacks: Sequence[pl.Callback] = (), logger: Any = None,
@@ -87,10 +82,6 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
     tcfg = as_config(TrainerConfig, trainer_cfg)
     ocfg = as_config(OptimConfig, optim_cfg)
     genome = adapt(genome, dm)
-
-    from nasplay.complexity import complexity
-    from nasplay.nn.build import aux_weights, build
-
     cx = complexity(genome, num_classes=dm.num_classes)
     if tcfg.matmul_precision is not None:
         torch.set_float32_matmul_precision(tcfg.matmul_precision)

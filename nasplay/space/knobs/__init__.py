@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasplay.space.genome import ACTIVATIONS, POOL_KINDS, Genome
-from nasplay.space.knobs import branches, heads, inputs, modern, ops, parse, roadmap, widths, wiring
+from nasplay.space.knobs import branches, heads, hold, inputs, modern, ops, parse, roadmap, widths, wiring
+from nasplay.space.knobs.hold import Measure
 from nasplay.space.knobs.tree import KnobError, show
-from nasplay.space.knobs.widths import Measure
 from nasplay.space.validate import walk
 
 __all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
@@ -205,7 +205,7 @@ def knobs() -> KnobTable:
 
 def _parse_keep(keep: Any, tol: Any) -> tuple[str | None, float]:
     if keep is not None and str(keep).strip().lower() not in ("none", "", "off"):
-        keep = parse.choice(*widths.KEEPS)("keep", keep)
+        keep = parse.choice(*hold.KEEPS)("keep", keep)
     else:
         keep = None
     return keep, float(parse.number(float, 0, 1, lo_open=True)("tol", tol))
@@ -270,7 +270,7 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, m
         out = out.replace(name=f"{out.name}+{_label(given).replace(' ', '+')}")
     if keep_:
         reference = inputs.adapt_input(genome, *values["input"]) if "input" in values else genome
-        out = widths.solve(out, reference, keep_, tol_, measure)
+        out = hold.solve_widths(out, reference, keep_, tol_, measure)
         walk(out)
     if not values and not keep_:
         return genome

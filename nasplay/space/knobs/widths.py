@@ -1,20 +1,12 @@
-"""The width knob and ``keep=``: a uniform channel multiplier, and re-solving it to hold params or FLOPs."""
+"""The width knob: a uniform channel multiplier (re-solving it to hold compute is :mod:`nasplay.space.knobs.hold`'s)."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import replace
 
 from nasplay.space.genome import SE, Block, Conv, Genome, Linear, Op
 from nasplay.space.knobs.tree import KnobError, Site, iter_ops, lcm, map_blocks, map_ops, refuse, round_half_up
 from nasplay.space.validate import Shape, block_shape
-
-KEEPS = ("flops", "params")
-# A genome's compute by one of KEEPS: params (auxiliary heads excluded: they only train) or FLOPs, counted on
-# the network as built (nasplay.complexity.measure); passed in, as the genome package builds nothing.
-Measure = Callable[[Genome, str], int]
-WIDTH_RANGE = (1 / 64, 64.0)
 
 
 def _next_conv(site: Site) -> Conv | None:
@@ -90,61 +82,3 @@ def scale_widths(g: Genome, m: float, knob: str = "width", quantum: int = 8) -> 
         return op
 
     return map_blocks(map_ops(g, fn), _fix_residual)
-
-
-def solve(g: Genome, reference: Genome, keep: str, tol: float, measure: Measure) -> Genome:
-    """``g`` with a uniform width multiplier that brings its ``keep`` within ``tol`` of ``reference``'s:
-    widths in multiples of 8 where that lands, else of 1 (8-channel steps of small layers can jump past
-    a tight tolerance)."""
-    target = measure(reference, keep)
-    f = measure(g, keep)
-    if abs(f / target - 1) <= tol:
-        return g
-    best = (abs(f / target - 1), 1.0, f)
-    for quantum in (8, 1):
-        found, best = _search(g, target, f, keep, tol, quantum, best, measure)
-        if found is not None:
-            return found
-    _, bm, bv = best
-    raise KnobError(f"keep={keep!r}: no uniform width multiplier brings {g.name} within {tol:.1%} of {target:,} {keep} "
-                    f"(closest: {bv:,} at width {bm:.4g}); try a larger tol")
-
-
-def _search(g: Genome, target: int, f: int, keep: str, tol: float, quantum: int,
-            best: tuple[float, float, int], measure: Measure) -> tuple[Genome | None, tuple[float, float, int]]:
-    """Secant steps on log(value) against log(multiplier), kept inside a bracket (values step with the
-    rounding, so the bracket, not the slope, guarantees progress)."""
-    lo: tuple[float, int] | None = None  # (multiplier, value) below the target
-    hi: tuple[float, int] | None = None
-
-    def note(m: float, v: int) -> None:
-        nonlocal lo, hi, best
-        if v < target and (lo is None or m > lo[0]):
-            lo = (m, v)
-        if v > target and (hi is None or m < hi[0]):
-            hi = (m, v)
-        best = min(best, (abs(v / target - 1), m, v))
-
-    note(1.0, f)
-    m = (target / f) ** 0.5  # convs dominate and grow with the square of the width
-    for _ in range(40):
-        m = min(max(m, WIDTH_RANGE[0]), WIDTH_RANGE[1])
-        try:
-            cand = scale_widths(g, m, knob=f"keep={keep!r}", quantum=quantum)
-        except KnobError as e:
-            raise KnobError(f"keep={keep!r} cannot re-solve the widths of {g.name}: {e}") from None
-        v = measure(cand, keep)
-        if abs(v / target - 1) <= tol:
-            return cand, best
-        note(m, v)
-        if lo is not None and hi is not None:
-            if hi[0] / lo[0] < 1 + 1e-3:
-                break
-            t = math.log(target / lo[1]) / math.log(hi[1] / lo[1]) if hi[1] != lo[1] else 0.5
-            t = min(max(t, 0.1), 0.9)  # stay inside the bracket, or a flat step stalls the secant
-            m = math.exp(math.log(lo[0]) + t * math.log(hi[0] / lo[0]))
-        else:
-            if m in WIDTH_RANGE:
-                break
-            m *= (target / v) ** 0.5
-    return None, best
