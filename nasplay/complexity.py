@@ -17,7 +17,8 @@ from nasplay.space.genome import Genome
 from nasplay.space.knobs import apply as apply_knobs
 from nasplay.space.knobs import hold
 from nasplay.space.measure import depth, layer_counts
-from nasplay.space.validate import validate, walk
+from nasplay.space.shapes import walk
+from nasplay.space.validate import validate
 from nasplay.space.zoo import get_genome
 
 

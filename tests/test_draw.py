@@ -32,7 +32,7 @@ from nasplay.space.genome import (
     Pool,
     Stage,
 )
-from nasplay.space.validate import walk
+from nasplay.space.shapes import walk
 from nasplay.space.zoo import CANONICAL, entry, get_genome, list_genomes
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -177,7 +177,7 @@ def random_genome(seed: int) -> Genome:
             for bi in range(rng.randint(1, 3)):
                 b = random_block(rng, channels, reduce=si > 0 and bi == 0)
                 try:
-                    from nasplay.space.validate import block_shape
+                    from nasplay.space.shapes import block_shape
 
                     channels = block_shape(b, (channels, 64, 64), "probe")[0]
                 except ValueError:

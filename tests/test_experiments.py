@@ -208,7 +208,7 @@ def test_space_file_and_classics_are_checked(compose, tmp_path):
 
 def test_branches_knob():
     from nasplay import apply, build, complexity, get_genome
-    from nasplay.space.validate import walk
+    from nasplay.space.shapes import walk
 
     g = apply("inception_v1", branches="single", input="1x32")
     multi = apply("inception_v1", input="1x32")

@@ -14,7 +14,8 @@ from nasplay.complexity import apply, complexity
 from nasplay.nn.build import Outputs, build
 from nasplay.space.genome import Conv, Genome, Input, Pool
 from nasplay.space.knobs import KnobError, knobs
-from nasplay.space.validate import ACTIVATIONS, walk
+from nasplay.space.shapes import walk
+from nasplay.space.validate import ACTIVATIONS
 from nasplay.space.zoo import get_genome, list_genomes
 
 NAMES = list_genomes()
@@ -525,7 +526,7 @@ def test_pool_geometry_keeps_every_output_size_or_refuses():
     """AlexNet's comparison (Sec. 3.4) holds the pools' outputs equal: every map after a pool keeps its size, at the
     input the network trains on (the pool knob applies after the input knob); where no padding or ceil mode can keep
     it, the knob refuses (no silent change of size)."""
-    from nasplay.space.validate import walk
+    from nasplay.space.shapes import walk
 
     for name, size in (("alexnet", 15), ("vgg11", 16), ("inception_v1", 32)):
         base = apply(name, input=f"1x{size}")

@@ -24,7 +24,7 @@ from nasplay.space.genome import (
     Subsample,
     pair,
 )
-from nasplay.space.validate import Shape, conv_pieces, op_shape, shortcut_stride, walk
+from nasplay.space.shapes import Shape, conv_pieces, op_shape, shortcut_stride, walk
 
 
 class Outputs(NamedTuple):

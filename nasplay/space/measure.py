@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections import Counter
 
 from nasplay.space.genome import Block, Branch, Conv, Genome, Linear, Norm, Op, Pool, Subsample
-from nasplay.space.validate import conv_piece_count
+from nasplay.space.shapes import conv_piece_count
 
 
 def _op_layers(op: Op, counts: Counter) -> int:

@@ -22,7 +22,7 @@ from nasplay.space.genome import ACTIVATIONS, POOL_KINDS, Genome
 from nasplay.space.knobs import branches, heads, hold, inputs, modern, ops, parse, roadmap, widths, wiring
 from nasplay.space.knobs.hold import Measure
 from nasplay.space.knobs.tree import KnobError, show
-from nasplay.space.validate import walk
+from nasplay.space.shapes import walk
 
 __all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
 

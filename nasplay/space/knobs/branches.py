@@ -12,7 +12,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import Block, Branch, Conv, Genome, pair
 from nasplay.space.knobs.tree import map_blocks, refuse
-from nasplay.space.validate import Shape, branch_shape
+from nasplay.space.shapes import Shape, branch_shape
 
 VALUES = ("single", "multi")
 

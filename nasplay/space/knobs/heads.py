@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import Act, Aux, Conv, Dropout, Genome, Linear, Pool
 from nasplay.space.knobs.tree import KnobError, iter_ops, refuse, uses_bn
-from nasplay.space.validate import walk
+from nasplay.space.shapes import walk
 
 HEADS = ("fc", "gap")
 FC_WIDTH = 4096  # AlexNet's and VGG's hidden FC width

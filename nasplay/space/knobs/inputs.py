@@ -17,7 +17,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import Block, Conv, Genome, Input, Op, Pool, pair
 from nasplay.space.knobs.tree import KnobError, Site, iter_ops, map_ops, op_shapes, reduces
-from nasplay.space.validate import block_shape, pool_out, walk
+from nasplay.space.shapes import block_shape, pool_out, walk
 
 
 def _units(g: Genome, where: str) -> list[frozenset[str]]:

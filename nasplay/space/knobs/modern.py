@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import ADD_SKIPS, SE, Block, Branch, Conv, Genome, Op, pair
 from nasplay.space.knobs.tree import map_blocks, map_ops, reduces, refuse, uses_bn
-from nasplay.space.validate import Shape, block_shape, walk
+from nasplay.space.shapes import Shape, block_shape, walk
 
 SE_RATIO = 16  # Hu et al. 2017: the squeeze is 1/16 of the channels (rounded to 8, as timm's SE-ResNets)
 STEMS = ("patchify",)

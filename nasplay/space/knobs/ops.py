@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import POOL_KINDS, Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
 from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse, uses_bn
-from nasplay.space.validate import pool_out
+from nasplay.space.shapes import pool_out
 
 FACTORIZE = ("none", "stacked", "asymmetric")
 NORMS = ("none", "batch", "lrn", "layer")

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import ADD_SKIPS, Act, Block, Branch, Conv, Genome, Head, Norm, Op, pair
 from nasplay.space.knobs.tree import downsampling_pool, iter_ops, map_blocks, refuse, uses_bn
-from nasplay.space.validate import Shape
+from nasplay.space.shapes import Shape
 
 DEPTHWISE = ("off", "on", "first")
 ONE_ALL = ("all", "one")
@@ -189,7 +189,7 @@ def downsample(g: Genome, value: str) -> Genome:
         "batch" if uses_bn(g) else "none"
     changed = 0
     shape: Shape = (g.input.channels, g.input.size, g.input.size)
-    from nasplay.space.validate import block_shape
+    from nasplay.space.shapes import block_shape
 
     for i, b in enumerate(g.stem):
         shape = block_shape(b, shape, f"stem[{i}]")

@@ -1,6 +1,6 @@
 """Rewriting genomes: map every op (knowing where it sits) or every block (knowing its input shape).
 
-The knobs are pure rewrites built on these few walkers. Op paths are the ones :func:`validate.walk`
+The knobs are pure rewrites built on these few walkers. Op paths are the ones :func:`shapes.walk`
 reports (``stages[1].blocks[0].branches[2].ops[1]``), so a knob can look up the shape an op sees.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from nasplay.space.genome import Block, Branch, Conv, Genome, Op, Pool, Subsample, pair
-from nasplay.space.validate import Shape, block_shape, walk
+from nasplay.space.shapes import Shape, block_shape, walk
 
 
 class KnobError(ValueError):

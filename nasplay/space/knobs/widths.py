@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import SE, Block, Conv, Genome, Linear, Op
 from nasplay.space.knobs.tree import KnobError, Site, iter_ops, lcm, map_blocks, map_ops, refuse, round_half_up
-from nasplay.space.validate import Shape, block_shape
+from nasplay.space.shapes import Shape, block_shape
 
 
 def _next_conv(site: Site) -> Conv | None:

@@ -18,7 +18,7 @@ from nasplay.space.knobs.tree import (
     show,
     uses_bn,
 )
-from nasplay.space.validate import Shape, block_shape, shortcut_stride
+from nasplay.space.shapes import Shape, block_shape, shortcut_stride
 
 SKIPS = ("none", *ADD_SKIPS)  # the skip knob's values: the genome's added shortcuts (dense is its own knob)
 DEFAULT_SCALE = 0.2  # Inception-ResNet's residual scales are 0.1 - 0.3 (Szegedy et al. 2016, Sec. 3.3)
