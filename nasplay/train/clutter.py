@@ -41,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasplay.train.split import stratified_split
+
 SRC = 8  # side of a source digit (sklearn's 8 x 8)
 FRAGMENT = 4  # side of a fragment window, in source pixels
 CHUNK = 512  # images rendered at a time (bounds memory at large canvases; fixed so the bytes do not depend on it)
@@ -128,8 +130,6 @@ def check(s: ClutterSettings) -> None:
 
 def generate(s: ClutterSettings) -> dict[str, ClutterSplit]:
     """Compose the three splits (no caching)."""
-    from nasplay.train.data import stratified_split
-
     images, labels = sources()
     test_pool, val_pool, train_pool = stratified_split(labels, (s.test_fraction, s.val_fraction), s.seed)
     pools = {"train": train_pool, "val": val_pool, "test": test_pool}

@@ -28,8 +28,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from nasplay.train.clutter import ClutterSettings, clutter_splits
 from nasplay.train.config import DataConfig, as_config
 from nasplay.train.loader import InMemoryLoader
+from nasplay.train.split import stratified_split
 
 # name -> (channels, size, classes) as the data comes; digits' size is after upsampling
 NATIVE = {
@@ -215,8 +217,6 @@ class ClutterDataModule(TensorDataModule):
     each split from its own source images; ``data.size`` is the canvas (default 32)."""
 
     def _parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-        from nasplay.train.clutter import ClutterSettings, clutter_splits
-
         cfg = self.cfg
         cache = Path(os.path.expanduser(cfg.root)) / "clutter" if cfg.clutter_cache else None
         self.clutter = clutter_splits(ClutterSettings.from_config(cfg, self.size), cache)
@@ -330,26 +330,6 @@ class ImageFolderDataModule(NasplayDataModule):
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def stratified_split(labels: np.ndarray, fractions: tuple[float, ...], seed: int) -> list[np.ndarray]:
-    """Index arrays for each fraction and the rest (last), stratified by label, shuffled, seeded.
-
-    Each class gives ``round(fraction * count)`` examples to each part; every part is shuffled so that
-    a prefix (``data.limit``) keeps roughly the class balance.
-    """
-    rng = np.random.default_rng(seed)
-    labels = np.asarray(labels)
-    parts: list[list[np.ndarray]] = [[] for _ in range(len(fractions) + 1)]
-    for c in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == c))
-        start = 0
-        for i, f in enumerate(fractions):
-            k = int(round(f * len(idx)))
-            parts[i].append(idx[start:start + k])
-            start += k
-        parts[-1].append(idx[start:])
-    return [rng.permutation(np.concatenate(p)) if p else np.zeros(0, np.int64) for p in parts]
-
-
 def convert_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """1 -> 3 repeats the grey map; 3 -> 1 takes the luminance (ITU-R 601)."""
     c = x.shape[1]

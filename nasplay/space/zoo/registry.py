@@ -1,4 +1,8 @@
-"""The zoo's registry: names -> small pure generators of genomes."""
+"""The zoo's registry: names -> small pure generators of genomes.
+
+A leaf, as timm's ``_registry.py``: it imports no network file. The families (``classic.py``, ``resnet.py`` ...)
+register themselves with :func:`register` when the package :mod:`nasplay.space.zoo` imports them, which happens
+before any name can be looked up here (importing this module imports its package first)."""
 
 from __future__ import annotations
 
@@ -39,7 +43,6 @@ def register(name: str, *, year: int, paper: str, reference: str = "", canonical
 
 
 def entry(name: str) -> Entry:
-    _load()
     if name not in _REGISTRY:
         # The references' own names count too: 'googlenet' should point to inception_v1.
         known = {n: n for n in _REGISTRY} | {e.reference.split(":")[-1]: n for n, e in _REGISTRY.items() if e.reference}
@@ -62,7 +65,6 @@ def get_genome(name: str) -> Genome:
 
 def list_genomes(pattern: str = "*", *, canonical: bool | None = None) -> list[str]:
     """Registered names matching a glob, in the order of their papers."""
-    _load()
     names = [n for n, e in _REGISTRY.items() if fnmatch.fnmatch(n, pattern)]
     if canonical is not None:
         names = [n for n in names if _REGISTRY[n].canonical == canonical]
@@ -72,8 +74,3 @@ def list_genomes(pattern: str = "*", *, canonical: bool | None = None) -> list[s
 CANONICAL = ("lenet5", "alexnet", "vgg16", "inception_v1", "inception_v3", "resnet50", "xception",
              "inception_v4", "inception_resnet_v2", "resnext50_32x4d")
 
-
-def _load() -> None:
-    # Import order is registration order, which breaks ties between networks of the same year.
-    from nasplay.space.zoo import classic, inception, resnet, xception  # noqa: F401, I001  (the ten and neighbours)
-    from nasplay.space.zoo import densenet, mobilenet, senet, regnet, convnext  # noqa: F401  (the decade after)
