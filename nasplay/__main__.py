@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from nasplay.private_api import hydra_args_parser  # noqa: E402
 from nasplay.resources import project_dir  # noqa: E402
 from nasplay.sweep.config import register_configs  # noqa: E402
 from nasplay.track.secrets import mask_text  # noqa: E402
@@ -144,11 +145,10 @@ def _log_to(path: Any) -> None:
 
 def swept_keys(args: list[str]) -> list[str]:
     """The keys a ``--multirun`` command line sweeps (``a=1,2``, ``b=range(3)``, ``c=glob(*)``)."""
-    from hydra._internal.utils import get_args_parser
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        parsed = get_args_parser().parse_args(args)
+        parsed = hydra_args_parser().parse_args(args)
         if not parsed.multirun:
             return []
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)

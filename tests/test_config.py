@@ -15,11 +15,11 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from nasplay.space.zoo import list_genomes
 from nasplay.sweep.config import NasplayConfig
-from nasplay.sweep.overrides import GROUPS, check_key, check_overrides, conf_options
+from nasplay.sweep.overrides import GROUPS, check_key, check_overrides
 from nasplay.sweep.plan import experiment_arms, make_plan, to_config
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
-OPTIONS = conf_options(CONF_DIR)
+OPTIONS = {g: sorted(p.stem for p in (CONF_DIR / g).glob("*.yaml")) for g in GROUPS if (CONF_DIR / g).is_dir()}
 DIGITS = (1, 16, 10)  # the default data: channels, size, classes
 # Options that need a value the defaults cannot know.
 NEEDS = {("data", "imagefolder"): ("data.path=/nonexistent/tree",),

@@ -7,18 +7,19 @@ import dataclasses
 import difflib
 import types
 import typing
-from pathlib import Path
 from typing import Any
+
+from nasplay.private_api import hydra_args_parser
+from nasplay.sweep.config import NasplayConfig
 
 GROUPS = ("arch", "data", "optim", "trainer", "logger", "sweep", "experiment", "debug")
 
 
 def check_overrides(args: list[str]) -> str | None:
     """The first problem with the ``KEY=VALUE`` overrides in ``args`` (Hydra's argv), or ``None``."""
-    from hydra._internal.utils import get_args_parser
 
     try:
-        parsed = get_args_parser().parse_args(args)
+        parsed = hydra_args_parser().parse_args(args)
     except SystemExit:  # argparse already printed the problem; let Hydra say it again in full
         return None
     if parsed.shell_completion or parsed.info is not None:  # `-sc install=bash`, `-sc query=bash`: Hydra's commands
@@ -36,8 +37,6 @@ def check_overrides(args: list[str]) -> str | None:
 
 def check_key(key: str) -> str | None:
     """``None`` when the dotted ``key`` exists in the schema, else a message with the allowed keys."""
-    from nasplay.sweep.config import NasplayConfig
-
     cls: Any = NasplayConfig
     done: list[str] = []
     for part in key.split("."):
@@ -67,7 +66,3 @@ def _unwrap_optional(tp: Any) -> Any:
 def _is_mapping(tp: Any) -> bool:
     return tp is Any or typing.get_origin(tp) is dict or tp is dict
 
-
-def conf_options(conf_dir: Path) -> dict[str, list[str]]:
-    """Each config group of ``conf_dir`` and its options (file stems), for help texts and tests."""
-    return {g: sorted(p.stem for p in (conf_dir / g).glob("*.yaml")) for g in GROUPS if (conf_dir / g).is_dir()}

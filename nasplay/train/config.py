@@ -12,6 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from nasplay.private_api import lightning_trainer_args
+
 DATASETS = ("digits", "clutter", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder")
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("cosine", "step", "none")
@@ -217,28 +219,6 @@ class _TrainerFields:
 
 # Trainer arguments nasplay sets itself, per trial: not config keys.
 NASPLAY_SETS = ("self", "logger", "callbacks", "enable_checkpointing", "default_root_dir")
-
-
-def lightning_trainer_args() -> list[str]:
-    """The names of ``lightning.pytorch.Trainer``'s arguments, read from its source without importing Lightning
-    (an import takes seconds, and the schema is needed by ``--help`` and shell completion); falls back to
-    ``inspect.signature`` when the source cannot be read."""
-    import ast
-    import importlib.util
-    from pathlib import Path
-
-    try:
-        spec = importlib.util.find_spec("lightning")  # finds the package without importing it
-        tree = ast.parse((Path(spec.origin).parent / "pytorch" / "trainer" / "trainer.py").read_text())  # type: ignore[union-attr,arg-type]
-        cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Trainer")
-        init = next(n for n in cls.body if isinstance(n, ast.FunctionDef) and n.name == "__init__")
-        return [a.arg for a in (*init.args.args, *init.args.kwonlyargs)]
-    except Exception:  # noqa: BLE001 - an unusual install: ask Lightning itself
-        import inspect
-
-        import lightning.pytorch as pl
-
-        return ["self", *inspect.signature(pl.Trainer).parameters]
 
 
 # Every other Trainer argument is a field too (null: Lightning's default), so that users type them as they
