@@ -8,7 +8,10 @@ effects; sampled studies run fewer trials than their default (``SMOKE_TRIALS``) 
 from __future__ import annotations
 
 import io
+import itertools
 import json
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -17,7 +20,7 @@ from rich.console import Console
 
 from nasplay.experiment import run_experiment as run_study
 from nasplay.report.study import load_study
-from nasplay.sweep.plan import make_plan
+from nasplay.sweep.plan import make_plan, to_config
 from nasplay.sweep.results import read_csv
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "experiment"
@@ -44,10 +47,30 @@ def test_every_innovation_has_an_experiment():
             "ablate_activation", "ablate_batchnorm", "ablate_pooling", "ablate_gap", "ablate_aux", "ablate_bottleneck",
             "ablate_branches", "ladder", "edf_skip", "search_pareto"}
     assert need <= set(EXPERIMENTS)
-    for name in EXPERIMENTS:
-        text = (CONF / f"{name}.yaml").read_text()
-        # The header documents the command, a GPU / CIFAR-10 variant and the expected time.
-        assert f"python -m nasplay experiment={name}" in text and "data=cifar10" in text and "minutes" in text, name
+
+
+def header(name: str) -> str:
+    """The comment lines that open an experiment file (after ``# @package _global_``)."""
+    lines = (CONF / f"{name}.yaml").read_text().splitlines()
+    return "\n".join(line for line in itertools.takewhile(lambda x: x.startswith("#"), lines[1:]))
+
+
+@pytest.mark.parametrize("name", EXPERIMENTS)
+def test_experiment_header_commands_run_and_the_time_is_stated(compose, name, tmp_path):
+    """The header gives the expected time as a number of minutes, and commands (the default, a CIFAR-10 / GPU
+    variant) that compose into a config the schema accepts, for this experiment."""
+    text = header(name)
+    assert re.search(r"\b\d+(\.\d+)? minutes\b", text), f"{name}: the header states no time in minutes"
+    commands = [shlex.split(line.lstrip("#"), comments=True) for line in text.splitlines()
+                if line.lstrip("# ").startswith("python -m nasplay")]
+    assert [f"experiment={name}"] in [c[3:] for c in commands], f"{name}: the header lacks the plain command"
+    assert any("data=cifar10" in c for c in commands), f"{name}: the header lacks a CIFAR-10 variant"
+    for c in commands:
+        assert c[:3] == ["python", "-m", "nasplay"]
+        cfg = to_config(compose(*c[3:], f"runs_dir={tmp_path}"))
+        assert cfg.experiment.name == name, c
+        if "data=cifar10" in c:
+            assert cfg.data.name == "cifar10", c
 
 
 HELD = sorted(n for n in EXPERIMENTS if "\n  keep: flops" in (CONF / f"{n}.yaml").read_text()
