@@ -11,15 +11,15 @@ import io
 import json
 from typing import Any
 
+from rich.console import Console
+
+from nasplay.sweep.runner import run_study
+
 
 def run_experiment(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides: list[str] | None = None) -> Any:
     """Run (or resume) the study ``cfg`` describes, then write its report; returns the study's result.
 
     ``overrides`` are the command line's (recorded in ``study.json``)."""
-    from rich.console import Console
-
-    from nasplay.sweep.runner import run_study
-
     console = console or Console(highlight=False, soft_wrap=True)
     result = run_study(cfg, console=console, callbacks=callbacks, overrides=overrides)
     write_study_report(result, console)

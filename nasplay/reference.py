@@ -15,7 +15,9 @@ import re
 import torch
 from torch import nn
 
+from nasplay.nn.build import build
 from nasplay.space.genome import Genome
+from nasplay.space.zoo import entry, get_genome
 
 SHORTCUT_NAMES = ("downsample", "skip", "skipbn", "shortcut", "proj")
 _AUX = re.compile(r"aux", re.IGNORECASE)
@@ -89,9 +91,6 @@ def _classes(reference: nn.Module) -> int:
 
 def from_reference(name: str | Genome, reference: nn.Module) -> nn.Module:
     """Our network for ``name`` carrying ``reference``'s weights (aux heads iff the reference has them)."""
-    from nasplay.nn.build import build
-    from nasplay.space.zoo import get_genome
-
     genome = get_genome(name) if isinstance(name, str) else name
     if genome.aux and not _has_aux(reference):
         genome = genome.replace(aux=())
@@ -111,8 +110,6 @@ def reference_model(name: str, *, aux: bool = True) -> nn.Module:
     ``aux=False`` leaves out the auxiliary heads of torchvision's GoogLeNet and Inception-v3; those two are
     built with ``init_weights=False`` (PyTorch's default initialisation, as every other reference here).
     """
-    from nasplay.space.zoo import entry
-
     if not entry(name).reference:
         raise ValueError(f"{name}: no torchvision or timm implementation to compare with")
     lib, ref = entry(name).reference.split(":")

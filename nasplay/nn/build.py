@@ -25,6 +25,7 @@ from nasplay.space.genome import (
     pair,
 )
 from nasplay.space.shapes import Shape, conv_pieces, op_shape, shortcut_stride, walk
+from nasplay.space.zoo import get_genome
 
 
 class Outputs(NamedTuple):
@@ -226,8 +227,6 @@ def build(genome: Genome | str, num_classes: int | None = None) -> Network:
     """Build the network that ``genome`` (or the zoo name) describes, with ``num_classes`` outputs
     (default: ``genome.classes``)."""
     if isinstance(genome, str):
-        from nasplay.space.zoo import get_genome
-
         genome = get_genome(genome)
     if num_classes is None:
         num_classes = genome.classes

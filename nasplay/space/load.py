@@ -7,14 +7,14 @@ from pathlib import Path
 from typing import Any
 
 from nasplay.space.genome import Genome
+from nasplay.space.knobs import apply
 from nasplay.space.knobs.hold import Measure
+from nasplay.space.zoo import get_genome
 
 
 def load_genome(target: str, knobs: Mapping[str, Any] | None = None, measure: Measure | None = None) -> Genome:
     """A zoo name or a ``.yaml``/``.yml``/``.json`` genome file, with ``knobs`` (knob -> value) applied
     (``keep`` among them needs ``measure``, as :func:`nasplay.space.knobs.apply` says)."""
-    from nasplay.space.zoo import get_genome
-
     p = Path(target)
     if p.suffix in (".yaml", ".yml", ".json") and p.exists():
         text = p.read_text()
@@ -22,7 +22,5 @@ def load_genome(target: str, knobs: Mapping[str, Any] | None = None, measure: Me
     else:
         genome = get_genome(target)
     if knobs:
-        from nasplay.space.knobs import apply
-
         genome = apply(genome, measure=measure, **dict(knobs))
     return genome

@@ -23,6 +23,7 @@ from nasplay.space.knobs import branches, heads, hold, inputs, modern, ops, pars
 from nasplay.space.knobs.hold import Measure
 from nasplay.space.knobs.tree import KnobError, show
 from nasplay.space.shapes import walk
+from nasplay.space.zoo import get_genome
 
 __all__ = ["KnobError", "KnobSpec", "apply", "knobs"]
 
@@ -233,8 +234,6 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, m
     counts the network exactly as ``genome`` describes it (its input, its classes).
     """
     if isinstance(genome, str):
-        from nasplay.space.zoo import get_genome
-
         genome = get_genome(genome)
     if not isinstance(genome, Genome):
         raise ValueError(f"genome: expected a Genome or a zoo name, got {type(genome).__name__}")

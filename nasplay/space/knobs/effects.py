@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from nasplay.space.knobs import apply
+from nasplay.space.zoo import get_genome
+
 # Values tried on a network by ``nasplay knobs NAME`` (numeric knobs show one example).
 TRY = {
     "depth": ("0.5", "2"), "bottleneck": ("on", "off"), "cardinality": ("1", "32"), "group_width": ("4",),
@@ -18,9 +21,6 @@ TRY = {
 
 def effects(name: str) -> list[dict]:
     """For each knob value in :data:`TRY`: ``same`` (no change), ``changed`` (with the new params) or ``refused``."""
-    from nasplay.space.knobs import apply
-    from nasplay.space.zoo import get_genome
-
     base = get_genome(name)
     rows = []
     for knob, values in TRY.items():

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import Act, Aux, Conv, Dropout, Genome, Linear, Pool
 from nasplay.space.knobs.tree import KnobError, iter_ops, refuse, uses_bn
+from nasplay.space.measure import depth
 from nasplay.space.shapes import walk
 
 HEADS = ("fc", "gap")
@@ -63,8 +64,6 @@ def aux(g: Genome, value: str) -> Genome:
         return replace(g, aux=())
     if g.aux:
         return g
-    from nasplay.space.measure import depth
-
     d = depth(g)
     if len(g.stages) < 3 or d < AUX_MIN_DEPTH:
         raise refuse("aux", value, g, f"auxiliary classifiers help deep networks (at least {AUX_MIN_DEPTH} weighted layers "

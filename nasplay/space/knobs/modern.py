@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from nasplay.space.genome import ADD_SKIPS, SE, Block, Branch, Conv, Genome, Op, pair
 from nasplay.space.knobs.tree import map_blocks, map_ops, reduces, refuse, uses_bn
+from nasplay.space.knobs.wiring import _rewire, _with_convs, bottleneck_ops
 from nasplay.space.shapes import Shape, block_shape, walk
 
 SE_RATIO = 16  # Hu et al. 2017: the squeeze is 1/16 of the channels (rounded to 8, as timm's SE-ResNets)
@@ -129,8 +130,6 @@ def _inverted(ops: tuple[Op, ...]) -> tuple[int, int | None, int] | None:
 
 def _invert(b: Block, shape: Shape, ratio: float) -> tuple[Block, ...] | None:
     """A bottleneck block (1x1 reduce to w, k x k, 1x1 expand) inverted: in and out at w, ``ratio`` x w inside."""
-    from nasplay.space.knobs.wiring import _rewire, _with_convs, bottleneck_ops
-
     trio = bottleneck_ops(b) if ratio > 1 else None
     if trio is None:
         return None

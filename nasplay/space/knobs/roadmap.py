@@ -7,8 +7,9 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nasplay.space.genome import ADD_SKIPS, Act, Block, Branch, Conv, Genome, Head, Norm, Op, pair
+from nasplay.space.knobs.heads import main_act
 from nasplay.space.knobs.tree import downsampling_pool, iter_ops, map_blocks, refuse, uses_bn
-from nasplay.space.shapes import Shape
+from nasplay.space.shapes import Shape, block_shape
 
 DEPTHWISE = ("off", "on", "first")
 ONE_ALL = ("all", "one")
@@ -103,8 +104,6 @@ def block_acts(g: Genome, value: str) -> Genome:
     """one: a residual block keeps a single activation, the one after its widest conv (between the two 1x1 convs
     of an inverted bottleneck, as a Transformer's MLP), and none after the addition; all: every conv of the
     residual blocks gets the network's activation, and the addition is followed by it again."""
-    from nasplay.space.knobs.heads import main_act
-
     act = main_act(g)
     changed = 0
 
@@ -189,8 +188,6 @@ def downsample(g: Genome, value: str) -> Genome:
         "batch" if uses_bn(g) else "none"
     changed = 0
     shape: Shape = (g.input.channels, g.input.size, g.input.size)
-    from nasplay.space.shapes import block_shape
-
     for i, b in enumerate(g.stem):
         shape = block_shape(b, shape, f"stem[{i}]")
     stages = []
