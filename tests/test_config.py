@@ -229,3 +229,25 @@ def test_a_study_made_before_a_setting_existed_resumes_at_its_default(compose, t
     changed = make_plan(compose("experiment=ablate_skip", f"runs_dir={tmp_path}", "trainer.threads=2"), data_shape=DIGITS)
     with pytest.raises(ValueError, match=r"exists with a different config \(trainer.threads: None -> 2\)"):
         check_identity(Stored({"nasplay_config": old}), changed)
+
+
+def test_sampler_pruner_and_tracker_are_built_from_target_nodes(compose, tmp_path):
+    """The config's names (sweep=tpe, sweep.pruner.kind=median, logger=csv) are _target_ nodes built by
+    hydra.utils.instantiate, with the config's values as arguments."""
+    import optuna
+
+    from nasplay.sweep.config import PRUNER_TARGETS, SAMPLER_TARGETS
+    from nasplay.sweep.samplers import AskTellGridSampler, make_pruner, make_sampler
+    from nasplay.track.config import TRACKER_TARGETS
+    from nasplay.track.tracker import CsvTracker, make_tracker
+
+    c = to_config(compose("sweep=tpe", "sweep.pruner.kind=median", "sweep.pruner.n_startup_trials=7", "sweep.seed=3",
+                          "sweep.space={optim.lr: [0.1, 0.01]}", "sweep.options.n_ei_candidates=5", "logger=csv"))
+    sampler, pruner = make_sampler(c.sweep), make_pruner(c.sweep)
+    assert type(sampler) is optuna.samplers.TPESampler and sampler._n_ei_candidates == 5
+    assert type(pruner) is optuna.pruners.MedianPruner and pruner._n_startup_trials == 7
+    assert isinstance(make_tracker(c.logger, tmp_path), CsvTracker)
+    grid = to_config(compose("sweep=grid"))
+    assert type(make_sampler(grid.sweep, {"arm": ["a", "b"], "seed": [0]})) is AskTellGridSampler
+    assert SAMPLER_TARGETS.keys() == set(OPTIONS["sweep"]) and PRUNER_TARGETS.keys() == {"none", "median", "hyperband"}
+    assert TRACKER_TARGETS.keys() == set(OPTIONS["logger"])

@@ -12,14 +12,26 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
+from hydra.utils import get_class
+
 from nasplay.manifest import KINDS as EXPERIMENT_KINDS
 from nasplay.manifest import OBJECTIVES
 from nasplay.outcomes import OutcomesConfig, ReportConfig
 from nasplay.track.config import LoggerConfig
 from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 
-SAMPLERS = ("grid", "random", "tpe", "nsga2")
-PRUNERS = ("none", "median", "hyperband")
+# The samplers and pruners by the names the config uses (``sweep=tpe``, ``sweep.pruner.kind=median``): each name
+# is the ``_target_`` of the node that nasplay.sweep.samplers builds with ``hydra.utils.instantiate`` (as
+# lightning-hydra-template builds its parts), with the config's fields as arguments: a new one is a line here.
+SAMPLER_TARGETS = {"grid": "nasplay.sweep.samplers.AskTellGridSampler", "random": "optuna.samplers.RandomSampler",
+                   "tpe": "optuna.samplers.TPESampler", "nsga2": "optuna.samplers.NSGAIISampler"}
+PRUNER_TARGETS = {"none": "optuna.pruners.NopPruner", "median": "optuna.pruners.MedianPruner",
+                  "hyperband": "optuna.pruners.HyperbandPruner"}
+# The PrunerConfig fields each pruner takes.
+PRUNER_ARGS = {"none": (), "median": ("n_startup_trials", "n_warmup_steps", "interval_steps"),
+               "hyperband": ("min_resource", "max_resource", "reduction_factor")}
+SAMPLERS = tuple(SAMPLER_TARGETS)
+PRUNERS = tuple(PRUNER_TARGETS)
 KEEPS = ("flops", "params")
 # Integer knobs experiment.keep_by can re-solve in place of the uniform width multiplier.
 KEEP_BY = ("group_width",)
@@ -60,6 +72,10 @@ class PrunerConfig:
         if self.max_resource != "auto":
             _int_at_least("sweep.pruner.max_resource", self.max_resource, 1)
         return self
+
+    def node(self) -> dict[str, Any]:
+        """The pruner as a ``_target_`` node (``hydra.utils.instantiate`` builds it)."""
+        return {"_target_": PRUNER_TARGETS[self.kind], **{name: getattr(self, name) for name in PRUNER_ARGS[self.kind]}}
 
 
 @dataclass
@@ -135,6 +151,13 @@ class SweepConfig:
         self._check_options()
         return self
 
+    def sampler_node(self) -> dict[str, Any]:
+        """The sampler as a ``_target_`` node, ``options`` as its arguments (the grid's space is given when it is built)."""
+        kwargs = dict(self.options)
+        if self.sampler == "tpe" and len(self.objectives) == 1:
+            kwargs.setdefault("n_startup_trials", min(10, max(2, (self.n_trials or 10) // 4)))
+        return {"_target_": SAMPLER_TARGETS[self.sampler], "seed": self.seed, **kwargs}
+
     @property
     def directions_resolved(self) -> list[str]:
         return list(self.directions) if self.directions is not None else [OBJECTIVES[o] for o in self.objectives]
@@ -142,9 +165,7 @@ class SweepConfig:
     def _check_options(self) -> None:
         if not self.options:
             return
-        from nasplay.sweep.samplers import sampler_class
-
-        cls = sampler_class(self.sampler)
+        cls = get_class(SAMPLER_TARGETS[self.sampler])
         allowed = [p for p in inspect.signature(cls).parameters if p not in ("self", "seed", "search_space")]
         for k in self.options:
             if k not in allowed:

@@ -1,84 +1,47 @@
-"""Samplers and pruners from the ``sweep`` config."""
+"""Samplers and pruners from the ``sweep`` config: ``_target_`` nodes (:mod:`nasplay.sweep.config`) built with
+``hydra.utils.instantiate``."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import optuna
+from hydra.utils import instantiate
+
+from nasplay.sweep.config import SweepConfig
 from nasplay.sweep.storage import holds_its_point
 
-if TYPE_CHECKING:
-    import optuna
 
-    from nasplay.sweep.config import SweepConfig
+class AskTellGridSampler(optuna.samplers.GridSampler):
+    """Optuna's GridSampler for nasplay's ask-and-tell loop.
 
+    The runner enqueues each pending grid point (seed-major, skipping points that are done, so a grid
+    that grew keeps its finished trials) and stops when none is left. GridSampler's ``after_trial``
+    would instead call ``study.stop()``, which raises outside ``study.optimize``.
+    """
 
-def sampler_class(name: str) -> type:
-    import optuna
-
-    return {
-        "grid": _grid_sampler(),
-        "random": optuna.samplers.RandomSampler,
-        "tpe": optuna.samplers.TPESampler,
-        "nsga2": optuna.samplers.NSGAIISampler,
-    }[name]
-
-
-def __getattr__(name: str) -> type:
-    # A DDP trial pickles its study, sampler included, into spawned processes: pickle finds the class here.
-    if name == "AskTellGridSampler":
-        return _grid_sampler()
-    raise AttributeError(name)
-
-
-_GRID: list[type] = []
-
-
-def _grid_sampler() -> type:
-    if _GRID:
-        return _GRID[0]
-    import optuna
-
-    class AskTellGridSampler(optuna.samplers.GridSampler):
-        """Optuna's GridSampler for nasplay's ask-and-tell loop.
-
-        The runner enqueues each pending grid point (seed-major, skipping points that are done, so a grid
-        that grew keeps its finished trials) and stops when none is left. GridSampler's ``after_trial``
-        would instead call ``study.stop()``, which raises outside ``study.optimize``.
-        """
-
-        def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
-            pass
-
-    AskTellGridSampler.__qualname__ = "AskTellGridSampler"
-    _GRID.append(AskTellGridSampler)
-    return AskTellGridSampler
+    def after_trial(self, study, trial, state, values) -> None:  # noqa: ANN001
+        pass
 
 
 def make_sampler(sweep: SweepConfig, grid: dict[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:
-    """The configured sampler; ``grid`` is the search space of the grid sampler (parameter -> values)."""
-    cls = sampler_class(sweep.sampler)
-    kwargs = dict(sweep.options)
-    if sweep.sampler == "grid":
-        if not grid:
-            raise ValueError("sweep.sampler=grid needs a finite space: experiment arms x seeds, or lists in sweep.space")
-        return cls(grid, seed=sweep.seed)
-    if sweep.sampler == "tpe" and len(sweep.objectives) == 1:
-        kwargs.setdefault("n_startup_trials", min(10, max(2, (sweep.n_trials or 10) // 4)))
-    return cls(seed=sweep.seed, **kwargs)
+    """The configured sampler, built from its ``_target_`` node (:meth:`SweepConfig.sampler_node`); ``grid`` is the
+    grid sampler's search space (parameter -> values)."""
+    node = sweep.sampler_node()
+    if sweep.sampler != "grid":
+        return instantiate(node, _convert_="all")
+    if not grid:
+        raise ValueError("sweep.sampler=grid needs a finite space: experiment arms x seeds, or lists in sweep.space")
+    # the space's values go in as they are (OmegaConf would turn them into its own containers)
+    return instantiate(node, _convert_="all", _partial_=True)(grid)
 
 
 def make_pruner(sweep: SweepConfig) -> optuna.pruners.BasePruner:
-    """The configured pruner (``NopPruner`` when off or when the study has several objectives)."""
-    import optuna
-
-    p = sweep.pruner
-    if p.kind == "none" or len(sweep.objectives) > 1:
+    """The configured pruner, built from its ``_target_`` node (``NopPruner`` when off or when the study has
+    several objectives: Optuna prunes single-objective studies only)."""
+    if len(sweep.objectives) > 1:
         return optuna.pruners.NopPruner()
-    if p.kind == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=p.n_startup_trials, n_warmup_steps=p.n_warmup_steps,
-                                           interval_steps=p.interval_steps)
-    return optuna.pruners.HyperbandPruner(min_resource=p.min_resource, max_resource=p.max_resource,
-                                          reduction_factor=p.reduction_factor)
+    return instantiate(sweep.pruner.node(), _convert_="all")
 
 
 def enqueue_classics(study: optuna.Study, plan: Any) -> int:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LOGGERS = ("wandb", "csv", "none")
+# The trackers by ``logger.kind``: each the ``_target_`` nasplay.track.tracker.make_tracker builds with
+# ``hydra.utils.instantiate`` (called with the logger config and the study directory).
+TRACKER_TARGETS = {"wandb": "nasplay.track.tracker.WandbTracker", "csv": "nasplay.track.tracker.CsvTracker",
+                   "none": "nasplay.track.tracker.Tracker"}
+LOGGERS = tuple(TRACKER_TARGETS)
 WANDB_MODES = ("offline", "online", "disabled")
 
 

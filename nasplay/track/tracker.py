@@ -23,10 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
-from nasplay.track.config import WANDB_MODES, LoggerConfig
+from nasplay.track.config import TRACKER_TARGETS, WANDB_MODES, LoggerConfig
 
 
 @dataclass
@@ -209,5 +210,6 @@ class CsvTracker(Tracker):
 
 
 def make_tracker(cfg: LoggerConfig, study_dir: Path) -> Tracker:
-    """The tracker ``logger.kind`` names."""
-    return {"wandb": WandbTracker, "csv": CsvTracker, "none": Tracker}[cfg.kind](cfg, study_dir)
+    """The tracker ``logger.kind`` names, built from its ``_target_`` node (the config and the study directory are
+    passed as they are: through the node, OmegaConf would turn the config into a mapping)."""
+    return instantiate({"_target_": TRACKER_TARGETS[cfg.kind], "_partial_": True})(cfg, study_dir)
