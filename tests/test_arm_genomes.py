@@ -36,8 +36,9 @@ def resolved(compose, name: str, tmp: Path) -> dict:
     runner = TrialRunner(plan, tracker=None)
     trials = {}
     for arm in [*plan.arms, *plan.classics]:
-        trials[arm.name] = runner.genome(TrialSpec(arm.name, arm.arch, dict(arm.knobs), 0,
-                                                   classic=arm in plan.classics), dm).hash
+        g = runner.genome(TrialSpec(arm.name, arm.arch, dict(arm.knobs), 0, classic=arm in plan.classics), dm)
+        assert g is plan.genomes[arm.name], f"{name}: a trial of {arm.name!r} must train the plan's genome"
+        trials[arm.name] = g.hash
     exp, space = plan.cfg.experiment, plan.cfg.sweep.space
     if exp.pairs:  # each sampled architecture under every arm: the arm's knobs with the pair's point
         for i, point in enumerate(plan.sampled_pairs()[:PAIRS]):
