@@ -21,7 +21,7 @@ FILES = ("report.json", "report.md")
 
 def render(name: str, out: Path) -> dict[str, str]:
     """The report files the current code writes for a committed study, its paths replaced by placeholders."""
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     study = ROOT / name
     write_report(study, out, figures=True, diagrams=name == "ablate_skip")

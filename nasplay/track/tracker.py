@@ -26,6 +26,7 @@ from typing import Any
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+from nasplay.space.knobs.parse import format_value
 from nasplay.track.config import WANDB_MODES, LoggerConfig
 
 
@@ -45,8 +46,6 @@ class TrialInfo:
 
     @property
     def tags(self) -> list[str]:
-        from nasplay.space.knobs.parse import format_value
-
         return [f"{k}={format_value(v)}"[:64] for k, v in self.knobs.items()]
 
 
@@ -154,7 +153,7 @@ class WandbTracker(Tracker):
         return self.cfg.mode or (env if env in WANDB_MODES else "offline")
 
     def start(self, info: TrialInfo) -> list[Logger]:
-        import wandb
+        import wandb  # slow to import: only when a trial logs to W&B
         from lightning.pytorch.loggers import WandbLogger
 
         loggers = super().start(info)

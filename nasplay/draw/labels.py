@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nasplay.report.draw import style
+from nasplay.draw import style
 from nasplay.space.genome import SE, Act, Conv, Dropout, Linear, Norm, Op, Pool, Subsample, pair
 from nasplay.space.validate import conv_piece_count
 

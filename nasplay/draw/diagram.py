@@ -1,6 +1,6 @@
 """Compact architecture diagrams drawn from the genome alone, and the poster of the ten classic CNNs.
 
-``layout_genome`` builds the layout model (boxes, edges, frames, texts; see ``nasplay.report.draw``),
+``layout_genome`` builds the layout model (boxes, edges, frames, texts; see ``nasplay.draw``),
 ``draw_genome`` writes it as SVG or PNG, ``diagram_svg`` returns the SVG text (for HTML reports and
 ``wandb.Html``). Importing this module imports neither torch nor matplotlib; drawing does.
 """
@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from nasplay.report.draw.model import Diagram
+    from nasplay.draw.model import Diagram
     from nasplay.space.genome import Genome
 
 # Names the papers use, for titles; any other genome is titled by its own name.
@@ -85,8 +85,8 @@ def titles(genome: Genome, stats: bool = True) -> tuple[str, str]:
 def layout_genome(genome: Genome | str, *, title: str | None = None, stats: bool = True, legend: bool = True,
                   max_height: float = 8.0, collapse: bool = True) -> Diagram:
     """The layout model of ``genome``'s diagram: title with params and FLOPs, body, legend."""
-    from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.page import titled
+    from nasplay.draw.layout import layout
+    from nasplay.draw.page import titled
 
     genome = as_genome(genome)
     body = layout(genome, max_height=max_height, collapse=collapse)
@@ -96,7 +96,7 @@ def layout_genome(genome: Genome | str, *, title: str | None = None, stats: bool
 
 def draw_genome(genome: Genome | str, target: str | Path | IO, fmt: str | None = None, **kw) -> Diagram:
     """Draw ``genome`` to a path or file object as ``svg`` / ``png`` / ``pdf`` (default: the suffix)."""
-    from nasplay.report.draw.render import render, save
+    from nasplay.draw.render import render, save
 
     dia = layout_genome(genome, **kw)
     save(render(dia), target, fmt)
@@ -105,7 +105,7 @@ def draw_genome(genome: Genome | str, target: str | Path | IO, fmt: str | None =
 
 def diagram_svg(genome: Genome | str, **kw) -> str:
     """The diagram of ``genome`` as SVG text (labels kept as ``<text>``)."""
-    from nasplay.report.draw.render import render, to_svg
+    from nasplay.draw.render import render, to_svg
 
     return to_svg(render(layout_genome(genome, **kw)))
 
@@ -127,9 +127,9 @@ def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True, tit
     """
     import math
 
-    from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.model import Diagram, Text
-    from nasplay.report.draw.page import legend, merge, row_pack, row_positions, titled
+    from nasplay.draw.layout import layout
+    from nasplay.draw.model import Diagram, Text
+    from nasplay.draw.page import legend, merge, row_pack, row_positions, titled
     from nasplay.space.zoo import entry, get_genome
 
     names = list(names or poster_names())
@@ -170,7 +170,7 @@ def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence
                 era: str = "classic") -> Diagram:
     """Draw the poster of the ten classic CNNs (``era="decade"``: the decade after them; or ``names``) to a path or
     file object."""
-    from nasplay.report.draw.render import render, save
+    from nasplay.draw.render import render, save
 
     dia = layout_poster(names or poster_names(era), title=POSTER_TITLES[era])
     save(render(dia), target, fmt)

@@ -23,7 +23,7 @@ from nasplay.space.knobs.tree import block_ops, iter_blocks
 from nasplay.space.validate import conv_piece_count, walk
 
 if TYPE_CHECKING:
-    from nasplay.report.draw.model import Diagram
+    from nasplay.draw.model import Diagram
 
 
 @dataclass(frozen=True)
@@ -122,7 +122,7 @@ def _layer_scale(g: Genome) -> Feature:
 
 
 def _factorize(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import kernel_text
+    from nasplay.draw.labels import kernel_text
 
     return _listed(kinds := _kinds((f"{kernel_text(op)} ({'stacked 3×3' if op.factor == 'stacked' else '1×n+n×1'})", p)
                                    for p, op, _ in _convs(g) if op.factor != "none")), kinds
@@ -151,7 +151,7 @@ def _norm(g: Genome) -> Feature:
 
 
 def _activations(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import ACT_NAMES
+    from nasplay.draw.labels import ACT_NAMES
 
     fns = set()
     for _, op, _ in body_ops(g):
@@ -165,7 +165,7 @@ def _activations(g: Genome) -> Feature:
 
 
 def _pooling(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import op_label
+    from nasplay.draw.labels import op_label
 
     pairs = []
     for p, op, _ in body_ops(g):
@@ -179,7 +179,7 @@ def _pooling(g: Genome) -> Feature:
 
 
 def _head(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import short
+    from nasplay.draw.labels import short
 
     out = f"RBF {g.classes}" if g.head.output == "rbf" else f"fc {g.classes}"
     pairs = [(short(op), f"head.ops[{i}]") for i, op in enumerate(g.head.ops)] + [(out, "head.output")]
@@ -263,7 +263,7 @@ def _only_in(mine: dict[str, list[str]], other: dict[str, list[str]]) -> tuple[s
 # --- module-level features ----------------------------------------------------------------------
 def block_kind(b: Block) -> str:
     """A module's name, or a short structural description for unnamed blocks."""
-    from nasplay.report.draw.labels import kernel_text, short
+    from nasplay.draw.labels import kernel_text, short
 
     if b.name:
         return b.name
@@ -281,7 +281,7 @@ def block_kind(b: Block) -> str:
 
 def _runs(groups) -> list[tuple[str, int]]:
     """``(module name or description, copies)`` of each collapsed run of blocks."""
-    from nasplay.report.draw.layout import group_name
+    from nasplay.draw.layout import group_name
 
     return [(group_name(g.names) or block_kind(g.blocks[0]), g.count) for g in groups]
 
@@ -314,8 +314,8 @@ def _is_module(b: Block) -> bool:
 
 def _uniform(g: Genome) -> tuple[str, tuple[str, ...]]:
     """Which modules (multi-tower or residual) have copies of different widths."""
-    from nasplay.report.draw.labels import op_label
-    from nasplay.report.draw.layout import group_blocks, group_name
+    from nasplay.draw.labels import op_label
+    from nasplay.draw.layout import group_blocks, group_name
 
     shape = (g.input.channels, g.input.size, g.input.size)
     uneven, paths = [], []
@@ -345,7 +345,7 @@ def diff_genomes(a: Genome | str, b: Genome | str) -> list[Difference]:
     Each :class:`Difference` has ``path``, ``kind``, ``before`` / ``after`` (``from`` / ``to`` in
     :meth:`Difference.to_dict`) and ``text``, a sentence in plain words.
     """
-    from nasplay.report.diagram import as_genome
+    from nasplay.draw.diagram import as_genome
 
     a, b = as_genome(a), as_genome(b)
     sa_, sb_ = walk(a), walk(b)  # both must be valid: a bad genome fails with the path of the bad field
@@ -395,7 +395,7 @@ def _in(g: Genome) -> tuple[int, int, int]:
 
 def _section_diffs(path: str, prefix: str, title: str, xa: Sequence[Block], xb: Sequence[Block], shape_a, shape_b) -> list[Difference]:
     """The stem's or one stage's differences: its modules and their counts, else the ops that changed."""
-    from nasplay.report.draw.layout import group_blocks
+    from nasplay.draw.layout import group_blocks
 
     groups_a, groups_b = group_blocks(xa, prefix, shape_a)[0], group_blocks(xb, prefix, shape_b)[0]
     runs_a, runs_b = _runs(groups_a), _runs(groups_b)
@@ -434,8 +434,8 @@ def _section_diffs(path: str, prefix: str, title: str, xa: Sequence[Block], xb: 
 
 def _ops_changes(oa: list[Op], ob: list[Op]) -> tuple[list[str], bool]:
     """What changed between two op lists (aligned by kind), and whether only widths changed."""
-    from nasplay.report.draw.labels import short
-    from nasplay.report.draw.layout import skeleton
+    from nasplay.draw.labels import short
+    from nasplay.draw.layout import skeleton
 
     sa, sb = [_align_key(o) for o in oa], [_align_key(o) for o in ob]
     out, widths_only = [], True
@@ -472,7 +472,7 @@ def _fields_change(u: Op, v: Op) -> str:
 
 def diff_text(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None) -> str:
     """The differences as numbered lines under a header naming both genomes."""
-    from nasplay.report.diagram import as_genome
+    from nasplay.draw.diagram import as_genome
 
     a, b = as_genome(a), as_genome(b)
     diffs = diff_genomes(a, b) if diffs is None else diffs
@@ -486,12 +486,12 @@ def diff_text(a: Genome | str, b: Genome | str, diffs: list[Difference] | None =
 # --- the picture --------------------------------------------------------------------------------
 def layout_diff(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None, max_height: float = 10.0) -> Diagram:
     """A and B side by side, each difference numbered in both drawings and listed below."""
-    from nasplay.report.diagram import as_genome, titles
-    from nasplay.report.draw import style
-    from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.model import Diagram, Text, text_width
-    from nasplay.report.draw.page import legend, merge, titled
-    from nasplay.report.draw.render import matches
+    from nasplay.draw import style
+    from nasplay.draw.diagram import as_genome, titles
+    from nasplay.draw.layout import layout
+    from nasplay.draw.model import Diagram, Text, text_width
+    from nasplay.draw.page import legend, merge, titled
+    from nasplay.draw.render import matches
 
     a, b = as_genome(a), as_genome(b)
     diffs = diff_genomes(a, b) if diffs is None else diffs
@@ -550,7 +550,7 @@ def _anchor(body, paths: tuple[str, ...], matches) -> tuple[float, float] | None
 
 def draw_diff(a: Genome | str, b: Genome | str, target: str | Path | IO, fmt: str | None = None) -> list[Difference]:
     """Draw A and B side by side with their differences marked; return the differences."""
-    from nasplay.report.draw.render import render, save
+    from nasplay.draw.render import render, save
 
     diffs = diff_genomes(a, b)
     page = layout_diff(a, b, diffs)
