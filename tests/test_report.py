@@ -770,6 +770,44 @@ def test_split_sizes_match_the_data_module():
         assert _test_size(None, [], config)[0] == len(test) and _val_size(None, config)[0] == len(val)
 
 
+def test_the_data_module_records_its_split_sizes():
+    """study.json's sizes come from the data module: digits' equal the old tables, clutter's from its settings and the
+    source digits each split is composed from (without composing an image)."""
+    from nasplay.report.load import _test_size, _val_size
+    from nasplay.train.clutter import ClutterSettings, generate
+    from nasplay.train.data import make_datamodule
+
+    digits = make_datamodule({"name": "digits", "test_fraction": 0.25, "val_fraction": 0.15}).eval_sizes()
+    config = {"data": {"name": "digits", "test_fraction": 0.25, "val_fraction": 0.15}}
+    assert digits == {"test_size": _test_size(None, [], config)[0], "val_size": _val_size(None, config)[0]}
+    cfg = {"name": "clutter", "size": 16, "clutter_train": 20, "clutter_val": 30, "clutter_test": 40}
+    clutter = make_datamodule(cfg).eval_sizes()
+    dm = make_datamodule(cfg)
+    splits = generate(ClutterSettings.from_config(dm.cfg, dm.size))
+    assert clutter["test_size"] == len(splits["test"].y) == 40 and clutter["val_size"] == len(splits["val"].y) == 30
+    assert clutter["source_images"] == {k: len(v.pool) for k, v in splits.items()}
+    assert sum(clutter["source_images"].values()) == 1797
+
+
+def test_the_report_reads_the_split_sizes_from_the_manifest(tmp_path):
+    """Sizes recorded in study.json win over the dataset tables (which only studies without them fall back to)."""
+    from nasplay.manifest import Manifest
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
+
+    d = make_batchnorm(tmp_path / "ablate_batchnorm" / "s")
+    m = Manifest.read(d)
+    r = build_report(load_study(d, metric="test/acc")).to_dict()
+    assert (r["test_size"], r["val_size"], r["test_size_source"]) == (359, 179, "digits, 0.2 of each class held out "
+                                                                                  "(config.yaml data.test_fraction)")
+    Manifest(**{**m.__dict__, "test_size": 500, "val_size": 250, "source_images": {"train": 1257, "val": 180, "test": 360}}
+             ).write(d)
+    r = build_report(load_study(d, metric="test/acc")).to_dict()
+    assert (r["test_size"], r["val_size"], r["test_size_source"]) == (500, 250, "study.json")
+    assert "test-set size: 500 images (study.json; composed from 360 source images)" in " ".join(r["notes"])
+    assert r["trained_rule"].endswith(f"above {100 * stats.chance_threshold(10, 500):.1f}%")
+
+
 def test_a_study_that_holds_compute_shows_how_equal_the_arms_were(tmp_path):
     """keep=flops: each arm's params and FLOPs as trained (study.json) and their ratios to the baseline's."""
     from nasplay.manifest import ArmEntry, Manifest
