@@ -8,8 +8,9 @@ Pure functions of numbers (numpy / scipy), no I/O. The definitions, so a reader 
   Welch–Satterthwaite degrees of freedom; two-sided p. The CI of the difference in means uses the same
   standard error and df.
 * **Permutation test** of the difference in means, two-sided: the share of relabelings of the pooled
-  values whose ``|mean(a') - mean(b')|`` reaches the observed one. Exact (every split enumerated) when
-  there are at most ``exact_limit`` splits, otherwise seeded Monte-Carlo with ``p = (1 + hits) / (1 + R)``.
+  values whose ``|mean(a') - mean(b')|`` reaches the observed one (``scipy.stats.permutation_test``). Exact
+  (every split enumerated) when there are at most ``exact_limit`` splits, otherwise seeded Monte-Carlo with
+  ``p = (1 + hits) / (1 + R)``.
   With 3 seeds per arm there are only 20 splits, so the smallest possible p is 0.1: it cannot reach 0.05.
 * **Effect size**: Hedges' g — Cohen's d with the *pooled* SD ``√(((na-1)s²a + (nb-1)s²b)/(na+nb-2))``,
   times the exact small-sample correction ``J(ν) = Γ(ν/2) / (√(ν/2) Γ((ν-1)/2))``, ``ν = na+nb-2``. With
@@ -64,49 +65,9 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
-ArrayLike = Sequence[float] | np.ndarray
-
-
-def _clean(x: ArrayLike) -> np.ndarray:
-    """Values as a float array with NaN / None dropped (failed or missing seeds)."""
-    a = np.asarray([np.nan if v is None else v for v in x], dtype=float) if not isinstance(x, np.ndarray) else x.astype(float)
-    return a[np.isfinite(a)]
-
-
-@dataclass(frozen=True)
-class Summary:
-    """Mean, std and t-interval of one arm's values over seeds."""
-
-    n: int
-    mean: float
-    std: float
-    sem: float
-    ci_low: float
-    ci_high: float
-    confidence: float = 0.95
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
-def t_quantile(confidence: float, df: float) -> float:
-    """Two-sided Student-t critical value: ``t`` with ``P(|T| <= t) = confidence``."""
-    return float(sps.t.ppf(0.5 + confidence / 2, df))
-
-
-def summarize(values: ArrayLike, confidence: float = 0.95) -> Summary:
-    """Mean, sample std (ddof=1) and ``mean ± t·s/√n`` interval; ``nan`` where n is too small."""
-    x = _clean(values)
-    n = len(x)
-    if n == 0:
-        return Summary(0, math.nan, math.nan, math.nan, math.nan, math.nan, confidence)
-    mean = float(x.mean())
-    if n == 1:
-        return Summary(1, mean, math.nan, math.nan, math.nan, math.nan, confidence)
-    std = float(x.std(ddof=1))
-    sem = std / math.sqrt(n)
-    h = t_quantile(confidence, n - 1) * sem
-    return Summary(n, mean, std, sem, mean - h, mean + h, confidence)
+# The summary over seeds is the study's closing summary's too (the sweep prints it): one definition, below the report.
+from nasplay.sweep.results import ArrayLike, Summary, summarize, t_quantile  # noqa: F401 - part of this module's API
+from nasplay.sweep.results import finite as _clean
 
 
 @dataclass(frozen=True)
@@ -122,22 +83,19 @@ class TTest:
 
 
 def welch(a: ArrayLike, b: ArrayLike, confidence: float = 0.95) -> TTest:
-    """Welch's unequal-variance t-test, two-sided; ``nan`` where either side has fewer than 2 values."""
+    """Welch's unequal-variance t-test, two-sided (``scipy.stats.ttest_ind(equal_var=False)`` and its interval);
+    ``nan`` where either side has fewer than 2 values, and the exact difference where neither side varies."""
     a, b = _clean(a), _clean(b)
     na, nb = len(a), len(b)
     diff = float(a.mean() - b.mean()) if na and nb else math.nan
     if na < 2 or nb < 2:
         return TTest(diff, math.nan, math.nan, math.nan, math.nan, math.nan)
-    qa, qb = a.var(ddof=1) / na, b.var(ddof=1) / nb
-    se = math.sqrt(qa + qb)
-    if se == 0:
+    if a.var(ddof=1) == 0 and b.var(ddof=1) == 0:
         # Every seed gave the same value in both arms: the test is undefined (the permutation test still works).
         return TTest(diff, math.nan, math.nan, math.nan, diff, diff)
-    t = diff / se
-    df = (qa + qb) ** 2 / (qa**2 / (na - 1) + qb**2 / (nb - 1))
-    p = float(2 * sps.t.sf(abs(t), df))
-    h = t_quantile(confidence, df) * se
-    return TTest(diff, float(t), float(df), p, diff - h, diff + h)
+    r = sps.ttest_ind(a, b, equal_var=False)
+    ci = r.confidence_interval(confidence)
+    return TTest(diff, float(r.statistic), float(r.df), float(r.pvalue), float(ci.low), float(ci.high))
 
 
 @dataclass(frozen=True)
@@ -150,31 +108,31 @@ class PermutationTest:
     resamples: int
 
 
+def _abs_mean_diff(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.ndarray:
+    # Rounded to 12 decimals: relabelings that tie with the observed split must count as "as extreme" although their
+    # means differ in the last bits (accuracies are multiples of 1/N, so ties are common).
+    return np.round(np.abs(np.mean(x, axis=axis) - np.mean(y, axis=axis)), 12)
+
+
 def permutation_test(a: ArrayLike, b: ArrayLike, *, exact_limit: int = 20_000, resamples: int = 9_999,
                      seed: int = 0) -> PermutationTest:
-    """Two-sided permutation p of ``mean(a) - mean(b)``: exact when the splits are few, else seeded Monte-Carlo."""
+    """Two-sided permutation p of ``mean(a) - mean(b)`` (``scipy.stats.permutation_test`` of ``|mean(a) - mean(b)|``):
+    exact when the splits are at most ``exact_limit``, else seeded Monte-Carlo, ``p = (1 + hits) / (1 + R)``."""
     a, b = _clean(a), _clean(b)
     na, nb = len(a), len(b)
     if na == 0 or nb == 0:
         return PermutationTest(math.nan, math.nan, True, 0)
-    pooled = np.concatenate([a, b])
-    n, total = na + nb, pooled.sum()
-    observed = a.mean() - b.mean()
-    # Ties in the statistic must count as "as extreme": compare with a relative tolerance.
-    tol = 1e-12 * max(1.0, float(np.abs(pooled).max()))
-    splits = math.comb(n, na)
-    if splits <= exact_limit:
-        idx = np.array(list(itertools.combinations(range(n), na)), dtype=np.intp)
-        sa = pooled[idx].sum(axis=1)
-        stat = sa / na - (total - sa) / nb
-        hits = int(np.count_nonzero(np.abs(stat) >= abs(observed) - tol))
-        return PermutationTest(float(observed), hits / splits, True, splits)
-    rng = np.random.default_rng(seed)
-    perm = rng.permuted(np.broadcast_to(pooled, (resamples, n)), axis=1)
-    sa = perm[:, :na].sum(axis=1)
-    stat = sa / na - (total - sa) / nb
-    hits = int(np.count_nonzero(np.abs(stat) >= abs(observed) - tol))
-    return PermutationTest(float(observed), (1 + hits) / (1 + resamples), False, resamples)
+    observed = float(a.mean() - b.mean())
+    splits = math.comb(na + nb, na)
+    exact = splits <= exact_limit or resamples >= splits
+    if min(na, nb) == 1:  # scipy needs two values per sample; one value against n: n + 1 splits, enumerated here
+        pooled = np.concatenate([a, b])
+        one = np.eye(len(pooled), dtype=bool) if na == 1 else ~np.eye(len(pooled), dtype=bool)
+        stats_ = np.array([_abs_mean_diff(pooled[m], pooled[~m]) for m in one])
+        return PermutationTest(observed, float(np.mean(stats_ >= _abs_mean_diff(a, b))), True, splits)
+    r = sps.permutation_test((a, b), _abs_mean_diff, vectorized=True, n_resamples=splits if exact else resamples,
+                             alternative="greater", random_state=seed)
+    return PermutationTest(observed, float(r.pvalue), exact, splits if exact else resamples)
 
 
 @dataclass(frozen=True)
