@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasplay.report import stats
+from nasplay.report import edfs, stats
 
 # ---------------------------------------------------------------------------------------------------
 # The fixed results table: three arms of an ablation, three seeds each.
@@ -143,37 +143,37 @@ def test_pareto_front_of_a_fixed_point_set():
 
 
 def test_edf_values():
-    xs, F = stats.edf([3, 1, 2, 2])
+    xs, F = edfs.edf([3, 1, 2, 2])
     assert xs.tolist() == [1, 2, 3] and F.tolist() == [0.25, 0.75, 1.0]
-    assert stats.edf_at([3, 1, 2, 2], [0, 1, 1.5, 2, 10]).tolist() == [0, 0.25, 0.25, 0.75, 1.0]
+    assert edfs.edf_at([3, 1, 2, 2], [0, 1, 1.5, 2, 10]).tolist() == [0, 0.25, 0.25, 0.75, 1.0]
     # Weighted: masses 1, 1, 1, 3 of 6 at values 1, 2, 2, 3.
-    assert stats.edf_at([1, 2, 2, 3], [1, 2, 3], weights=[1, 1, 1, 3]).tolist() == pytest.approx([1 / 6, 1 / 2, 1])
+    assert edfs.edf_at([1, 2, 2, 3], [1, 2, 3], weights=[1, 1, 1, 3]).tolist() == pytest.approx([1 / 6, 1 / 2, 1])
 
 
 def test_complexity_weights_by_hand():
     # Two bins over the shared range [1, 4] (edges 1, 2.5, 4): a has 2 + 2 models, b has 3 + 1.
-    wa, wb = stats.complexity_weights([[1, 2, 3, 4], [1, 1, 1, 4]], bins=2, log=False)
+    wa, wb = edfs.complexity_weights([[1, 2, 3, 4], [1, 1, 1, 4]], bins=2, log=False)
     assert wa.tolist() == pytest.approx([0.25] * 4)
     assert wb.tolist() == pytest.approx([1 / 6, 1 / 6, 1 / 6, 1 / 2])
     # Outside the shared range [2, 3]: weight 0; the rest share one bin.
-    wa, wb = stats.complexity_weights([[1, 2, 10], [2, 3]], bins=1, log=False)
+    wa, wb = edfs.complexity_weights([[1, 2, 10], [2, 3]], bins=1, log=False)
     assert wa.tolist() == [0, 1, 0] and wb.tolist() == [0.5, 0.5]
     # A bin only one population occupies is dropped: edges 1, 2, 3, 4, 5; bin [2, 3) holds only b's model at 2.
-    wa, wb = stats.complexity_weights([[1, 5], [1, 2, 5]], bins=4, log=False)
+    wa, wb = edfs.complexity_weights([[1, 5], [1, 2, 5]], bins=4, log=False)
     assert wa.tolist() == pytest.approx([0.5, 0.5]) and wb.tolist() == pytest.approx([0.5, 0, 0.5])
     # Log bins: log10 range [1, 3] in two bins, [10, 100) and [100, 1000]; a has 2 + 2 models, b 3 + 1.
-    wa, wb = stats.complexity_weights([[10, 20, 500, 1000], [10, 15, 20, 1000]], bins=2)
+    wa, wb = edfs.complexity_weights([[10, 20, 500, 1000], [10, 15, 20, 1000]], bins=2)
     assert wa.tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25]) and wb.tolist() == pytest.approx([1 / 6] * 3 + [1 / 2])
     errors_b = [5, 6, 7, 3]  # the big model is the best one; normalisation gives it half the weight
-    assert stats.edf_at(errors_b, [3, 5, 7], wb).tolist() == pytest.approx([0.5, 0.5 + 1 / 6, 1])
+    assert edfs.edf_at(errors_b, [3, 5, 7], wb).tolist() == pytest.approx([0.5, 0.5 + 1 / 6, 1])
     with pytest.raises(ValueError, match="positive"):
-        stats.complexity_weights([[0, 1], [1, 2]])
+        edfs.complexity_weights([[0, 1], [1, 2]])
 
 
 def test_ks_statistic_and_exact_p_of_a_tiny_case():
     a, b = [1, 2, 3], [2.5, 4, 5]
     # F_a - F_b on the pooled points 1, 2, 2.5, 3, 4, 5: 1/3, 2/3, 1/3, 2/3, 1/3, 0  ->  D = 2/3.
-    k = stats.ks_test(a, b)
+    k = edfs.ks_test(a, b)
     assert k.statistic == pytest.approx(2 / 3)
 
     def d(x, y):
@@ -185,23 +185,21 @@ def test_ks_statistic_and_exact_p_of_a_tiny_case():
     p_exact = sum(v >= 2 / 3 - 1e-12 for v in null) / len(null)
     assert k.p == pytest.approx(p_exact)
     # The weighted version with unit weights gives the same D (its p is the asymptotic approximation).
-    kw = stats.ks_test(a, b, np.ones(3), np.ones(3))
+    kw = edfs.ks_test(a, b, np.ones(3), np.ones(3))
     assert kw.statistic == pytest.approx(2 / 3) and kw.n_a == pytest.approx(3) and 0 < kw.p < 1
 
 
 def test_bootstrap_is_seeded_and_sane():
     rng = np.random.default_rng(0)
     x = rng.normal(5, 1, 400)
-    lo, hi = stats.bootstrap_ci(x, seed=7)
-    assert (lo, hi) == stats.bootstrap_ci(x, seed=7)
+    lo, hi = edfs.bootstrap_ci(x, seed=7)
+    assert (lo, hi) == edfs.bootstrap_ci(x, seed=7)
     assert lo < x.mean() < hi
     t = stats.summarize(x)
     assert hi - lo == pytest.approx(t.ci_high - t.ci_low, rel=0.15)  # large n: agrees with the t-interval
-    assert stats.bootstrap_ci([2, 2, 2]) == (2, 2)
-    dlo, dhi = stats.bootstrap_diff_ci(x + 1, x, seed=1)
+    assert edfs.bootstrap_ci([2, 2, 2]) == (2, 2)
+    dlo, dhi = edfs.bootstrap_diff_ci(x + 1, x, seed=1)
     assert dlo < 1 < dhi
-    lo_b, hi_b = stats.bootstrap_edf_band(x, [4, 5, 6], resamples=200)
-    assert np.all(lo_b <= stats.edf_at(x, [4, 5, 6])) and np.all(stats.edf_at(x, [4, 5, 6]) <= hi_b)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -386,7 +384,7 @@ def test_design_space_report_edfs(tmp_path):
     assert "skip=identity's errors are lower than skip=none's — better (KS permutation p<0.001, Holm-adjusted <0.001)" in text
     assert t["outcome"] == "better" and t["ks_permutation_p"] < 0.01 and t["ks_normalised_flops"]["permutation_p"] < 0.01
     assert t["mean_diff_normalised_flops_ci"][0] < t["mean_diff_normalised_flops"] < t["mean_diff_normalised_flops_ci"][1] < 0
-    assert ds["populations"][0]["dkw_epsilon"] == pytest.approx(stats.dkw_epsilon(24))
+    assert ds["populations"][0]["dkw_epsilon"] == pytest.approx(edfs.dkw_epsilon(24))
     assert "## Design spaces: error EDFs" in text
     assert_png(d / "edf.png")
     assert_svg(d / "edf.svg")

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import fisher_exact
 
-from nasplay.report import stats
+from nasplay.report import edfs, stats
 from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
 
 
@@ -448,34 +448,34 @@ def design_space(study: Study, *, bins: int = 10, resamples: int | None = None,
     populations = []
     for a in study.arms:
         e = err[a][np.isfinite(err[a])]
-        lo, hi = stats.bootstrap_ci(e, resamples=resamples, seed=seed)
+        lo, hi = edfs.bootstrap_ci(e, resamples=resamples, seed=seed)
         populations.append({"arm": a, "n": len(e), "mean_error": _mean(e), "mean_error_ci": [lo, hi],
                             "min_error": float(e.min()) if len(e) else math.nan, "median_error": _median(e),
-                            "dkw_epsilon": stats.dkw_epsilon(len(e)) if len(e) else math.nan})
+                            "dkw_epsilon": edfs.dkw_epsilon(len(e)) if len(e) else math.nan})
     tests = []
     base = study.baseline
     margin = margin_of(study, study.metric)
     for a in study.arms:
         if a == base or base is None:
             continue
-        row: dict[str, Any] = {"arm": a, "baseline": base, "ks": stats.ks_test(err[a], err[base]).__dict__,
-                               "ks_permutation_p": stats.ks_permutation(err[a], err[base], resamples=resamples, seed=seed),
+        row: dict[str, Any] = {"arm": a, "baseline": base, "ks": edfs.ks_test(err[a], err[base]).__dict__,
+                               "ks_permutation_p": edfs.ks_permutation(err[a], err[base], resamples=resamples, seed=seed),
                                "mean_diff": _mean(err[a]) - _mean(err[base]),
-                               "mean_diff_ci": list(stats.bootstrap_diff_ci(err[a], err[base], resamples=resamples, seed=seed))}
+                               "mean_diff_ci": list(edfs.bootstrap_diff_ci(err[a], err[base], resamples=resamples, seed=seed))}
         for m in measures:
-            wa, wb = stats.complexity_weights([comp[m][a], comp[m][base]], bins=bins)
-            ks = stats.ks_test(err[a], err[base], wa, wb).__dict__
-            ks["permutation_p"] = (stats.ks_permutation(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
+            wa, wb = edfs.complexity_weights([comp[m][a], comp[m][base]], bins=bins)
+            ks = edfs.ks_test(err[a], err[base], wa, wb).__dict__
+            ks["permutation_p"] = (edfs.ks_permutation(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
                                                         resamples=min(resamples, 1000), seed=seed)
                                    if wa.sum() > 0 and wb.sum() > 0 else math.nan)
             row[f"ks_normalised_{m}"] = ks
-            est, lo, hi = stats.normalised_mean_diff_ci(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
+            est, lo, hi = edfs.normalised_mean_diff_ci(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
                                                         resamples=min(resamples, 1000), seed=seed)
             row[f"mean_diff_normalised_{m}"] = est
             row[f"mean_diff_normalised_{m}_ci"] = [lo, hi]
         pairs = _pairs(study, a, base, err)
         if pairs is not None:
-            row["paired"] = stats.paired_test(*pairs, resamples=resamples, seed=seed).to_dict()
+            row["paired"] = edfs.paired_test(*pairs, resamples=resamples, seed=seed).to_dict()
         row["p"] = row["paired"]["sign_flip_p"] if pairs is not None and row["paired"]["pairs"] >= 2 else row["ks_permutation_p"]
         row["p_test"] = "paired sign-flip permutation" if pairs is not None and row["paired"]["pairs"] >= 2 else "KS permutation"
         eq = stats.tost(err[a], err[base], margin) if margin is not None else None

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from nasplay.manifest import FILE as MANIFEST_FILE
-from nasplay.report import markdown, stats
+from nasplay.report import edfs, markdown
 from nasplay.report.analyse import Report, build_report, curve_bands, metric_format
 from nasplay.report.load import Study, load_study, num
 
@@ -114,9 +114,9 @@ def make_figures(study: Study, report: Report, out: Path) -> dict[str, list[str]
             out_ = {}
             for a in study.arms:
                 w = None if weights is None else weights[a]
-                xs, F = stats.edf(err[a], w)
+                xs, F = edfs.edf(err[a], w)
                 grid = np.unique(np.r_[xs, np.linspace(*span, 200)]) if len(xs) else xs  # the band spans the whole axis
-                lo, hi, _ = stats.dkw_band(err[a], grid, weights=w)  # simultaneous 95% (Kish n when weighted)
+                lo, hi, _ = edfs.dkw_band(err[a], grid, weights=w)  # simultaneous 95% (Kish n when weighted)
                 out_[a] = (xs, F, grid, lo, hi)
             return out_
         edf_panels = [("plain", curves(None))]
@@ -126,7 +126,7 @@ def make_figures(study: Study, report: Report, out: Path) -> dict[str, list[str]
                 weights: dict[str, np.ndarray] = {}
                 for a in study.arms:
                     if a != study.baseline:
-                        wa, wb = stats.complexity_weights([ds.complexities[m][a], ds.complexities[m][study.baseline]],
+                        wa, wb = edfs.complexity_weights([ds.complexities[m][a], ds.complexities[m][study.baseline]],
                                                         bins=ds.bins)
                         weights[a] = wa
                         weights.setdefault(study.baseline, wb)
