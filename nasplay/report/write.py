@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from nasplay.draw.diagram import layout_genome
+from nasplay.draw.render import render, save
 from nasplay.manifest import FILE as MANIFEST_FILE
 from nasplay.report import edfs, markdown
 from nasplay.report.analyse import Report, build_report, curve_bands, metric_format
@@ -163,11 +165,6 @@ def make_diagrams(study: Study, out: Path) -> dict[str, dict[str, str]]:
     Only for ablations and ladders: an arm of a design-space or search study is a population of networks.
     """
     if study.kind not in ("ablation", "ladder"):
-        return {}
-    try:  # torch and matplotlib: loaded when a diagram is drawn, not with the CLI
-        from nasplay.draw.diagram import layout_genome
-        from nasplay.draw.render import render, save
-    except ImportError:
         return {}
     result: dict[str, dict[str, str]] = {}
     drawn: dict[str, str] = {}  # genome hash -> file stem: arms with the same network share one drawing
