@@ -429,11 +429,11 @@ def run_curve(study: Study, metric: str) -> dict[str, np.ndarray]:
     best = np.fmax.accumulate(np.where(np.isfinite(val), val, -np.inf)) if len(val) else val
     best = np.where(np.isfinite(best), best, np.nan)
     epochs = np.array([num(t.get("epochs")) if math.isfinite(num(t.get("epochs"))) else epochs_default for t in rows])
-    flops = np.array([num(t.get("flops")) for t in rows]) * np.nan_tonum(epochs, nan=1.0)
+    flops = np.array([num(t.get("flops")) for t in rows]) * np.nan_to_num(epochs, nan=1.0)
     wall = np.array([num(t.get("duration_s")) for t in rows])
     refused = sum(t["state"] == "FAIL" and str(t.get("fail_reason") or "").startswith("Refused") for t in study.trials)
     return {"trials": np.arange(1, len(rows) + 1, dtype=float), "best": best, "refused": refused,
-            "compute": np.cumsum(np.nan_tonum(flops)), "wall": np.cumsum(np.nan_tonum(wall))}
+            "compute": np.cumsum(np.nan_to_num(flops)), "wall": np.cumsum(np.nan_to_num(wall))}
 
 
 def _at(x: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
