@@ -2,7 +2,7 @@
 
 The first of the report's three parts (load, :mod:`~nasplay.report.analyse`, :mod:`~nasplay.report.write`).
 A study directory (``runs/<experiment>/<study>/``, written by the sweep runner) holds ``results.csv``
-(one row per trial), ``curves.csv`` (``trial, epoch, step, metric, value``) and ``config.yaml`` (the
+(one row per trial), ``curves.csv`` (``trial, epoch, step, metric, value``), ``study.json`` (the manifest) and ``config.yaml`` (the
 resolved config). Only ``results.csv`` is required; every optional column or file that is missing just
 leaves its part of the report out, with a note saying so.
 """
