@@ -23,6 +23,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from nasplay.cli.errors import bad_input  # noqa: E402
 from nasplay.private_api import hydra_args_parser  # noqa: E402
 from nasplay.resources import project_dir  # noqa: E402
 from nasplay.sweep.config import register_configs  # noqa: E402
@@ -48,8 +49,7 @@ def _run(cfg: DictConfig) -> None:
         run_experiment(cfg, overrides=overrides)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
         _remove_if_unused(made)  # a study that could not start leaves no folder behind
-        print(f"error: {mask_text(str(e))}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(bad_input(mask_text(str(e))))
     except KeyboardInterrupt:
         print("interrupted; run the same command again to continue the study", file=sys.stderr)
         sys.exit(130)
@@ -188,11 +188,9 @@ def main(argv: list[str] | None = None) -> None:
     args = completion_args(sys.argv[1:] if argv is None else list(argv))
     problem = check_overrides(args)
     if problem:
-        print(f"error: {problem}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(bad_input(problem))
     if not CONF_DIR.is_dir():
-        print(f"error: the config directory {CONF_DIR} is missing (set NASPLAY_CONF_DIR to nasplay's conf/)", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(bad_input(f"the config directory {CONF_DIR} is missing (set NASPLAY_CONF_DIR to nasplay's conf/)"))
     swept = swept_keys(args)
     if swept:  # every job (in this process or one a launcher started elsewhere) learns what the multirun sweeps
         args.append(f"+hydra.job.env_set.{SWEPT}='{' '.join(swept)}'")

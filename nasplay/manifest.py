@@ -75,7 +75,9 @@ class Manifest:
     metric: str | None = None  # the report's primary metric when the experiment names one
     overrides: list[str] = field(default_factory=list)  # the command-line overrides that made the study
     classes: int | None = None  # the data's classes (chance accuracy is 1/classes)
-    test_size: int | None = None  # images in the test split, when the runner knows it
+    test_size: int | None = None  # images in the test split, as the data module holds it
+    val_size: int | None = None  # images in the validation split, as the data module holds it
+    source_images: dict[str, int] | None = None  # clutter: the source digits each split (train / val / test) is composed from
     outcomes: dict[str, Any] | None = None  # experiment.outcomes: primary / secondary metrics, margins, claimed effects
     version: int = VERSION
 

@@ -11,12 +11,12 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from nasplay.report.diagram import diagram_svg, draw_genome, layout_genome, layout_poster, poster_names
-from nasplay.report.diff import diff_genomes, diff_text, layout_diff
-from nasplay.report.draw import style
-from nasplay.report.draw.layout import layout
-from nasplay.report.draw.model import Diagram, text_width
-from nasplay.report.draw.render import render, save
+from nasplay.draw import style
+from nasplay.draw.diagram import diagram_svg, draw_genome, layout_genome, layout_poster, poster_names
+from nasplay.draw.diff import diff_genomes, diff_text, layout_diff
+from nasplay.draw.layout import layout
+from nasplay.draw.model import Diagram, text_width
+from nasplay.draw.render import render, save
 from nasplay.space.genome import (
     Act,
     Aux,
@@ -115,7 +115,7 @@ def check_structure(g: Genome, dia: Diagram) -> None:
 
 
 def _convs(g: Genome) -> list[Conv]:
-    from nasplay.report.diff import body_ops
+    from nasplay.draw.diff import body_ops
 
     return [op for _, op, _ in body_ops(g) if isinstance(op, Conv)]
 
@@ -431,6 +431,6 @@ def test_drawing_modules_do_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, nasplay.report.diagram, nasplay.report.diff, nasplay.cli; " \
+    code = "import sys, nasplay.draw.diagram, nasplay.draw.diff, nasplay.cli; " \
            "nasplay.cli.build_parser(); print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split() == ["False", "False"]

@@ -19,7 +19,7 @@ import torch
 from rich.console import Console
 
 from nasplay.experiment import run_experiment as run_study
-from nasplay.report.study import load_study
+from nasplay.report.load import load_study
 from nasplay.sweep.plan import make_plan, to_config
 from nasplay.sweep.results import read_csv
 
@@ -192,7 +192,7 @@ def test_experiment_runs_under_smoke(compose, tmp_path, name):
 @pytest.mark.slow
 def test_report_goes_to_wandb_and_failures_do_not_sink_the_study(compose, tmp_path, monkeypatch):
     """With the wandb logger the report is a W&B run of its own; a report that raises is printed, the study stands."""
-    from nasplay.track.read import read_run
+    from wandb_read import read_run
 
     base = ["experiment=ablate_batchnorm", "debug=smoke", "experiment.seeds=[0,1,2]", "experiment.tune=null", "data.limit=128",
             "trainer.limit_train_batches=1", "trainer.limit_val_batches=1", "progress=false", f"runs_dir={tmp_path}"]
@@ -205,12 +205,12 @@ def test_report_goes_to_wandb_and_failures_do_not_sink_the_study(compose, tmp_pa
     report_run = runs[jobs.index("report")]
     assert (report_run / "files" / "report.md").read_text() == (Path(result.study_dir) / "report.md").read_text()
 
-    import nasplay.report.study as study_mod
+    import nasplay.experiment as experiment_mod
 
     def broken(*a, **k):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(study_mod, "write_report", broken)
+    monkeypatch.setattr(experiment_mod, "write_report", broken)
     result, text = run(compose(*base, "logger=none", "study=broken"))
     assert result.counts["COMPLETE"] == 6
     assert "report failed (RuntimeError: disk full); write it with: nasplay report" in text

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasplay.report import stats
+from nasplay.report import edfs, stats
 
 # ---------------------------------------------------------------------------------------------------
 # The fixed results table: three arms of an ablation, three seeds each.
@@ -143,37 +143,37 @@ def test_pareto_front_of_a_fixed_point_set():
 
 
 def test_edf_values():
-    xs, F = stats.edf([3, 1, 2, 2])
+    xs, F = edfs.edf([3, 1, 2, 2])
     assert xs.tolist() == [1, 2, 3] and F.tolist() == [0.25, 0.75, 1.0]
-    assert stats.edf_at([3, 1, 2, 2], [0, 1, 1.5, 2, 10]).tolist() == [0, 0.25, 0.25, 0.75, 1.0]
+    assert edfs.edf_at([3, 1, 2, 2], [0, 1, 1.5, 2, 10]).tolist() == [0, 0.25, 0.25, 0.75, 1.0]
     # Weighted: masses 1, 1, 1, 3 of 6 at values 1, 2, 2, 3.
-    assert stats.edf_at([1, 2, 2, 3], [1, 2, 3], weights=[1, 1, 1, 3]).tolist() == pytest.approx([1 / 6, 1 / 2, 1])
+    assert edfs.edf_at([1, 2, 2, 3], [1, 2, 3], weights=[1, 1, 1, 3]).tolist() == pytest.approx([1 / 6, 1 / 2, 1])
 
 
 def test_complexity_weights_by_hand():
     # Two bins over the shared range [1, 4] (edges 1, 2.5, 4): a has 2 + 2 models, b has 3 + 1.
-    wa, wb = stats.complexity_weights([[1, 2, 3, 4], [1, 1, 1, 4]], bins=2, log=False)
+    wa, wb = edfs.complexity_weights([[1, 2, 3, 4], [1, 1, 1, 4]], bins=2, log=False)
     assert wa.tolist() == pytest.approx([0.25] * 4)
     assert wb.tolist() == pytest.approx([1 / 6, 1 / 6, 1 / 6, 1 / 2])
     # Outside the shared range [2, 3]: weight 0; the rest share one bin.
-    wa, wb = stats.complexity_weights([[1, 2, 10], [2, 3]], bins=1, log=False)
+    wa, wb = edfs.complexity_weights([[1, 2, 10], [2, 3]], bins=1, log=False)
     assert wa.tolist() == [0, 1, 0] and wb.tolist() == [0.5, 0.5]
     # A bin only one population occupies is dropped: edges 1, 2, 3, 4, 5; bin [2, 3) holds only b's model at 2.
-    wa, wb = stats.complexity_weights([[1, 5], [1, 2, 5]], bins=4, log=False)
+    wa, wb = edfs.complexity_weights([[1, 5], [1, 2, 5]], bins=4, log=False)
     assert wa.tolist() == pytest.approx([0.5, 0.5]) and wb.tolist() == pytest.approx([0.5, 0, 0.5])
     # Log bins: log10 range [1, 3] in two bins, [10, 100) and [100, 1000]; a has 2 + 2 models, b 3 + 1.
-    wa, wb = stats.complexity_weights([[10, 20, 500, 1000], [10, 15, 20, 1000]], bins=2)
+    wa, wb = edfs.complexity_weights([[10, 20, 500, 1000], [10, 15, 20, 1000]], bins=2)
     assert wa.tolist() == pytest.approx([0.25, 0.25, 0.25, 0.25]) and wb.tolist() == pytest.approx([1 / 6] * 3 + [1 / 2])
     errors_b = [5, 6, 7, 3]  # the big model is the best one; normalisation gives it half the weight
-    assert stats.edf_at(errors_b, [3, 5, 7], wb).tolist() == pytest.approx([0.5, 0.5 + 1 / 6, 1])
+    assert edfs.edf_at(errors_b, [3, 5, 7], wb).tolist() == pytest.approx([0.5, 0.5 + 1 / 6, 1])
     with pytest.raises(ValueError, match="positive"):
-        stats.complexity_weights([[0, 1], [1, 2]])
+        edfs.complexity_weights([[0, 1], [1, 2]])
 
 
 def test_ks_statistic_and_exact_p_of_a_tiny_case():
     a, b = [1, 2, 3], [2.5, 4, 5]
     # F_a - F_b on the pooled points 1, 2, 2.5, 3, 4, 5: 1/3, 2/3, 1/3, 2/3, 1/3, 0  ->  D = 2/3.
-    k = stats.ks_test(a, b)
+    k = edfs.ks_test(a, b)
     assert k.statistic == pytest.approx(2 / 3)
 
     def d(x, y):
@@ -185,23 +185,21 @@ def test_ks_statistic_and_exact_p_of_a_tiny_case():
     p_exact = sum(v >= 2 / 3 - 1e-12 for v in null) / len(null)
     assert k.p == pytest.approx(p_exact)
     # The weighted version with unit weights gives the same D (its p is the asymptotic approximation).
-    kw = stats.ks_test(a, b, np.ones(3), np.ones(3))
+    kw = edfs.ks_test(a, b, np.ones(3), np.ones(3))
     assert kw.statistic == pytest.approx(2 / 3) and kw.n_a == pytest.approx(3) and 0 < kw.p < 1
 
 
 def test_bootstrap_is_seeded_and_sane():
     rng = np.random.default_rng(0)
     x = rng.normal(5, 1, 400)
-    lo, hi = stats.bootstrap_ci(x, seed=7)
-    assert (lo, hi) == stats.bootstrap_ci(x, seed=7)
+    lo, hi = edfs.bootstrap_ci(x, seed=7)
+    assert (lo, hi) == edfs.bootstrap_ci(x, seed=7)
     assert lo < x.mean() < hi
     t = stats.summarize(x)
     assert hi - lo == pytest.approx(t.ci_high - t.ci_low, rel=0.15)  # large n: agrees with the t-interval
-    assert stats.bootstrap_ci([2, 2, 2]) == (2, 2)
-    dlo, dhi = stats.bootstrap_diff_ci(x + 1, x, seed=1)
+    assert edfs.bootstrap_ci([2, 2, 2]) == (2, 2)
+    dlo, dhi = edfs.bootstrap_diff_ci(x + 1, x, seed=1)
     assert dlo < 1 < dhi
-    lo_b, hi_b = stats.bootstrap_edf_band(x, [4, 5, 6], resamples=200)
-    assert np.all(lo_b <= stats.edf_at(x, [4, 5, 6])) and np.all(stats.edf_at(x, [4, 5, 6]) <= hi_b)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -288,10 +286,10 @@ def assert_svg(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def ablation(tmp_path_factory):
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = make_ablation(tmp_path_factory.mktemp("runs") / "ablate_skip" / "s0")
-    md = write_report(d, diagrams=False)  # diagrams import torch: test_architecture_diagrams covers them
+    md, _ = write_report(d, diagrams=False)  # diagrams import torch: test_architecture_diagrams covers them
     return d, md
 
 
@@ -355,7 +353,8 @@ def test_report_json_matches_the_hand_values(ablation):
 
 
 def test_learning_curve_bands_are_mean_and_std_over_seeds(ablation):
-    from nasplay.report.study import curve_bands, load_study
+    from nasplay.report.analyse import curve_bands
+    from nasplay.report.load import load_study
 
     d, _ = ablation
     xkey, bands = curve_bands(load_study(d), "val/acc")
@@ -367,10 +366,10 @@ def test_learning_curve_bands_are_mean_and_std_over_seeds(ablation):
 
 
 def test_design_space_report_edfs(tmp_path):
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = make_design_space(tmp_path / "edf_skip" / "s0")
-    md = write_report(d)
+    md, _ = write_report(d)
     text = md.read_text()
     r = json.loads((d / "report.json").read_text())
     assert r["kind"] == "design_space"
@@ -385,14 +384,14 @@ def test_design_space_report_edfs(tmp_path):
     assert "skip=identity's errors are lower than skip=none's — better (KS permutation p<0.001, Holm-adjusted <0.001)" in text
     assert t["outcome"] == "better" and t["ks_permutation_p"] < 0.01 and t["ks_normalised_flops"]["permutation_p"] < 0.01
     assert t["mean_diff_normalised_flops_ci"][0] < t["mean_diff_normalised_flops"] < t["mean_diff_normalised_flops_ci"][1] < 0
-    assert ds["populations"][0]["dkw_epsilon"] == pytest.approx(stats.dkw_epsilon(24))
+    assert ds["populations"][0]["dkw_epsilon"] == pytest.approx(edfs.dkw_epsilon(24))
     assert "## Design spaces: error EDFs" in text
     assert_png(d / "edf.png")
     assert_svg(d / "edf.svg")
 
 
 def test_architecture_diagrams_from_the_runner_genomes(tmp_path):
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
     from nasplay.space.zoo import get_genome
 
     d = make_ablation(tmp_path / "ablate_pool" / "s", arms={"pool=max": IDENTITY, "pool=avg": NONE})
@@ -406,7 +405,7 @@ def test_architecture_diagrams_from_the_runner_genomes(tmp_path):
     write_csv(d / "results.csv", COLUMNS, rows)
     write_manifest(d, "ablate_pool", [("pool=max", "lenet5", {"pool": "max"}), ("pool=avg", "no_such_net", {"pool": "avg"})],
                    "pool=max", knob="pool")
-    text = write_report(d, figures=False).read_text()  # the report says why a diagram is missing and carries on
+    text = write_report(d, figures=False)[0].read_text()  # the report says why a diagram is missing and carries on
     r = json.loads((d / "report.json").read_text())
     assert r["diagrams"]["pool=max"]["genome_hash"] == lenet.hash and r["diagrams"]["pool=max"]["source"] == "genomes/0123456789ab.yaml"
     assert "no_such_net" in r["diagrams"]["pool=avg"]["error"] and "_no diagram: " in text
@@ -416,7 +415,7 @@ def test_architecture_diagrams_from_the_runner_genomes(tmp_path):
 
 
 def test_search_study_reports_the_front_not_tests(tmp_path):
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = tmp_path / "search_pareto" / "s"
     d.mkdir(parents=True)
@@ -425,7 +424,7 @@ def test_search_study_reports_the_front_not_tests(tmp_path):
     write_csv(d / "results.csv", ["number", "state", "arm", "arch", "seed", "test/acc", "flops"],
               [{"number": i, "state": "COMPLETE", "arm": a, "arch": arch, "seed": 0, "test/acc": acc, "flops": f}
                for i, (a, arch, acc, f) in enumerate(points)])
-    text = write_report(d, diagrams=False).read_text()
+    text = write_report(d, diagrams=False)[0].read_text()
     r = json.loads((d / "report.json").read_text())
     assert r["kind"] == "search" and r["comparisons"] == [] and r["arms"][0]["arm"] == "resnet18"  # no arm label: the arch
     assert [q["number"] for q in r["pareto"]["flops"]["front"]] == [0, 1, 3, 5]
@@ -434,7 +433,8 @@ def test_search_study_reports_the_front_not_tests(tmp_path):
 
 
 def test_baseline_fallback_and_ladder(tmp_path):
-    from nasplay.report.study import build_report, load_study
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
 
     d = make_ablation(tmp_path / "x" / "s", manifest=False)
     s = load_study(d)
@@ -449,13 +449,13 @@ def test_baseline_fallback_and_ladder(tmp_path):
     rungs = {"lenet5": NONE, "relu": PROJECTION, "batchnorm": IDENTITY}
     lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, manifest=False)
     write_manifest(lad, "ladder", [(r, "lenet5", {}) for r in rungs], "lenet5")
-    r = build_report(load_study(lad))
+    r = build_report(load_study(lad)).to_dict()
     assert r["kind"] == "ladder" and [(c["arm"], c["baseline"]) for c in r["comparisons"]] == [("relu", "lenet5"), ("batchnorm", "relu")]
 
 
 def test_bad_study_dir_is_a_clear_error(tmp_path, capsys):
     from nasplay.cli import main
-    from nasplay.report.study import load_study
+    from nasplay.report.load import load_study
 
     with pytest.raises(ValueError, match="has no results.csv"):
         load_study(tmp_path)
@@ -521,12 +521,12 @@ def _wandb_records(path: Path):
 
 
 def test_report_logged_to_wandb_offline_and_read_back(ablation, monkeypatch):
-    from nasplay.report.study import log_report_to_wandb, write_study_report
+    from nasplay.report.write import log_report_to_wandb, write_report
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     d, _ = ablation
-    _, report = write_study_report(d, None, diagrams=False)
-    run_id = log_report_to_wandb(d, report)
+    _, report = write_report(d, None, diagrams=False)
+    run_id = log_report_to_wandb(d, report.to_dict())
     (run_dir,) = d.glob(f"wandb/offline-run-*-{run_id}")
     # wandb-core may still be writing the log after run.finish() returns (seen under pytest-xdist): wait for
     # the exit record rather than read half a log.
@@ -589,10 +589,10 @@ def make_batchnorm(d: Path) -> Path:
 def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     from scipy import stats as sps
 
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = make_batchnorm(tmp_path / "ablate_batchnorm" / "s")
-    text = write_report(d, diagrams=False).read_text()
+    text = write_report(d, diagrams=False)[0].read_text()
     r = json.loads((d / "report.json").read_text())
     assert r["metric"] == "steps_to_target" and r["outcomes"]["primary_stated"] == "steps_to_target"
     assert r["outcomes"]["secondary"] == ["test/acc", "train/loss_auc"]
@@ -634,7 +634,7 @@ def test_a_target_no_seed_reached_is_still_the_primary_outcome(tmp_path):
     """On cluttered digits neither arm reached the 90% target: results.csv has no steps_to_target column at all (a trial
     records only finite metrics), yet the target was set, so the pre-stated primary stays the censored comparison
     (0 of 3 against 0 of 3) instead of falling back to another metric; the clutter split sizes come from the config."""
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = tmp_path / "ablate_batchnorm" / "clutter"
     d.mkdir(parents=True)
@@ -665,7 +665,7 @@ def test_a_target_no_seed_reached_is_still_the_primary_outcome(tmp_path):
 
 def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys):
     from nasplay.cli import main
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = tmp_path / "ablate_pool" / "s"
     d.mkdir(parents=True)
@@ -674,7 +674,7 @@ def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys)
               [{"number": i * 5 + s, "state": "COMPLETE", "arm": a, "seed": s, "test/acc": v}
                for i, (a, vs) in enumerate(vals.items()) for s, v in enumerate(vs)])
     write_outcome_manifest(d, "ablate_pool", list(vals), "pool=max", {"primary": "test/acc", "margin": {"test/acc": 1.0}}, knob="pool")
-    text = write_report(d, figures=False, diagrams=False).read_text()
+    text = write_report(d, figures=False, diagrams=False)[0].read_text()
     (c,) = json.loads((d / "report.json").read_text())["comparisons"]
     assert c["outcome"] == "equivalent" and c["margin"] == 1.0 and c["equivalence"]["p"] < 0.05
     assert "within the margin ±1.0 points" in text and "**equivalent**" in text
@@ -683,19 +683,21 @@ def test_equivalence_margin_from_the_experiment_and_overridden(tmp_path, capsys)
     (c,) = json.loads(capsys.readouterr().out)["comparisons"]
     assert c["outcome"] == "inconclusive" and c["margin"] == pytest.approx(0.01)
     (d / "config.yaml").write_text("report: {adjust: none, margin: 0.01}\n")
-    from nasplay.report.study import build_report, load_study
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
 
-    r = build_report(load_study(d))
+    r = build_report(load_study(d)).to_dict()
     assert r["adjust"] == "none" and r["comparisons"][0]["outcome"] == "inconclusive"
 
 
 def test_ladder_is_one_family_of_nine(tmp_path):
-    from nasplay.report.study import build_report, load_study
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
 
     rungs = {f"rung{i}": [0.5 + 0.04 * i + 0.01 * s for s in range(3)] for i in range(10)}
     lad = make_ablation(tmp_path / "ladder" / "s", arms=rungs, manifest=False)
     write_manifest(lad, "ladder", [(r, "lenet5", {}) for r in rungs], "rung0")
-    r = build_report(load_study(lad))
+    r = build_report(load_study(lad)).to_dict()
     comps = r["comparisons"]
     assert len(comps) == 9 and {c["family"] for c in comps} == {9}
     assert [c["p_adjusted"] for c in comps] == pytest.approx(stats.holm([c["p"] for c in comps]).tolist())
@@ -705,7 +707,7 @@ def test_ladder_is_one_family_of_nine(tmp_path):
 def test_paired_design_space(tmp_path):
     from scipy import stats as sps
 
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     d = tmp_path / "edf_skip" / "p"
     d.mkdir(parents=True)
@@ -719,7 +721,7 @@ def test_paired_design_space(tmp_path):
                          "test/acc": own + shift + rng.normal(0, 0.002)})
     write_csv(d / "results.csv", ["number", "state", "arm", "seed", "pair", "flops", "test/acc"], rows)
     write_manifest(d, "edf_skip", [(f"skip={v}", "resnet18", {"skip": v}) for v in ("identity", "none")], "skip=none", knob="skip")
-    text = write_report(d, diagrams=False).read_text()
+    text = write_report(d, diagrams=False)[0].read_text()
     (t,) = json.loads((d / "report.json").read_text())["design_space"]["tests"]
     pr = t["paired"]
     assert pr["pairs"] == 40 and pr["mean_diff"] == pytest.approx(-1.0, abs=0.2)  # error in points: one lower with skips
@@ -734,13 +736,13 @@ def test_paired_design_space(tmp_path):
 
 
 def test_a_seed_left_at_chance_is_counted_not_averaged(tmp_path):
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
     arms = {"vgg11": [0.96, 0.97, 0.95], "vgg19": [0.96, 0.95, 0.11]}  # one VGG-19 seed never left chance
     d = make_ablation(tmp_path / "ablate_depth" / "s", arms=arms, manifest=False)
     write_manifest(d, "ablate_depth", [(a, a, {}) for a in arms], "vgg11")
     (d / "config.yaml").write_text("data: {name: digits}\n")
-    text = write_report(d, figures=False, diagrams=False).read_text()
+    text = write_report(d, figures=False, diagrams=False)[0].read_text()
     r = json.loads((d / "report.json").read_text())
     a = {x["arm"]: x for x in r["arms"]}["vgg19"]
     assert a["t_interval"][1] > 1 and 0 < a["ci_low"] < a["ci_high"] < 1  # the t-interval left 0-100%; the reported one does not
@@ -755,7 +757,7 @@ def test_split_sizes_match_the_data_module():
     """The report's digits split sizes (no data read) are those nasplay.train.data holds out."""
     from sklearn.datasets import load_digits
 
-    from nasplay.report.study import DIGITS_PER_CLASS, _test_size, _val_size
+    from nasplay.report.load import DIGITS_PER_CLASS, _test_size, _val_size
     from nasplay.train.data import stratified_split
 
     y = load_digits().target
@@ -763,14 +765,53 @@ def test_split_sizes_match_the_data_module():
     for test_fraction, val_fraction in ((0.2, 0.1), (0.25, 0.15)):
         test, val, _ = stratified_split(y, (test_fraction, val_fraction), 0)
         config = {"data": {"name": "digits", "test_fraction": test_fraction, "val_fraction": val_fraction}}
-        assert _test_size(None, [], config)[0] == len(test) and _val_size(config) == len(val)
+        assert _test_size(None, [], config)[0] == len(test) and _val_size(None, config)[0] == len(val)
+
+
+def test_the_data_module_records_its_split_sizes():
+    """study.json's sizes come from the data module: digits' equal the old tables, clutter's from its settings and the
+    source digits each split is composed from (without composing an image)."""
+    from nasplay.report.load import _test_size, _val_size
+    from nasplay.train.clutter import ClutterSettings, generate
+    from nasplay.train.data import make_datamodule
+
+    digits = make_datamodule({"name": "digits", "test_fraction": 0.25, "val_fraction": 0.15}).eval_sizes()
+    config = {"data": {"name": "digits", "test_fraction": 0.25, "val_fraction": 0.15}}
+    assert digits == {"test_size": _test_size(None, [], config)[0], "val_size": _val_size(None, config)[0]}
+    cfg = {"name": "clutter", "size": 16, "clutter_train": 20, "clutter_val": 30, "clutter_test": 40}
+    clutter = make_datamodule(cfg).eval_sizes()
+    dm = make_datamodule(cfg)
+    splits = generate(ClutterSettings.from_config(dm.cfg, dm.size))
+    assert clutter["test_size"] == len(splits["test"].y) == 40 and clutter["val_size"] == len(splits["val"].y) == 30
+    assert clutter["source_images"] == {k: len(v.pool) for k, v in splits.items()}
+    assert sum(clutter["source_images"].values()) == 1797
+
+
+def test_the_report_reads_the_split_sizes_from_the_manifest(tmp_path):
+    """Sizes recorded in study.json win over the dataset tables (which only studies without them fall back to)."""
+    from nasplay.manifest import Manifest
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
+
+    d = make_batchnorm(tmp_path / "ablate_batchnorm" / "s")
+    m = Manifest.read(d)
+    r = build_report(load_study(d, metric="test/acc")).to_dict()
+    assert (r["test_size"], r["val_size"], r["test_size_source"]) == (359, 179, "digits, 0.2 of each class held out "
+                                                                                  "(config.yaml data.test_fraction)")
+    Manifest(**{**m.__dict__, "test_size": 500, "val_size": 250, "source_images": {"train": 1257, "val": 180, "test": 360}}
+             ).write(d)
+    r = build_report(load_study(d, metric="test/acc")).to_dict()
+    assert (r["test_size"], r["val_size"], r["test_size_source"]) == (500, 250, "study.json")
+    assert "test-set size: 500 images (study.json; composed from 360 source images)" in " ".join(r["notes"])
+    assert r["trained_rule"].endswith(f"above {100 * stats.chance_threshold(10, 500):.1f}%")
 
 
 def test_a_study_that_holds_compute_shows_how_equal_the_arms_were(tmp_path):
     """keep=flops: each arm's params and FLOPs as trained (study.json) and their ratios to the baseline's."""
     from nasplay.manifest import ArmEntry, Manifest
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
     from nasplay.report.markdown import render
-    from nasplay.report.study import build_report, load_study
 
     d = make_ablation(tmp_path / "ablate_skip" / "s", manifest=False)
     Manifest(experiment="ablate_skip", study="s", kind="ablation", baseline="skip=none", objectives=["val/acc"],
@@ -778,7 +819,7 @@ def test_a_study_that_holds_compute_shows_how_equal_the_arms_were(tmp_path):
              arms=[ArmEntry("skip=none", "resnet18", {"skip": "none"}, params=1000, flops=2_000_000),
                    ArmEntry("skip=identity", "resnet18", {"skip": "identity"}, params=1100, flops=2_030_000),
                    ArmEntry("skip=projection", "resnet18", {"skip": "projection"}, params=1200, flops=1_980_000)]).write(d)
-    r = build_report(load_study(d))
+    r = build_report(load_study(d)).to_dict()
     held = {a["arm"]: a["compute"] for a in r["arms"]}
     assert held["skip=none"]["held_ratio"] == 1.0
     assert held["skip=identity"] == {"keep": "flops", "params": 1100, "flops": 2_030_000, "params_ratio": 1.1,

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from nasplay.complexity import complexity
-from nasplay.report.diff import diff_genomes, diff_text
+from nasplay.draw.diff import diff_genomes, diff_text
 from nasplay.space.knobs import apply
 from nasplay.space.zoo import get_genome
 

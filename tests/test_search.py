@@ -194,7 +194,7 @@ def test_search_classic_end_to_end(compose, tmp_path, one_thread):
     from rich.console import Console
 
     from nasplay.experiment import run_experiment
-    from nasplay.report.study import read_csv
+    from nasplay.report.load import read_csv
 
     cfg = compose("experiment=search_classic", f"runs_dir={tmp_path}", "logger=none", "progress=false",
                   f"sweep.space={{arch: {BASES}}}", "experiment.classics=null",

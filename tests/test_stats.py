@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats as sps
 
-from nasplay.report import stats
+from nasplay.report import edfs, stats
 
 
 def test_holm_by_hand():
@@ -174,48 +174,48 @@ def test_censored_time_to_target():
 
 
 def test_dkw_band():
-    assert stats.dkw_epsilon(100) == pytest.approx(math.sqrt(math.log(40) / 200))  # 0.1358
+    assert edfs.dkw_epsilon(100) == pytest.approx(math.sqrt(math.log(40) / 200))  # 0.1358
     x = np.arange(1, 101, dtype=float)
-    lo, hi, n = stats.dkw_band(x, [0, 50, 100])
-    eps = stats.dkw_epsilon(100)
+    lo, hi, n = edfs.dkw_band(x, [0, 50, 100])
+    eps = edfs.dkw_epsilon(100)
     assert n == 100 and lo.tolist() == pytest.approx([0, 0.5 - eps, 1 - eps]) and hi.tolist() == pytest.approx([eps, 0.5 + eps, 1])
     # Weighted: Kish's effective n, (Σw)² / Σw² = 4² / (1 + 1 + 4) for weights 1, 1, 2.
-    _, _, nw = stats.dkw_band([1, 2, 3], [2], weights=[1, 1, 2])
+    _, _, nw = edfs.dkw_band([1, 2, 3], [2], weights=[1, 1, 2])
     assert nw == pytest.approx(16 / 6)
 
 
 def test_ks_permutation_matches_exact_enumeration():
     a, b = [1.0, 2.0, 3.0], [2.5, 4.0, 5.0]
-    p = stats.ks_permutation(a, b)
+    p = edfs.ks_permutation(a, b)
     assert p == pytest.approx(sps.ks_2samp(a, b, method="exact").pvalue)  # every split enumerated (20 of them)
     # Normalised: complexities that put every model in one bin give unit weights -> the same p.
-    assert stats.ks_permutation(a, b, [5, 5, 5], [5, 5, 5], bins=1) == pytest.approx(p)
+    assert edfs.ks_permutation(a, b, [5, 5, 5], [5, 5, 5], bins=1) == pytest.approx(p)
     rng = np.random.default_rng(0)
     x, y = rng.normal(0, 1, 30), rng.normal(1.2, 1, 30)
-    assert stats.ks_permutation(x, y, resamples=500) < 0.01
+    assert edfs.ks_permutation(x, y, resamples=500) < 0.01
 
 
 def test_normalised_difference_recomputes_weights_per_resample():
     # Equal complexities everywhere: normalisation is the identity, the estimate the plain mean difference.
     a, b = [1.0, 2.0, 3.0, 4.0], [2.0, 3.0, 4.0, 5.0]
-    est, lo, hi = stats.normalised_mean_diff_ci(a, b, [10] * 4, [10] * 4, resamples=500)
+    est, lo, hi = edfs.normalised_mean_diff_ci(a, b, [10] * 4, [10] * 4, resamples=500)
     assert est == pytest.approx(-1.0) and lo <= est <= hi
     # b's cheap models are worse; a is all expensive. Normalised by complexity (2 bins over [10, 1000]) b's
     # weights put half the mass on its expensive half: b's normalised mean is (6 + 2) / 2 = 4 (plain: 5).
-    est, lo, hi = stats.normalised_mean_diff_ci([3.0, 3.0], [8.0, 8.0, 8.0, 2.0], [10, 1000], [10, 10, 10, 1000], bins=2, resamples=200)
+    est, lo, hi = edfs.normalised_mean_diff_ci([3.0, 3.0], [8.0, 8.0, 8.0, 2.0], [10, 1000], [10, 10, 10, 1000], bins=2, resamples=200)
     assert est == pytest.approx(3 - (8 + 2) / 2)
     assert lo <= est <= hi
 
 
 def test_paired_sign_flip_and_wilcoxon():
     on, off = np.array([3.0, 5.0, 7.0]), np.array([2.0, 3.0, 4.0])  # differences 1, 2, 3
-    r = stats.paired_test(on, off)
+    r = edfs.paired_test(on, off)
     # 8 sign patterns; |mean| >= 2 only for +++ and ---: p = 2/8.
     assert r.pairs == 3 and r.mean_diff == pytest.approx(2) and r.sign_flip_p == pytest.approx(0.25)
     assert r.wilcoxon_p == pytest.approx(sps.wilcoxon(on - off).pvalue)
     rng = np.random.default_rng(1)
     base = rng.normal(5, 2, 60)  # the pair's shared architecture effect dominates; the knob adds -0.5
-    paired = stats.paired_test(base - 0.5 + rng.normal(0, 0.2, 60), base)
+    paired = edfs.paired_test(base - 0.5 + rng.normal(0, 0.2, 60), base)
     assert paired.sign_flip_p < 0.001 and paired.ci_low < -0.5 < paired.ci_high
 
 
@@ -229,7 +229,7 @@ def test_exact_enumeration_helper_agrees():
     pooled = a + b
     obs = d(a, b)
     null = [d([pooled[i] for i in s], [pooled[i] for i in range(7) if i not in s]) for s in itertools.combinations(range(7), 3)]
-    assert stats.ks_permutation(a, b) == pytest.approx(sum(v >= obs - 1e-12 for v in null) / len(null))
+    assert edfs.ks_permutation(a, b) == pytest.approx(sum(v >= obs - 1e-12 for v in null) / len(null))
 
 
 def test_report_and_outcome_settings_are_checked():

@@ -16,12 +16,12 @@ import optuna
 import pytest
 import torch
 from rich.console import Console
+from wandb_read import read_run, run_files
 
 from nasplay.experiment import run_experiment as run_study
 from nasplay.sweep.plan import make_plan
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.storage import make_storage
-from nasplay.track.read import read_run, run_files
 from nasplay.track.secrets import mask, mask_text
 
 pytestmark = pytest.mark.slow  # end-to-end studies and a subprocess

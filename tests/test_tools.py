@@ -18,12 +18,12 @@ import lightning.pytorch as pl
 import optuna
 import pytest
 from rich.console import Console
+from wandb_read import read_run, run_files
 
 from nasplay.experiment import run_experiment
 from nasplay.sweep.plan import make_plan, to_config
 from nasplay.sweep.progress import Progress, format_seconds
 from nasplay.sweep.storage import make_storage
-from nasplay.track.read import read_run, run_files
 
 ROOT = Path(__file__).resolve().parents[1]
 # 320 training images at 16 x 16, 64 a batch: 5 steps an epoch.

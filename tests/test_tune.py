@@ -68,9 +68,9 @@ def test_each_arm_is_tuned_on_its_own_seeds_then_compared_at_every_budget(compos
     # The report: the comparison at the largest budget, every budget's effect, each arm's tuning and its choice.
     import json
 
-    from nasplay.report.study import write_report
+    from nasplay.report.write import write_report
 
-    text = write_report(study_dir, diagrams=False).read_text()
+    text = write_report(study_dir, diagrams=False)[0].read_text()
     report = json.loads((study_dir / "report.json").read_text())
     assert report["budget"] == 2.0 and [a["n"] for a in report["arms"]] == [1, 1]  # the tuning trials are not arms' seeds
     assert [(b["budget"], b["epochs"]) for b in report["budgets"]] == [(1.0, 1.0), (2.0, 2.0)]

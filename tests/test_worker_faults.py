@@ -16,10 +16,10 @@ from pathlib import Path
 
 import optuna
 import pytest
+from wandb_read import read_run, run_files
 
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.storage import HEARTBEAT, STALE, make_storage
-from nasplay.track.read import read_run, run_files
 
 pytestmark = pytest.mark.slow  # subprocess workers killed and interrupted
 

@@ -13,12 +13,12 @@ from pathlib import Path
 import optuna
 import pytest
 from rich.console import Console
+from wandb_read import run_files
 
 from nasplay.sweep.results import read_csv
 from nasplay.sweep.runner import run_study
 from nasplay.sweep.storage import make_storage
 from nasplay.sweep.workers import resolve_workers
-from nasplay.track.read import run_files
 
 pytestmark = pytest.mark.slow  # spawned worker processes
 

@@ -10,7 +10,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+
+from nasplay.cli import knobs, pictures, report  # each is import-light: heavy modules load when a command runs
+from nasplay.cli.args import genome_from_args, parse_knob_args  # noqa: F401 - parse_knob_args: part of nasplay.cli's API
+from nasplay.cli.errors import bad_input
+from nasplay.complexity import complexity
+from nasplay.space.zoo import entry, list_genomes
 
 EPILOG = """examples:
   nasplay list
@@ -33,28 +40,7 @@ def is_hydra_command(argv: list[str]) -> bool:
     return bool(argv) and (argv[0] in HYDRA_FLAGS or ("=" in argv[0] and not argv[0].startswith("-")))
 
 
-def parse_knob_args(items: list[str]) -> dict[str, str]:
-    """``["skip=none", "width=0.5"]`` -> ``{"skip": "none", "width": "0.5"}`` (values parsed by the knobs)."""
-    out = {}
-    for it in items:
-        if "=" not in it:
-            raise SystemExit(f"error: expected knob=value, got {it!r} (see 'nasplay describe --help')")
-        k, v = it.split("=", 1)
-        out[k.strip()] = v.strip()
-    return out
-
-
-def genome_from_args(target: str, knob_args: list[str]):
-    """:func:`nasplay.space.load.load_genome` with ``knob=value`` arguments from the command line."""
-    from nasplay.complexity import measure
-    from nasplay.space.load import load_genome
-
-    return load_genome(target, parse_knob_args(knob_args), measure)
-
-
 def cmd_list(args: argparse.Namespace) -> int:
-    from nasplay.space.zoo import entry, list_genomes
-
     names = list_genomes(args.pattern)
     if args.json:
         print(json.dumps([{"name": n, "year": entry(n).year, "canonical": entry(n).canonical,
@@ -70,8 +56,6 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def describe_dict(genome) -> dict:
-    from nasplay.complexity import complexity
-
     c = complexity(genome)
     return {
         "name": genome.name,
@@ -130,8 +114,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_describe)
 
-    from nasplay.cli import knobs, pictures, report  # each is import-light: heavy modules load when a command runs
-
     report.register(sub)
     pictures.register(sub)
     knobs.register(sub)
@@ -141,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else list(argv)
     if is_hydra_command(args):
-        from nasplay.__main__ import main as run_experiment_command
+        from nasplay.__main__ import main as run_experiment_command  # Hydra: only to run an experiment
 
         run_experiment_command(args)
         return 0
@@ -153,11 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except ValueError as e:  # a bad argument found by the checks: say which, without a traceback
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return bad_input(str(e))
     except BrokenPipeError:  # `nasplay knobs NAME | head`: the reader left; not an error of ours
-        import os
-
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 
+from nasplay.space.knobs import knobs
+from nasplay.space.knobs.effects import effects
+
 
 def run(args: argparse.Namespace) -> int:
-    from nasplay.space.knobs import knobs
-    from nasplay.space.knobs.effects import effects
-
     if args.name is None:
         if args.json:
             print(json.dumps({k: vars(s) for k, s in knobs().items()}, indent=2))

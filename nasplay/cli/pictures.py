@@ -10,7 +10,7 @@ import json
 import re
 from pathlib import Path
 
-from nasplay.cli import genome_from_args
+from nasplay.cli.args import genome_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,7 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_draw(args: argparse.Namespace) -> int:
-    from nasplay.report.diagram import draw_genome, draw_poster
+    from nasplay.draw.diagram import draw_genome, draw_poster  # matplotlib, torch: when drawing, not with --help
 
     if args.all:
         if args.name:
@@ -62,7 +62,7 @@ def register_draw(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    from nasplay.report.diff import diff_genomes, diff_text, draw_diff
+    from nasplay.draw.diff import diff_genomes, diff_text, draw_diff  # matplotlib, torch: when drawing, not with --help
 
     a = genome_from_args(args.a, args.a_knobs or [])
     b = genome_from_args(args.b, args.knobs)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from pathlib import Path
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -40,33 +41,30 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_cli)
 
 
-def run_cli(args) -> int:
+def run_cli(args: argparse.Namespace) -> int:
     """Write the report(s) of ``args.study_dirs``; print a summary, or JSON with ``--json``."""
     kwargs = {"metric": args.metric, "baseline": args.baseline, "test": args.test, "adjust": args.adjust, "margin": args.margin,
               "alpha": args.alpha, "figures": not args.no_figures,
               "diagrams": not args.no_figures, "wandb": args.wandb}
-    from nasplay.report.study import compare_studies, to_finite, write_study_report
+    # numpy and scipy (and matplotlib for the figures) load when a report is asked for, not with `nasplay --help`
+    from nasplay.report.search import anytime, render_anytime, write_search_report
+    from nasplay.report.write import compare_studies, to_finite, write_report
 
     if args.anytime:
-        from nasplay.report.search import anytime, render_anytime
-
         result = anytime(args.study_dirs, args.out, metric=args.metric, figures=not args.no_figures)
         print(json.dumps(to_finite(result), indent=2) if args.json else render_anytime(result) + f"anytime: {result['path']}")
         return 0
     if len(args.study_dirs) == 1:
-        path, report = write_study_report(args.study_dirs[0], args.out, **kwargs)
-        from pathlib import Path
-
+        _, written = write_report(args.study_dirs[0], args.out, **kwargs)
+        report = written.to_dict()
         if (Path(args.study_dirs[0]) / "space.json").exists():  # a search of the classics' space (nasplay.sweep.conditional)
-            from nasplay.report.search import write_search_report
-
             report["search_report"] = str(write_search_report(args.study_dirs[0], args.out))
         reports, comparison = [report], None
     else:
-        comparison, reports = compare_studies(args.study_dirs, args.out, **kwargs)
+        comparison, written_all = compare_studies(args.study_dirs, args.out, **kwargs)
+        reports = [r.to_dict() for r in written_all]
     if args.json:
-        public = [{k: v for k, v in r.items() if not k.startswith("_")} for r in reports]
-        doc = public[0] if comparison is None else {"studies": public, "comparison": str(comparison)}
+        doc = reports[0] if comparison is None else {"studies": reports, "comparison": str(comparison)}
         print(json.dumps(to_finite(doc), indent=2))
         return 0
     for r in reports:

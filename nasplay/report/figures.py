@@ -1,7 +1,7 @@
 """The report's figures, drawn with matplotlib's object API on the Agg canvas (no pyplot, no display).
 
 Every figure is saved twice, as PNG (for Markdown viewers and W&B) and SVG (for papers); the functions
-take plain numbers prepared by :mod:`nasplay.report.study` and return the written paths.
+take plain numbers prepared by :mod:`nasplay.report.write` and return the written paths.
 """
 
 from __future__ import annotations

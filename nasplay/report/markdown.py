@@ -1,4 +1,4 @@
-"""Render report data (from :func:`nasplay.report.study.build_report`) as Markdown."""
+"""Render a report (:meth:`nasplay.report.analyse.Report.to_dict`, what report.json holds) as Markdown."""
 
 from __future__ import annotations
 

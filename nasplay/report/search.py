@@ -25,7 +25,14 @@ from typing import Any
 
 import numpy as np
 
-from nasplay.report.study import Study, _num, load_study, to_finite
+from nasplay.complexity import resolve
+from nasplay.draw.diagram import draw_genome
+from nasplay.draw.diff import diff_genomes, diff_text
+from nasplay.report import stats
+from nasplay.report.load import Study, load_study, num
+from nasplay.report.write import to_finite
+from nasplay.space.genome import Genome
+from nasplay.sweep.conditional import SPACE_FILE, knob_of
 
 NA = "-"  # the value of a knob on a trial whose base does not accept it (not sampled: the base's own)
 EVALUATORS = ("fanova", "mdi")
@@ -65,8 +72,6 @@ def knob_table(trials: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, 
     Returns the parameter names (``arch`` first, then knobs in first-seen order) and, per trial, a label
     per name; a knob its base does not accept is :data:`NA`.
     """
-    from nasplay.sweep.conditional import knob_of
-
     names: list[str] = ["arch"]
     per: list[dict[str, str]] = []
     for t in trials:
@@ -96,7 +101,7 @@ def _label(v: Any) -> str:
 
 
 def _evaluator(kind: str, seed: int) -> Any:
-    import optuna
+    import optuna  # slow to import: only for the importances
 
     if kind == "fanova":
         return optuna.importance.FanovaImportanceEvaluator(seed=seed)
@@ -141,9 +146,9 @@ def importances(trials: list[dict[str, Any]], metric: str, *, seeds: int = 5, bo
     two disjoint halves of ``n`` trials each, for growing ``n``; the Spearman correlation of the two
     halves' fANOVA rankings (mean over splits) says how far a ranking from ``n`` trials can be trusted.
     """
-    rows_t = [t for t in trials if math.isfinite(_num(t.get(metric)))]
+    rows_t = [t for t in trials if math.isfinite(num(t.get(metric)))]
     names, rows = knob_table(rows_t)
-    values = np.array([_num(t.get(metric)) for t in rows_t], dtype=float)
+    values = np.array([num(t.get(metric)) for t in rows_t], dtype=float)
     n = len(rows)
     out: dict[str, Any] = {"metric": metric, "n_trials": n, "params": names, "evaluators": {}, "stability": {}}
     if n < 4:
@@ -217,8 +222,6 @@ def _stability_verdict(curve: list[dict], stable: int | None, n: int) -> str:
 
 
 def _genome_of(study: Study, t: dict[str, Any]) -> Any:
-    from nasplay.space.genome import Genome
-
     h = str(t.get("genome_hash") or "")
     p = study.path / "genomes" / f"{h}.yaml"
     return Genome.from_yaml(p.read_text()) if h and p.exists() else None
@@ -234,24 +237,18 @@ def classic_genome(study: Study, base: str, like: Any = None) -> Any:
     space = _space(study)
     if like is None or base not in space.get("bases", {}):
         return None
-    from nasplay.complexity import resolve
-
     return resolve(base, space["bases"][base].get("own_knobs") or {}, (like.input.channels, like.input.size, like.classes))
 
 
 def _space(study: Study) -> dict[str, Any]:
-    from nasplay.sweep.conditional import SPACE_FILE
-
     p = study.path / SPACE_FILE
     return json.loads(p.read_text()) if p.exists() else {}
 
 
 def front(study: Study, cost: str = "flops") -> list[dict[str, Any]]:
     """Front points (max metric, min cost) over the searched trials and the classics, ordered by cost."""
-    from nasplay.report import stats
-
     done = study.complete
-    idx = stats.pareto_front([_num(t.get(study.metric)) for t in done], [_num(t.get(cost)) for t in done])
+    idx = stats.pareto_front([num(t.get(study.metric)) for t in done], [num(t.get(cost)) for t in done])
     return [done[i] for i in idx]
 
 
@@ -262,14 +259,12 @@ def _flips(arm: str, base: str) -> str:
 
 def front_diffs(study: Study, out: Path, points: list[dict[str, Any]], *, diagrams: bool = True) -> list[dict[str, Any]]:
     """Per front point: its base, knobs, metric, cost, its diff from the base classic and a diagram file."""
-    from nasplay.report.diff import diff_genomes, diff_text
-
     rows = []
     for t in points:
         base = str(t.get("arch") or "")
         row: dict[str, Any] = {"number": t.get("number"), "arm": t["arm"], "arch": base, "classic": is_classic(t),
-                               study.metric: _num(t.get(study.metric)), "flops": _num(t.get("flops")),
-                               "params": _num(t.get("params"))}
+                               study.metric: num(t.get(study.metric)), "flops": num(t.get("flops")),
+                               "params": num(t.get("params"))}
         g = _genome_of(study, t)
         try:
             ref = classic_genome(study, base, g) if g is not None else None
@@ -282,8 +277,6 @@ def front_diffs(study: Study, out: Path, points: list[dict[str, Any]], *, diagra
                                   "the classic itself" if row["classic"] else
                                   f"the search took {base}, set {_flips(t['arm'], base)}: " + "; ".join(d.text for d in knob_level))
             if g is not None and diagrams and not row["classic"]:
-                from nasplay.report.diagram import draw_genome
-
                 name = f"front_{int(t.get('number') or 0):03d}.png"
                 draw_genome(g, out / name, max_height=6.0)
                 row["diagram"] = name
@@ -389,7 +382,7 @@ def render_search(rep: dict[str, Any]) -> str:
 
 def importance_figure(imp: dict[str, Any], out: Path, stem: str = "importance") -> list[Path]:
     """Bars of fANOVA and MDI importance (seed std and bootstrap 5-95% whiskers) and the split-half stability curve."""
-    from nasplay.report import figures
+    from nasplay.report import figures  # matplotlib: only when a figure is drawn
 
     fig, (ax, ax2) = figures._new(9.0, 3.6, ncols=2)
     names = list(reversed(imp["evaluators"]["fanova"]["ranking"]))
@@ -429,15 +422,15 @@ def run_curve(study: Study, metric: str) -> dict[str, np.ndarray]:
     Only searched trials that trained count (COMPLETE or PRUNED, in trial order); the classics placed
     beside a search and refused samples spend nothing of the searcher's budget.
     """
-    epochs_default = _num((study.config.get("trainer") or {}).get("max_epochs"))
+    epochs_default = num((study.config.get("trainer") or {}).get("max_epochs"))
     rows = sorted((t for t in study.trials if t["state"] in ("COMPLETE", "PRUNED") and not is_classic(t)),
-                  key=lambda t: _num(t.get("number")))
-    val = np.array([_num(t.get(metric)) for t in rows], dtype=float)
+                  key=lambda t: num(t.get("number")))
+    val = np.array([num(t.get(metric)) for t in rows], dtype=float)
     best = np.fmax.accumulate(np.where(np.isfinite(val), val, -np.inf)) if len(val) else val
     best = np.where(np.isfinite(best), best, np.nan)
-    epochs = np.array([_num(t.get("epochs")) if math.isfinite(_num(t.get("epochs"))) else epochs_default for t in rows])
-    flops = np.array([_num(t.get("flops")) for t in rows]) * np.nan_to_num(epochs, nan=1.0)
-    wall = np.array([_num(t.get("duration_s")) for t in rows])
+    epochs = np.array([num(t.get("epochs")) if math.isfinite(num(t.get("epochs"))) else epochs_default for t in rows])
+    flops = np.array([num(t.get("flops")) for t in rows]) * np.nan_to_num(epochs, nan=1.0)
+    wall = np.array([num(t.get("duration_s")) for t in rows])
     refused = sum(t["state"] == "FAIL" and str(t.get("fail_reason") or "").startswith("Refused") for t in study.trials)
     return {"trials": np.arange(1, len(rows) + 1, dtype=float), "best": best, "refused": refused,
             "compute": np.cumsum(np.nan_to_num(flops)), "wall": np.cumsum(np.nan_to_num(wall))}
@@ -547,7 +540,7 @@ def render_anytime(result: dict[str, Any]) -> str:
 
 
 def anytime_figure(result: dict[str, Any], out: Path, stem: str = "anytime") -> list[Path]:
-    from nasplay.report import figures
+    from nasplay.report import figures  # matplotlib: only when a figure is drawn
 
     fig, axes = figures._new(11.0, 3.4, ncols=3)
     m = result["metric"]

@@ -18,7 +18,3 @@ def validate(genome: Genome, num_classes: int | None = None) -> Genome:
     walk(genome, num_classes)
     return genome
 
-
-# report/diff.py and report/draw/ still import shape inference from here; they move to nasplay.space.shapes when
-# the report's own split lands (issue 20, part 3). Nothing else should import these from validate.
-from nasplay.space.shapes import Shape, block_shape, conv_piece_count  # noqa: E402, F401

@@ -35,9 +35,14 @@ import io
 import math
 import os
 from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+from scipy import stats as sps
+
+ArrayLike = Sequence[float] | np.ndarray
 RESULTS = "results.csv"
 CURVES = "curves.csv"
 CURVE_COLUMNS = ("trial", "epoch", "step", "metric", "value")
@@ -136,25 +141,53 @@ def _time(t: Any) -> str:
     return t.isoformat(timespec="seconds") if t is not None else ""
 
 
-# --- the closing summary ------------------------------------------------------------------------------
+# --- the closing summary (and the report's summary over seeds: nasplay.report.stats uses these) -----------
 
 
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its ``confidence`` interval (Student's t over ``n - 1`` degrees of freedom)."""
-    xs = [float(v) for v in values if v is not None and math.isfinite(float(v))]
-    if not xs:
-        return math.nan, math.nan
-    mean = sum(xs) / len(xs)
-    if len(xs) < 2:
-        return mean, math.nan
-    from scipy.stats import t as student
+def finite(x: ArrayLike) -> np.ndarray:
+    """Values as a float array with NaN / None dropped (failed or missing seeds)."""
+    a = np.asarray([np.nan if v is None else v for v in x], dtype=float) if not isinstance(x, np.ndarray) else x.astype(float)
+    return a[np.isfinite(a)]
 
-    sd = math.sqrt(sum((x - mean) ** 2 for x in xs) / (len(xs) - 1))
-    return mean, float(student.ppf(0.5 + confidence / 2, len(xs) - 1)) * sd / math.sqrt(len(xs))
+
+@dataclass(frozen=True)
+class Summary:
+    """Mean, std and t-interval of one arm's values over seeds."""
+
+    n: int
+    mean: float
+    std: float
+    sem: float
+    ci_low: float
+    ci_high: float
+    confidence: float = 0.95
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def t_quantile(confidence: float, df: float) -> float:
+    """Two-sided Student-t critical value: ``t`` with ``P(|T| <= t) = confidence``."""
+    return float(sps.t.ppf(0.5 + confidence / 2, df))
+
+
+def summarize(values: ArrayLike, confidence: float = 0.95) -> Summary:
+    """Mean, sample std (ddof=1) and ``mean ± t·s/√n`` interval; ``nan`` where n is too small."""
+    x = finite(values)
+    n = len(x)
+    if n == 0:
+        return Summary(0, math.nan, math.nan, math.nan, math.nan, math.nan, confidence)
+    mean = float(x.mean())
+    if n == 1:
+        return Summary(1, mean, math.nan, math.nan, math.nan, math.nan, confidence)
+    std = float(x.std(ddof=1))
+    sem = std / math.sqrt(n)
+    h = t_quantile(confidence, n - 1) * sem
+    return Summary(n, mean, std, sem, mean - h, mean + h, confidence)
 
 
 def summary_rows(trials: Sequence[Any], arms: Sequence[str], metrics: Sequence[str]) -> list[dict[str, Any]]:
-    """Per arm: trials by state, and the mean +- 95% CI of each metric over its COMPLETE trials (seeds)."""
+    """Per arm: trials by state, and the :func:`summarize` of each metric over its COMPLETE trials (seeds)."""
     out = []
     seen = list(arms) + [a for a in dict.fromkeys(t.user_attrs.get("arm", "") for t in trials) if a not in arms]
     for arm in seen:
@@ -166,16 +199,16 @@ def summary_rows(trials: Sequence[Any], arms: Sequence[str], metrics: Sequence[s
                                "failed": sum(t.state.name == "FAIL" for t in ts),
                                "params": ts[0].user_attrs.get("params"), "flops": ts[0].user_attrs.get("flops")}
         for m in metrics:
-            row[m] = mean_ci([t.user_attrs.get("metrics", {}).get(m, math.nan) for t in done])
-        row["wall_time"] = mean_ci([t.user_attrs.get("duration_s", math.nan) for t in done])[0]
+            row[m] = summarize([t.user_attrs.get("metrics", {}).get(m, math.nan) for t in done])
+        row["wall_time"] = summarize([t.user_attrs.get("duration_s", math.nan) for t in done]).mean
         out.append(row)
     return out
 
 
 def format_summary(rows: Sequence[dict[str, Any]], metrics: Sequence[str]) -> str:
     """The summary as a plain-text table (accuracies in percent)."""
-    def fmt(m: str, mc: tuple[float, float]) -> str:
-        mean, half = mc
+    def fmt(m: str, s: Summary) -> str:
+        mean, half = s.mean, s.ci_high - s.mean
         scale = 100.0 if "acc" in m else 1.0
         if math.isnan(mean):
             return "-"

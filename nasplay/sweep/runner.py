@@ -9,6 +9,7 @@ business (:mod:`nasplay.experiment`), after the study.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from nasplay.sweep.plan import Plan, make_plan
 from nasplay.sweep.results import format_summary, summary_rows
 from nasplay.sweep.storage import storage_url
 from nasplay.track.secrets import mask_text
+from nasplay.train.data import make_datamodule
 
 
 @dataclass
@@ -59,7 +61,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     total = planned_total(plan, points)
     begun = time.perf_counter()
     _write_config(plan)
-    plan.manifest().write(plan.study_dir)
+    # The held-out splits' sizes as the data module holds them: the report's intervals count their sampling noise.
+    dataclasses.replace(plan.manifest(), **make_datamodule(c.data).eval_sizes()).write(plan.study_dir)
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state.name in FINISHED for t in trials)
     started = any(t.state.name != "WAITING" for t in trials)  # queued trials (the classics of a search) are not a start

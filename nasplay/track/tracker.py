@@ -27,6 +27,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from lightning.pytorch.utilities import rank_zero_only
 
+from nasplay.space.knobs.parse import format_value
 from nasplay.track.config import TRACKER_TARGETS, WANDB_MODES, LoggerConfig
 
 
@@ -46,8 +47,6 @@ class TrialInfo:
 
     @property
     def tags(self) -> list[str]:
-        from nasplay.space.knobs.parse import format_value
-
         return [f"{k}={format_value(v)}"[:64] for k, v in self.knobs.items()]
 
 
@@ -155,7 +154,7 @@ class WandbTracker(Tracker):
         return self.cfg.mode or (env if env in WANDB_MODES else "offline")
 
     def start(self, info: TrialInfo) -> list[Logger]:
-        import wandb
+        import wandb  # slow to import: only when a trial logs to W&B
         from lightning.pytorch.loggers import WandbLogger
 
         loggers = super().start(info)

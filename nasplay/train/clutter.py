@@ -128,11 +128,16 @@ def check(s: ClutterSettings) -> None:
         raise ValueError(f"data.size must be >= 8 for clutter, got {s.size}")
 
 
+def source_pools(s: ClutterSettings) -> dict[str, np.ndarray]:
+    """The source images (indices into ``load_digits()``) each split is composed from: a stratified split of the sources."""
+    test_pool, val_pool, train_pool = stratified_split(sources()[1], (s.test_fraction, s.val_fraction), s.seed)
+    return {"train": train_pool, "val": val_pool, "test": test_pool}
+
+
 def generate(s: ClutterSettings) -> dict[str, ClutterSplit]:
     """Compose the three splits (no caching)."""
     images, labels = sources()
-    test_pool, val_pool, train_pool = stratified_split(labels, (s.test_fraction, s.val_fraction), s.seed)
-    pools = {"train": train_pool, "val": val_pool, "test": test_pool}
+    pools = source_pools(s)
     counts = {"train": s.train, "val": s.val, "test": s.test}
     seeds = np.random.SeedSequence([s.seed, VERSION]).spawn(len(SPLITS))
     return {k: compose(images, labels, np.sort(pools[k]), counts[k], s, ss) for k, ss in zip(SPLITS, seeds)}

@@ -97,6 +97,11 @@ class NasplayDataModule(pl.LightningDataModule):
     def num_test(self) -> int:
         return self._count("test")
 
+    def eval_sizes(self) -> dict[str, Any]:
+        """What a report needs of the held-out splits: ``test_size`` and ``val_size`` (images, as this module holds
+        them), and for data composed from source images (clutter) ``source_images`` per split."""
+        return {"test_size": self.num_test, "val_size": self.num_val}
+
     def _count(self, split: str) -> int:
         raise NotImplementedError
 
@@ -215,6 +220,14 @@ class TensorDataModule(NasplayDataModule):
 class ClutterDataModule(TensorDataModule):
     """Cluttered digits (:mod:`nasplay.train.clutter`): generated in memory from scikit-learn's digits,
     each split from its own source images; ``data.size`` is the canvas (default 32)."""
+
+    def eval_sizes(self) -> dict[str, Any]:
+        """The splits' sizes and their source images, from the settings (no image is composed)."""
+        from nasplay.train.clutter import ClutterSettings, source_pools
+
+        settings = ClutterSettings.from_config(self.cfg, self.size)
+        return {"test_size": settings.test, "val_size": settings.val,
+                "source_images": {k: len(v) for k, v in source_pools(settings).items()}}
 
     def _parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
         cfg = self.cfg

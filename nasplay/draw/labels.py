@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from nasplay.report.draw import style
+from nasplay.draw import style
 from nasplay.space.genome import SE, Act, Conv, Dropout, Linear, Norm, Op, Pool, Subsample, pair
-from nasplay.space.validate import conv_piece_count
+from nasplay.space.shapes import conv_piece_count
 
 ACT_NAMES = {"relu": "ReLU", "relu6": "ReLU6", "tanh": "tanh", "scaled_tanh": "scaled tanh", "sigmoid": "sigmoid", "gelu": "GELU",
              "silu": "SiLU", "elu": "ELU", "leaky_relu": "leaky ReLU", "none": "identity"}

@@ -1,6 +1,6 @@
 """Compact architecture diagrams drawn from the genome alone, and the poster of the ten classic CNNs.
 
-``layout_genome`` builds the layout model (boxes, edges, frames, texts; see ``nasplay.report.draw``),
+``layout_genome`` builds the layout model (boxes, edges, frames, texts; see ``nasplay.draw``),
 ``draw_genome`` writes it as SVG or PNG, ``diagram_svg`` returns the SVG text (for HTML reports and
 ``wandb.Html``). Importing this module imports neither torch nor matplotlib; drawing does.
 """
@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
-if TYPE_CHECKING:
-    from nasplay.report.draw.model import Diagram
-    from nasplay.space.genome import Genome
+from nasplay.complexity import complexity
+from nasplay.draw.layout import layout
+from nasplay.draw.model import Diagram, Text
+from nasplay.draw.page import legend, merge, row_pack, row_positions, titled
+from nasplay.draw.render import render, save, to_svg
+from nasplay.space.genome import Genome
+from nasplay.space.zoo import CANONICAL, entry, get_genome, list_genomes
 
 # Names the papers use, for titles; any other genome is titled by its own name.
 DISPLAY_NAMES = {
@@ -43,16 +47,12 @@ def si(n: float) -> str:
 
 def as_genome(genome: Genome | str) -> Genome:
     if isinstance(genome, str):
-        from nasplay.space.zoo import get_genome
-
         return get_genome(genome)
     return genome
 
 
 def zoo_entry(genome: Genome):
     """The zoo entry ``genome`` is (same name and same architecture), or None."""
-    from nasplay.space.zoo import entry, get_genome, list_genomes
-
     if genome.name in list_genomes() and get_genome(genome.name).hash == genome.hash:
         return entry(genome.name)
     return None
@@ -60,8 +60,6 @@ def zoo_entry(genome: Genome):
 
 def stats_text(genome: Genome) -> str:
     """``25.6 M params · 8.18 GFLOPs`` (aux-head params said apart), from ``nasplay.complexity``."""
-    from nasplay.complexity import complexity
-
     c = complexity(genome)
     text = f"{si(c.params - c.params_aux)} params"
     if c.params_aux:
@@ -85,9 +83,6 @@ def titles(genome: Genome, stats: bool = True) -> tuple[str, str]:
 def layout_genome(genome: Genome | str, *, title: str | None = None, stats: bool = True, legend: bool = True,
                   max_height: float = 8.0, collapse: bool = True) -> Diagram:
     """The layout model of ``genome``'s diagram: title with params and FLOPs, body, legend."""
-    from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.page import titled
-
     genome = as_genome(genome)
     body = layout(genome, max_height=max_height, collapse=collapse)
     t, sub = titles(genome, stats)
@@ -96,8 +91,6 @@ def layout_genome(genome: Genome | str, *, title: str | None = None, stats: bool
 
 def draw_genome(genome: Genome | str, target: str | Path | IO, fmt: str | None = None, **kw) -> Diagram:
     """Draw ``genome`` to a path or file object as ``svg`` / ``png`` / ``pdf`` (default: the suffix)."""
-    from nasplay.report.draw.render import render, save
-
     dia = layout_genome(genome, **kw)
     save(render(dia), target, fmt)
     return dia
@@ -105,15 +98,11 @@ def draw_genome(genome: Genome | str, target: str | Path | IO, fmt: str | None =
 
 def diagram_svg(genome: Genome | str, **kw) -> str:
     """The diagram of ``genome`` as SVG text (labels kept as ``<text>``)."""
-    from nasplay.report.draw.render import render, to_svg
-
     return to_svg(render(layout_genome(genome, **kw)))
 
 
 def poster_names(era: str = "classic") -> list[str]:
     """The ten classic CNNs (``era="classic"``) or the decade after them (``"decade"``), in the order of their papers."""
-    from nasplay.space.zoo import CANONICAL, entry, list_genomes
-
     if era == "decade":
         return [n for n in list_genomes() if n in DECADE]
     return sorted(CANONICAL, key=lambda n: entry(n).year)
@@ -126,11 +115,6 @@ def layout_poster(names: Sequence[str] | None = None, *, stats: bool = True, tit
     that is landscape, so short networks and long ones share rows without wasting the page.
     """
     import math
-
-    from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.model import Diagram, Text
-    from nasplay.report.draw.page import legend, merge, row_pack, row_positions, titled
-    from nasplay.space.zoo import entry, get_genome
 
     names = list(names or poster_names())
     genomes = [get_genome(n) for n in names]
@@ -170,8 +154,6 @@ def draw_poster(target: str | Path | IO, fmt: str | None = None, names: Sequence
                 era: str = "classic") -> Diagram:
     """Draw the poster of the ten classic CNNs (``era="decade"``: the decade after them; or ``names``) to a path or
     file object."""
-    from nasplay.report.draw.render import render, save
-
     dia = layout_poster(names or poster_names(era), title=POSTER_TITLES[era])
     save(render(dia), target, fmt)
     return dia

@@ -16,14 +16,19 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO
 
+from nasplay.draw import style
+from nasplay.draw.diagram import as_genome, titles
+from nasplay.draw.labels import ACT_NAMES, kernel_text, op_label, short
+from nasplay.draw.layout import group_blocks, group_name, layout, skeleton
+from nasplay.draw.model import Diagram, Text, text_width
+from nasplay.draw.page import legend, merge, titled
+from nasplay.draw.render import matches, render, save
 from nasplay.space.genome import Act, Block, Conv, Genome, Linear, Norm, Op, Pool, Subsample, expanded_blocks, pair
 from nasplay.space.knobs.tree import block_ops, iter_blocks
-from nasplay.space.validate import conv_piece_count, walk
-
-if TYPE_CHECKING:
-    from nasplay.report.draw.model import Diagram
+from nasplay.space.measure import depth
+from nasplay.space.shapes import conv_piece_count, walk
 
 
 @dataclass(frozen=True)
@@ -122,8 +127,6 @@ def _layer_scale(g: Genome) -> Feature:
 
 
 def _factorize(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import kernel_text
-
     return _listed(kinds := _kinds((f"{kernel_text(op)} ({'stacked 3×3' if op.factor == 'stacked' else '1×n+n×1'})", p)
                                    for p, op, _ in _convs(g) if op.factor != "none")), kinds
 
@@ -151,8 +154,6 @@ def _norm(g: Genome) -> Feature:
 
 
 def _activations(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import ACT_NAMES
-
     fns = set()
     for _, op, _ in body_ops(g):
         if isinstance(op, (Conv, Subsample)):
@@ -165,8 +166,6 @@ def _activations(g: Genome) -> Feature:
 
 
 def _pooling(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import op_label
-
     pairs = []
     for p, op, _ in body_ops(g):
         if isinstance(op, Pool):
@@ -179,8 +178,6 @@ def _pooling(g: Genome) -> Feature:
 
 
 def _head(g: Genome) -> Feature:
-    from nasplay.report.draw.labels import short
-
     out = f"RBF {g.classes}" if g.head.output == "rbf" else f"fc {g.classes}"
     pairs = [(short(op), f"head.ops[{i}]") for i, op in enumerate(g.head.ops)] + [(out, "head.output")]
     return " · ".join(k for k, _ in pairs), _kinds(pairs)
@@ -204,8 +201,6 @@ def _bottlenecks(g: Genome) -> Feature:
 
 
 def _depth(g: Genome) -> Feature:
-    from nasplay.space.measure import depth
-
     convs = sum(n * conv_piece_count(op) for _, op, n in _convs(g))
     return f"{depth(g)} weighted layers ({convs} convs)", {}
 
@@ -263,8 +258,6 @@ def _only_in(mine: dict[str, list[str]], other: dict[str, list[str]]) -> tuple[s
 # --- module-level features ----------------------------------------------------------------------
 def block_kind(b: Block) -> str:
     """A module's name, or a short structural description for unnamed blocks."""
-    from nasplay.report.draw.labels import kernel_text, short
-
     if b.name:
         return b.name
     ops = [op for _, op in block_ops(b, "")]
@@ -281,8 +274,6 @@ def block_kind(b: Block) -> str:
 
 def _runs(groups) -> list[tuple[str, int]]:
     """``(module name or description, copies)`` of each collapsed run of blocks."""
-    from nasplay.report.draw.layout import group_name
-
     return [(group_name(g.names) or block_kind(g.blocks[0]), g.count) for g in groups]
 
 
@@ -314,9 +305,6 @@ def _is_module(b: Block) -> bool:
 
 def _uniform(g: Genome) -> tuple[str, tuple[str, ...]]:
     """Which modules (multi-tower or residual) have copies of different widths."""
-    from nasplay.report.draw.labels import op_label
-    from nasplay.report.draw.layout import group_blocks, group_name
-
     shape = (g.input.channels, g.input.size, g.input.size)
     uneven, paths = [], []
     sections = [("stem", g.stem)] + [(f"stages[{si}].blocks", st.blocks) for si, st in enumerate(g.stages)]
@@ -345,8 +333,6 @@ def diff_genomes(a: Genome | str, b: Genome | str) -> list[Difference]:
     Each :class:`Difference` has ``path``, ``kind``, ``before`` / ``after`` (``from`` / ``to`` in
     :meth:`Difference.to_dict`) and ``text``, a sentence in plain words.
     """
-    from nasplay.report.diagram import as_genome
-
     a, b = as_genome(a), as_genome(b)
     sa_, sb_ = walk(a), walk(b)  # both must be valid: a bad genome fails with the path of the bad field
     out: list[Difference] = []
@@ -395,8 +381,6 @@ def _in(g: Genome) -> tuple[int, int, int]:
 
 def _section_diffs(path: str, prefix: str, title: str, xa: Sequence[Block], xb: Sequence[Block], shape_a, shape_b) -> list[Difference]:
     """The stem's or one stage's differences: its modules and their counts, else the ops that changed."""
-    from nasplay.report.draw.layout import group_blocks
-
     groups_a, groups_b = group_blocks(xa, prefix, shape_a)[0], group_blocks(xb, prefix, shape_b)[0]
     runs_a, runs_b = _runs(groups_a), _runs(groups_b)
     ra, rb = _runs_text(runs_a), _runs_text(runs_b)
@@ -434,9 +418,6 @@ def _section_diffs(path: str, prefix: str, title: str, xa: Sequence[Block], xb: 
 
 def _ops_changes(oa: list[Op], ob: list[Op]) -> tuple[list[str], bool]:
     """What changed between two op lists (aligned by kind), and whether only widths changed."""
-    from nasplay.report.draw.labels import short
-    from nasplay.report.draw.layout import skeleton
-
     sa, sb = [_align_key(o) for o in oa], [_align_key(o) for o in ob]
     out, widths_only = [], True
     for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(a=sa, b=sb, autojunk=False).get_opcodes():
@@ -472,8 +453,6 @@ def _fields_change(u: Op, v: Op) -> str:
 
 def diff_text(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None) -> str:
     """The differences as numbered lines under a header naming both genomes."""
-    from nasplay.report.diagram import as_genome
-
     a, b = as_genome(a), as_genome(b)
     diffs = diff_genomes(a, b) if diffs is None else diffs
     head = f"{a.name} ({a.hash}) → {b.name} ({b.hash})"
@@ -486,13 +465,6 @@ def diff_text(a: Genome | str, b: Genome | str, diffs: list[Difference] | None =
 # --- the picture --------------------------------------------------------------------------------
 def layout_diff(a: Genome | str, b: Genome | str, diffs: list[Difference] | None = None, max_height: float = 10.0) -> Diagram:
     """A and B side by side, each difference numbered in both drawings and listed below."""
-    from nasplay.report.diagram import as_genome, titles
-    from nasplay.report.draw import style
-    from nasplay.report.draw.layout import layout
-    from nasplay.report.draw.model import Diagram, Text, text_width
-    from nasplay.report.draw.page import legend, merge, titled
-    from nasplay.report.draw.render import matches
-
     a, b = as_genome(a), as_genome(b)
     diffs = diff_genomes(a, b) if diffs is None else diffs
     page = Diagram(0.0, 0.0, [], [], [], [], title=f"{a.name} → {b.name}")
@@ -550,8 +522,6 @@ def _anchor(body, paths: tuple[str, ...], matches) -> tuple[float, float] | None
 
 def draw_diff(a: Genome | str, b: Genome | str, target: str | Path | IO, fmt: str | None = None) -> list[Difference]:
     """Draw A and B side by side with their differences marked; return the differences."""
-    from nasplay.report.draw.render import render, save
-
     diffs = diff_genomes(a, b)
     page = layout_diff(a, b, diffs)
     save(render(page, marks=page.marks), target, fmt)

@@ -1,4 +1,4 @@
-"""Read offline W&B runs back from disk (tests, reports): name, config, tags, group, history, summary, git, exit code.
+"""Read offline W&B runs back from disk (test tooling): name, config, tags, group, history, summary, git, exit code.
 
 wandb >= 0.2x writes an offline run as one binary transaction log (``run-<id>.wandb``); its own reader
 is ``wandb leet inspect --json`` (one JSON record per line), which this module runs.

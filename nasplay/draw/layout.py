@@ -12,10 +12,10 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from nasplay.report.draw import labels, style
-from nasplay.report.draw.model import Box, Diagram, Edge, Frame, Piece, Text, text_width
+from nasplay.draw import labels, style
+from nasplay.draw.model import Box, Diagram, Edge, Frame, Piece, Text, text_width
 from nasplay.space.genome import Act, Aux, Block, Branch, Conv, Genome, Linear, Op
-from nasplay.space.validate import Shape, block_shape, walk
+from nasplay.space.shapes import Shape, block_shape, walk
 
 
 # --- collapsing repeated modules ----------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from nasplay.report.draw import style
+from nasplay.draw import style
 
 
 @dataclass

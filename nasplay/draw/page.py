@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from nasplay.report.draw import style
-from nasplay.report.draw.model import Box, Diagram, Edge, Text, text_width
+from nasplay.draw import style
+from nasplay.draw.model import Box, Diagram, Edge, Text, text_width
 
 LEGEND_ORDER = ("input", "conv", "conv1", "grouped", "factor", "sep", "maxpool", "avgpool", "subsample", "norm", "se", "act",
                 "dropout", "fc", "output", "aux", "concat", "add", "identity", "projection", "scaled", "dense")

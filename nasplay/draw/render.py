@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import IO
 
-from nasplay.report.draw import style
-from nasplay.report.draw.model import Box, Diagram, Edge, Frame
+from nasplay.draw import style
+from nasplay.draw.model import Box, Diagram, Edge, Frame
 
 MARGIN = 0.15
 FORMATS = ("svg", "png", "pdf")

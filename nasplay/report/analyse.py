@@ -1,0 +1,614 @@
+"""Analyse a loaded study: tables, tests and verdicts, as a typed :class:`Report` (numbers, not prose, except verdicts).
+
+The second of the report's three parts (:mod:`~nasplay.report.load`, analyse, :mod:`~nasplay.report.write`):
+no files are read or written here. :meth:`Report.to_dict` is the content of ``report.json``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from scipy.stats import fisher_exact
+
+from nasplay.report import edfs, stats
+from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
+
+
+@dataclass
+class EdfData:
+    """The raw errors and complexities of a design-space study's populations, for its EDF figure (not in report.json)."""
+
+    error: str  # what the errors are, e.g. "error (%)"
+    measures: list[str]  # the complexity measures present ("flops", "params")
+    bins: int
+    errors: dict[str, np.ndarray]  # arm -> errors of its finished trials
+    complexities: dict[str, dict[str, np.ndarray]]  # measure -> arm -> complexities
+
+
+@dataclass
+class Report:
+    """Everything the report says about one study. The fields in order are report.json's keys; those that are
+    ``None`` by default appear only when the study has them (tuning, budgets, a design space) or the writer adds them."""
+
+    study: str
+    experiment: str
+    path: str
+    kind: str
+    metric: str
+    higher_is_better: bool
+    scale: float
+    unit: str
+    baseline: str | None
+    baseline_source: str
+    reference: str
+    test: str
+    alpha: float
+    adjust: str
+    power: float
+    outcomes: dict[str, Any]
+    test_size: int | None
+    test_size_source: str
+    val_size: int | None
+    classes: int | None
+    trained_rule: str | None
+    trials: dict[str, int]
+    arms: list[dict[str, Any]]
+    comparisons: list[dict[str, Any]]
+    secondary: dict[str, list[dict[str, Any]]]
+    failures: list[dict[str, Any]]
+    notes: list[str]
+    tuning: dict[str, Any] | None = None  # experiment.tune
+    budgets: list[dict[str, Any]] | None = None  # experiment.budgets: every budget's comparison
+    budget: float | None = None  # the budget the verdicts are read at
+    pareto: dict[str, Any] = field(default_factory=dict)
+    pareto_metric: str | None = None
+    pareto_scale: float = 1.0
+    design_space: dict[str, Any] | None = None
+    figures: dict[str, list[str]] | None = None  # written by nasplay.report.write
+    diagrams: dict[str, dict[str, str]] | None = None
+    report_path: str | None = None
+    wandb_id: str | None = None
+    edf: EdfData | None = None  # private: the figures' raw data
+
+    OPTIONAL = ("tuning", "budgets", "budget", "design_space", "figures", "diagrams", "report_path", "wandb_id")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as report.json holds it (before NaN becomes null): the public fields, in order."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name != "edf" and not (f.name in self.OPTIONAL and getattr(self, f.name) is None)}
+
+
+def metric_format(study: Study, metric: str | None = None) -> tuple[float, str]:
+    """``(scale, unit)`` for showing a metric: accuracies stored in [0, 1] are shown in percentage points."""
+    m = metric or study.metric
+    v = study.column(m)
+    v = v[np.isfinite(v)]
+    if "acc" in m and len(v) and v.min() >= 0 and v.max() <= 1:
+        return 100.0, "points"
+    return 1.0, ""
+
+
+def _median(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else math.nan
+
+
+def _is_proportion(study: Study, metric: str | None = None) -> bool:
+    """An accuracy stored in [0, 1]: its intervals stay in [0, 1] and the test set's binomial noise counts."""
+    return metric_format(study, metric)[0] == 100.0
+
+
+def _nonnegative(metric: str) -> bool:
+    return any(k in metric for k in ("loss", "time", "flops", "params", "to_target", "err"))
+
+
+def references(study: Study) -> list[tuple[str, str]]:
+    """``(arm, reference)`` pairs the study tests: each arm against the baseline, or for a ladder the rung before it."""
+    out = []
+    for i, arm in enumerate(study.arms):
+        ref = study.arms[i - 1] if study.kind == "ladder" else study.baseline
+        if ref is None or arm == ref or (study.kind == "ladder" and i == 0):
+            continue
+        out.append((arm, ref))
+    return out
+
+
+def accuracy_metric(study: Study) -> str | None:
+    """The accuracy that decides whether a seed trained: the primary metric if it is one, else test/acc, val/acc_best, val/acc."""
+    for m in (study.metric, *METRIC_PREFERENCE):
+        if "acc" in m and study.has(m) and _is_proportion(study, m):
+            return m
+    return None
+
+
+def trained_rule(study: Study) -> str | None:
+    """The stated rule for "a seed trained", or ``None`` without an accuracy or where the classes are unknown."""
+    m = accuracy_metric(study)
+    if m is None or not study.classes:
+        return None
+    n = study.eval_size(m)
+    thr = stats.chance_threshold(study.classes, n)
+    split = "test" if m.startswith("test/") else "validation"
+    how = (f"3 binomial standard errors of a chance classifier on the {n} {split} images" if n
+           else f"5 points (the {split} split's size is unknown)")
+    return (f"a seed trained when its {m} exceeds chance (1/{study.classes} = {100 / study.classes:.1f}%) by more than "
+            f"{how}: above {100 * thr:.1f}%")
+
+
+def _trained(study: Study, arm: str) -> tuple[int, int] | None:
+    m = accuracy_metric(study)
+    if m is None or not study.classes:
+        return None
+    v = study.values(arm, m)
+    v = v[np.isfinite(v)]
+    return int((v > stats.chance_threshold(study.classes, study.eval_size(m))).sum()), len(v)
+
+
+def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
+    """One row per arm: n, mean, std, an interval inside the metric's range, the minimum detectable effect, seeds
+    trained; params, FLOPs, time; counts of pruned / failed trials; censored time-to-target summaries."""
+    refs = dict(references(study))
+    st = study.settings
+    secondary = [m for m in study.outcomes.secondary if m != study.metric and m not in SECONDARY and study.available(m)]
+    rows = []
+    for arm in study.arms:
+        v = study.values(arm)
+        s = stats.summarize(v, confidence)
+        all_trials = [t for t in study.trials if t["arm"] == arm]
+        row = {"arm": arm, "baseline": arm == study.baseline, **summary(study, arm, study.metric, confidence),
+               "params": _median(study.column("params", arm)), "flops": _median(study.column("flops", arm)),
+               "wall_time": _mean(study.column("wall_time" if study.has("wall_time") else "duration_s", arm)),
+               "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
+               "seeds": sorted({t.get("seed") for t in study.complete if t["arm"] == arm and t.get("seed") is not None}),
+               "pruned": sum(t["state"] == "PRUNED" for t in all_trials),
+               "failed": sum(t["state"] == "FAIL" for t in all_trials),
+               "running": sum(t["state"] in ("RUNNING", "WAITING") for t in all_trials)}
+        if secondary:
+            row["secondary"] = {m: summary(study, arm, m, confidence) for m in secondary}
+        held = _compute_held(study, arm)
+        if held is not None:
+            row["compute"] = held
+        # The smallest true difference from its reference this arm's comparison detects (pooled SD, both n).
+        ref = refs.get(arm)
+        if ref is not None:
+            w = study.values(ref)
+            sd, n_ref = stats.effect_size(v, w).pooled_sd, int(np.isfinite(w).sum())
+        else:
+            sd, n_ref = s.std, s.n
+        row["mde"] = stats.mde(sd, s.n, n_ref, alpha=st.alpha, power=st.power) if s.n >= 2 and n_ref >= 2 else math.nan
+        tr = _trained(study, arm)
+        if tr is not None:
+            k, n = tr
+            acc = study.values(arm, accuracy_metric(study))
+            good = acc[np.isfinite(acc) & (acc > stats.chance_threshold(study.classes, study.eval_size(accuracy_metric(study))))]
+            row["trained"] = {"k": k, "n": n, "metric": accuracy_metric(study), "mean_of_trained": _mean(good)}
+        for m in SECONDARY:
+            if study.available(m):
+                row[m] = stats.time_to_target(*_to_target(study, arm, m)).to_dict()
+        rows.append(row)
+    return rows
+
+
+def _compute_held(study: Study, arm: str) -> dict[str, Any] | None:
+    """An arm's params and FLOPs as trained (study.json) and their ratios to the baseline's, for every study that
+    holds compute (experiment.keep), so a reader sees how equal "equal" was."""
+    m = study.manifest
+    if m is None or m.keep is None:
+        return None
+    arms = {a.name: a for a in m.arms}
+    a, b = arms.get(arm), arms.get(study.baseline or "")
+    if a is None or b is None or not (a.params and a.flops and b.params and b.flops):
+        return None
+    return {"keep": m.keep, "params": a.params, "flops": a.flops, "params_ratio": a.params / b.params,
+            "flops_ratio": a.flops / b.flops, "held_ratio": (a.flops / b.flops) if m.keep == "flops" else (a.params / b.params),
+            "grouping": a.grouping}
+
+
+def tuning_table(study: Study) -> dict[str, Any]:
+    """experiment.tune: per arm, the objective (validation) of each tried setting over the tuning seeds, and the
+    setting its comparison trials trained with (the ``tuned.*`` columns)."""
+    if not study.tuning:
+        return {}
+    names = sorted({k.removeprefix("param.") for t in study.tuning for k in t if k.startswith("param.")})
+    out: dict[str, Any] = {"settings": names, "arms": {}}
+    for arm in study.arms:
+        rows = [t for t in study.tuning if t["arm"] == arm]
+        if not rows:
+            continue
+        curve: dict[tuple, list[float]] = defaultdict(list)
+        for t in rows:
+            v = num(t.get("value"))
+            curve[tuple(t.get(f"param.{n}") for n in names)].append(v if t["state"] == "COMPLETE" else math.nan)
+        chosen = next(({n: t.get(f"tuned.{n}") for n in names} for t in study.trials
+                       if t["arm"] == arm and any(t.get(f"tuned.{n}") not in (None, "") for n in names)), {})
+        out["arms"][arm] = {"chosen": chosen, "curve": [
+            {"setting": dict(zip(names, k)), "mean": _mean(np.array(v)), "n": len(v),
+             "finished": int(np.isfinite(np.array(v)).sum())} for k, v in sorted(curve.items(), key=lambda kv: [num(x) for x in kv[0]])]}
+    return out
+
+
+def budget_table(study: Study) -> list[dict[str, Any]]:
+    """experiment.budgets: every budget's comparison of the primary outcome (Holm within each budget)."""
+    if len(study.budgets) < 2:
+        return []
+    out = []
+    for b in study.budgets:
+        sub = dataclasses.replace(study, trials=study.by_budget[b], notes=[])
+        epochs = [num(t.get("epochs")) for t in sub.complete]
+        out.append({"budget": b, "epochs": _median(np.array(epochs, dtype=float)) if epochs else math.nan,
+                    "arms": [{"arm": a["arm"], "n": a["n"], "mean": a["mean"], "ci_low": a["ci_low"], "ci_high": a["ci_high"]}
+                             for a in arm_table(sub)],
+                    "comparisons": comparison_rows(sub)})
+    return out
+
+
+def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> dict[str, Any]:
+    """n, mean, std and an interval inside the metric's range: for an accuracy the logit t-interval with the test set's
+    binomial noise (``ci_low``/``ci_high``), the plain t-interval and the two-level bootstrap beside it."""
+    v = study.values(arm, metric)
+    s = stats.summarize(v, confidence)
+    out = {**s.to_dict(), "t_interval": [s.ci_low, s.ci_high], "ci_method": "t"}
+    if _is_proportion(study, metric):
+        n_eval = study.eval_size(metric)
+        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=n_eval, confidence=confidence)
+        split = "test" if metric.startswith("test/") else "validation"
+        out["ci_method"] = "logit t" + (f" + binomial noise of {n_eval} {split} images" if n_eval else " (seeds only)")
+        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eval, resamples=study.settings.resamples,
+                                                             confidence=confidence))
+    elif _nonnegative(metric) and math.isfinite(s.ci_low):
+        out["ci_low"] = max(0.0, s.ci_low)
+    return out
+
+
+def _mean(v: np.ndarray) -> float:
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
+def margin_of(study: Study, metric: str) -> float | None:
+    """The equivalence margin of a metric in its points: ``report.margin`` for the primary outcome, else the experiment's."""
+    if metric == study.metric and study.settings.margin is not None:
+        return float(study.settings.margin)
+    m = study.outcomes.margin.get(metric)
+    return float(m) if m is not None else None
+
+
+def claimed_of(study: Study, metric: str, arm: str) -> float | None:
+    """The paper's claimed effect of ``arm`` against its reference on ``metric``, in the metric's points, if stated."""
+    c = study.outcomes.claimed.get(metric)
+    if isinstance(c, dict):
+        v = c.get(arm, c.get(arm.split("=", 1)[-1]))
+        return float(v) if isinstance(v, (int, float)) else None
+    return float(c) if isinstance(c, (int, float)) and not isinstance(c, bool) else None
+
+
+def comparisons(study: Study, metric: str | None = None, *, alpha: float | None = None, test: str | None = None,
+                confidence: float = 0.95, adjust: str | None = None) -> list[stats.Comparison]:
+    """Each arm against its reference on one metric, adjusted together (one family: Holm by default)."""
+    m = metric or study.metric
+    st = study.settings
+    alpha = st.alpha if alpha is None else alpha
+    scale, unit = metric_format(study, m)
+    margin = margin_of(study, m)
+    bounds = (0.0, 1.0) if _is_proportion(study, m) else None
+    out = [stats.compare(arm, study.values(arm, m), ref, study.values(ref, m), metric=m, higher_is_better=not lower_is_better(m),
+                         alpha=alpha, test=test or st.test, scale=scale, unit=unit, confidence=confidence,
+                         margin=None if margin is None else margin / scale, bounds=bounds)
+           for arm, ref in references(study)]
+    return stats.adjust_family(out, adjust or st.adjust, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
+
+
+def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
+    """:func:`comparisons` as report rows: the margin in points, the claimed effect and the seeds it needs, seeds trained."""
+    m = metric or study.metric
+    if m in SECONDARY:
+        return censored_comparisons(study, m, **kwargs)
+    scale, _ = metric_format(study, m)
+    st = study.settings
+    rows = []
+    for c in comparisons(study, m, **kwargs):
+        d = c.to_dict()
+        d["kind"] = "means"
+        # The margin as the experiment states it (the metric's points: percentage points for an accuracy), and as stored.
+        d["margin"], d["margin_raw"] = (None if c.margin is None else c.margin * scale), c.margin
+        claim = claimed_of(study, m, c.arm)
+        if claim is not None:
+            d["claimed"] = {"effect": claim, "seeds_needed": stats.seeds_needed(claim / scale, c.effect.pooled_sd,
+                                                                                alpha=st.alpha, power=st.power)}
+        if m == accuracy_metric(study):
+            ta, tb = _trained(study, c.arm), _trained(study, c.baseline)
+            if ta and tb and (ta[0] < ta[1] or tb[0] < tb[1]):
+                p = float(fisher_exact([[ta[0], ta[1] - ta[0]], [tb[0], tb[1] - tb[0]]]).pvalue)
+                d["trained"] = {"arm": list(ta), "baseline": list(tb), "fisher_p": p}
+                d["verdict"] += (f" [{c.arm}: {ta[0]} of {ta[1]} seeds trained, {c.baseline}: {tb[0]} of {tb[1]}; "
+                                 f"Fisher's exact test {stats.format_p(p)}]")
+        rows.append(d)
+    return rows
+
+
+def _to_target(study: Study, arm: str, metric: str) -> tuple[list[float], list[float]]:
+    """An arm's times to the target and, for the seeds that never reached it, the budget they ran (censoring times)."""
+    budget_col = "epochs" if metric.startswith("epochs") else "steps"
+    reached = [x for x in study.column(metric) if math.isfinite(x)]
+    fallback = float(max(reached)) if reached else 1.0
+    if budget_col == "epochs":
+        fallback = float((study.config.get("trainer") or {}).get("max_epochs") or fallback)
+    times, censored = [], []
+    for t in study.complete:
+        if t["arm"] != arm:
+            continue
+        v = num(t.get(metric))
+        if math.isfinite(v):
+            times.append(v)
+        else:
+            b = num(t.get(budget_col))
+            censored.append(b if math.isfinite(b) else fallback)
+    return times, censored
+
+
+def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None, alpha: float | None = None,
+                         **_: Any) -> list[dict[str, Any]]:
+    """Time to target of each arm against its reference: log-rank (the outcome, Holm within the family) and Fisher."""
+    st = study.settings
+    alpha = st.alpha if alpha is None else alpha
+    comps = [stats.compare_censored(arm, *_to_target(study, arm, metric), ref, *_to_target(study, ref, metric), metric=metric)
+             for arm, ref in references(study)]
+    adj = stats.adjust([c.p for c in comps], adjust or st.adjust)
+    rows = []
+    for c, pa in zip(comps, adj):
+        out = stats.outcome(float(pa), math.nan, c.better, alpha)
+        c = replace(c, p_adjusted=float(pa), outcome=out)
+        c = replace(c, verdict=stats.censored_verdict(c, alpha))
+        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
+                     "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": len(comps)})
+    return rows
+
+
+def pareto_metric(study: Study) -> str | None:
+    """The score of the Pareto front: the study's metric when higher is better, else its accuracy (a loss is no score)."""
+    return study.metric if not lower_is_better(study.metric) else accuracy_metric(study)
+
+
+def pareto_points(study: Study, cost: str) -> dict[str, Any]:
+    """Trials on the front of the score (:func:`pareto_metric`, max) against ``cost`` (min)."""
+    done = study.complete
+    m = pareto_metric(study) or study.metric
+    score = [num(t.get(m)) for t in done]
+    c = [num(t.get(cost)) for t in done]
+    idx = stats.pareto_front(score, c)
+    return {"cost": cost, "metric": m, "front": [{"number": done[i].get("number"), "arm": done[i]["arm"], "seed": done[i].get("seed"),
+                                                  m: score[i], cost: c[i]} for i in idx]}
+
+
+def curve_bands(study: Study, metric: str) -> tuple[str, dict[str, tuple]]:
+    """Per arm the mean and std over seeds of a logged curve at each epoch (or step), with the seed count."""
+    arm_of = {t.get("number"): t["arm"] for t in study.trials if t["state"] in ("COMPLETE", "PRUNED")}
+    rows = [r for r in study.curves
+            if r.get("metric") == metric and r.get("trial") in arm_of and math.isfinite(num(r.get("value")))]
+    epochs = {r.get("epoch") for r in rows}
+    xkey = "epoch" if len(epochs - {None}) > 1 and None not in epochs else "step"
+    per: dict[str, dict[float, dict[Any, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for r in rows:
+        x = num(r.get(xkey))
+        if x == x:
+            per[arm_of[r["trial"]]][x][r["trial"]].append(float(r["value"]))
+    bands = {}
+    for arm in study.arms:
+        if arm not in per:
+            continue
+        xs = sorted(per[arm])
+        # Average within a trial first (several logs at one x), then across seeds.
+        vals = [[float(np.mean(v)) for v in per[arm][x].values()] for x in xs]
+        mean = np.array([np.mean(v) for v in vals])
+        std = np.array([np.std(v, ddof=1) if len(v) > 1 else 0.0 for v in vals])
+        bands[arm] = (np.array(xs), mean, std, np.array([len(v) for v in vals]))
+    return xkey, bands
+
+
+def _pairs(study: Study, arm: str, base: str, err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Errors of the same sampled architecture in ``arm`` and ``base``, matched by the ``pair`` column (None without one)."""
+    if not any(t.get("pair") not in (None, "") for t in study.complete):
+        return None
+    def by_pair(a: str) -> dict[Any, float]:
+        out: dict[Any, list[float]] = defaultdict(list)
+        for t, e in zip([t for t in study.complete if t["arm"] == a], err[a]):
+            if t.get("pair") not in (None, "") and math.isfinite(e):
+                out[t["pair"]].append(float(e))
+        return {k: float(np.mean(v)) for k, v in out.items()}
+    pa, pb = by_pair(arm), by_pair(base)
+    keys = sorted(set(pa) & set(pb), key=str)
+    return np.array([pa[k] for k in keys]), np.array([pb[k] for k in keys])
+
+
+def design_space(study: Study, *, bins: int = 10, resamples: int | None = None,
+                 seed: int = 0) -> tuple[dict[str, Any], EdfData]:
+    """Error EDFs of each population (arm), plain and complexity-normalised, as Radosavovic et al. (2019) compare them.
+
+    Per population: n, mean error with a bootstrap interval, min and median, the half-width of its simultaneous
+    95% DKW band. Against the baseline: the KS statistic with scipy's p and a permutation p; per complexity
+    measure the normalised KS (weights recomputed for every relabelling in its permutation p) and the normalised
+    mean difference with a bootstrap interval whose weights are recomputed in every resample; with a ``pair``
+    column, the paired differences (sign-flip permutation test, Wilcoxon). The outcome reads the permutation p
+    (the sign-flip p when paired), Holm-adjusted across the populations. Returns the report's ``design_space``
+    section and the raw errors and complexities the EDF figure draws.
+    """
+    st = study.settings
+    resamples = resamples or st.resamples
+    scale, unit = metric_format(study)
+    higher = not lower_is_better(study.metric)
+    err = {a: ((1.0 if scale == 100 else 0.0) - study.values(a)) * scale if higher else study.values(a) * scale for a in study.arms}
+    err_name = f"error ({'%' if scale == 100 else study.metric})" if higher else study.metric
+    measures = [m for m in ("flops", "params") if study.has(m)]
+    comp = {m: {a: study.column(m, a) for a in study.arms} for m in measures}
+    populations = []
+    for a in study.arms:
+        e = err[a][np.isfinite(err[a])]
+        lo, hi = edfs.bootstrap_ci(e, resamples=resamples, seed=seed)
+        populations.append({"arm": a, "n": len(e), "mean_error": _mean(e), "mean_error_ci": [lo, hi],
+                            "min_error": float(e.min()) if len(e) else math.nan, "median_error": _median(e),
+                            "dkw_epsilon": edfs.dkw_epsilon(len(e)) if len(e) else math.nan})
+    tests = []
+    base = study.baseline
+    margin = margin_of(study, study.metric)
+    for a in study.arms:
+        if a == base or base is None:
+            continue
+        row: dict[str, Any] = {"arm": a, "baseline": base, "ks": edfs.ks_test(err[a], err[base]).__dict__,
+                               "ks_permutation_p": edfs.ks_permutation(err[a], err[base], resamples=resamples, seed=seed),
+                               "mean_diff": _mean(err[a]) - _mean(err[base]),
+                               "mean_diff_ci": list(edfs.bootstrap_diff_ci(err[a], err[base], resamples=resamples, seed=seed))}
+        for m in measures:
+            wa, wb = edfs.complexity_weights([comp[m][a], comp[m][base]], bins=bins)
+            ks = edfs.ks_test(err[a], err[base], wa, wb).__dict__
+            ks["permutation_p"] = (edfs.ks_permutation(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
+                                                        resamples=min(resamples, 1000), seed=seed)
+                                   if wa.sum() > 0 and wb.sum() > 0 else math.nan)
+            row[f"ks_normalised_{m}"] = ks
+            est, lo, hi = edfs.normalised_mean_diff_ci(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
+                                                        resamples=min(resamples, 1000), seed=seed)
+            row[f"mean_diff_normalised_{m}"] = est
+            row[f"mean_diff_normalised_{m}_ci"] = [lo, hi]
+        pairs = _pairs(study, a, base, err)
+        if pairs is not None:
+            row["paired"] = edfs.paired_test(*pairs, resamples=resamples, seed=seed).to_dict()
+        row["p"] = row["paired"]["sign_flip_p"] if pairs is not None and row["paired"]["pairs"] >= 2 else row["ks_permutation_p"]
+        row["p_test"] = "paired sign-flip permutation" if pairs is not None and row["paired"]["pairs"] >= 2 else "KS permutation"
+        eq = stats.tost(err[a], err[base], margin) if margin is not None else None
+        row["margin"] = margin
+        row["equivalence"] = None if eq is None else asdict(eq)
+        tests.append(row)
+    adj = stats.adjust([t["p"] for t in tests], st.adjust)
+    eq_adj = stats.adjust([t["equivalence"]["p"] if t["equivalence"] else math.nan for t in tests], st.adjust)
+    for t, pa, ea in zip(tests, adj, eq_adj):
+        d = t["paired"]["mean_diff"] if "paired" in t and t["paired"]["pairs"] >= 2 else t["mean_diff"]
+        better = None if not math.isfinite(d) or d == 0 else bool(d < 0)  # lower error is better
+        t["p_adjusted"] = float(pa)
+        t["adjust"] = st.adjust
+        t["outcome"] = stats.outcome(float(pa), float(ea), better, st.alpha)
+        t["verdict"] = _edf_verdict(t, measures, unit or "")
+    return ({"error": err_name, "measures": measures, "bins": bins, "populations": populations, "tests": tests},
+            EdfData(err_name, measures, bins, err, comp))
+
+
+def _edf_verdict(row: dict, measures: list[str], unit: str) -> str:
+    ks = row["ks"]
+    u = f" {unit}" if unit else ""
+    lo, hi = row["mean_diff_ci"]
+    norm = [(m, row[f"ks_normalised_{m}"]) for m in measures]
+    out = row["outcome"]
+    d = row["mean_diff"]
+    if out in ("better", "worse"):
+        head = f"{row['arm']}'s errors are {'lower' if out == 'better' else 'higher'} than {row['baseline']}'s — {out}"
+    elif out == "equivalent":
+        head = f"{row['arm']}'s mean error is within ±{row['margin']:.1f}{u} of {row['baseline']}'s — equivalent"
+    else:
+        head = f"no difference shown between the errors of {row['arm']} and {row['baseline']} — inconclusive"
+    parts = [f"{head} ({row['p_test']} {stats.format_p(row['p'])}, Holm-adjusted {stats.format_p_bare(row['p_adjusted'])})",
+             f"KS D={ks['statistic']:.2f}, {stats.format_p(ks['p'])}, permutation {stats.format_p(row['ks_permutation_p'])}, "
+             f"n={int(ks['n_a'])} vs {int(ks['n_b'])}"]
+    for m, k in norm:
+        if math.isfinite(k["statistic"]):
+            parts.append(f"normalised by {m}: D={k['statistic']:.2f}, permutation {stats.format_p(k['permutation_p'])}")
+        else:
+            parts.append(f"normalised by {m}: not possible, the populations share no {m} range")
+    if math.isfinite(d):
+        word = "lower" if d < 0 else "higher"
+        lo, hi = sorted((math.copysign(1, d) * lo, math.copysign(1, d) * hi))
+        parts.append(f"mean error {word} by {abs(d):.1f}{u} (95% bootstrap CI {lo:.1f}–{hi:.1f})")
+    if "paired" in row and row["paired"]["pairs"] >= 2:
+        pr = row["paired"]
+        parts.append(f"{pr['pairs']} pairs: mean paired difference {pr['mean_diff']:+.2f}{u} (95% CI {pr['ci_low']:.2f} to "
+                     f"{pr['ci_high']:.2f}), sign-flip {stats.format_p(pr['sign_flip_p'])}, Wilcoxon {stats.format_p(pr['wilcoxon_p'])}")
+    return "; ".join(parts)
+
+
+def configure(study: Study, **overrides: Any) -> Study:
+    """Apply command-line overrides (``alpha``, ``test``, ``adjust``, ``margin``; ``None`` keeps config.yaml's) to the study."""
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if given:
+        study.settings = replace(study.settings, **given).check()
+    return study
+
+
+def outcome_plan(study: Study) -> dict[str, Any]:
+    """What the report tests and how: the primary and secondary outcomes, their margins and families, the claim."""
+    o = study.outcomes
+    secondary = [m for m in o.secondary if m != study.metric]
+    stated = bool(o.primary or o.secondary)
+    return {"stated": stated, "primary": study.metric, "primary_stated": o.primary, "secondary": secondary,
+            "margins": {m: margin_of(study, m) for m in [study.metric, *secondary]},
+            "claimed": o.claimed, "source": o.source,
+            "families": "each outcome is its own family" + ("" if study.settings.adjust == "none" else
+                                                             ", Holm-adjusted over its comparisons")}
+
+
+def build_report(study: Study, *, alpha: float | None = None, test: str | None = None, adjust: str | None = None,
+                 margin: float | None = None) -> Report:
+    """Everything the report says about one study; ``alpha``, ``test``, ``adjust`` and ``margin`` override its settings."""
+    configure(study, alpha=alpha, test=test, adjust=adjust, margin=margin)
+    st = study.settings
+    scale, unit = metric_format(study)
+    compared = [t for b in study.budgets for t in study.by_budget[b]] if study.budgets else study.trials
+    everything = [*study.tuning, *compared]  # every trial: tuning, and every budget's
+    counts = {s: sum(t["state"] == s for t in everything) for s in STATES}
+    # A search's arms are a sampled population and the networks placed beside it: the front is the result, not tests.
+    search = study.kind == "search"
+    plan = outcome_plan(study)
+    notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
+    if _is_proportion(study):
+        n_eval = study.eval_size(study.metric)
+        split = "test" if study.metric.startswith("test/") else "validation"
+        source = study.test_size_source if split == "test" else study.val_size_source
+        pool = (study.source_images or {}).get("test" if split == "test" else "val")
+        source += f"; composed from {pool} source images" if pool else ""
+        notes.append(f"{split}-set size: {n_eval} images ({source}); the intervals of each arm count its binomial sampling noise"
+                     if n_eval else
+                     f"{split}-set size unknown (not in study.json, results.csv or config.yaml's data): the intervals count the "
+                     f"seeds' spread only, not the finite {split} set's sampling noise")
+    secondary: dict[str, list[dict[str, Any]]] = {}
+    if not search:
+        for m in plan["secondary"]:
+            if study.available(m):
+                secondary[m] = comparison_rows(study, m)
+            else:
+                notes.append(f"secondary outcome {m!r} has no values in this study: not analysed")
+        for m in SECONDARY:  # time to target, when measured, even where the experiment did not name it
+            if m not in secondary and m != study.metric and study.available(m):
+                secondary[m] = comparison_rows(study, m)
+    report = Report(
+        study=study.name, experiment=study.experiment, path=str(study.path), kind=study.kind,
+        metric=study.metric, higher_is_better=not lower_is_better(study.metric), scale=scale, unit=unit,
+        baseline=study.baseline, baseline_source=study.baseline_source,
+        reference="previous rung" if study.kind == "ladder" else "baseline",
+        test=st.test, alpha=st.alpha, adjust=st.adjust, power=st.power, outcomes=plan,
+        test_size=study.test_size, test_size_source=study.test_size_source, val_size=study.val_size,
+        classes=study.classes,
+        trained_rule=trained_rule(study),
+        trials={"total": len(everything), **{k: v for k, v in counts.items() if v},
+                **({"tuning": len(study.tuning)} if study.tuning else {}),
+                **({"compared": len(study.trials)} if len(everything) != len(study.trials) else {})},
+        arms=arm_table(study),
+        comparisons=[] if search else comparison_rows(study),
+        secondary=secondary,
+        failures=[{"number": t.get("number"), "arm": t["arm"], "seed": t.get("seed"), "reason": t.get("fail_reason") or ""}
+                  for t in study.trials if t["state"] == "FAIL"],
+        notes=notes,
+    )
+    if study.tuning:
+        report.tuning = tuning_table(study)
+    if len(study.budgets) > 1:
+        report.budgets = budget_table(study)
+        report.budget = study.budgets[-1]
+    report.pareto = {m: pareto_points(study, m) for m in ("flops", "params") if study.has(m) and pareto_metric(study)}
+    report.pareto_metric = pareto_metric(study)
+    report.pareto_scale = metric_format(study, pareto_metric(study))[0] if pareto_metric(study) else 1.0
+    if study.kind == "design_space":
+        report.design_space, report.edf = design_space(study)
+    if not study.available(study.metric):
+        report.notes.append(f"no finished trial has a value of {study.metric!r}")
+    return report

@@ -1,1 +1,0 @@
-"""The drawing machinery behind ``nasplay.report.diagram``: style, layout model, layout, render, pages."""
