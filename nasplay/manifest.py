@@ -77,6 +77,8 @@ class Manifest:
     classes: int | None = None  # the data's classes (chance accuracy is 1/classes)
     test_size: int | None = None  # images in the test split, when the runner knows it
     outcomes: dict[str, Any] | None = None  # experiment.outcomes: primary / secondary metrics, margins, claimed effects
+    environment: dict[str, Any] | None = None  # where the study was created (nasplay.environment)
+    environments: dict[str, Any] = field(default_factory=dict)  # every environment that opened it or ran its trials, by fingerprint
     version: int = VERSION
 
     def direction(self, metric: str) -> str:

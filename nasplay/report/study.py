@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from nasplay import environment
 from nasplay.manifest import FILE as MANIFEST_FILE
 from nasplay.manifest import Manifest, direction, kind_of
 from nasplay.outcomes import OutcomesConfig, ReportConfig, outcomes_from_dict
@@ -27,7 +28,8 @@ from nasplay.report import stats
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns read as text even when they look like numbers.
-TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch", "genome", "datetime_start", "datetime_complete"}
+TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch", "genome", "datetime_start", "datetime_complete",
+                "environment"}
 # The primary metric when the config names none: the first present in the finished trials.
 METRIC_PREFERENCE = ("test/acc", "val/acc_best", "val/acc")
 # Time-to-target metrics (e.g. epochs to a target error, as the AlexNet paper measured ReLU): empty where a seed never
@@ -789,6 +791,8 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     search = study.kind == "search"
     plan = outcome_plan(study)
     notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
+    env = environment.report_block(study.manifest, everything)  # what the numbers were made with
+    notes += [n for n in [environment.note(env)] if n]
     if _is_proportion(study):
         n_eval = study.eval_size(study.metric)
         split = "test" if study.metric.startswith("test/") else "validation"
@@ -825,6 +829,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
         "failures": [{"number": t.get("number"), "arm": t["arm"], "seed": t.get("seed"), "reason": t.get("fail_reason") or ""}
                      for t in study.trials if t["state"] == "FAIL"],
         "notes": notes,
+        "environment": env,
     }
     if study.tuning:
         report["tuning"] = tuning_table(study)
