@@ -97,13 +97,18 @@ def stamp(manifest: Any, study_dir: str | os.PathLike, study: Any, trainer: Any)
     created = previous.get("environment") if isinstance(previous.get("environment"), dict) else None
     known = dict(previous.get("environments") or {})
     known.update(from_storage(study))
+    fresh = not previous or not any(t.state.name != "WAITING" for t in study.get_trials(deepcopy=False))
+    # A study made before environments were recorded keeps no creation environment: later resumes compare with the
+    # last one recorded.
+    reference = created or (list(known.values())[-1] if known else None)
     known.setdefault(env["fingerprint"], env)
-    manifest.environment = created or env
+    manifest.environment = created or (env if fresh else None)
     manifest.environments = known
-    if created is None or created.get("fingerprint") == env["fingerprint"]:
+    if reference is None or reference.get("fingerprint") == env["fingerprint"]:
         return None
-    return (f"note: this study was created in another environment ({created.get('fingerprint')} -> {env['fingerprint']}: "
-            f"{change_text(created, env)}); it goes on here, and its report says its trials ran in more than one")
+    where = "created" if created else "last run"
+    return (f"note: this study was {where} in another environment ({reference.get('fingerprint')} -> {env['fingerprint']}: "
+            f"{change_text(reference, env)}); it goes on here, and its report counts the trials of each environment")
 
 
 def claim(study: Any, env: dict[str, Any]) -> None:

@@ -128,6 +128,39 @@ def test_report_block_counts_the_trials_of_each_environment():
     assert other["undescribed"] == ["ffffffff"] and "not described here" in "\n".join(environment.markdown(other))
 
 
+def _trainer(threads: int) -> SimpleNamespace:
+    return SimpleNamespace(threads=threads, deterministic=True, benchmark=None, matmul_precision=None)
+
+
+def test_stamp_records_where_a_study_was_made_and_what_changed_since(tmp_path):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    one, two = environment.of_trainer(_trainer(1)), environment.of_trainer(_trainer(2))
+    fresh, m = optuna.create_study(), SimpleNamespace()
+    assert environment.stamp(m, tmp_path / "new", fresh, _trainer(1)) is None
+    assert m.environment == one and m.environments == {one["fingerprint"]: one}
+
+    # A study made before environments were recorded: its trials ran somewhere unknown, so no creation environment ...
+    old = optuna.create_study()
+    old.tell(old.ask(), 1.0)
+    (tmp_path / "study.json").write_text(json.dumps({"experiment": "x"}))
+    assert environment.stamp(m, tmp_path, old, _trainer(1)) is None
+    assert m.environment is None and m.environments == {one["fingerprint"]: one}
+    # ... and the next resume elsewhere compares with the last environment recorded.
+    (tmp_path / "study.json").write_text(json.dumps({"environment": None, "environments": m.environments}))
+    line = environment.stamp(m, tmp_path, old, _trainer(2))
+    assert line.startswith(f"note: this study was last run in another environment ({one['fingerprint']} -> {two['fingerprint']}")
+    assert "threads 1 -> 2" in line and "\n" not in line and list(m.environments) == [one["fingerprint"], two["fingerprint"]]
+
+    # A worker's environment, stored in the study by the worker, reaches study.json (another host's too).
+    (tmp_path / "study.json").write_text(json.dumps({"environment": one, "environments": {one["fingerprint"]: one}}))
+    environment.claim(old, {**two, "cpu": "elsewhere"})
+    environment.gather(tmp_path, old)
+    recorded = json.loads((tmp_path / "study.json").read_text())
+    assert recorded["environment"] == one and recorded["environments"][two["fingerprint"]]["cpu"] == "elsewhere"
+
+
 # --- end to end: a study records it, a resume elsewhere says so, the report counts the environments ----------------------
 
 TINY = ("arch=lenet5_common", "data.limit=240", "data.batch_size=32", "trainer.max_epochs=1", "sweep=grid",
