@@ -195,7 +195,7 @@ def describe(env: dict[str, Any]) -> str:
     extra = [f"cudnn.benchmark {env['benchmark']}" if env.get("benchmark") is not None else "",
              f"matmul precision {env['matmul_precision']}" if env.get("matmul_precision") else ""]
     return (f"{code}, Python {env.get('python')}, {versions}; {env.get('platform')}, CPU {env.get('cpu')}, {gpu}; "
-            f"{env.get('threads')} thread(s), " + ", ".join(x for x in (det, *extra) if x))
+            f"{env.get('threads') or 'default'} thread(s), " + ", ".join(x for x in (det, *extra) if x))
 
 
 def markdown(block: dict[str, Any] | None) -> list[str]:
@@ -289,10 +289,14 @@ def _gpus() -> tuple[str | None, int]:
     if out.returncode != 0 or not rows:
         return None, 0
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        wanted = [v.strip() for v in visible.split(",") if v.strip()]
-        rows = [next(r for r in rows if w in (r[0], r[1]) or (w.startswith("GPU-") and r[1].startswith(w))) for w in wanted
-                if any(w in (r[0], r[1]) or (w.startswith("GPU-") and r[1].startswith(w)) for r in rows)]
+    if visible is not None:  # indices or UUIDs (a UUID's prefix will do); CUDA stops at the first that names no GPU
+        chosen = []
+        for w in (v.strip() for v in visible.split(",")):
+            row = next((r for r in rows if w and (w == r[0] or (w.startswith("GPU-") and r[1].startswith(w)))), None)
+            if row is None:
+                break
+            chosen.append(row)
+        rows = chosen
     names = list(dict.fromkeys(r[2] for r in rows))
     return (" + ".join(names) if names else None), len(rows)
 

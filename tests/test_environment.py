@@ -92,6 +92,8 @@ def test_gpus_are_those_the_process_may_use(tmp_path, monkeypatch):
     assert environment._gpus() == ("NVIDIA H100 80GB HBM3", 1)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-ccc")
     assert environment._gpus() == ("NVIDIA A100-SXM4-40GB", 1)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,7,0")  # CUDA ignores what follows an index that names no GPU
+    assert environment._gpus() == ("NVIDIA A100-SXM4-40GB", 1)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert environment._gpus() == (None, 0)
     monkeypatch.setenv("PATH", str(tmp_path / "nowhere"))
