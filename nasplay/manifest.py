@@ -79,6 +79,8 @@ class Manifest:
     val_size: int | None = None  # images in the validation split, as the data module holds it
     source_images: dict[str, int] | None = None  # clutter: the source digits each split (train / val / test) is composed from
     outcomes: dict[str, Any] | None = None  # experiment.outcomes: primary / secondary metrics, margins, claimed effects
+    environment: dict[str, Any] | None = None  # where the study was created (nasplay.environment)
+    environments: dict[str, Any] = field(default_factory=dict)  # every environment that opened it or ran its trials, by fingerprint
     version: int = VERSION
 
     def direction(self, metric: str) -> str:

@@ -150,9 +150,42 @@ def runs_table(suite: str) -> str:
             "test accuracy per arm, % (95% CI) |\n|---|---|---:|---:|---|---|\n" + "\n".join(lines))
 
 
+# The day studies began to record their environment (nasplay.environment): a report without one is older.
+ENVIRONMENT_SINCE = "2026-12-06"
+
+
+def environment_text(suite: str) -> str:
+    """The environment(s) the suite's committed runs ran in, as their reports record it; the runs whose reports
+    predate the record are named as such."""
+    from nasplay.environment import describe
+
+    d = RESULTS / suite
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    missing = []
+    for path in sorted(d.glob("*/report.json")) if d.exists() else []:
+        r = json.loads(path.read_text())
+        envs = (r.get("environment") or {}).get("environments") or {}
+        if not envs:
+            missing.append(r["experiment"])
+        for fp, env in envs.items():
+            groups.setdefault(fp, (env, []))[1].append(r["experiment"])
+    old = f"not recorded (runs predate {ENVIRONMENT_SINCE})"
+    if not groups:
+        return f"Environment of these runs: {old}." if missing else "(no study of this suite has a committed report.json yet)"
+    if len(groups) == 1 and not missing:
+        ((fp, (env, _)),) = groups.items()
+        return f"Environment of these runs (from their reports, fingerprint `{fp}`): {describe(env)}."
+    lines = ["Environments of these runs, from their reports:"]
+    lines += [f"- `{fp}` ({', '.join(f'`{n}`' for n in names)}): {describe(env)}" for fp, (env, names) in groups.items()]
+    if missing:
+        lines.append(f"- {old}: {', '.join(f'`{n}`' for n in missing)}")
+    return "\n".join(lines)
+
+
 def blocks() -> dict[str, str]:
     tallies, table = claims_table()
-    return {"tally": tallies, "claims": table, "runs-clutter": runs_table("clutter"), "runs-digits": runs_table("digits")}
+    return {"tally": tallies, "claims": table, "runs-clutter": runs_table("clutter"), "runs-digits": runs_table("digits"),
+            "env-clutter": environment_text("clutter"), "env-digits": environment_text("digits")}
 
 
 def render(text: str, made: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from pathlib import Path
 
 # Lower rooms first: a room may import only rooms at its level or below.
-LEVELS = {"resources": 0, "manifest": 0, "outcomes": 0, "private_api": 0,
+LEVELS = {"resources": 0, "manifest": 0, "outcomes": 0, "private_api": 0, "environment": 0,
           "space": 1, "nn": 2, "complexity": 3, "reference": 3, "train": 4, "track": 5,
           "sweep": 6, "draw": 7, "report": 7, "experiment": 8, "cli": 9, "__main__": 9, "__init__": 9}
 

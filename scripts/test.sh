@@ -9,7 +9,8 @@ if [ ! -x .venv/bin/python ]; then
     python3 -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -e ".[dev]"
+# The pinned versions (constraints.txt, written by scripts/pin.py): CI tests what the README installs.
+.venv/bin/python -m pip install -q -c constraints.txt -e ".[dev]"
 # A real PostgreSQL server on loopback for the multi-host storage tests (they skip, saying why, without one).
 if [ -z "${NASPLAY_TEST_POSTGRES_URL:-}" ]; then
     NASPLAY_TEST_POSTGRES_URL=$(bash scripts/postgres.sh) || true

@@ -92,3 +92,26 @@ def test_run_copies_the_report_and_the_extra_baseline_reports(tmp_path, monkeypa
     assert main["command"].startswith("python -m nasplay experiment=ablate_skip debug=smoke") and main["wall_minutes"] > 0
     assert not Path(main["path"]).is_absolute() and (dest / "study.json").exists()
     assert runner.run(suite, ["ablate_skip"], [], tmp_path / "runs", missing=True) == 0  # skipped, nothing rerun
+
+
+def test_claims_md_states_the_environment_of_the_runs_from_their_reports(tmp_path, monkeypatch):
+    from nasplay import environment
+
+    tables = load("claims_tables")
+    text = (ROOT / "docs" / "claims.md").read_text()
+    for suite in ("clutter", "digits"):  # what the committed reports say (they may predate the record)
+        assert tables.environment_text(suite) in text
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    env = environment.collect(threads=1, deterministic=True)
+    block = {"recorded": True, "environments": {env["fingerprint"]: env}, "trials": {env["fingerprint"]: 6}}
+    for name, report in (("ablate_gap", {"experiment": "ablate_gap", "environment": block}),
+                         ("ablate_skip", {"experiment": "ablate_skip"})):
+        (tmp_path / "s" / name).mkdir(parents=True)
+        (tmp_path / "s" / name / "report.json").write_text(json.dumps(report))
+    mixed = tables.environment_text("s")
+    assert f"- `{env['fingerprint']}` (`ablate_gap`): {environment.describe(env)}" in mixed
+    assert f"- not recorded (runs predate {tables.ENVIRONMENT_SINCE}): `ablate_skip`" in mixed
+    (tmp_path / "s" / "ablate_skip" / "report.json").unlink()
+    one = tables.environment_text("s")
+    assert one.startswith(f"Environment of these runs (from their reports, fingerprint `{env['fingerprint']}`): nasplay ")
+    assert f"torch {env['torch']}" in one

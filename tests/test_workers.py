@@ -4,6 +4,7 @@ real PostgreSQL server, and two separate commands ("hosts") sharing one PostgreS
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -56,6 +57,8 @@ def test_two_workers_run_every_grid_point_exactly_once(compose, tmp_path, backen
 
     rows = read_csv(study_dir / "results.csv")  # written by the workers and, last, by the parent: the storage's view
     assert [(int(r["number"]), r["state"], r["arm"]) for r in rows] == [(t.number, "COMPLETE", t.user_attrs["arm"]) for t in trials]
+    made = json.loads((study_dir / "study.json").read_text())  # each worker recorded its environment: the study's
+    assert {r["environment"] for r in rows} == {made["environment"]["fingerprint"]} == set(made["environments"])
     assert "2 workers (1 CPU thread(s) each)" in text and "[w0] trial" in text and "[w1] trial" in text
     assert "6 complete" in text
     if backend == "journal":  # one W&B run per trial, whichever process ran it

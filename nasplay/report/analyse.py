@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import fisher_exact
 
+from nasplay import environment
 from nasplay.report import edfs, stats
 from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
 
@@ -62,6 +63,7 @@ class Report:
     secondary: dict[str, list[dict[str, Any]]]
     failures: list[dict[str, Any]]
     notes: list[str]
+    environment: dict[str, Any] = field(default_factory=dict)  # what the numbers were made with (nasplay.environment)
     tuning: dict[str, Any] | None = None  # experiment.tune
     budgets: list[dict[str, Any]] | None = None  # experiment.budgets: every budget's comparison
     budget: float | None = None  # the budget the verdicts are read at
@@ -560,6 +562,8 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     search = study.kind == "search"
     plan = outcome_plan(study)
     notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
+    env = environment.report_block(study.manifest, everything)  # what the numbers were made with
+    notes += [n for n in [environment.note(env)] if n]
     if _is_proportion(study):
         n_eval = study.eval_size(study.metric)
         split = "test" if study.metric.startswith("test/") else "validation"
@@ -598,6 +602,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
         failures=[{"number": t.get("number"), "arm": t["arm"], "seed": t.get("seed"), "reason": t.get("fail_reason") or ""}
                   for t in study.trials if t["state"] == "FAIL"],
         notes=notes,
+        environment=env,
     )
     if study.tuning:
         report.tuning = tuning_table(study)

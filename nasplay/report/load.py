@@ -26,7 +26,8 @@ from nasplay.outcomes import OutcomesConfig, ReportConfig, outcomes_from_dict
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
 # Columns read as text even when they look like numbers.
-TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch", "genome", "datetime_start", "datetime_complete"}
+TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch", "genome", "datetime_start", "datetime_complete",
+                "environment"}
 # The primary metric when the config names none: the first present in the finished trials.
 METRIC_PREFERENCE = ("test/acc", "val/acc_best", "val/acc")
 # Time-to-target metrics (e.g. epochs to a target error, as the AlexNet paper measured ReLU): empty where a seed never

@@ -6,6 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from nasplay import environment
+
 TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test"}
 
 
@@ -318,6 +320,7 @@ def render(report: dict[str, Any]) -> str:
     if r["failures"]:
         lines += ["## Failed trials", "", table(["trial", "arm", "seed", "reason"],
                                                 [[f["number"], f["arm"], f["seed"], f["reason"]] for f in r["failures"]]), ""]
+    lines += environment.markdown(r.get("environment"))
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from nasplay import environment
 from nasplay.sweep.plan import Plan
 from nasplay.sweep.results import append_curves, write_results
 from nasplay.sweep.storage import HEARTBEAT, STALE, Heartbeat, fail_stale, holds_its_point, make_storage, study_lock
@@ -208,6 +209,8 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                         maximize=c.sweep.directions_resolved[0] == "maximize", interval=c.progress_interval, prefix=tag)
     runner.extra_callbacks += (EpochProgress(progress, c.sweep.monitor),)  # epoch and batch of the trial in flight
     progress.seed_counts(study.get_trials(deepcopy=False))
+    env = environment.of_trainer(c.trainer)  # what this worker's trials are computed with
+    environment.claim(study, env)
 
     attempted: set[tuple] = set()
     failures, ran, begun = 0, 0, time.perf_counter()
@@ -250,6 +253,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                     trial = study.ask()  # pops a WAITING trial (a grid point, a retry) before sampling
                     spec = suggest(trial, plan)
                     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+                    trial.set_user_attr(environment.TRIAL_ATTR, env["fingerprint"])
                     study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
             if stopped:
                 break

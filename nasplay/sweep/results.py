@@ -16,6 +16,8 @@
   ``epochs_to_target``, ``steps_to_target``, ...), then for sampled parameters ``param.NAME``,
 - ``params``, ``flops``, ``genome_hash``, ``duration_s`` (the whole trial, overheads included),
   ``datetime_start``, ``datetime_complete``, ``wandb_id`` (the W&B run id, or ``csv/trial_N``),
+  ``environment`` (the fingerprint of the environment the trial ran in: versions, commit, hardware,
+  threads; each is described in study.json's ``environments``, see :mod:`nasplay.environment`),
   ``pruned_epoch``, ``fail_reason``.
 
 Empty cells mean "not measured" (a pruned or failed trial has no test accuracy).
@@ -48,7 +50,7 @@ CURVES = "curves.csv"
 CURVE_COLUMNS = ("trial", "epoch", "step", "metric", "value")
 HEAD = ("number", "state", "arm", "arch")
 TAIL = ("params", "flops", "genome_hash", "duration_s", "datetime_start", "datetime_complete", "wandb_id",
-        "pruned_epoch", "fail_reason")
+        "environment", "pruned_epoch", "fail_reason")
 
 
 def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
@@ -89,7 +91,7 @@ def trial_rows(trials: Sequence[Any]) -> tuple[list[str], list[dict[str, Any]]]:
         row.update({k: v for k, v in ua.get("metrics", {}).items() if k in metric_names})
         row.update({f"param.{p}": t.params[p] for p in param_names if p in t.params})
         row.update(params=ua.get("params", ""), flops=ua.get("flops", ""), genome_hash=ua.get("genome_hash", ""),
-                   duration_s=ua.get("duration_s", ""), wandb_id=ua.get("wandb_id", ""),
+                   duration_s=ua.get("duration_s", ""), wandb_id=ua.get("wandb_id", ""), environment=ua.get("environment", ""),
                    pruned_epoch=ua.get("pruned_epoch", ""), fail_reason=ua.get("fail_reason", ""),
                    datetime_start=_time(t.datetime_start), datetime_complete=_time(t.datetime_complete))
         rows.append({c: _cell(row.get(c)) for c in columns})

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from nasplay import environment
 from nasplay.sweep.loop import FINISHED, done_reason, grid_points, open_study, planned_total, run_loop, save_results
 from nasplay.sweep.plan import Plan, make_plan
 from nasplay.sweep.results import format_summary, summary_rows
@@ -62,13 +63,17 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     begun = time.perf_counter()
     _write_config(plan)
     # The held-out splits' sizes as the data module holds them: the report's intervals count their sampling noise.
-    dataclasses.replace(plan.manifest(), **make_datamodule(c.data).eval_sizes()).write(plan.study_dir)
+    manifest = dataclasses.replace(plan.manifest(), **make_datamodule(c.data).eval_sizes())
+    moved = environment.stamp(manifest, plan.study_dir, study, c.trainer)  # a resume elsewhere says what changed
+    manifest.write(plan.study_dir)
     trials = study.get_trials(deepcopy=False)
     finished = sum(t.state.name in FINISHED for t in trials)
     started = any(t.state.name != "WAITING" for t in trials)  # queued trials (the classics of a search) are not a start
     console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if started else 'new'}) in "
                   f"{plan.study_dir}  storage {storage_url(c.sweep.storage, plan.study_dir)}", highlight=False, markup=False)
     console.print(_what(plan, total), highlight=False, markup=False)
+    if moved:
+        console.print(moved, highlight=False, markup=False)
     if len(c.sweep.objectives) > 1 and c.sweep.pruner.kind != "none":
         console.print("note: Optuna cannot prune a multi-objective study; the pruner is off", markup=False)
     from nasplay.sweep.workers import resolve_workers, run_workers
@@ -85,6 +90,7 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
 
     trials = study.get_trials(deepcopy=False)
     save_results(plan, study)
+    environment.gather(plan.study_dir, study)  # the environments of the workers that ran trials
     counts = {s: sum(t.state.name == s for t in trials) for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     if ran == 0:
         what = f"study {plan.name!r} is finished, nothing to do" if complete else "nothing to do"
