@@ -173,8 +173,9 @@ class Check:
                "command": " ".join(cmd) if cmd else None, "returncode": None, "figures": {}, "error": None,
                "log": f"logs/{name}.log"}
         self.steps.append(rec)
-        limit = min(limit, self.left() - 5)
-        if limit < 5:
+        room = self.left() - 5  # seconds for the summary after the last step
+        limit = rec["limit_s"] = round(min(limit, room), 1)
+        if room < 5:
             rec["error"] = f"not run: the check's budget of {self.budget:.0f} s was spent by the steps before it"
             self.say(f"[{name}] NOT RUN: out of time")
             self.write_summary()
@@ -327,8 +328,9 @@ print("ENV_JSON " + json.dumps(out))
 """
 
 
-def run_check(out: Path, work: Path, dry: bool, budget: float) -> int:
+def run_check(out: Path, work: Path, dry: bool, budget: float, wheels: Path = WHEELS) -> int:
     c = Check(out, work, dry, budget)
+    c.wheels = wheels
     c.say(f"device check, {'DRY RUN on the CPU at tiny sizes' if dry else 'on the GPU'}: output {out}, work {work}, "
           f"budget {budget:.0f} s, python {sys.executable}")
     step_install(c)
@@ -346,20 +348,22 @@ def run_check(out: Path, work: Path, dry: bool, budget: float) -> int:
 
 
 def step_install(c: Check) -> None:
+    wheels = c.wheels
     missing = missing_requirements()
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     cmd, why = None, None
     if missing:
         c.say(f"missing: {', '.join(missing)}")
-        if not WHEELS.is_dir() or not any(WHEELS.glob("*.whl")):
-            why = (f"missing: {', '.join(dist_name(r) for r in missing)}; and there is no {WHEELS} to install them from. "
+        if not wheels.is_dir() or not any(wheels.glob("*.whl")):
+            why = (f"missing: {', '.join(dist_name(r) for r in missing)}; and there is no {wheels} to install them from. "
                    f"Run `bash scripts/device_check.sh --prepare` on a machine with PyPI and carry .wheels with the tree")
         else:
-            cmd = [c.py, "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--find-links", str(WHEELS),
-                   "--no-warn-script-location", *requirements()]
-    manifest = json.loads((WHEELS / "manifest.json").read_text()) if (WHEELS / "manifest.json").exists() else {}
+            # only the missing ones: naming torch & co. again would have pip re-resolve what the image already holds
+            cmd = [c.py, "-m", "pip", "install", "--disable-pip-version-check", "--no-index", "--find-links", str(wheels),
+                   "--no-warn-script-location", *missing]
+    manifest = json.loads((wheels / "manifest.json").read_text()) if (wheels / "manifest.json").exists() else {}
     if cmd and manifest.get("pythons") and here not in manifest["pythons"]:
-        c.say(f"WARNING: {WHEELS} was prepared for python {manifest['pythons']}, this is {here}: its binary wheels may not "
+        c.say(f"WARNING: {wheels} was prepared for python {manifest['pythons']}, this is {here}: its binary wheels may not "
               f"install (prepare with --python {here})")
 
     def parse(rec, logfile, _):
@@ -369,7 +373,7 @@ def step_install(c: Check) -> None:
         done = re.findall(r"Successfully installed (.*)", text)
         nothing = re.findall(r"No matching distribution found for (\S+)", text)
         if nothing:
-            rec["error"] = f"no wheel in {WHEELS} for: {', '.join(nothing)} (prepare again, for python {here})\n{rec['error'] or ''}"
+            rec["error"] = f"no wheel in {wheels} for: {', '.join(nothing)} (prepare again, for python {here})\n{rec['error'] or ''}"
         still = missing_requirements()
         if still and not why:
             rec["error"] = (rec["error"] or "") + f"\nstill missing after the install: {', '.join(still)}"
@@ -380,9 +384,11 @@ def step_install(c: Check) -> None:
                 "wheels": {k: manifest.get(k) for k in ("pythons", "total_mib", "prepared")} if manifest else None,
                 "pip": _version("pip")}
 
-    title = (f"install {len(missing)} missing dependencies from {WHEELS.name}/ (no network)" if missing
+    title = (f"install {len(missing)} missing dependencies from {wheels.name}/ (no network)" if missing
              else "nasplay's dependencies: all present, nothing to install")
-    c.step("install", title, cmd, STEP_LIMITS["install"], parse=parse)
+    # only the carried folder counts: no index, and no pip configuration's find-links or index either
+    env = {k: v for k, v in c.env.items() if k not in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL")}
+    c.step("install", title, cmd, STEP_LIMITS["install"], parse=parse, env={**env, "PIP_CONFIG_FILE": os.devnull})
     importlib.invalidate_caches()
 
 
@@ -618,9 +624,9 @@ def _fmt(v) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--prepare", action="store_true", help="fetch the wheels the device needs (here, with PyPI)")
-    p.add_argument("--python", default="", help=f"with --prepare: python versions to fetch for (default {DEVICE_PYTHON}, the "
-                                                f"device's, and this python's)")
-    p.add_argument("--wheels", default=str(WHEELS), help="with --prepare: where (default .wheels/)")
+    p.add_argument("--python", default="", help=f"with --prepare: python versions to fetch for, comma-separated (default "
+                                                f"{DEVICE_PYTHON}, the device's)")
+    p.add_argument("--wheels", default=str(WHEELS), help="the wheels' folder (default .wheels/)")
     p.add_argument("--dry-run", action="store_true", help="every step on the CPU at tiny sizes")
     p.add_argument("--out", default="", help="output folder (default $OUT, else runs/device_check/<time>)")
     p.add_argument("--work", default="", help="work folder for studies and data (default: a fresh temporary folder)")
@@ -628,11 +634,13 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.prepare:
         here = f"{sys.version_info.major}.{sys.version_info.minor}"
-        versions = [v.strip() for v in a.python.split(",") if v.strip()] or sorted({DEVICE_PYTHON, here})
+        versions = [v.strip() for v in a.python.split(",") if v.strip()] or [DEVICE_PYTHON]
+        if here not in versions:
+            print(f"note: this python is {here}; the wheels are for {', '.join(versions)} (add --python {here},... to try them here)")
         return prepare(Path(a.wheels).resolve(), versions)
     out = Path(a.out or os.environ.get("OUT") or ROOT / "runs" / "device_check" / dt.datetime.now().strftime("%Y%m%d-%H%M%S"))
     work = Path(a.work) if a.work else Path(tempfile.mkdtemp(prefix="nasplay-device-check-"))
-    return run_check(out.resolve(), work.resolve(), a.dry_run, a.budget or (170 if a.dry_run else 470))
+    return run_check(out.resolve(), work.resolve(), a.dry_run, a.budget or (170 if a.dry_run else 470), Path(a.wheels).resolve())
 
 
 if __name__ == "__main__":
