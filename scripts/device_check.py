@@ -532,7 +532,7 @@ def step_workers(c: Check, env: dict) -> None:
 def step_study(c: Check) -> None:
     runs = c.work / "study"
     size = (["data.size=16", "trainer=cpu", "debug=smoke", "arch.knobs.width=0.25", "data.clutter_train=128",
-             "data.clutter_val=32", "data.clutter_test=64"] if c.dry
+             "data.clutter_val=32", "data.clutter_test=64", "sweep.workers=1"] if c.dry  # the workers steps spawn workers
             else ["data.size=64", "trainer=gpu", "arch.knobs.width=1.0"])
     cmd = [c.py, "-m", "nasplay", "experiment=ablate_skip", "data=clutter", *size, "logger=csv", "progress=false",
            "study=device-check", f"runs_dir={runs}"]
