@@ -167,8 +167,11 @@ class Check:
         return self.budget - (time.monotonic() - self.start)
 
     def step(self, name: str, title: str, cmd: list[str] | None, limit: float, parse=None, env: dict | None = None,
-             during=None) -> dict:
-        """Run ``cmd`` (or only ``parse`` when ``cmd`` is None) under its limit; record and summarise."""
+             during=None, parse_failed: bool = False) -> dict:
+        """Run ``cmd`` (or only ``parse`` when ``cmd`` is None) under its limit; record and summarise.
+
+        ``parse(rec, logfile, sampler)`` returns the step's figures (and may set ``rec["error"]``); it runs after a
+        command that exited 0, or after any exit with ``parse_failed``."""
         rec = {"name": name, "title": title, "status": "failed", "seconds": 0.0, "limit_s": limit,
                "command": " ".join(cmd) if cmd else None, "returncode": None, "figures": {}, "error": None,
                "log": f"logs/{name}.log"}
@@ -200,7 +203,7 @@ class Check:
             if rec["error"] is None:
                 if cmd and rec["returncode"] != 0:
                     rec["error"] = f"exit code {rec['returncode']}\n" + _tail(logfile)
-                if parse:
+                if parse and (rec["error"] is None or parse_failed):
                     rec["figures"] = parse(rec, logfile, sampler) or {}
                 if rec["error"] is None:
                     rec["status"] = "passed"
@@ -260,6 +263,12 @@ def _tail(path: Path, lines: int = 60) -> str:
     if not path.exists():
         return ""
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _failed_trials(logfile: Path, most: int = 5) -> str:
+    """The first failed trials' lines of a study's output (each names its exception)."""
+    lines = [x.strip() for x in logfile.read_text(errors="replace").splitlines() if re.search(r"\btrial +\d+ FAIL\b", x)]
+    return "\n".join(lines[:most]) + (f"\n... {len(lines) - most} more" if len(lines) > most else "")
 
 
 def _indent(text: str) -> str:
@@ -455,7 +464,7 @@ def step_pytest(c: Check, env: dict) -> None:
 
     c.step("pytest_gpu", "the tests that skip without a GPU (pytest -m 'gpu or cuda')",
            [c.py, "-m", "pytest", "-m", "gpu or cuda", "-q", "-rs", "-p", "no:cacheprovider", f"--junitxml={xml}", *files],
-           STEP_LIMITS["pytest_gpu"], parse=parse)
+           STEP_LIMITS["pytest_gpu"], parse=parse, parse_failed=True)
 
 
 def step_lightning_vs_raw(c: Check) -> None:
@@ -508,7 +517,9 @@ def step_workers(c: Check, env: dict) -> None:
             study = optuna.load_study(study_name="workers", storage=make_storage(None, runs / "workers" / "workers"))
             done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
             if len(done) != trials:
-                rec["error"] = f"{len(done)} of {trials} trials completed"
+                rec["error"] = f"{len(done)} of {trials} trials completed\n" + _failed_trials(logfile)
+            if not done:
+                return {}
             t0 = min(t.datetime_start for t in done).timestamp()
             t1 = max(t.datetime_complete for t in done).timestamp()
             batch = 64  # conf/data/clutter.yaml
@@ -545,10 +556,11 @@ def step_study(c: Check) -> None:
         r = json.loads(reports[0].read_text())
         shutil.copy(reports[0].with_name("report.md"), c.out / "study_report.md")
         arms = {a["arm"]: {k: a.get(k) for k in ("n", "mean", "ci_low", "ci_high")} for a in r.get("arms", [])}
-        comps = {x["arm"]: {"diff": x["mean"] - x["mean_baseline"], "p": (x.get("welch") or {}).get("p"),
+        comps = {x["arm"]: {"diff": None if x.get("mean") is None or x.get("mean_baseline") is None
+                            else x["mean"] - x["mean_baseline"], "p": (x.get("welch") or {}).get("p"),
                             "verdict": x.get("verdict") or x.get("outcome")} for x in r.get("comparisons", [])}
         if r.get("trials", {}).get("COMPLETE") != r.get("trials", {}).get("total"):
-            rec["error"] = f"not every trial completed: {r.get('trials')}"
+            rec["error"] = f"not every trial completed: {r.get('trials')}\n" + _failed_trials(logfile)
         return {"wall_s": rec["seconds"], "wall_minutes": r.get("wall_minutes"), "trials": r.get("trials"),
                 "metric": r.get("metric"), "arms": arms, "comparisons": comps, "command": " ".join(cmd[2:]),
                 "secondary": {m: {x["arm"]: {"mean": x["mean"], "mean_baseline": x["mean_baseline"]} for x in v}

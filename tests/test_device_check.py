@@ -129,3 +129,22 @@ def test_requirements_are_pyprojects_and_the_carried_ones_leave_out_the_device_i
     for name in ("optuna", "wandb", "sqlalchemy", "psycopg_binary", "hydra_core", "scikit_learn"):
         assert not dc.NOT_CARRIED.match(name), name
     assert dc.missing_requirements() == []  # this environment has everything (the dry run installs nothing)
+
+
+def test_gpu_utilisation_is_averaged_over_the_steady_window_and_says_why_when_absent(dc, monkeypatch):
+    monkeypatch.setattr(dc.shutil, "which", lambda name: None)  # no driver: no sampling thread, a reason instead
+    s = dc.GpuSampler("0")
+    assert s.why == "nvidia-smi not found (no GPU driver here)"
+    s.samples = [(1.0, 50.0, 100.0), (2.0, 70.0, 300.0), (5.0, 10.0, 50.0)]
+    assert s.between(0.5, 3.0) == {"gpu_util_mean": 60.0, "gpu_util_max": 70.0, "gpu_mem_max_mib": 300.0, "gpu_util_samples": 2}
+    empty = s.between(10.0, 11.0)
+    assert empty["gpu_util_mean"] is None and empty["gpu_util_note"] == s.why
+
+
+def test_failed_trials_are_quoted_from_the_study_output(dc, tmp_path):
+    log = tmp_path / "study.log"
+    log.write_text("study 'x' (new)\n" + "".join(
+        f"[w0] trial {i:3d} FAIL     skip=none  seed={i}    (0.3 s)  MisconfigurationException: No supported gpu backend found!\n"
+        for i in range(7)) + "[w1] trial   7 COMPLETE skip=identity  seed=0  val/acc=0.5\n")
+    text = dc._failed_trials(log)
+    assert text.count("No supported gpu backend found!") == 5 and text.endswith("... 2 more") and "COMPLETE" not in text
