@@ -95,6 +95,8 @@ def prepare(dest: Path, versions: list[str]) -> int:
     local = f"{sys.version_info.major}.{sys.version_info.minor}"
     carried = [r for r in requirements() if norm(dist_name(r)) not in {norm(n) for n in ON_DEVICE}]
     dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.whl"):  # a fresh set: no stale versions from an earlier prepare
+        old.unlink()
     print(f"preparing {dest}: {len(carried)} requirements for python {', '.join(versions)} on linux x86_64 "
           f"(torch, torchvision, lightning, numpy, scipy, matplotlib are the device's own and are not carried)", flush=True)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
@@ -120,8 +122,8 @@ def prepare(dest: Path, versions: list[str]) -> int:
                    f"{name}=={version}"]
             if subprocess.run(cmd).returncode:
                 problems.append(f"{name}=={version} has no wheel for python {v} on linux x86_64")
-        if local not in versions:  # the local python's binary wheel was only a means to resolve
-            w.unlink()
+        if local not in versions and f"-cp{local.replace('.', '')}-" in w.name:
+            w.unlink()  # the local python's binary wheel was only a means to resolve
     wheels = sorted(dest.glob("*.whl"))
     size = sum(w.stat().st_size for w in wheels) / 2**20
     manifest = {"pythons": versions, "platform": "linux x86_64", "requirements": carried,
@@ -132,12 +134,24 @@ def prepare(dest: Path, versions: list[str]) -> int:
     print(f"{len(wheels)} wheels, {size:.1f} MiB in {dest}; the largest: {', '.join(big) or 'none over 5 MiB'}")
     for p in problems:
         print(f"MISSING: {p}")
+    tree = _tree_mib()
+    if tree is not None:
+        print(f"with the working tree ({tree:.1f} MiB tracked) the device tool carries {size + tree:.1f} of its {CARRY_LIMIT_MB} MiB")
     if size > 0.75 * CARRY_LIMIT_MB:
         print(f"TOO BIG: {size:.1f} MiB leaves little of the {CARRY_LIMIT_MB} MiB that the device tool carries; "
               f"prepare for fewer python versions (--python {DEVICE_PYTHON})")
         return 1
     print(f"carry it with the run: carry=['{dest.relative_to(ROOT) if dest.is_relative_to(ROOT) else dest}']")
     return 1 if problems else 0
+
+
+def _tree_mib() -> float | None:
+    """Size of the files git tracks (what travels with the tree, besides the carried folders)."""
+    try:
+        names = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sum((ROOT / n.decode()).stat().st_size for n in names if n and (ROOT / n.decode()).is_file()) / 2**20
 
 
 # --- running the steps ----------------------------------------------------------------------------------
