@@ -10,11 +10,14 @@ hits both; the ratio is of the median images/second. Target: >= 0.95.
 
     python benchmarks/lightning_vs_raw.py                       # CPU, the main job's network on digits
     python benchmarks/lightning_vs_raw.py --device cuda --precision bf16-mixed --channels-last --size 32
+    python benchmarks/lightning_vs_raw.py --arch resnet50 --knobs width=1.0 --data clutter --size 64 --train 4000 \
+        --device cuda --precision bf16-mixed --channels-last --json lvr.json     # as scripts/device_check.sh runs it
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import time
@@ -27,7 +30,9 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--arch", default="resnet18", help="zoo name (default: resnet18, as in experiment=ablate_skip)")
     p.add_argument("--knobs", default="width=0.25", help="comma-separated knob=value pairs (default: width=0.25)")
-    p.add_argument("--size", type=int, default=16, help="image size of the digits (default 16)")
+    p.add_argument("--data", default="digits", choices=["digits", "clutter"], help="the embedded digits or the cluttered digits")
+    p.add_argument("--size", type=int, default=16, help="image size (default 16; clutter's canvas must be >= 8)")
+    p.add_argument("--train", type=int, default=0, help="training images (0: the dataset's own; clutter composes this many)")
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--epochs", type=int, default=4, help="epochs per run, the first one untimed (default 4)")
     p.add_argument("--repeats", type=int, default=6, help="runs of each side, interleaved (default 6)")
@@ -38,6 +43,7 @@ def main() -> None:
     p.add_argument("--clock", default="wall", choices=["wall", "cpu"],
                    help="wall: elapsed time; cpu: this process's CPU time, steadier on a loaded shared machine "
                         "(use with --threads 1; meaningless on a GPU)")
+    p.add_argument("--json", default="", help="also write the figures to this JSON file")
     a = p.parse_args()
     global CLOCK
     CLOCK = time.process_time if a.clock == "cpu" else time.perf_counter
@@ -51,14 +57,19 @@ def main() -> None:
     from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
     from nasplay.train.data import make_datamodule
 
-    dm = make_datamodule(DataConfig(size=a.size, batch_size=a.batch_size))
+    extra = {}
+    if a.data == "clutter":  # validation and test are off: compose only what trains
+        extra = {"clutter_val": 0, "clutter_test": 0, **({"clutter_train": a.train} if a.train else {})}
+    elif a.train:
+        extra = {"limit": a.train}
+    dm = make_datamodule(DataConfig(name=a.data, size=a.size, batch_size=a.batch_size, **extra))
     knobs = dict(kv.split("=", 1) for kv in a.knobs.split(",") if kv)
     genome = apply(get_genome(a.arch), **knobs, input=dm.input).replace(classes=dm.num_classes)
     optim = OptimConfig()
     tcfg = TrainerConfig(accelerator="gpu" if a.device == "cuda" else "cpu", max_epochs=a.epochs, precision=a.precision,
                          channels_last=a.channels_last, deterministic=False, limit_val_batches=0, test=False)
     steps = len(dm.train_dataloader()) * (a.epochs - 1)
-    print(f"{a.arch} {a.knobs} on digits {dm.input}, batch {a.batch_size}, {a.device} {a.precision}"
+    print(f"{a.arch} {a.knobs} on {a.data} {dm.input}, batch {a.batch_size}, {a.device} {a.precision}"
           f"{' channels_last' if a.channels_last else ''}, threads {torch.get_num_threads()}, {a.clock} clock: "
           f"{steps} timed steps x {a.repeats} repeats")
 
@@ -74,6 +85,17 @@ def main() -> None:
     ml, mr = statistics.median(light), statistics.median(raw)
     print(f"median: lightning {ml:.1f} img/s, raw {mr:.1f} img/s")
     print(f"ratio lightning/raw = {ml / mr:.3f}  (target >= 0.95)")
+    if a.json:
+        import lightning
+
+        figures = {"arch": a.arch, "knobs": a.knobs, "data": a.data, "size": a.size, "num_train": dm.num_train,
+                   "batch_size": a.batch_size, "device": a.device, "precision": a.precision, "channels_last": a.channels_last,
+                   "clock": a.clock, "timed_steps": steps, "repeats": a.repeats, "lightning_img_s": ml, "raw_img_s": mr,
+                   "ratio": ml / mr, "ratios": [x / y for x, y in zip(light, raw)], "torch": torch.__version__,
+                   "lightning": lightning.__version__,
+                   "gpu": torch.cuda.get_device_name() if a.device == "cuda" else None}
+        with open(a.json, "w") as f:
+            json.dump(figures, f, indent=1)
 
 
 class _Timer:

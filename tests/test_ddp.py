@@ -60,6 +60,7 @@ def test_ddp_trial_needs_an_rdb_storage(compose, tmp_path):
         run_study(compose(*STUDY, *DDP, f"runs_dir={tmp_path}"), console=Console(file=io.StringIO()))
 
 
+@pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (no GPU visible: torch.cuda.is_available() is False)")
 def test_gpu_workers_are_pinned_and_train_bf16_channels_last(compose, tmp_path):
     """workers=auto: one worker per visible GPU, each pinned through CUDA_VISIBLE_DEVICES; bf16 + channels_last trials."""
