@@ -74,7 +74,9 @@ class _Builder:
     def norm(self, kind: str, channels: int) -> nn.Module:
         if kind == "layer":
             return L.LayerNorm2d(channels, eps=self.ln_eps)
-        return nn.BatchNorm2d(channels, eps=self.eps)
+        if kind == "batch":
+            return nn.BatchNorm2d(channels, eps=self.eps)
+        return L.make_norm(kind, channels)  # a plugin's
 
     def conv(self, op: Conv, cin: int, path: str) -> nn.Module:
         pieces = conv_pieces(op, cin, path)

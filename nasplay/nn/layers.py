@@ -1,10 +1,16 @@
-"""Layers that torch does not have, and the name -> layer tables the builder resolves once."""
+"""Layers that torch does not have, and the activations and norms of the registry (:mod:`nasplay.space.registry`) as modules."""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nasplay.space import registry
 
 
 class ScaledTanh(nn.Module):
@@ -14,32 +20,51 @@ class ScaledTanh(nn.Module):
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
 
-# One class per name of nasplay.space.genome.ACTIVATIONS, no more (tests/test_genome.py checks it).
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "none": nn.Identity,
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "scaled_tanh": ScaledTanh,
-}
+def _resolve(factory: Any) -> Any:
+    """A registry entry's factory: a callable, or a ``"module:attribute"`` string imported now."""
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return factory
 
 
-# Activations torch can apply in place (saving a tensor allocation and a pass over memory, as torchvision does).
-INPLACE = frozenset({"relu", "relu6", "elu", "leaky_relu", "silu"})
+class _Activations(Mapping[str, Any]):
+    """Name -> factory of every registered activation (:data:`nasplay.space.registry.ACTIVATIONS`), live."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in registry.ACTIVATIONS:
+            raise KeyError(name)
+        return _resolve(registry.ACTIVATIONS.get(name).factory)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.ACTIVATIONS.names())
+
+    def __len__(self) -> int:
+        return len(registry.ACTIVATIONS.names())
+
+
+ACTIVATIONS: Mapping[str, Any] = _Activations()
 
 
 def make_act(name: str, inplace: bool = False) -> nn.Module:
     """The activation ``name``; ``inplace`` where the caller knows its input is a fresh tensor nobody saved."""
-    try:
-        cls = ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"activation {name!r} is unknown; allowed: {', '.join(ACTIVATIONS)}") from None
-    return cls(inplace=True) if inplace and name in INPLACE else cls()
+    entry = registry.ACTIVATIONS.get(name)  # an unknown name: ValueError listing the registered ones
+    factory = _resolve(entry.factory)
+    module = factory(inplace=True) if inplace and entry.inplace else factory()
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"activation {name!r}: its factory ({entry.module or 'a plugin'}) returned "
+                         f"{type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def make_norm(name: str, channels: int) -> nn.Module:
+    """A registered (plugin) norm over ``channels`` channels; the built-in ones are the builder's."""
+    entry = registry.NORMS.get(name)
+    module = _resolve(entry.factory)(channels)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"norm {name!r}: its factory ({entry.module or 'a plugin'}) returned {type(module).__name__}, "
+                         "not a torch.nn.Module")
+    return module
 
 
 class LayerNorm2d(nn.LayerNorm):
