@@ -46,7 +46,10 @@ def _run(cfg: DictConfig) -> None:
     made = None
     try:
         overrides, made = job_setup(cfg)
-        run_experiment(cfg, overrides=overrides)
+        result = run_experiment(cfg, overrides=overrides)
+        if result.failed:  # the report is written; the command still did not do all its work
+            print(f"error: {result.failed}; the tracebacks are above and in the study's log", file=sys.stderr)
+            sys.exit(1)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
         _remove_if_unused(made)  # a study that could not start leaves no folder behind
         sys.exit(bad_input(mask_text(str(e))))
@@ -183,9 +186,14 @@ def completion_args(args: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     """Check the overrides' keys against the schema (naming what is allowed), then hand over to Hydra."""
+    from nasplay.space.plugins import PluginError, load_plugins
     from nasplay.sweep.overrides import check_overrides
 
     args = completion_args(sys.argv[1:] if argv is None else list(argv))
+    try:
+        load_plugins()  # the coordinator's vocabulary; each worker loads the same (nasplay.sweep.workers)
+    except PluginError as e:
+        sys.exit(bad_input(str(e)))
     problem = check_overrides(args)
     if problem:
         sys.exit(bad_input(problem))

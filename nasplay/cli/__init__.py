@@ -17,6 +17,7 @@ from nasplay.cli import knobs, pictures, report  # each is import-light: heavy m
 from nasplay.cli.args import genome_from_args, parse_knob_args  # noqa: F401 - parse_knob_args: part of nasplay.cli's API
 from nasplay.cli.errors import bad_input
 from nasplay.complexity import complexity
+from nasplay.space.plugins import load_plugins
 from nasplay.space.zoo import entry, list_genomes
 
 EPILOG = """examples:
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        # Every subcommand looks at genomes or reports: the plugins' names first (a broken plugin: one line, exit 2).
+        load_plugins()
         return int(args.func(args) or 0)
     except ValueError as e:  # a bad argument found by the checks: say which, without a traceback
         return bad_input(str(e))

@@ -207,6 +207,9 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
 
     ``data_shape`` is the data's ``(channels, size, classes)``; by default it comes from the data module.
     """
+    from nasplay.space.plugins import load_plugins
+
+    load_plugins()  # the vocabulary the arms may use, before they are checked (a broken plugin: one line naming it)
     c = to_config(cfg)
     arms = experiment_arms(c)
     if data_shape is None:

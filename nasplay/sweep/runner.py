@@ -10,6 +10,7 @@ business (:mod:`nasplay.experiment`), after the study.
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ class StudyResult:
     stopped: str  # why the loop ended
     complete: bool = False  # whether the study has all its trials
     plan: Plan | None = None
+    failed: str = ""  # why the command did not do its work (workers that died): it then exits non-zero
 
 
 def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides: list[str] | None = None) -> StudyResult:
@@ -108,7 +110,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     log = plan.study_dir / "nasplay.log"
     console.print(f"results: {plan.study_dir / 'results.csv'}  curves: {plan.study_dir / 'curves.csv'}"
                   + (f"  log: {log}" if log.exists() else ""), markup=False, highlight=False)
-    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete, plan)
+    died = re.findall(r"worker \d+ died \([^)]*\)", stopped) if n_workers > 1 else []
+    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete, plan, failed="; ".join(died))
 
 
 def _live(setting: bool | None, console: Any) -> bool:

@@ -70,7 +70,11 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
     q = ctx.Queue()
     data = _plain(cfg)
     data.setdefault("sweep", {})["workers"] = 1
-    procs = [ctx.Process(target=worker_main, args=(data, i, threads, devices[i], q, callbacks), name=f"nasplay-worker-{i}")
+    # The names plugins (or the caller's own modules) registered here: each worker loads the same or stops saying which.
+    from nasplay.space.registry import extensions
+
+    ext = extensions()
+    procs = [ctx.Process(target=worker_main, args=(data, i, threads, devices[i], q, callbacks, ext), name=f"nasplay-worker-{i}")
              for i in range(n)]
     pinned = ", ".join(f"w{i}: GPU {d}" for i, d in enumerate(devices) if d is not None)
     console.print(f"{n} workers ({pinned or f'{threads} CPU thread(s) each'})", markup=False, highlight=False)
@@ -158,8 +162,10 @@ class _QueueFile:
         return False
 
 
-def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any, callbacks: tuple = ()) -> None:
-    """A worker process: pin it, then run the study loop until the study needs nothing more."""
+def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any, callbacks: tuple = (),
+                extensions: dict | None = None) -> None:
+    """A worker process: pin it, load the vocabulary its coordinator has (``extensions``: the plugins' names and the
+    modules that registered them), then run the study loop until the study needs nothing more."""
     import sys
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -178,6 +184,9 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     torch.set_num_threads(threads)
     console = Console(file=_QueueFile(q, worker), width=200, highlight=False, soft_wrap=True, force_terminal=False)
     try:
+        from nasplay.space.registry import import_extensions
+
+        import_extensions(extensions or {})
         plan = make_plan(cfg)
         r = run_loop(plan, open_study(plan), console, callbacks, worker=worker)
         q.put(("done", worker, (r.ran, r.stopped, r.complete)))
