@@ -184,12 +184,28 @@ def completion_args(args: list[str]) -> list[str]:
     return [args[0], *rest]
 
 
+def genome_file_args(args: list[str]) -> list[str]:
+    """``arch=PATH`` with PATH a genome file (``.yaml``/``.yml``/``.json`` that exists): ``arch.name=ABSOLUTE PATH``, since
+    Hydra reads ``arch=`` as an option of conf/arch/; the experiment (and study) are named after the file's stem."""
+    from pathlib import Path
+
+    from nasplay.space.load import is_genome_file
+
+    out = []
+    for a in args:
+        key, eq, value = a.partition("=")
+        if eq and key == "arch" and is_genome_file(value) and Path(value).is_file():
+            a = f"arch.name={Path(value).resolve()}"
+        out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Check the overrides' keys against the schema (naming what is allowed), then hand over to Hydra."""
     from nasplay.space.plugins import PluginError, load_plugins
     from nasplay.sweep.overrides import check_overrides
 
-    args = completion_args(sys.argv[1:] if argv is None else list(argv))
+    args = genome_file_args(completion_args(sys.argv[1:] if argv is None else list(argv)))
     try:
         load_plugins()  # the coordinator's vocabulary; each worker loads the same (nasplay.sweep.workers)
     except PluginError as e:

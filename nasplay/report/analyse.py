@@ -76,8 +76,9 @@ class Report:
     report_path: str | None = None
     wandb_id: str | None = None
     edf: EdfData | None = None  # private: the figures' raw data
+    baselines: dict[str, str] | None = None  # several bases: arm -> its base's baseline (a family per base)
 
-    OPTIONAL = ("tuning", "budgets", "budget", "design_space", "figures", "diagrams", "report_path", "wandb_id")
+    OPTIONAL = ("baselines", "tuning", "budgets", "budget", "design_space", "figures", "diagrams", "report_path", "wandb_id")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as report.json holds it (before NaN becomes null): the public fields, in order."""
@@ -109,11 +110,29 @@ def _nonnegative(metric: str) -> bool:
     return any(k in metric for k in ("loss", "time", "flops", "params", "to_target", "err"))
 
 
+def family_baseline(study: Study, arm: str) -> str | None:
+    """The baseline ``arm`` is compared with: its base's own baseline arm when the study has several bases (a family per
+    base, ``study.json``'s ``baselines``), else the study's baseline."""
+    return study.baselines.get(arm, study.baseline)
+
+
+def by_family(study: Study, comps: list[Any], adjust: Any) -> list[Any]:
+    """``adjust(family)`` applied to each family of comparisons apart (a family per base's baseline, in order), or to all
+    of them as one family when the study has one baseline; the results in the order of ``comps``."""
+    if not study.baselines:
+        return list(adjust(comps))
+    out: dict[int, Any] = {}
+    for ref in dict.fromkeys(c.baseline for c in comps):
+        family = [i for i, c in enumerate(comps) if c.baseline == ref]
+        out.update(zip(family, adjust([comps[i] for i in family])))
+    return [out[i] for i in range(len(comps))]
+
+
 def references(study: Study) -> list[tuple[str, str]]:
-    """``(arm, reference)`` pairs the study tests: each arm against the baseline, or for a ladder the rung before it."""
+    """``(arm, reference)`` pairs the study tests: each arm against its (family's) baseline, or for a ladder the rung before it."""
     out = []
     for i, arm in enumerate(study.arms):
-        ref = study.arms[i - 1] if study.kind == "ladder" else study.baseline
+        ref = study.arms[i - 1] if study.kind == "ladder" else family_baseline(study, arm)
         if ref is None or arm == ref or (study.kind == "ladder" and i == 0):
             continue
         out.append((arm, ref))
@@ -162,7 +181,8 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         v = study.values(arm)
         s = stats.summarize(v, confidence)
         all_trials = [t for t in study.trials if t["arm"] == arm]
-        row = {"arm": arm, "baseline": arm == study.baseline, **summary(study, arm, study.metric, confidence),
+        is_base = arm == study.baseline or arm in study.baselines.values()
+        row = {"arm": arm, "baseline": is_base, **summary(study, arm, study.metric, confidence),
                "params": _median(study.column("params", arm)), "flops": _median(study.column("flops", arm)),
                "wall_time": _mean(study.column("wall_time" if study.has("wall_time") else "duration_s", arm)),
                "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
@@ -203,7 +223,7 @@ def _compute_held(study: Study, arm: str) -> dict[str, Any] | None:
     if m is None or m.keep is None:
         return None
     arms = {a.name: a for a in m.arms}
-    a, b = arms.get(arm), arms.get(study.baseline or "")
+    a, b = arms.get(arm), arms.get(family_baseline(study, arm) or "")
     if a is None or b is None or not (a.params and a.flops and b.params and b.flops):
         return None
     return {"keep": m.keep, "params": a.params, "flops": a.flops, "params_ratio": a.params / b.params,
@@ -291,7 +311,7 @@ def claimed_of(study: Study, metric: str, arm: str) -> float | None:
 
 def comparisons(study: Study, metric: str | None = None, *, alpha: float | None = None, test: str | None = None,
                 confidence: float = 0.95, adjust: str | None = None) -> list[stats.Comparison]:
-    """Each arm against its reference on one metric, adjusted together (one family: Holm by default)."""
+    """Each arm against its reference on one metric, adjusted together (one family, or one per base: Holm by default)."""
     m = metric or study.metric
     st = study.settings
     alpha = st.alpha if alpha is None else alpha
@@ -302,7 +322,8 @@ def comparisons(study: Study, metric: str | None = None, *, alpha: float | None 
                          alpha=alpha, test=test or st.test, scale=scale, unit=unit, confidence=confidence,
                          margin=None if margin is None else margin / scale, bounds=bounds)
            for arm, ref in references(study)]
-    return stats.adjust_family(out, adjust or st.adjust, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
+    return by_family(study, out, lambda fam: stats.adjust_family(fam, adjust or st.adjust, alpha=alpha, scale=scale, unit=unit,
+                                                                 confidence=confidence))
 
 
 def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -360,14 +381,15 @@ def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None
     alpha = st.alpha if alpha is None else alpha
     comps = [stats.compare_censored(arm, *_to_target(study, arm, metric), ref, *_to_target(study, ref, metric), metric=metric)
              for arm, ref in references(study)]
-    adj = stats.adjust([c.p for c in comps], adjust or st.adjust)
+    adj = by_family(study, comps, lambda fam: [(c, pa, len(fam)) for c, pa in zip(fam, stats.adjust([c.p for c in fam],
+                                                                                                   adjust or st.adjust))])
     rows = []
-    for c, pa in zip(comps, adj):
+    for c, pa, size in adj:
         out = stats.outcome(float(pa), math.nan, c.better, alpha)
         c = replace(c, p_adjusted=float(pa), outcome=out)
         c = replace(c, verdict=stats.censored_verdict(c, alpha))
         rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
-                     "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": len(comps)})
+                     "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": size})
     return rows
 
 
@@ -587,7 +609,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     report = Report(
         study=study.name, experiment=study.experiment, path=str(study.path), kind=study.kind,
         metric=study.metric, higher_is_better=not lower_is_better(study.metric), scale=scale, unit=unit,
-        baseline=study.baseline, baseline_source=study.baseline_source,
+        baseline=study.baseline, baseline_source=study.baseline_source, baselines=dict(study.baselines) or None,
         reference="previous rung" if study.kind == "ladder" else "baseline",
         test=st.test, alpha=st.alpha, adjust=st.adjust, power=st.power, outcomes=plan,
         test_size=study.test_size, test_size_source=study.test_size_source, val_size=study.val_size,

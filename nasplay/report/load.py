@@ -107,6 +107,7 @@ class Study:
     by_budget: dict[float, list[dict[str, Any]]] = field(default_factory=dict)  # every budget's comparison trials
     val_size_source: str = ""
     source_images: dict[str, int] | None = None  # clutter: the source digits each split is composed from (study.json)
+    baselines: dict[str, str] = field(default_factory=dict)  # several bases: arm -> its base's baseline (study.json)
 
     def eval_size(self, metric: str) -> int | None:
         """Images behind an accuracy: the test split for ``test/*``, the validation split for ``val/*``, else unknown."""
@@ -291,6 +292,10 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     classes = (manifest.classes if manifest is not None else None) or NATIVE_CLASSES.get((config.get("data") or {}).get("name"))
     test_size, test_source = _test_size(manifest, trials, config)
     val_size, val_source = _val_size(manifest, config)
+    # A family per base (several experiment.bases), unless a single baseline is given on the command line.
+    families = {a: b for a, b in (manifest.baselines if manifest is not None else {}).items() if a in arms and b in arms}
+    if baseline is None and families:
+        source = f"each base's own arm at experiment.baseline ({MANIFEST_FILE})"
     return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest,
                  outcomes, settings, classes, test_size, test_source, val_size, tuning, budgets, by_budget, val_source,
-                 manifest.source_images if manifest is not None else None)
+                 manifest.source_images if manifest is not None else None, families if baseline is None else {})

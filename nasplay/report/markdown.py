@@ -11,6 +11,15 @@ from nasplay import environment
 TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test"}
 
 
+def baseline_line(r: dict[str, Any]) -> str:
+    """The report's baseline: one arm, or with several bases each base's own (a family per base, Holm within each)."""
+    fams = sorted(set((r.get("baselines") or {}).values()))
+    if fams:
+        return (f"- baselines, one per base (each base's arms are compared with its own, Holm within each family): "
+                f"{', '.join(f'`{b}`' for b in fams)} ({r['baseline_source']})")
+    return f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none"
+
+
 def count(x: Any) -> str:
     """``1234567 -> '1.23M'``; blank for missing."""
     if not isinstance(x, (int, float)) or not math.isfinite(x):
@@ -257,7 +266,7 @@ def render(report: dict[str, Any]) -> str:
              f"- study directory: `{r['path']}`",
              f"- kind: {r['kind']}; metric: `{r['metric']}` ({'higher' if r['higher_is_better'] else 'lower'} is better)",
              f"- trials: {r['trials']['total']} ({trials})",
-             f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none",
+             baseline_line(r),
              f"- statistics: mean and a 95% interval inside the metric's range over seeds; {TESTS.get(r['test'], r['test'])} at "
              f"α={r['alpha']} for the verdicts, {'Holm-adjusted within each outcome' if r.get('adjust') == 'holm' else 'unadjusted'}; "
              "equivalence by two one-sided tests (TOST) against the stated margin; Hedges' g with the pooled SD; two-sided "

@@ -43,7 +43,8 @@ OPEN_MAPPINGS = ("arch.knobs", "sweep.space", "sweep.options", "experiment.arms"
 
 @dataclass
 class ArchConfig:
-    """A zoo network and the knob values applied to it (``nasplay.knobs()`` lists the knobs)."""
+    """A zoo network (or a genome file's path: ``arch=nets/my_net.yaml``) and the knob values applied to it
+    (``nasplay.knobs()`` lists the knobs)."""
 
     name: str = "resnet18"
     knobs: dict[str, Any] = field(default_factory=dict)
@@ -182,7 +183,9 @@ class ExperimentConfig:
     series). ``arch.knobs`` apply to every arm first. ``keep=flops|params`` makes each arm re-solve its
     widths to the base network's compute as ``arch.knobs`` size it (within ``tol``); ``keep_by=group_width``
     re-solves only the grouped convs' channels per group instead (ResNeXt's templates). ``baseline`` names
-    the arm the others are compared with (default: the first).
+    the arm the others are compared with (default: the first); with several ``bases`` and a knob it is a value of the
+    knob (default: the first), and each base's arms are compared with that base's own arm at that value (a family per
+    base, Holm-adjusted within it).
 
     ``kind`` tells the report what the study is (default: from the name, ``edf_*`` / ``search_*`` /
     ``ladder*``, else an ablation). ``space`` names a file of ``search_spaces/`` (or a path) whose
@@ -300,8 +303,15 @@ class NasplayConfig:
     progress_interval: float = 60.0  # seconds between progress lines (with ETA) when there is no live display
 
     def check(self) -> NasplayConfig:
+        from nasplay.space.load import genome_label, is_genome_file
+
         for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment, self.report):
             part.check()
+        # arch=path/to/net.yaml: the experiment (and its study) take the file's stem, not its path, as their names
+        if is_genome_file(self.experiment.name):
+            if self.study == self.experiment.name:
+                self.study = genome_label(self.study)
+            self.experiment.name = genome_label(self.experiment.name)
         if isinstance(self.progress_interval, bool) or not isinstance(self.progress_interval, (int, float)) \
                 or not self.progress_interval > 0:
             raise ValueError(f"progress_interval must be a positive number of seconds, got {self.progress_interval!r}")

@@ -22,6 +22,7 @@ from nasplay.manifest import ArmEntry, Manifest, kind_of
 from nasplay.resources import project_dir
 from nasplay.space.knobs.parse import format_value
 from nasplay.space.knobs.wiring import grouping
+from nasplay.space.load import genome_label
 from nasplay.sweep import conditional
 from nasplay.sweep.config import NasplayConfig
 from nasplay.sweep.space import draw_value, trial_key  # noqa: F401  (trial_key: where it was, for importers)
@@ -68,6 +69,7 @@ class Plan:
     resolved: dict[str, Any]  # the whole config as plain data, secrets masked
     classics: list[Arm] = field(default_factory=list)  # networks trained beside a search (experiment.classics)
     genomes: dict[str, Any] = field(default_factory=dict)  # arm name -> the genome it trains (data's input and classes)
+    baselines: dict[str, str] = field(default_factory=dict)  # several bases and a knob: arm -> its base's baseline arm
     overrides: list[str] = field(default_factory=list)  # the command line's overrides (recorded in study.json)
 
     @property
@@ -162,7 +164,7 @@ class Plan:
                         objectives=list(c.sweep.objectives), directions=c.sweep.directions_resolved, knob=c.experiment.knob,
                         keep=c.experiment.keep, overrides=list(self.overrides),
                         classes=next((g.classes for g in self.genomes.values() if g is not None), None),
-                        outcomes=dataclasses.asdict(c.experiment.outcomes))
+                        outcomes=dataclasses.asdict(c.experiment.outcomes), baselines=dict(self.baselines))
 
     def arm(self, name: str) -> Arm:
         for a in [*self.arms, *self.classics]:
@@ -228,6 +230,9 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         genomes[arm.name] = resolve(arm.arch, arm.knobs, data_shape,
                                     where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
     check_space(c, arms, data_shape)
+    plan.baselines = family_baselines(c, arms)
+    if plan.baselines:  # the study's one baseline (what a single-family reader shows): the first base's
+        exp.baseline = plan.baselines[arms[0].name]
     if exp.knob and exp.baseline is not None and f"{exp.knob}={format_value(exp.baseline)}" in [a.name for a in arms]:
         exp.baseline = f"{exp.knob}={format_value(exp.baseline)}"  # a value of the knob names its arm (baseline=tanh)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
@@ -290,16 +295,45 @@ def experiment_arms(c: NasplayConfig) -> list[Arm]:
         for base in bases:
             for v in exp.values:
                 label = f"{exp.knob}={format_value(v)}"
-                arms.append(Arm(label if len(bases) == 1 else f"{base} {label}", base, {**arch.knobs, exp.knob: v}))
+                arms.append(Arm(label if len(bases) == 1 else f"{genome_label(base)} {label}", base, {**arch.knobs, exp.knob: v}))
     for name, spec in exp.arms.items():
         arms.append(Arm(str(name), spec.get("arch", bases[0]), {**arch.knobs, **(spec.get("knobs") or {})}))
     if not arms:
-        arms = [Arm(base, base, dict(arch.knobs)) for base in bases]
+        arms = [Arm(genome_label(base), base, dict(arch.knobs)) for base in bases]
     names = [a.name for a in arms]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"experiment: arm names must be unique, {dupes} repeat (rename the experiment.arms entries)")
     return arms
+
+
+def family_baselines(c: NasplayConfig, arms: list[Arm]) -> dict[str, str]:
+    """With several ``experiment.bases`` and a knob, each base's arms are compared with that base's own baseline arm
+    (the base with the baseline value of the knob): arm -> baseline arm, a family per base. Named arms on one of the
+    bases join its family. Empty for one base (every arm against ``experiment.baseline``)."""
+    exp = c.experiment
+    bases = list(exp.bases)
+    if not exp.knob or len(bases) < 2:
+        return {}
+    values = [format_value(v) for v in exp.values]
+    value = values[0] if exp.baseline is None else str(exp.baseline)
+    for base in bases:  # an arm's name given as the baseline: its value
+        value = value.removeprefix(f"{genome_label(base)} ")
+    value = value.removeprefix(f"{exp.knob}=")
+    if value not in values:
+        raise ValueError(f"experiment.baseline: {exp.baseline!r} is not a value of {exp.knob}; with several bases each base's "
+                         f"arm at the baseline value is that base's baseline; values: {values}")
+    out = {}
+    for base in bases:
+        label = genome_label(base)
+        for v in values:
+            out[f"{label} {exp.knob}={v}"] = f"{label} {exp.knob}={value}"
+    names = {a.name for a in arms}
+    for name, spec in exp.arms.items():
+        arch = (spec or {}).get("arch", bases[0])
+        if arch in bases and str(name) in names:
+            out[str(name)] = f"{genome_label(arch)} {exp.knob}={value}"
+    return out
 
 
 def classic_arms(c: NasplayConfig) -> list[Arm]:
