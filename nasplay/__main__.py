@@ -80,7 +80,9 @@ def job_setup(cfg: DictConfig) -> tuple[list[str], Any]:
             cfg.study = name
         # Hydra's record of the sweep: the overrides of each study are in its study.json instead
         Path(hc.sweep.dir, "multirun.yaml").unlink(missing_ok=True)
-    study_dir = Path(str(cfg.runs_dir)) / str(cfg.experiment.name) / str(cfg.study)
+    from nasplay.space.load import genome_label  # arch=net.yaml: the experiment and study are named after its stem
+
+    study_dir = Path(str(cfg.runs_dir)) / genome_label(str(cfg.experiment.name)) / genome_label(str(cfg.study))
     made = None
     for d in (*reversed(study_dir.parents), study_dir):  # the first folder of the path that this job makes
         if not d.exists():

@@ -305,13 +305,13 @@ class NasplayConfig:
     def check(self) -> NasplayConfig:
         from nasplay.space.load import genome_label, is_genome_file
 
-        for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment, self.report):
-            part.check()
         # arch=path/to/net.yaml: the experiment (and its study) take the file's stem, not its path, as their names
         if is_genome_file(self.experiment.name):
             if self.study == self.experiment.name:
                 self.study = genome_label(self.study)
             self.experiment.name = genome_label(self.experiment.name)
+        for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment, self.report):
+            part.check()
         if isinstance(self.progress_interval, bool) or not isinstance(self.progress_interval, (int, float)) \
                 or not self.progress_interval > 0:
             raise ValueError(f"progress_interval must be a positive number of seconds, got {self.progress_interval!r}")
