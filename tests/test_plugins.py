@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 
 import nasplay
 from nasplay.space import registry
@@ -167,6 +168,37 @@ def test_arch_takes_a_genome_file(compose, tmp_path) -> None:
         make_plan(compose(f"arch.name={bad}", f"runs_dir={tmp_path}"), data_shape=(1, 16, 10))
 
 
+def user_experiment(conf: Path) -> Path:
+    """A user's own config folder with an experiment (README "Ablate your own idea")."""
+    (conf / "experiment").mkdir(parents=True)
+    (conf / "experiment" / "ablate_mish.yaml").write_text(textwrap.dedent("""\
+        # @package _global_
+        experiment:
+          name: ablate_mish
+          bases: [resnet18, vgg11]
+          knob: activation
+          values: [relu, mish]
+          baseline: relu
+        arch:
+          knobs:
+            width: 0.25
+        """))
+    return conf
+
+
+def test_user_experiment_configs_come_from_the_users_folder(tmp_path) -> None:
+    """--config-dir (or hydra.searchpath) adds a user's folder of config groups to nasplay's own."""
+    conf = user_experiment(tmp_path / "my_conf")
+    for flags in (["--config-dir", str(conf)], [f"hydra.searchpath=[file://{conf}]"]):
+        p = run(["-m", "nasplay", *flags, "experiment=ablate_mish", "--cfg", "job"], env_with(), cwd=tmp_path)
+        assert p.returncode == 0, p.stderr
+        cfg = yaml.safe_load(p.stdout)
+        assert cfg["experiment"]["bases"] == ["resnet18", "vgg11"] and cfg["experiment"]["values"] == ["relu", "mish"]
+        assert cfg["arch"]["knobs"] == {"width": 0.25} and cfg["data"]["name"] == "digits"  # nasplay's own groups still there
+    p = run(["-m", "nasplay", "experiment=ablate_mish", "--cfg", "job"], env_with(), cwd=tmp_path)
+    assert p.returncode != 0 and "ablate_mish" in p.stderr
+
+
 # --- a plugin installed for real, in fresh processes -----------------------------------------------------------------
 def test_an_installed_plugin_is_found_in_a_fresh_process(mish_site) -> None:
     env = env_with(mish_site)
@@ -217,12 +249,12 @@ def test_a_two_worker_smoke_study_ablates_the_plugin_on_two_bases(tmp_path, mish
     """The issue's study: Mish against ReLU on ResNet-18 and VGG-11, two workers, each base against its own baseline;
     then report, describe and draw in fresh processes."""
     env = env_with(mish_site)
-    p = run(["-m", "nasplay", "arch=resnet18", "experiment.bases=[resnet18, vgg11]", "experiment.knob=activation",
-             "experiment.values=[relu, mish]", "experiment.seeds=[0, 1]", "experiment.name=mish", "sweep.workers=2",
+    conf = user_experiment(tmp_path / "my_conf")
+    p = run(["-m", "nasplay", "--config-dir", str(conf), "experiment=ablate_mish", "experiment.seeds=[0, 1]", "sweep.workers=2",
              *SMALL, f"runs_dir={tmp_path}"], env)
     assert p.returncode == 0, p.stdout + p.stderr
     assert "2 workers" in p.stdout and "[w0] trial" in p.stdout and "[w1] trial" in p.stdout
-    study = tmp_path / "mish" / "mish"
+    study = tmp_path / "ablate_mish" / "ablate_mish"
     manifest = json.loads((study / "study.json").read_text())
     assert manifest["baselines"] == {"resnet18 activation=relu": "resnet18 activation=relu",
                                      "resnet18 activation=mish": "resnet18 activation=relu",
