@@ -128,6 +128,29 @@ def by_family(study: Study, comps: list[Any], adjust: Any) -> list[Any]:
     return [out[i] for i in range(len(comps))]
 
 
+def smoke_run(study: Study) -> str | None:
+    """Why the study is a smoke run (``debug=smoke``: a study named ``*-smoke``, or a few training batches an epoch), or
+    ``None``: a smoke run checks the plumbing, its numbers are no result and its report gives no verdict."""
+    t = study.config.get("trainer") or {}
+    batches = t.get("limit_train_batches")
+    few = isinstance(batches, int) and not isinstance(batches, bool) and batches < 20
+    if not (study.name.endswith("-smoke") or few):
+        return None
+    return (f"a smoke run ({f'{batches} training batches an epoch, ' if few else ''}{t.get('max_epochs', '?')} epoch(s)): "
+            "it checks that the study runs end to end; its numbers are not results, and no verdict is given")
+
+
+def withheld(study: Study, arm: str, ref: str) -> str | None:
+    """Why a comparison gets no verdict in the report: a smoke run, or an arm with no seed above chance (it did not
+    train, so an 'equivalent' or 'worse' would describe chance, not the knob); ``None`` when it gets one."""
+    if smoke_run(study):
+        return "smoke run"
+    untrained = [a for a in dict.fromkeys((arm, ref)) if (t := _trained(study, a)) is not None and t[1] and t[0] == 0]
+    if untrained:
+        return f"{' and '.join(untrained)} did not train: no seed above chance"
+    return None
+
+
 def references(study: Study) -> list[tuple[str, str]]:
     """``(arm, reference)`` pairs the study tests: each arm against its (family's) baseline, or for a ladder the rung before it."""
     out = []
@@ -350,6 +373,9 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
                 d["trained"] = {"arm": list(ta), "baseline": list(tb), "fisher_p": p}
                 d["verdict"] += (f" [{c.arm}: {ta[0]} of {ta[1]} seeds trained, {c.baseline}: {tb[0]} of {tb[1]}; "
                                  f"Fisher's exact test {stats.format_p(p)}]")
+        why = withheld(study, c.arm, c.baseline)
+        if why:
+            d["withheld"] = why
         rows.append(d)
     return rows
 
@@ -388,7 +414,8 @@ def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None
         out = stats.outcome(float(pa), math.nan, c.better, alpha)
         c = replace(c, p_adjusted=float(pa), outcome=out)
         c = replace(c, verdict=stats.censored_verdict(c, alpha))
-        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
+        rows.append({**c.to_dict(), **({"withheld": why} if (why := withheld(study, c.arm, c.baseline)) else {}),
+                     "kind": "censored", "margin": None, "margin_raw": None,
                      "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": size})
     return rows
 
@@ -584,6 +611,9 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     search = study.kind == "search"
     plan = outcome_plan(study)
     notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
+    smoke = smoke_run(study)
+    if smoke:
+        notes.insert(0, smoke[0].upper() + smoke[1:])
     env = environment.report_block(study.manifest, everything)  # what the numbers were made with
     notes += [n for n in [environment.note(env)] if n]
     if _is_proportion(study):

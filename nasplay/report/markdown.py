@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasplay import environment
+from nasplay.report.glossary import define
 
 TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test"}
 
@@ -18,6 +19,17 @@ def baseline_line(r: dict[str, Any]) -> str:
         return (f"- baselines, one per base (each base's arms are compared with its own, Holm within each family): "
                 f"{', '.join(f'`{b}`' for b in fams)} ({r['baseline_source']})")
     return f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none"
+
+
+def defined(metric: str) -> str:
+    """``: its definition`` for a metric the glossary knows (the report defines each outcome where it uses it)."""
+    text = define(metric)
+    return f": {text}" if text else ""
+
+
+def verdict_cell(c: dict[str, Any]) -> str:
+    """A comparison's outcome in bold, or, where the report withholds it (a smoke run, an arm that did not train), why."""
+    return f"no verdict ({c['withheld']})" if c.get("withheld") else f"**{c['outcome']}**"
 
 
 def count(x: Any) -> str:
@@ -129,7 +141,7 @@ def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) ->
         return "_No arm to compare (one arm, or no baseline)._"
     if comps[0].get("kind") == "censored":
         rows = [[c["arm"], c["baseline"], num(c["logrank_z"], 2), p_value(c["logrank_p"]), p_value(c["p_adjusted"]),
-                 p_value(c["fisher_p"]), f"**{c['outcome']}**"] for c in comps]
+                 p_value(c["fisher_p"]), verdict_cell(c)] for c in comps]
         return (table(["arm", "vs", "log-rank z", "log-rank p", "adjusted p", "Fisher p (reached)", "outcome"], rows)
                 + "\n\n" + "\n".join(f"- {c['verdict']}" for c in comps))
     u = f" ({unit})" if unit else ""
@@ -142,8 +154,9 @@ def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) ->
         rows.append([c["arm"], c["baseline"], num(w["diff"], 2, scale), f"{num(w['ci_low'], 2, scale)} to {num(w['ci_high'], 2, scale)}",
                      f"{num(e['g'], 2)} ({e['magnitude']})", p_value(w["p"]), p_value(perm["p"]) + ("" if perm["exact"] else " (MC)"),
                      p_value(c["p_adjusted"]), "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
-                     p_value(eq.get("p_adjusted", math.nan)), f"**{c['outcome']}**"])
-    verdicts = "\n".join(f"- {_named(c)}" for c in comps)
+                     p_value(eq.get("p_adjusted", math.nan)), verdict_cell(c)])
+    verdicts = "\n".join(f"- {_named(c)}" if not c.get("withheld") else f"- no verdict ({c['withheld']}); the tests read: {_named(c)}"
+                         for c in comps)
     claims = [c for c in comps if c.get("claimed")]
     extra = ""
     if claims:
@@ -163,14 +176,15 @@ def outcomes_section(report: dict[str, Any]) -> str:
         return f"equivalence margin ±{v:g}" if v is not None else "no equivalence margin stated: it cannot be called equivalent"
     lines = []
     if o["stated"]:
-        lines.append(f"- primary: `{o['primary']}` ({margin(o['primary'])})" +
+        lines.append(f"- primary: `{o['primary']}`{defined(o['primary'])} ({margin(o['primary'])})" +
                      ("" if o["primary_stated"] in (None, o["primary"]) else f" — **not the pre-stated `{o['primary_stated']}`**"))
         for m in o["secondary"]:
-            lines.append(f"- secondary: `{m}` ({margin(m)})")
+            lines.append(f"- secondary: `{m}`{defined(m)} ({margin(m)})")
         if o.get("source"):
             lines.append(f"- the paper's claim: {o['source']}")
     else:
-        lines.append(f"- no outcomes stated in the experiment (experiment.outcomes): the primary metric is `{report['metric']}`, "
+        lines.append(f"- no outcomes stated in the experiment (experiment.outcomes): the primary metric is `{report['metric']}`"
+                     f"{defined(report['metric'])}, "
                      f"{margin(report['metric'])}")
     lines.append(f"- each outcome is one family: {adj} adjustment over its comparisons at α={report['alpha']}; each comparison "
                  "ends as **better** or **worse** (adjusted p < α), **equivalent** (both one-sided tests of the margin, adjusted, "
@@ -286,13 +300,14 @@ def render(report: dict[str, Any]) -> str:
     ref = "the previous rung" if r["reference"] == "previous rung" else "the baseline"
     at = f", budget x{r['budget']:g}" if r.get("budget") is not None else ""
     lines += [f"## Primary outcome: each arm against {ref} (`{r['metric']}`{at})", "",
+              *([f"`{r['metric']}`{defined(r['metric'])}.", ""] if define(r["metric"]) else []),
               comparisons_section(r["comparisons"], r["scale"], r["unit"]), ""]
     if r.get("budgets"):
         lines += ["### Effect against the budget", "", budgets_section(r), ""]
     for m, comps in r.get("secondary", {}).items():
         scale = 100.0 if comps and comps[0].get("kind") == "means" and _is_accuracy(comps) else 1.0
         better = "lower" if any(k in m for k in ("loss", "err", "time", "to_target")) else "higher"
-        lines += [f"### {m} ({better} is better; secondary)", ""]
+        lines += [f"### {m} ({better} is better; secondary)", "", *([f"`{m}`{defined(m)}.", ""] if define(m) else [])]
         per_arm = [(a["arm"], a["secondary"][m]) for a in r["arms"] if m in a.get("secondary", {})]
         if per_arm:
             digits = 2 if scale == 100 else 3
