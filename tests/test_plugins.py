@@ -263,7 +263,9 @@ def test_a_two_worker_smoke_study_ablates_the_plugin_on_two_bases(tmp_path, mish
     assert report["trials"]["COMPLETE"] == 8
     assert {(c["arm"], c["baseline"], c["family"]) for c in report["comparisons"]} == {
         ("resnet18 activation=mish", "resnet18 activation=relu", 1), ("vgg11 activation=mish", "vgg11 activation=relu", 1)}
-    assert "baselines, one per base" in (study / "report.md").read_text()
+    md = (study / "report.md").read_text()
+    assert "baselines, one per base" in md and "> A smoke run (3 training batches an epoch" in md  # no verdicts on it
+    assert all(c["withheld"] == "smoke run" for c in report["comparisons"])
 
     out = tmp_path / "again"
     p = run([*CLI, "report", str(study), "--out", str(out)], env)
