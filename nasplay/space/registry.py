@@ -139,7 +139,7 @@ class Vocabulary(Generic[E]):
 
     def __contains__(self, name: object) -> bool:
         _load_plugins()
-        return name in self._entries
+        return isinstance(name, str) and name in self._entries
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
