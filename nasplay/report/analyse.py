@@ -17,6 +17,7 @@ from scipy.stats import fisher_exact
 
 from nasplay import environment
 from nasplay.report import edfs, stats
+from nasplay.report.families import by_family, family_baseline
 from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
 
 
@@ -108,24 +109,6 @@ def _is_proportion(study: Study, metric: str | None = None) -> bool:
 
 def _nonnegative(metric: str) -> bool:
     return any(k in metric for k in ("loss", "time", "flops", "params", "to_target", "err"))
-
-
-def family_baseline(study: Study, arm: str) -> str | None:
-    """The baseline ``arm`` is compared with: its base's own baseline arm when the study has several bases (a family per
-    base, ``study.json``'s ``baselines``), else the study's baseline."""
-    return study.baselines.get(arm, study.baseline)
-
-
-def by_family(study: Study, comps: list[Any], adjust: Any) -> list[Any]:
-    """``adjust(family)`` applied to each family of comparisons apart (a family per base's baseline, in order), or to all
-    of them as one family when the study has one baseline; the results in the order of ``comps``."""
-    if not study.baselines:
-        return list(adjust(comps))
-    out: dict[int, Any] = {}
-    for ref in dict.fromkeys(c.baseline for c in comps):
-        family = [i for i, c in enumerate(comps) if c.baseline == ref]
-        out.update(zip(family, adjust([comps[i] for i in family])))
-    return [out[i] for i in range(len(comps))]
 
 
 def smoke_run(study: Study) -> str | None:
