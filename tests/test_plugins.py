@@ -211,6 +211,9 @@ def test_an_installed_plugin_is_found_in_a_fresh_process(mish_site) -> None:
     assert d["layers"]["se"] == 16 and d["name"] == "resnet18+activation=mish+conv_se=on+input=1x16"
     p = run([*CLI, "knobs"], env)
     assert "conv_se: on | off" in p.stdout and "squeeze-and-excitation" in p.stdout
+    p = run([*CLI, "knobs", "vgg11"], env)  # what each value does to a network, the plugin's knob included
+    assert [line.split()[:2] for line in p.stdout.splitlines() if "conv_se=" in line] == [["conv_se=on", "changed"],
+                                                                                          ["conv_se=off", "same"]]
     p = run([*CLI, "describe", "resnet18", "activation=mish"], env_with())  # without the plugin
     assert p.returncode == 2 and "activation='mish' is not allowed" in p.stderr
 
