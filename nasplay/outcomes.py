@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ADJUSTMENTS = ("holm", "none")
-TESTS = ("welch", "permutation")
+TESTS = ("exact", "welch", "permutation")
 
 
 @dataclass
@@ -45,12 +45,13 @@ class OutcomesConfig:
 @dataclass
 class ReportConfig:
     """How the report tests: ``adjust`` (Holm within each family, or none), ``alpha``, ``test`` (the p-value
-    behind the verdicts), ``margin`` (overrides the primary outcome's equivalence margin, in its points),
+    behind the verdicts: ``exact``, the exact permutation p up to 10 seeds per arm and Welch above; ``welch``;
+    ``permutation``), ``margin`` (overrides the primary outcome's equivalence margin, in its points),
     ``power`` (for the minimum detectable effect) and ``resamples`` (bootstraps and permutations)."""
 
     adjust: str = "holm"
     alpha: float = 0.05
-    test: str = "welch"
+    test: str = "exact"
     margin: float | None = None
     power: float = 0.8
     resamples: int = 2000

@@ -16,7 +16,7 @@ import numpy as np
 from scipy.stats import fisher_exact
 
 from nasplay import environment
-from nasplay.report import edfs, stats
+from nasplay.report import edfs, intervals, power, stats
 from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
 
 
@@ -175,14 +175,15 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         held = _compute_held(study, arm)
         if held is not None:
             row["compute"] = held
-        # The smallest true difference from its reference this arm's comparison detects (pooled SD, both n).
+        # The smallest true difference from its reference this arm's comparison detects: the deciding test's power
+        # (nasplay.report.power) at the pooled SD and both n.
         ref = refs.get(arm)
         if ref is not None:
             w = study.values(ref)
             sd, n_ref = stats.effect_size(v, w).pooled_sd, int(np.isfinite(w).sum())
         else:
             sd, n_ref = s.std, s.n
-        row["mde"] = stats.mde(sd, s.n, n_ref, alpha=st.alpha, power=st.power) if s.n >= 2 and n_ref >= 2 else math.nan
+        row["mde"] = power.mde(sd, s.n, n_ref, alpha=st.alpha, power=st.power, test=st.test) if s.n >= 2 and n_ref >= 2 else math.nan
         tr = _trained(study, arm)
         if tr is not None:
             k, n = tr
@@ -249,18 +250,34 @@ def budget_table(study: Study) -> list[dict[str, Any]]:
     return out
 
 
+def effective_eval_size(study: Study, metric: str) -> tuple[float | None, str]:
+    """The images behind an accuracy counted at the level of their sources (:func:`~nasplay.report.intervals.effective_test_size`:
+    clutter composes its images from a pool of source digits, each counted once), and how it was counted."""
+    n_eval = study.eval_size(metric)
+    split = "test" if metric.startswith("test/") else "validation"
+    pool = (study.source_images or {}).get("test" if split == "test" else "val")
+    n_eff = intervals.effective_test_size(n_eval, pool)
+    if not n_eval:
+        return None, " (seeds only)"
+    if pool and n_eff is not None and n_eff < n_eval:
+        return n_eff, (f" + binomial noise of the {pool} source images the {n_eval} {split} images are composed from "
+                       f"(design effect at within-source correlation 1)")
+    return n_eff, f" + binomial noise of {n_eval} {split} images"
+
+
 def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> dict[str, Any]:
-    """n, mean, std and an interval inside the metric's range: for an accuracy the logit t-interval with the test set's
-    binomial noise (``ci_low``/``ci_high``), the plain t-interval and the two-level bootstrap beside it."""
+    """n, mean, std and an interval inside the metric's range: for an accuracy the logit interval of the seeds' spread
+    (t) and the test set's binomial noise (normal, at its effective size) (``ci_low``/``ci_high``), the plain
+    t-interval and the two-level bootstrap beside it."""
     v = study.values(arm, metric)
     s = stats.summarize(v, confidence)
     out = {**s.to_dict(), "t_interval": [s.ci_low, s.ci_high], "ci_method": "t"}
     if _is_proportion(study, metric):
-        n_eval = study.eval_size(metric)
-        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=n_eval, confidence=confidence)
-        split = "test" if metric.startswith("test/") else "validation"
-        out["ci_method"] = "logit t" + (f" + binomial noise of {n_eval} {split} images" if n_eval else " (seeds only)")
-        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eval, resamples=study.settings.resamples,
+        n_eff, how = effective_eval_size(study, metric)
+        out["ci_low"], out["ci_high"], _ = intervals.accuracy_interval(v, n_test=n_eff, confidence=confidence)
+        out["ci_method"] = "logit, seeds with t" + how.replace(" + binomial", " + normal on the binomial")
+        out["effective_test_size"] = n_eff
+        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eff, resamples=study.settings.resamples,
                                                              confidence=confidence))
     elif _nonnegative(metric) and math.isfinite(s.ci_low):
         out["ci_low"] = max(0.0, s.ci_low)
@@ -280,29 +297,73 @@ def margin_of(study: Study, metric: str) -> float | None:
     return float(m) if m is not None else None
 
 
-def claimed_of(study: Study, metric: str, arm: str) -> float | None:
-    """The paper's claimed effect of ``arm`` against its reference on ``metric``, in the metric's points, if stated."""
+def claimed_of(study: Study, metric: str, arm: str, reference: str | None = None) -> float | None:
+    """The paper's claimed effect of ``arm`` against ``reference`` on ``metric``, in the metric's points, if stated.
+
+    ``experiment.outcomes.claimed`` maps ``{metric: value}`` (every arm), ``{metric: {arm: value}}`` (against the
+    experiment's baseline) or ``{metric: {"arm vs reference": value}}`` (against another arm: a second report)."""
     c = study.outcomes.claimed.get(metric)
+    experiment_baseline = study.manifest.baseline if study.manifest is not None else study.baseline
+    against_baseline = reference is None or reference == experiment_baseline
     if isinstance(c, dict):
-        v = c.get(arm, c.get(arm.split("=", 1)[-1]))
-        return float(v) if isinstance(v, (int, float)) else None
-    return float(c) if isinstance(c, (int, float)) and not isinstance(c, bool) else None
+        v = c.get(f"{arm} vs {reference}") if reference is not None else None
+        if v is None and against_baseline:
+            v = c.get(arm, c.get(arm.split("=", 1)[-1]))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return float(c) if against_baseline and isinstance(c, (int, float)) and not isinstance(c, bool) else None
+
+
+def families(study: Study, metric: str) -> dict[tuple[str, str], str]:
+    """Each comparison's Holm family on ``metric``: ``claimed`` (the experiment states the paper's effect for it
+    before the run), ``exploratory`` (the rest), or ``all`` where the experiment states no claim on the metric."""
+    pairs = references(study)
+    claimed = {(a, r) for a, r in pairs if claimed_of(study, metric, a, r) is not None}
+    if not claimed:
+        return {(a, r): "all" for a, r in pairs}
+    return {(a, r): "claimed" if (a, r) in claimed else "exploratory" for a, r in pairs}
+
+
+def _by_family(items: list, keys: list[str], adjust_one) -> list:
+    """Adjust each family of ``items`` (its key in ``keys``) on its own, keeping the items' order."""
+    out = list(items)
+    for kind in dict.fromkeys(keys):
+        idx = [i for i, k in enumerate(keys) if k == kind]
+        for i, c in zip(idx, adjust_one([items[i] for i in idx], kind)):
+            out[i] = c
+    return out
 
 
 def comparisons(study: Study, metric: str | None = None, *, alpha: float | None = None, test: str | None = None,
                 confidence: float = 0.95, adjust: str | None = None) -> list[stats.Comparison]:
-    """Each arm against its reference on one metric, adjusted together (one family: Holm by default)."""
+    """Each arm against its reference on one metric; Holm within the claimed comparisons and, apart, the exploratory
+    ones (:func:`families`). An accuracy's margin is at least one test image (:func:`~nasplay.report.intervals.margin_floor`)."""
     m = metric or study.metric
     st = study.settings
     alpha = st.alpha if alpha is None else alpha
     scale, unit = metric_format(study, m)
     margin = margin_of(study, m)
+    margin = None if margin is None else margin / scale
+    if _is_proportion(study, m):
+        margin, _ = intervals.margin_floor(margin, study.eval_size(m))
     bounds = (0.0, 1.0) if _is_proportion(study, m) else None
+    fam = families(study, m)
     out = [stats.compare(arm, study.values(arm, m), ref, study.values(ref, m), metric=m, higher_is_better=not lower_is_better(m),
                          alpha=alpha, test=test or st.test, scale=scale, unit=unit, confidence=confidence,
-                         margin=None if margin is None else margin / scale, bounds=bounds)
+                         margin=margin, bounds=bounds, power=st.power)
            for arm, ref in references(study)]
-    return stats.adjust_family(out, adjust or st.adjust, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
+    keys = [fam[(c.arm, c.baseline)] for c in out]
+    return _by_family(out, keys, lambda cs, kind: stats.adjust_family(cs, adjust or st.adjust, alpha=alpha, scale=scale,
+                                                                      unit=unit, confidence=confidence, kind=kind))
+
+
+def relative_error(c: stats.Comparison) -> dict[str, float] | None:
+    """An accuracy's effect as relative error reduction, ``(err_ref - err_arm) / err_ref`` (> 0: the arm errs less),
+    with Welch's interval of the difference divided by the reference's error."""
+    err = 1.0 - c.mean_baseline
+    if not (math.isfinite(err) and err > 0 and math.isfinite(c.welch.diff)):
+        return None
+    return {"reduction": c.welch.diff / err, "ci_low": c.welch.ci_low / err, "ci_high": c.welch.ci_high / err,
+            "error": 1.0 - c.mean, "error_baseline": err}
 
 
 def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -318,10 +379,24 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
         d["kind"] = "means"
         # The margin as the experiment states it (the metric's points: percentage points for an accuracy), and as stored.
         d["margin"], d["margin_raw"] = (None if c.margin is None else c.margin * scale), c.margin
-        claim = claimed_of(study, m, c.arm)
+        d["family_kind"] = c.family_kind
+        if _is_proportion(study, m) and margin_of(study, m) is not None and c.margin is not None \
+                and c.margin * scale > margin_of(study, m) + 1e-12:
+            d["margin_note"] = intervals.margin_floor(margin_of(study, m) / scale, study.eval_size(m))[1]
+        if _is_proportion(study, m):
+            d["relative_error"] = relative_error(c)
+        claim = claimed_of(study, m, c.arm, c.baseline)
         if claim is not None:
-            d["claimed"] = {"effect": claim, "seeds_needed": stats.seeds_needed(claim / scale, c.effect.pooled_sd,
-                                                                                alpha=st.alpha, power=st.power)}
+            need = power.seeds_needed(claim / scale, c.effect.pooled_sd, alpha=st.alpha, power=st.power, test=st.test)
+            d["claimed"] = {"effect": claim, "seeds_needed": need, "test": power.deciding_test(c.n, c.n_baseline, st.test),
+                            "mde_over_claim": c.mde * scale / abs(claim) if claim and math.isfinite(c.mde) else
+                            (math.inf if claim and math.isinf(c.mde) else math.nan)}
+            if c.outcome == "inconclusive":
+                unit = metric_format(study, m)[1]
+                mde = ("∞" if math.isinf(c.mde) else f"{c.mde * scale:.1f}") + (f" {unit}" if unit else "")
+                needs = f"needs about {need:,} seeds per arm" if need else "is beyond 100,000 seeds per arm at this spread"
+                d["verdict"] = d["verdict"].rsplit(" — inconclusive", 1)[0] + (
+                    f" — inconclusive (MDE {mde}; the paper's effect, {claim:g}, {needs})")
         if m == accuracy_metric(study):
             ta, tb = _trained(study, c.arm), _trained(study, c.baseline)
             if ta and tb and (ta[0] < ta[1] or tb[0] < tb[1]):
@@ -360,15 +435,20 @@ def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None
     alpha = st.alpha if alpha is None else alpha
     comps = [stats.compare_censored(arm, *_to_target(study, arm, metric), ref, *_to_target(study, ref, metric), metric=metric)
              for arm, ref in references(study)]
-    adj = stats.adjust([c.p for c in comps], adjust or st.adjust)
-    rows = []
-    for c, pa in zip(comps, adj):
-        out = stats.outcome(float(pa), math.nan, c.better, alpha)
-        c = replace(c, p_adjusted=float(pa), outcome=out)
-        c = replace(c, verdict=stats.censored_verdict(c, alpha))
-        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
-                     "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": len(comps)})
-    return rows
+    fam = families(study, metric)
+    method = adjust or st.adjust
+
+    def settle(cs: list[stats.CensoredComparison], kind: str) -> list[stats.CensoredComparison]:
+        out = []
+        for c, pa in zip(cs, stats.adjust([c.p for c in cs], method)):
+            c = replace(c, p_adjusted=float(pa), outcome=stats.outcome(float(pa), math.nan, c.better, alpha),
+                        family=len(cs), family_kind=kind)
+            out.append(replace(c, verdict=stats.censored_verdict(c, alpha)))
+        return out
+
+    comps = _by_family(comps, [fam[(c.arm, c.baseline)] for c in comps], settle)
+    return [{**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
+             "significant": bool(math.isfinite(c.p_adjusted) and c.p_adjusted < alpha), "adjust": method} for c in comps]
 
 
 def pareto_metric(study: Study) -> str | None:
@@ -480,7 +560,12 @@ def design_space(study: Study, *, bins: int = 10, resamples: int | None = None,
             row["paired"] = edfs.paired_test(*pairs, resamples=resamples, seed=seed).to_dict()
         row["p"] = row["paired"]["sign_flip_p"] if pairs is not None and row["paired"]["pairs"] >= 2 else row["ks_permutation_p"]
         row["p_test"] = "paired sign-flip permutation" if pairs is not None and row["paired"]["pairs"] >= 2 else "KS permutation"
-        eq = stats.tost(err[a], err[base], margin) if margin is not None else None
+        if margin is None:
+            eq = None
+        elif pairs is not None and len(pairs[0]) >= 2:  # a paired design tests equivalence paired, as it tests the difference
+            eq = intervals.tost_paired(pairs[0] - pairs[1], margin)
+        else:
+            eq = stats.tost(err[a], err[base], margin)
         row["margin"] = margin
         row["equivalence"] = None if eq is None else asdict(eq)
         tests.append(row)
@@ -546,7 +631,10 @@ def outcome_plan(study: Study) -> dict[str, Any]:
             "margins": {m: margin_of(study, m) for m in [study.metric, *secondary]},
             "claimed": o.claimed, "source": o.source,
             "families": "each outcome is its own family" + ("" if study.settings.adjust == "none" else
-                                                             ", Holm-adjusted over its comparisons")}
+                                                             ", Holm-adjusted within its claimed comparisons (those with a "
+                                                             "claimed effect stated in advance) and, apart, the exploratory rest"),
+            "test": "exact permutation (every relabelling) up to 10 seeds per arm, Welch above; time to target: "
+                    "exact permutation log-rank" if study.settings.test == "exact" else study.settings.test}
 
 
 def build_report(study: Study, *, alpha: float | None = None, test: str | None = None, adjust: str | None = None,
