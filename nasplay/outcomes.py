@@ -23,8 +23,9 @@ class OutcomesConfig:
     own family for Holm. ``margin`` maps a metric to its equivalence margin in the metric's points (the
     units the report shows: percentage points for accuracies); a metric without one cannot be called
     "equivalent". ``claimed`` maps a metric to the paper's claimed effect of an arm against the baseline
-    in the same points (``{metric: value}``, or ``{metric: {arm: value}}``), so the report can say how
-    many seeds would detect it. ``source`` quotes where the paper states the claim.
+    in the same points (``{metric: value}``, ``{metric: {arm: value}}``, or ``{metric: {"arm vs reference": value}}``
+    for a claim against another arm), so the report can say how many seeds would detect it. The comparisons with a
+    claimed effect are Holm's family; the others are exploratory and adjusted apart. ``source`` quotes where the paper states the claim.
     """
 
     primary: str | None = None

@@ -178,3 +178,47 @@ def test_margins_zero_spread_and_paired_equivalence():
     p_lo = sps.ttest_1samp(d, -0.5, alternative="greater").pvalue
     p_hi = sps.ttest_1samp(d, 0.5, alternative="less").pvalue
     assert eq.paired and eq.p == pytest.approx(max(p_lo, p_hi)) and eq.p < 0.01
+
+
+def _study(arms: dict, baseline: str, claimed: dict, experiment_baseline: str | None = None):
+    from pathlib import Path
+
+    from nasplay.outcomes import OutcomesConfig
+    from nasplay.report.load import Study
+
+    trials = [{"number": i, "state": "COMPLETE", "arm": a, "seed": s, "test/acc": v}
+              for i, (a, s, v) in enumerate((a, s, v) for a, vs in arms.items() for s, v in enumerate(vs))]
+    st = Study(path=Path("s"), name="s", experiment="ablate_depth", config={}, trials=trials, curves=[], arms=list(arms),
+               baseline=baseline, baseline_source="test", metric="test/acc", kind="ablation",
+               outcomes=OutcomesConfig(primary="test/acc", claimed={"test/acc": claimed}))
+    if experiment_baseline is not None:
+        from nasplay.manifest import ArmEntry, Manifest
+
+        st.manifest = Manifest(experiment="ablate_depth", study="s", kind="ablation", arms=[ArmEntry(a, "vgg11", {}) for a in arms],
+                               baseline=experiment_baseline, objectives=["val/acc"], directions=["maximize"])
+    return st
+
+
+def test_holm_family_is_the_claimed_comparisons():
+    from nasplay.report.analyse import comparison_rows
+
+    base = [0.80, 0.81, 0.79, 0.80, 0.82]
+    arms = {"vgg11": base, "vgg13": [0.85, 0.86, 0.84, 0.87, 0.86], "vgg16": [0.83, 0.82, 0.84, 0.81, 0.85],
+            "plain-18": [0.70, 0.71, 0.69, 0.72, 0.70], "plain-34": [0.66, 0.65, 0.67, 0.64, 0.66]}
+    rows = {r["arm"]: r for r in comparison_rows(_study(arms, "vgg11", {"vgg13": 0.9, "vgg16": 2.6}))}
+    claimed = [rows["vgg13"], rows["vgg16"]]
+    assert all(r["family_kind"] == "claimed" and r["family"] == 2 for r in claimed)
+    assert [r["p_adjusted"] for r in claimed] == pytest.approx(stats.holm([r["p"] for r in claimed]).tolist())
+    assert rows["vgg13"]["p"] == pytest.approx(2 / 252) and rows["vgg13"]["p_adjusted"] == pytest.approx(4 / 252)
+    explore = [rows["plain-18"], rows["plain-34"]]
+    assert all(r["family_kind"] == "exploratory" and r["family"] == 2 for r in explore)
+    assert rows["vgg13"]["outcome"] == "better" and "over 2 claimed comparisons" in rows["vgg13"]["verdict"]
+    # A second report against another arm: only the claims stated against that arm are in its claimed family.
+    rows = {r["arm"]: r for r in comparison_rows(_study(arms, "plain-18", {"vgg13": 0.9, "plain-34 vs plain-18": -0.6},
+                                                        experiment_baseline="vgg11"))}
+    assert rows["plain-34"]["family_kind"] == "claimed" and rows["plain-34"]["family"] == 1
+    assert rows["plain-34"]["p_adjusted"] == rows["plain-34"]["p"] == pytest.approx(2 / 252)
+    assert rows["vgg13"]["family_kind"] == "exploratory" and "claimed" not in rows["vgg13"]
+    # No claim stated on the metric: every comparison is one family, as before.
+    rows = comparison_rows(_study(arms, "vgg11", {}))
+    assert {r["family_kind"] for r in rows} == {"all"} and {r["family"] for r in rows} == {4}
