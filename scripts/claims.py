@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--suite", default="clutter")
         s.add_argument("--only", nargs="*")
         if cmd == "run":
-            s.add_argument("--missing", action="store_true", help="skip experiments whose report.json is committed and made under the current rules")
+            s.add_argument("--missing", action="store_true",
+                           help="skip experiments with a committed report.json made under the current rules")
             s.add_argument("--runs-dir", default="runs/claims", type=Path)
             s.add_argument("--collect", action="store_true",
                            help="do not train: copy the finished studies' reports from --runs-dir (and write the extra-baseline reports)")
