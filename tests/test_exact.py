@@ -222,3 +222,18 @@ def test_holm_family_is_the_claimed_comparisons():
     # No claim stated on the metric: every comparison is one family, as before.
     rows = comparison_rows(_study(arms, "vgg11", {}))
     assert {r["family_kind"] for r in rows} == {"all"} and {r["family"] for r in rows} == {4}
+
+
+def test_a_tuned_setting_at_the_grids_edge_is_noted():
+    from nasplay.report.analyse import tuning_notes, tuning_table
+
+    st = _study({"relu": [0.9, 0.91], "tanh": [0.8, 0.82]}, "tanh", {})
+    st.tuning = [{"arm": a, "state": "COMPLETE", "value": v, "param.optim.lr": lr}
+                 for a, best in (("relu", 0.0167), ("tanh", 0.05)) for lr in (0.0167, 0.05, 0.15)
+                 for v in ((0.9,) if lr == best else (0.5,))]
+    for t in st.trials:
+        t["tuned.optim.lr"] = 0.0167 if t["arm"] == "relu" else 0.05
+    table = tuning_table(st)
+    assert table["arms"]["relu"]["at_edge"] == {"optim.lr": "lowest"} and "at_edge" not in table["arms"]["tanh"]
+    assert tuning_notes(table) == ["tuning: relu chose the lowest optim.lr tried (0.0167): the grid does not bracket its "
+                                   "optimum; extend it past that edge"]

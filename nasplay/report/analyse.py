@@ -232,7 +232,22 @@ def tuning_table(study: Study) -> dict[str, Any]:
         out["arms"][arm] = {"chosen": chosen, "curve": [
             {"setting": dict(zip(names, k)), "mean": _mean(np.array(v)), "n": len(v),
              "finished": int(np.isfinite(np.array(v)).sum())} for k, v in sorted(curve.items(), key=lambda kv: [num(x) for x in kv[0]])]}
+        # A choice at the grid's edge: the grid does not bracket the arm's optimum (extend it past that edge).
+        edges = {}
+        for i, n in enumerate(names):
+            tried = sorted({num(k[i]) for k in curve if math.isfinite(num(k[i]))})
+            c = num(chosen.get(n))
+            if len(tried) >= 3 and math.isfinite(c) and c in (tried[0], tried[-1]):
+                edges[n] = "lowest" if c == tried[0] else "highest"
+        if edges:
+            out["arms"][arm]["at_edge"] = edges
     return out
+
+
+def tuning_notes(tuning: dict[str, Any]) -> list[str]:
+    """A note for every arm whose tuned setting is the grid's lowest or highest value."""
+    return [f"tuning: {arm} chose the {where} {n} tried ({a['chosen'].get(n)}): the grid does not bracket its optimum; "
+            f"extend it past that edge" for arm, a in (tuning.get("arms") or {}).items() for n, where in a.get("at_edge", {}).items()]
 
 
 def budget_table(study: Study) -> list[dict[str, Any]]:
@@ -694,6 +709,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     )
     if study.tuning:
         report.tuning = tuning_table(study)
+        report.notes += tuning_notes(report.tuning)
     if len(study.budgets) > 1:
         report.budgets = budget_table(study)
         report.budget = study.budgets[-1]
