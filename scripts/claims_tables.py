@@ -118,7 +118,8 @@ def cell(suite: str, claim: dict[str, Any], judged: dict[str, Any] | None = None
         claims = load_claims()
         judged = _judged(suite, claims)[next(i for i, c in enumerate(claims) if c is claim or c == claim)]
     if judged is None:
-        return "missing", f"no {claim['metric']} comparison of {claim['arm']} in the report"
+        return "missing", (f"no {claim['metric']} comparison of {claim['arm']} in the committed report (made before "
+                           f"this outcome was stated): needs the rerun")
     row = judged["row"]
     cat, word = judged["category"], judged["word"]
     parts = [f"**{cat}**" + (f" ({word})" if word not in cat else "") + (f": {judged['why']}" if judged.get("why") else ""),

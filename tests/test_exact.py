@@ -237,3 +237,39 @@ def test_a_tuned_setting_at_the_grids_edge_is_noted():
     assert table["arms"]["relu"]["at_edge"] == {"optim.lr": "lowest"} and "at_edge" not in table["arms"]["tanh"]
     assert tuning_notes(table) == ["tuning: relu chose the lowest optim.lr tried (0.0167): the grid does not bracket its "
                                    "optimum; extend it past that edge"]
+
+
+def test_steps_to_the_baselines_own_final_accuracy(tmp_path):
+    """ablate_batchnorm's outcome as Ioffe & Szegedy measured it: steps until validation accuracy first reaches the
+    baseline's own final accuracy (here the mean of 0.60, 0.62, 0.64 = 0.62), censored where a seed never does."""
+    import csv
+
+    from nasplay.manifest import ArmEntry, Manifest
+    from nasplay.report.analyse import build_report
+    from nasplay.report.load import load_study
+
+    curves = {"norm=none": [[0.3, 0.5, 0.60], [0.3, 0.55, 0.62], [0.4, 0.5, 0.64]],
+              "norm=batch": [[0.5, 0.7, 0.8], [0.62, 0.7, 0.8], [0.5, 0.6, 0.61]]}
+    rows, points = [], []
+    for arm, seeds in curves.items():
+        for s, c in enumerate(seeds):
+            n = len(rows)
+            rows.append({"number": n, "state": "COMPLETE", "arm": arm, "seed": s, "test/acc": c[-1], "steps": 30})
+            points += [{"trial": n, "epoch": e, "step": 10 * (e + 1), "metric": "val/acc", "value": v} for e, v in enumerate(c)]
+    for name, data in (("results.csv", rows), ("curves.csv", points)):
+        with open(tmp_path / name, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(data[0]))
+            w.writeheader()
+            w.writerows(data)
+    Manifest(experiment="ablate_batchnorm", study=tmp_path.name, kind="ablation",
+             arms=[ArmEntry(a, "vgg11", {"norm": a.split("=")[1]}) for a in curves], baseline="norm=none",
+             objectives=["val/acc"], directions=["maximize"], knob="norm", classes=10,
+             outcomes={"primary": "steps_to_target_baseline", "secondary": ["test/acc"]}).write(tmp_path)
+    st = load_study(tmp_path)
+    assert st.metric == "steps_to_target_baseline" and st.targets == {"steps_to_target_baseline": pytest.approx(0.62)}
+    r = build_report(st).to_dict()
+    (c,) = r["comparisons"]
+    assert c["kind"] == "censored" and c["arm_summary"]["times"] == [20, 10] and c["arm_summary"]["censored_at"] == [30]
+    assert c["baseline_summary"]["times"] == [30, 30] and c["baseline_summary"]["censored_at"] == [30]
+    assert c["better"] and c["test"] == "exact permutation log-rank" and c["relabellings"] == 20
+    assert any("reaches norm=none's own final accuracy, 62.0%" in n for n in r["notes"])

@@ -12,6 +12,7 @@ TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test",
          "exact": "the exact permutation test (every relabelling) up to 10 seeds per arm, Welch's t-test above"}
 
 
+TIMES = ("epochs_to_target", "steps_to_target", "steps_to_target_baseline")  # censored time-to-target outcomes
 HOLM = "Holm-adjusted within the claimed and, apart, the exploratory comparisons of each outcome"
 
 
@@ -61,7 +62,7 @@ def _interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
 def arms_section(report: dict[str, Any]) -> str:
     s = report["scale"]
     ci = "95% CI"
-    first = "time to target" if report["metric"] in ("epochs_to_target", "steps_to_target") else f"mean {metric_label(report)}"
+    first = "time to target" if report["metric"] in TIMES else f"mean {metric_label(report)}"
     header = ["arm", "n", first, "std", ci, "MDE", "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
     trained_col = any(a.get("trained") and a["trained"].get("metric") != report["metric"] for a in report["arms"])
     if trained_col:
@@ -70,7 +71,7 @@ def arms_section(report: dict[str, Any]) -> str:
     for a in report["arms"]:
         name = f"**{a['arm']}** (baseline)" if a["baseline"] else a["arm"]
         tr = a.get("trained")
-        tt = a.get(report["metric"]) if report["metric"] in ("epochs_to_target", "steps_to_target") else None
+        tt = a.get(report["metric"]) if report["metric"] in TIMES else None
         if tt:
             # Censored: a mean of the seeds that got there would hide those that did not.
             med = "not reached by half" if isinstance(tt["median"], float) and math.isinf(tt["median"]) else num(tt["median"], 1)
@@ -282,7 +283,7 @@ def render(report: dict[str, Any]) -> str:
         lines += ["### Compute as trained", "", compute_section(r), ""]
     if r.get("tuning"):
         lines += ["### Per-arm tuning", "", tuning_section(r["tuning"]), ""]
-    for m in ("epochs_to_target", "steps_to_target"):
+    for m in TIMES:
         if any(m in a for a in r["arms"]):
             lines += [f"### {m}: seeds that reached the target", "", _time_table(r, m), ""]
     ref = "the previous rung" if r["reference"] == "previous rung" else "the baseline"

@@ -598,7 +598,7 @@ def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: 
 
 def censored_verdict(c: CensoredComparison, alpha: float = 0.05) -> str:
     """Plain words for a time-to-target comparison (after ``p_adjusted`` and ``outcome`` are set)."""
-    what = c.metric.removesuffix("_to_target")
+    what = c.metric.split("_to_target")[0]
 
     def med(s: TimeToTarget) -> str:
         return "not reached by half the seeds" if math.isinf(s.median) else f"median {_fmt(s.median, 1)} {what}"
