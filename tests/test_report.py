@@ -626,6 +626,8 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     assert acc["outcome"] == "inconclusive" and acc["p"] == pytest.approx(0.1) and acc["welch"]["p"] < 0.001
     assert acc["margin"] == 1.0 and acc["margin_raw"] == pytest.approx(0.01)
     assert acc["trained"] == {"arm": [3, 3], "baseline": [0, 3], "fisher_p": pytest.approx(0.1)}
+    assert acc["untestable"] == "norm=none: no seed above chance"
+    assert acc["verdict"].endswith("— untestable at this budget (norm=none: no seed above chance)")
     assert acc["claimed"]["effect"] == 0.5 and acc["claimed"]["seeds_needed"] == power.seeds_needed(0.005, acc["effect"]["pooled_sd"])
     # train/loss_auc from curves.csv: the mean of the per-epoch losses; BN's seed 0: (1 + 1/2 + ... + 1/6) / 6.
     (auc,) = r["secondary"]["train/loss_auc"]

@@ -419,6 +419,10 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
                 d["trained"] = {"arm": list(ta), "baseline": list(tb), "fisher_p": p}
                 d["verdict"] += (f" [{c.arm}: {ta[0]} of {ta[1]} seeds trained, {c.baseline}: {tb[0]} of {tb[1]}; "
                                  f"Fisher's exact test {stats.format_p(p)}]")
+                dead = [a for a, (k, _) in ((c.arm, ta), (c.baseline, tb)) if k == 0]
+                if dead:  # a difference from an arm at chance says that one network trains, not what the knob does
+                    d["untestable"] = f"{' and '.join(dead)}: no seed above chance"
+                    d["verdict"] += f" — untestable at this budget ({d['untestable']})"
         rows.append(d)
     return rows
 
