@@ -9,7 +9,12 @@ from typing import Any
 from nasplay import environment
 from nasplay.report.glossary import define
 
-TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test"}
+TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test",
+         "exact": "the exact permutation test (every relabelling) up to 10 seeds per arm, Welch's t-test above"}
+
+
+TIMES = ("epochs_to_target", "steps_to_target", "steps_to_target_baseline")  # censored time-to-target outcomes
+HOLM = "Holm-adjusted within the claimed and, apart, the exploratory comparisons of each outcome"
 
 
 def baseline_line(r: dict[str, Any]) -> str:
@@ -78,7 +83,7 @@ def _interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
 def arms_section(report: dict[str, Any]) -> str:
     s = report["scale"]
     ci = "95% CI"
-    first = "time to target" if report["metric"] in ("epochs_to_target", "steps_to_target") else f"mean {metric_label(report)}"
+    first = "time to target" if report["metric"] in TIMES else f"mean {metric_label(report)}"
     header = ["arm", "n", first, "std", ci, "MDE", "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
     trained_col = any(a.get("trained") and a["trained"].get("metric") != report["metric"] for a in report["arms"])
     if trained_col:
@@ -87,7 +92,7 @@ def arms_section(report: dict[str, Any]) -> str:
     for a in report["arms"]:
         name = f"**{a['arm']}** (baseline)" if a["baseline"] else a["arm"]
         tr = a.get("trained")
-        tt = a.get(report["metric"]) if report["metric"] in ("epochs_to_target", "steps_to_target") else None
+        tt = a.get(report["metric"]) if report["metric"] in TIMES else None
         if tt:
             # Censored: a mean of the seeds that got there would hide those that did not.
             med = "not reached by half" if isinstance(tt["median"], float) and math.isinf(tt["median"]) else num(tt["median"], 1)
@@ -140,20 +145,25 @@ def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) ->
     if not comps:
         return "_No arm to compare (one arm, or no baseline)._"
     if comps[0].get("kind") == "censored":
-        rows = [[c["arm"], c["baseline"], num(c["logrank_z"], 2), p_value(c["logrank_p"]), p_value(c["p_adjusted"]),
-                 p_value(c["fisher_p"]), verdict_cell(c)] for c in comps]
-        return (table(["arm", "vs", "log-rank z", "log-rank p", "adjusted p", "Fisher p (reached)", "outcome"], rows)
+        rows = [[c["arm"], c["baseline"], num(c["logrank_z"], 2), p_value(c["p"]), p_value(c["logrank_p"]),
+                 f"{p_value(c['p_adjusted'])} ({c.get('family_kind', 'all')})", p_value(c["fisher_p"]), verdict_cell(c)]
+                for c in comps]
+        return (table(["arm", "vs", "log-rank z", "permutation log-rank p", "asymptotic p", "adjusted p (family)",
+                       "Fisher p (reached)", "outcome"], rows)
                 + "\n\n" + "\n".join(f"- {c['verdict']}" for c in comps))
     u = f" ({unit})" if unit else ""
-    header = ["arm", "vs", f"Δ mean{u}", "95% CI of Δ", "Hedges' g", "Welch p", "permutation p", "adjusted p", "margin",
-              "TOST p (adj.)", "outcome"]
+    header = ["arm", "vs", f"Δ mean{u}", "95% CI of Δ", "rel. error reduction", "Hedges' g", "deciding test", "p",
+              "Welch p", "adjusted p (family)", f"MDE{u}", "margin", "TOST p (adj.)", "outcome"]
     rows = []
     for c in comps:
-        w, perm, e = c["welch"], c["permutation"], c["effect"]
+        w, e = c["welch"], c["effect"]
         eq = c.get("equivalence") or {}
+        rel = c.get("relative_error") or {}
         rows.append([c["arm"], c["baseline"], num(w["diff"], 2, scale), f"{num(w['ci_low'], 2, scale)} to {num(w['ci_high'], 2, scale)}",
-                     f"{num(e['g'], 2)} ({e['magnitude']})", p_value(w["p"]), p_value(perm["p"]) + ("" if perm["exact"] else " (MC)"),
-                     p_value(c["p_adjusted"]), "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
+                     f"{num(rel['reduction'], 1, 100)}%" if rel else "–",
+                     f"{num(e['g'], 2)} ({e['magnitude']})", c.get("test", ""), p_value(c["p"]), p_value(w["p"]),
+                     f"{p_value(c['p_adjusted'])} ({c.get('family_kind', 'all')})", num(c.get("mde"), 2, scale),
+                     "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
                      p_value(eq.get("p_adjusted", math.nan)), verdict_cell(c)])
     verdicts = "\n".join(f"- {_named(c)}" if not c.get("withheld") else f"- no verdict ({c['withheld']}); the tests read: {_named(c)}"
                          for c in comps)
@@ -162,7 +172,7 @@ def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) ->
     if claims:
         extra = "\n\n" + "\n".join(
             f"- The paper's claimed effect of {c['arm']}, {num(c['claimed']['effect'], 2)}{(' ' + unit) if unit else ''}: "
-            + (f"{c['claimed']['seeds_needed']} seeds per arm would detect it with 80% power at this spread "
+            + (f"{c['claimed']['seeds_needed']} seeds per arm would detect it with 80% power with the deciding test at this spread "
                f"(this study: {c['n']})." if c["claimed"]["seeds_needed"] else "no finite number of seeds at this spread (or no spread).")
             for c in claims)
     return table(header, rows) + "\n\n**Verdicts**\n\n" + verdicts + extra
@@ -186,10 +196,12 @@ def outcomes_section(report: dict[str, Any]) -> str:
         lines.append(f"- no outcomes stated in the experiment (experiment.outcomes): the primary metric is `{report['metric']}`"
                      f"{defined(report['metric'])}, "
                      f"{margin(report['metric'])}")
-    lines.append(f"- each outcome is one family: {adj} adjustment over its comparisons at α={report['alpha']}; each comparison "
+    lines.append(f"- the deciding p: {TESTS.get(report['test'], report['test'])}; Welch's p and interval beside it")
+    lines.append(f"- families: within each outcome, {adj} adjustment over the claimed comparisons (a claimed effect stated in "
+                 f"advance) and, apart, over the exploratory rest, at α={report['alpha']}; each comparison "
                  "ends as **better** or **worse** (adjusted p < α), **equivalent** (both one-sided tests of the margin, adjusted, "
-                 "< α) or **inconclusive**. Time-to-target outcomes keep the seeds that never got there (censored): log-rank for "
-                 "when, Fisher's exact test for how many.")
+                 "< α) or **inconclusive**. Time-to-target outcomes keep the seeds that never got there (censored): the "
+                 "permutation log-rank for when (exact up to 10 seeds per arm), Fisher's exact test for how many.")
     return "\n".join(lines)
 
 
@@ -282,9 +294,9 @@ def render(report: dict[str, Any]) -> str:
              f"- trials: {r['trials']['total']} ({trials})",
              baseline_line(r),
              f"- statistics: mean and a 95% interval inside the metric's range over seeds; {TESTS.get(r['test'], r['test'])} at "
-             f"α={r['alpha']} for the verdicts, {'Holm-adjusted within each outcome' if r.get('adjust') == 'holm' else 'unadjusted'}; "
-             "equivalence by two one-sided tests (TOST) against the stated margin; Hedges' g with the pooled SD; two-sided "
-             "permutation test as a check", ""]
+             f"α={r['alpha']} for the verdicts, {HOLM if r.get('adjust') == 'holm' else 'unadjusted'}; "
+             "equivalence by two one-sided tests (TOST) against the stated margin; Hedges' g with the pooled SD; Welch's "
+             "t-test and the permutation test beside the deciding p", ""]
     if r["notes"]:
         lines += ["> " + n for n in r["notes"]] + [""]
     if "outcomes" in r:
@@ -294,7 +306,7 @@ def render(report: dict[str, Any]) -> str:
         lines += ["### Compute as trained", "", compute_section(r), ""]
     if r.get("tuning"):
         lines += ["### Per-arm tuning", "", tuning_section(r["tuning"]), ""]
-    for m in ("epochs_to_target", "steps_to_target"):
+    for m in TIMES:
         if any(m in a for a in r["arms"]):
             lines += [f"### {m}: seeds that reached the target", "", _time_table(r, m), ""]
     ref = "the previous rung" if r["reference"] == "previous rung" else "the baseline"
