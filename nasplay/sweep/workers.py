@@ -178,7 +178,7 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     torch.set_num_threads(threads)
     console = Console(file=_QueueFile(q, worker), width=200, highlight=False, soft_wrap=True, force_terminal=False)
     try:
-        plan = make_plan(cfg)
+        plan = make_plan(cfg, check_files=False)  # the command checked the data before it started the workers
         r = run_loop(plan, open_study(plan), console, callbacks, worker=worker)
         q.put(("done", worker, (r.ran, r.stopped, r.complete)))
     except KeyboardInterrupt:
