@@ -104,6 +104,16 @@ class NasplayDataModule(pl.LightningDataModule):
     def _count(self, split: str) -> int:
         raise NotImplementedError
 
+    def input_spec(self) -> dict[str, Any]:
+        """What a network trained on this data takes: ``channels`` x ``size`` x ``size`` images, pixels scaled to
+        [0, 1], then ``(x - mean) / std`` per channel (``mean`` null: not normalised); ``class_names`` where known."""
+        mean, std = self._normalization()
+        return {"channels": self.channels, "size": self.size, "mean": mean, "std": std,
+                "class_names": list(getattr(self, "classes", None) or []) or None}
+
+    def _normalization(self) -> tuple[list[float] | None, list[float] | None]:
+        return None, None
+
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # in-memory batches are already on the device: skip Lightning's generic walk over the batch
         if isinstance(batch, (tuple, list)) and all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
@@ -125,6 +135,7 @@ class TensorDataModule(NasplayDataModule):
     def __init__(self, cfg: DataConfig, num_classes: int | None = None, splits: dict[str, Split] | None = None):
         super().__init__(cfg, num_classes or NATIVE[cfg.name][2])
         self._splits = splits
+        self._stats: tuple[list[float], list[float]] | None = None  # the training split's mean and std, once read
         self._device_cache: dict[tuple[str, str], Split] = {}
 
     # --- reading ----------------------------------------------------------------------------------
@@ -174,6 +185,7 @@ class TensorDataModule(NasplayDataModule):
         if cfg.normalize:
             mean, std = channel_stats(tensors["train"])
             tensors = {k: (v - mean) / std for k, v in tensors.items()}
+            self._stats = (mean.flatten().tolist(), std.flatten().tolist())
         return {k: Split(tensors[k].contiguous(), torch.from_numpy(np.asarray(parts[k][1], dtype=np.int64))) for k in parts}
 
     def _shape(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,6 +195,12 @@ class TensorDataModule(NasplayDataModule):
 
     def _count(self, split: str) -> int:
         return len(self.splits()[split].y)
+
+    def _normalization(self) -> tuple[list[float] | None, list[float] | None]:
+        if not self.cfg.normalize:
+            return None, None
+        self.splits()
+        return self._stats or (None, None)
 
     # --- batching ---------------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -313,6 +331,11 @@ class ImageFolderDataModule(TensorDataModule):
     def _count(self, split: str) -> int:
         return len(self._split_index()[split])
 
+    def _normalization(self) -> tuple[list[float] | None, list[float] | None]:
+        if self.in_memory or not self.cfg.normalize:
+            return super()._normalization()
+        return (list(IMAGENET_MEAN), list(IMAGENET_STD)) if self.channels == 3 else ([0.449], [0.226])
+
     def _loader(self, split: str, shuffle: bool):
         if self.in_memory:
             return super()._loader(split, shuffle)
@@ -321,9 +344,8 @@ class ImageFolderDataModule(TensorDataModule):
         from nasplay.train.folder import FolderDataset
 
         files = self.tree.all_files
-        mean, std = (IMAGENET_MEAN, IMAGENET_STD) if self.channels == 3 else ((0.449,), (0.226,))
-        ds = FolderDataset([files[i] for i in self._split_index()[split]], self.channels, self.size,
-                           mean if self.cfg.normalize else None, std if self.cfg.normalize else None)
+        mean, std = self._normalization()
+        ds = FolderDataset([files[i] for i in self._split_index()[split]], self.channels, self.size, mean, std)
         g = torch.Generator().manual_seed(self.seed)
         t = self.trainer
         pin = t is not None and t.strategy.root_device.type == "cuda"
