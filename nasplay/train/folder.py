@@ -61,7 +61,7 @@ class Tree:
 
 @dataclass
 class Survey:
-    """What the headers say: sizes (width, height) and modes, counted; files whose header cannot be read."""
+    """What the headers say: sizes (width, height) and modes, counted, and palettes with a transparent colour."""
 
     sizes: Counter = field(default_factory=Counter)
     modes: Counter = field(default_factory=Counter)
