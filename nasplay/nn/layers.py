@@ -130,30 +130,43 @@ class TableConv2d(nn.Module):
         sizes = sorted({len(r) for r in table})
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        gathers, order = [], []
+        gathers: list[int] = []
+        order: list[int] = []
+        self.bounds: list[int] = [0]  # group i reads gather[bounds[i]:bounds[i + 1]]
         for n in sizes:
             maps = [i for i, r in enumerate(table) if len(r) == n]
             order += maps
-            gathers.append(torch.tensor([j for i in maps for j in table[i]], dtype=torch.long))
+            gathers += [j for i in maps for j in table[i]]
+            self.bounds.append(len(gathers))
             w = torch.empty(len(maps), n, *kernel)
             nn.init.kaiming_uniform_(w, a=5**0.5)
             self.weights.append(nn.Parameter(w))
             if bias:
                 bound = 1 / (n * kernel[0] * kernel[1]) ** 0.5
                 self.biases.append(nn.Parameter(torch.empty(len(maps)).uniform_(-bound, bound)))
-        for i, g in enumerate(gathers):
-            self.register_buffer(f"gather{i}", g, persistent=False)
+        self.has_bias = bias
+        # one buffer sliced per group (TorchScript cannot look a buffer up by a computed name)
+        self.register_buffer("gather", torch.tensor(gathers, dtype=torch.long), persistent=False)
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         self.register_buffer("inverse", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = []
-        for i, w in enumerate(self.weights):
-            xi = x.index_select(1, getattr(self, f"gather{i}"))
-            b = self.biases[i] if len(self.biases) else None
-            outs.append(F.conv2d(xi, w, b, self.stride, self.padding, groups=w.shape[0]))
+        outs: list[torch.Tensor] = []
+        i = 0
+        if self.has_bias:  # two loops, as TorchScript unrolls a loop over parameter lists only by zip or iteration
+            for w, b in zip(self.weights, self.biases):
+                outs.append(self._group(x, i, w, b))
+                i += 1
+        else:
+            for w in self.weights:
+                outs.append(self._group(x, i, w, None))
+                i += 1
         return torch.cat(outs, 1).index_select(1, self.inverse)
+
+    def _group(self, x: torch.Tensor, i: int, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        xi = x.index_select(1, self.gather[self.bounds[i]:self.bounds[i + 1]])
+        return F.conv2d(xi, w, b, self.stride, self.padding, groups=w.shape[0])
 
 
 class RBFOutput(nn.Module):
@@ -176,7 +189,7 @@ class Branch(nn.Module):
     def __init__(self, ops: nn.Sequential, split: list[nn.Module]):
         super().__init__()
         self.ops = ops
-        self.split = nn.ModuleList(split) if split else None
+        self.split = nn.ModuleList(split) if split else None  # None: TorchScript drops the concatenation below
         self._has_ops = len(ops) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -218,12 +231,14 @@ class Block(nn.Module):
             y = self.merge(y)
         if self.layer_scale is not None:
             y = self.layer_scale * y
-        if self.drop_path:
+        if self.drop_path > 0.0:
             y = drop_path(y, self.drop_path, self.training)
         if self.skip == "identity":
             y = y.add_(x) if self.add_inplace else y + x
         elif self.skip == "projection":
-            y = y.add_(self.shortcut(x)) if self.add_inplace else y + self.shortcut(x)
+            if self.shortcut is not None:  # always, for a projection; the check lets TorchScript compile the others
+                s = self.shortcut(x)
+                y = y.add_(s) if self.add_inplace else y + s
         elif self.skip == "scaled":
             y = y * self.scale + x
         elif self.skip == "dense":

@@ -17,19 +17,12 @@ from scipy.stats import fisher_exact
 
 from nasplay import environment
 from nasplay.report import intervals, power, stats
+from nasplay.report.design_space import EdfData
+from nasplay.report.design_space import design_space as design_space_of
 from nasplay.report.families import family_baseline
-from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
-
-
-@dataclass
-class EdfData:
-    """The raw errors and complexities of a design-space study's populations, for its EDF figure (not in report.json)."""
-
-    error: str  # what the errors are, e.g. "error (%)"
-    measures: list[str]  # the complexity measures present ("flops", "params")
-    bins: int
-    errors: dict[str, np.ndarray]  # arm -> errors of its finished trials
-    complexities: dict[str, dict[str, np.ndarray]]  # measure -> arm -> complexities
+from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, margin_of, metric_format, num
+from nasplay.report.load import mean as _mean
+from nasplay.report.load import median as _median
 
 
 @dataclass
@@ -85,21 +78,6 @@ class Report:
         """The report as report.json holds it (before NaN becomes null): the public fields, in order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "edf" and not (f.name in self.OPTIONAL and getattr(self, f.name) is None)}
-
-
-def metric_format(study: Study, metric: str | None = None) -> tuple[float, str]:
-    """``(scale, unit)`` for showing a metric: accuracies stored in [0, 1] are shown in percentage points."""
-    m = metric or study.metric
-    v = study.column(m)
-    v = v[np.isfinite(v)]
-    if "acc" in m and len(v) and v.min() >= 0 and v.max() <= 1:
-        return 100.0, "points"
-    return 1.0, ""
-
-
-def _median(v: np.ndarray) -> float:
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if len(v) else math.nan
 
 
 def _is_proportion(study: Study, metric: str | None = None) -> bool:
@@ -323,19 +301,6 @@ def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> di
     elif _nonnegative(metric) and math.isfinite(s.ci_low):
         out["ci_low"] = max(0.0, s.ci_low)
     return out
-
-
-def _mean(v: np.ndarray) -> float:
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if len(v) else math.nan
-
-
-def margin_of(study: Study, metric: str) -> float | None:
-    """The equivalence margin of a metric in its points: ``report.margin`` for the primary outcome, else the experiment's."""
-    if metric == study.metric and study.settings.margin is not None:
-        return float(study.settings.margin)
-    m = study.outcomes.margin.get(metric)
-    return float(m) if m is not None else None
 
 
 def claimed_of(study: Study, metric: str, arm: str, reference: str | None = None) -> float | None:
@@ -639,9 +604,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     report.pareto_metric = pareto_metric(study)
     report.pareto_scale = metric_format(study, pareto_metric(study))[0] if pareto_metric(study) else 1.0
     if study.kind == "design_space":
-        from nasplay.report.design_space import design_space  # EDFs of sampled populations: only design-space studies
-
-        report.design_space, report.edf = design_space(study)
+        report.design_space, report.edf = design_space_of(study)
     if not study.available(study.metric):
         report.notes.append(f"no finished trial has a value of {study.metric!r}")
     return report

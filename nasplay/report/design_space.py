@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from nasplay.report import edfs, intervals, stats
-from nasplay.report.analyse import EdfData, _mean, _median, margin_of, metric_format
-from nasplay.report.load import Study, lower_is_better
+from nasplay.report.load import Study, lower_is_better, margin_of, metric_format
+from nasplay.report.load import mean as _mean
+from nasplay.report.load import median as _median
 
 
 def _pairs(study: Study, arm: str, base: str, err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
@@ -29,6 +30,17 @@ def _pairs(study: Study, arm: str, base: str, err: dict[str, np.ndarray]) -> tup
     pa, pb = by_pair(arm), by_pair(base)
     keys = sorted(set(pa) & set(pb), key=str)
     return np.array([pa[k] for k in keys]), np.array([pb[k] for k in keys])
+
+
+@dataclass
+class EdfData:
+    """The raw errors and complexities of a design-space study's populations, for its EDF figure (not in report.json)."""
+
+    error: str  # what the errors are, e.g. "error (%)"
+    measures: list[str]  # the complexity measures present ("flops", "params")
+    bins: int
+    errors: dict[str, np.ndarray]  # arm -> errors of its finished trials
+    complexities: dict[str, dict[str, np.ndarray]]  # measure -> arm -> complexities
 
 
 def design_space(study: Study, *, bins: int = 10, resamples: int | None = None,

@@ -21,10 +21,26 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import special
 from scipy import stats as sps
+
+
+@dataclass(frozen=True)
+class Equivalence:
+    """Two one-sided Welch tests (TOST) of ``|mean(a) - mean(b)| < margin``; ``p`` is the larger one-sided p."""
+
+    margin: float
+    p_lower: float  # H0: diff <= -margin
+    p_upper: float  # H0: diff >= +margin
+    p: float
+    ci_low: float  # the (1 - 2 alpha) interval TOST is equivalent to
+    ci_high: float
+    p_adjusted: float = math.nan  # within the family (Holm), set by adjust_family
+    paired: bool = False  # one-sample TOST of paired differences (nasplay.report.intervals.tost_paired)
+    note: str = ""
 
 
 def _clean(x) -> np.ndarray:
@@ -111,8 +127,6 @@ def margin_floor(margin: float | None, n_test: int | None) -> tuple[float | None
 
 def tost_paired(d, margin: float | None, alpha: float = 0.05):
     """Paired TOST: one-sample t-tests of the differences ``d`` against ``-margin`` (greater) and ``+margin`` (less)."""
-    from nasplay.report.stats import Equivalence
-
     d = _clean(d)
     if margin is None or not margin > 0 or len(d) < 2:
         return Equivalence(math.nan if margin is None else float(margin), math.nan, math.nan, math.nan, math.nan, math.nan,

@@ -344,3 +344,33 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
                  outcomes, settings, classes, test_size, test_source, val_size, tuning, budgets, by_budget, val_source,
                  manifest.source_images if manifest is not None else None, baselines=families if baseline is None else {},
                  targets=targets)
+
+
+def metric_format(study: Study, metric: str | None = None) -> tuple[float, str]:
+    """``(scale, unit)`` for showing a metric: accuracies stored in [0, 1] are shown in percentage points."""
+    m = metric or study.metric
+    v = study.column(m)
+    v = v[np.isfinite(v)]
+    if "acc" in m and len(v) and v.min() >= 0 and v.max() <= 1:
+        return 100.0, "points"
+    return 1.0, ""
+
+
+def median(v: np.ndarray) -> float:
+    """The median of the finite values, NaN when there is none."""
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else math.nan
+
+
+def mean(v: np.ndarray) -> float:
+    """The mean of the finite values, NaN when there is none."""
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
+def margin_of(study: Study, metric: str) -> float | None:
+    """The equivalence margin of a metric in its points: ``report.margin`` for the primary outcome, else the experiment's."""
+    if metric == study.metric and study.settings.margin is not None:
+        return float(study.settings.margin)
+    m = study.outcomes.margin.get(metric)
+    return float(m) if m is not None else None

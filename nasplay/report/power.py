@@ -20,6 +20,7 @@ import math
 from functools import lru_cache
 
 import numpy as np
+from scipy import stats as sps
 
 from nasplay.report import exact
 
@@ -125,8 +126,6 @@ def seeds_needed(effect: float, sd: float, *, alpha: float = 0.05, power: float 
     for n in range(2, exact.MAX_EXACT + 1):
         if mde_sd(n, n, float(alpha), float(power), test=test) <= k:
             return n
-    from nasplay.report.stats import power_t
-
     lo, hi = exact.MAX_EXACT, limit  # power rises with n: bisect for the first n that reaches it
     if power_t(k, 1.0, hi, hi, alpha) < power:
         return None
@@ -134,3 +133,13 @@ def seeds_needed(effect: float, sd: float, *, alpha: float = 0.05, power: float 
         mid = (lo + hi) // 2
         lo, hi = (lo, mid) if power_t(k, 1.0, mid, mid, alpha) >= power else (mid, hi)
     return hi
+
+
+def power_t(delta: float, sd: float, n_a: int, n_b: int, alpha: float = 0.05) -> float:
+    """Power of the two-sided two-sample t-test (pooled df) to detect a true difference ``delta`` (noncentral t)."""
+    if n_a < 2 or n_b < 2 or not sd > 0:
+        return math.nan
+    df = n_a + n_b - 2
+    nc = delta / (sd * math.sqrt(1 / n_a + 1 / n_b))
+    t = sps.t.ppf(1 - alpha / 2, df)
+    return float(sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc))

@@ -55,6 +55,11 @@ from scipy import special
 from scipy import stats as sps
 
 # The summary over seeds is the study's closing summary's too (the sweep prints it): one definition, below the report.
+from nasplay.report import exact
+from nasplay.report import power as power_
+from nasplay.report.exact import permutation_logrank
+from nasplay.report.intervals import Equivalence, accuracy_interval  # noqa: F401 - Equivalence is part of this module's API
+from nasplay.report.power import power_t  # noqa: F401 - part of this module's API
 from nasplay.sweep.results import ArrayLike, Summary, summarize, t_quantile  # noqa: F401 - part of this module's API
 from nasplay.sweep.results import finite as _clean
 
@@ -236,9 +241,6 @@ def compare(arm: str, values: ArrayLike, baseline: str, baseline_values: ArrayLi
     allows. ``mde`` is the deciding test's (:mod:`~nasplay.report.power`). A family of several comparisons is
     adjusted afterwards with :func:`adjust_family`.
     """
-    from nasplay.report import exact
-    from nasplay.report import power as power_
-
     if test not in ("exact", "welch", "permutation"):
         raise ValueError(f"test: expected 'exact', 'welch' or 'permutation', got {test!r}")
     a, b = _clean(values), _clean(baseline_values)
@@ -391,21 +393,6 @@ def adjust(pvalues: ArrayLike, method: str = "holm") -> np.ndarray:
     raise ValueError(f"report.adjust: expected 'holm' or 'none', got {method!r}")
 
 
-@dataclass(frozen=True)
-class Equivalence:
-    """Two one-sided Welch tests (TOST) of ``|mean(a) - mean(b)| < margin``; ``p`` is the larger one-sided p."""
-
-    margin: float
-    p_lower: float  # H0: diff <= -margin
-    p_upper: float  # H0: diff >= +margin
-    p: float
-    ci_low: float  # the (1 - 2 alpha) interval TOST is equivalent to
-    ci_high: float
-    p_adjusted: float = math.nan  # within the family (Holm), set by adjust_family
-    paired: bool = False  # one-sample TOST of paired differences (nasplay.report.intervals.tost_paired)
-    note: str = ""
-
-
 def tost(a: ArrayLike, b: ArrayLike, margin: float | None, alpha: float = 0.05) -> Equivalence:
     """Welch TOST against ``±margin`` (same units as the values); ``nan`` without a margin or two values per side.
 
@@ -435,16 +422,6 @@ def outcome(p_adjusted: float, tost_p_adjusted: float, better: bool | None, alph
     if math.isfinite(tost_p_adjusted) and tost_p_adjusted < alpha:
         return "equivalent"
     return "inconclusive"
-
-
-def power_t(delta: float, sd: float, n_a: int, n_b: int, alpha: float = 0.05) -> float:
-    """Power of the two-sided two-sample t-test (pooled df) to detect a true difference ``delta`` (noncentral t)."""
-    if n_a < 2 or n_b < 2 or not sd > 0:
-        return math.nan
-    df = n_a + n_b - 2
-    nc = delta / (sd * math.sqrt(1 / n_a + 1 / n_b))
-    t = sps.t.ppf(1 - alpha / 2, df)
-    return float(sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc))
 
 
 def mde(sd: float, n_a: int, n_b: int | None = None, *, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -477,8 +454,6 @@ def logit_interval(values: ArrayLike, *, n_test: float | None = None, confidence
     """Interval of a mean proportion inside (0, 1) on the logit scale: the seeds' spread with t, the test set's
     binomial noise (``n_test`` images, possibly an effective size) with a normal quantile
     (:func:`nasplay.report.intervals.accuracy_interval`). ``nan`` below two seeds."""
-    from nasplay.report.intervals import accuracy_interval
-
     lo, hi, _ = accuracy_interval(values, n_test=n_test, confidence=confidence)
     return lo, hi
 
@@ -572,8 +547,6 @@ def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: 
                      base_censored: ArrayLike, *, metric: str = "epochs_to_target") -> CensoredComparison:
     """Fisher's exact test of reached / not reached, the asymptotic log-rank test and the permutation log-rank that
     decides (:func:`nasplay.report.exact.permutation_logrank`); ``p_adjusted`` / ``outcome`` are filled by the caller."""
-    from nasplay.report.exact import permutation_logrank
-
     a, b = time_to_target(times, censored), time_to_target(base_times, base_censored)
     fisher = math.nan
     if a.n and b.n:

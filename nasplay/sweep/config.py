@@ -109,6 +109,10 @@ class SweepConfig:
     max_failures: int | None = None  # stop this run after so many failed trials (null: n_trials or the grid size)
     timeout: float | None = None  # seconds; no new trial starts after it
     job: int = 0  # a label that changes nothing: `-m sweep.job=range(N)` starts N Hydra jobs, all workers of one study
+    # Trained weights kept in <study dir>/weights/trial_<N>/ (nasplay.sweep.weights; `nasplay export` reads them): best
+    # (the best trial, or a multi-objective study's front, pruned as trials finish), all, none; auto: best, but none for
+    # a design-space comparison (edf_*: hundreds of sampled networks, none of them the result).
+    keep_weights: str = "auto"
 
     def check(self) -> SweepConfig:
         if self.sampler not in SAMPLERS:
@@ -145,6 +149,8 @@ class SweepConfig:
                              f"sweep.heartbeat_interval ({self.heartbeat_interval}), or live trials would look dead")
         if self.max_failures is not None:
             _int_at_least("sweep.max_failures", self.max_failures, 1)
+        if self.keep_weights not in ("auto", "best", "all", "none"):
+            raise ValueError(f"sweep.keep_weights must be one of ['auto', 'best', 'all', 'none'], got {self.keep_weights!r}")
         if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
             raise ValueError(f"sweep.timeout must be a positive number of seconds or null, got {self.timeout!r}")
         for name, spec in self.space.items():

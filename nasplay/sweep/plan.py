@@ -36,7 +36,7 @@ STAGES = ("tune", "final")
 FREE_KEYS = (
     "runs_dir", "study", "progress", "logger", "sweep.n_trials", "sweep.storage", "sweep.workers",
     "sweep.heartbeat_interval", "sweep.heartbeat_grace",
-    "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "experiment.seeds",
+    "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "sweep.keep_weights", "experiment.seeds",
     "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "data.clutter_cache", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
@@ -71,6 +71,7 @@ class Plan:
     genomes: dict[str, Any] = field(default_factory=dict)  # arm name -> the genome it trains (data's input and classes)
     baselines: dict[str, str] = field(default_factory=dict)  # several bases and a knob: arm -> its base's baseline arm
     overrides: list[str] = field(default_factory=list)  # the command line's overrides (recorded in study.json)
+    notes: list[str] = field(default_factory=list)  # what the data module says about the data (an image folder's)
 
     @property
     def name(self) -> str:
@@ -204,22 +205,26 @@ def load_space(name: str) -> dict[str, Any]:
     return data
 
 
-def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Plan:
+def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None, check_files: bool = True) -> Plan:
     """Check ``cfg`` and every arm's genome (knobs applied, adapted to the data) before anything trains.
 
     ``data_shape`` is the data's ``(channels, size, classes)``; by default it comes from the data module.
+    ``check_files=False`` skips decoding every file of an image folder (a worker: the command checked them).
     """
     from nasplay.space.plugins import load_plugins
 
     load_plugins()  # the vocabulary the arms may use, before they are checked (a broken plugin: one line naming it)
     c = to_config(cfg)
     arms = experiment_arms(c)
+    notes: list[str] = []
     if data_shape is None:
         from nasplay.train.data import make_datamodule  # torch and Lightning load here, not with the plan (CLI start-up)
 
         dm = make_datamodule(c.data)
-        check_data(dm)
+        if check_files:
+            check_data(dm)
         data_shape = (dm.channels, dm.size, dm.num_classes)
+        notes = list(getattr(dm, "notes", []))
     exp = c.experiment
     if exp.keep_to is not None and exp.keep_to not in [a.name for a in arms]:
         raise ValueError(f"experiment.keep_to: {exp.keep_to!r} is not an arm; arms: {[a.name for a in arms]}")
@@ -238,7 +243,7 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
     plan.resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
-    plan.classics, plan.genomes = classics, genomes
+    plan.classics, plan.genomes, plan.notes = classics, genomes, notes
     return plan
 
 
@@ -262,11 +267,15 @@ def missing_data_files(cfg: Any) -> tuple[Path, list[str]]:
 
 def check_data(dm: Any) -> None:
     """The data is there (or downloads) before a study is created: a missing dataset is a ``ValueError``
-    naming ``data.root`` and the files looked for, not a study whose trials all fail."""
+    naming ``data.root`` and the files looked for, an image that does not decode one naming every such file,
+    not a study whose trials all fail."""
     from nasplay.train.data import TORCHVISION  # imports torch: loaded when the data is checked, not with the plan
 
     cfg = dm.cfg
-    if cfg.name not in TORCHVISION:  # digits is embedded; an image folder is checked when its module is made
+    if cfg.name == "imagefolder":  # every file opens and decodes (a ValueError lists those that do not)
+        dm.check()
+        return
+    if cfg.name not in TORCHVISION:  # digits and clutter are embedded
         return
     folder, missing = missing_data_files(cfg)
     if not missing:

@@ -187,7 +187,7 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
         from nasplay.space.registry import import_extensions
 
         import_extensions(extensions or {})
-        plan = make_plan(cfg)
+        plan = make_plan(cfg, check_files=False)  # the command checked the data before it started the workers
         r = run_loop(plan, open_study(plan), console, callbacks, worker=worker)
         q.put(("done", worker, (r.ran, r.stopped, r.complete)))
     except KeyboardInterrupt:
