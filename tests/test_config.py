@@ -125,7 +125,7 @@ def test_wrong_type_names_the_key(compose):
     ("arch.knobs.skip=none", "arch.knobs.skip: skip is the knob under study; its values are experiment.values"),
     ("arch.knobs.skp=none", "unknown knob 'skp'; did you mean skip"),
     ("arch.knobs.width=-2", "width=-2 is not allowed"),
-    ("sweep.sampler=tpee", "sweep.sampler must be one of ['grid', 'random', 'tpe', 'nsga2'], got 'tpee'"),
+    ("sweep.sampler=tpee", "sweep.sampler must be one of ['grid', 'random', 'tpe', 'nsga2', 'evolution'], got 'tpee'"),
     ("sweep.objectives=[val/accuracy]", "unknown objective 'val/accuracy'; allowed: ['val/acc'"),
     ("sweep.pruner.kind=mean", "sweep.pruner.kind must be one of ['none', 'median', 'hyperband']"),
     ("logger.mode=sometimes", "logger.mode must be one of ['offline', 'online', 'disabled']"),
