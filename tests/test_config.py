@@ -32,7 +32,7 @@ def test_every_group_has_its_options():
     assert OPTIONS["data"] == sorted(["digits", "clutter", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"])
     assert OPTIONS["trainer"] == ["cpu", "ddp", "gpu"]
     assert OPTIONS["logger"] == ["csv", "none", "wandb"]
-    assert OPTIONS["sweep"] == ["grid", "nsga2", "random", "tpe"]
+    assert OPTIONS["sweep"] == ["evolution", "grid", "nsga2", "random", "tpe"]
     assert OPTIONS["debug"] == ["fdr", "smoke"]
     assert "ablate_skip" in OPTIONS["experiment"]
 
