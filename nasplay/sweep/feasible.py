@@ -147,10 +147,10 @@ class FeasibleSampler(optuna.samplers.BaseSampler):
                 scratch.tell(t, self._worst(trials, t.user_attrs))
                 dup += 1
                 continue
-            if refused:
-                _write_file(self.plan.study_dir, records)
             if dup:
                 study.set_user_attr(DUPLICATES, int(study.user_attrs.get(DUPLICATES, 0)) + dup)
+            if refused or dup:
+                _write_file(self.plan.study_dir, records, int(study.user_attrs.get(DUPLICATES, 0)))
             attrs = _sampler_attrs(scratch, t)
             study.enqueue_trial(dict(t.params), user_attrs={"seed": int(seed)}, skip_if_exists=False)
             trial = study.ask()
@@ -159,7 +159,7 @@ class FeasibleSampler(optuna.samplers.BaseSampler):
             trial.set_user_attr("refused_before", refused)
             return trial
         if refused:
-            _write_file(self.plan.study_dir, records)
+            _write_file(self.plan.study_dir, records, int(study.user_attrs.get(DUPLICATES, 0)))
         shown = ", ".join(f"{n} {k}" for k, n in causes.most_common()) or "none refused"
         raise SpaceEmpty(f"sweep: {self.attempts} proposals in a row were refused or already trained ({shown}, {dup} "
                          f"duplicates): the space within experiment.max_flops={c.experiment.max_flops} / experiment.max_params="
@@ -283,18 +283,10 @@ def refusal_records(study: optuna.Study) -> list[dict[str, Any]]:
     return [attrs[k] for k in sorted(k for k in attrs if k.startswith(REFUSAL_PREFIX))]
 
 
-def write_refusals(study: optuna.Study, study_dir: str | Path) -> None:
-    """``refusals.json`` from the storage (every worker's and host's refusals)."""
-    records = refusal_records(study)
-    if records or (Path(study_dir) / REFUSALS_FILE).exists():
-        _write_file(Path(study_dir), records, int(study.user_attrs.get(DUPLICATES, 0)))
-
-
-def _write_file(study_dir: Path, records: list[dict[str, Any]], duplicates: int | None = None) -> None:
+def _write_file(study_dir: Path, records: list[dict[str, Any]], duplicates: int) -> None:
+    """``refusals.json``: every refused proposal of the study (all workers' and hosts', from the storage)."""
     keep = ("time", "arch", "arm", "knobs", "cause", "reason", "violation", "flops", "params_count")
-    doc = {"refusals": [{k: r.get(k) for k in keep} for r in records]}
-    if duplicates is not None:
-        doc["duplicate_proposals"] = duplicates
+    doc = {"refusals": [{k: r.get(k) for k in keep} for r in records], "duplicate_proposals": duplicates}
     study_dir.mkdir(parents=True, exist_ok=True)
     tmp = study_dir / (REFUSALS_FILE + ".tmp")
     tmp.write_text(json.dumps(doc, indent=1, default=str))
