@@ -175,7 +175,7 @@ def test_help_is_readable(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for part in ("python -m nasplay: run an experiment", "== Config groups", "experiment: ablate_", "ablate_skip",
-                 "sweep: grid, nsga2, random, tpe", "arch.name, arch.knobs.KNOB", "Examples:", "debug=smoke"):
+                 "sweep: evolution, grid, nsga2, random, tpe", "arch.name, arch.knobs.KNOB", "Examples:", "debug=smoke"):
         assert part in out
     assert max(len(line) for line in out.splitlines() if not line.startswith(("arch:", "experiment:"))) <= 130
     assert list(tmp_path.iterdir()) == []  # --help writes nothing
