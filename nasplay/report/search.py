@@ -73,7 +73,7 @@ def refusals(study: Study) -> dict[str, Any]:
     searched_n = sum(1 for t in study.trials if not is_classic(t) and t["state"] in ("COMPLETE", "PRUNED"))
     return {"n": len(records), "of_sampled": len(records) + searched_n, "trained": trained, "as_trials": len(failed),
             "per_trained": len(records) / trained if trained else math.nan,
-            "duplicates": int(doc.get("duplicate_proposals", 0)),
+            "duplicates": int(doc.get("duplicate_proposals", 0)), "probes": int(doc.get("probes_over_budget", 0)),
             "by_cause": dict(by_cause), "by_base": dict(by_base),
             "examples": [{"number": r["number"], "arm": r["arm"], "reason": r["reason"]} for r in records[:5]]}
 
@@ -354,8 +354,9 @@ def render_search(rep: dict[str, Any]) -> str:
                "; none is a trial of the study, none counts against sweep.max_failures")
         lines += [f"Refused proposals, asked again before training: {r['n']} ({causes}) for {r.get('trained', 0)} trained "
                   f"networks, {r.get('per_trained', math.nan):.2f} per trained network{old}. The sampler saw each refusal as an "
-                  f"infeasible trial; {r.get('duplicates', 0)} more proposals were asked again because their genome had "
-                  "already trained with every seed.", ""]
+                  f"infeasible trial, as it saw {r.get('probes', 0)} single-knob variants of the bases measured over budget "
+                  f"before the search (not proposals); {r.get('duplicates', 0)} more proposals were asked again because "
+                  "their genome had already trained with every seed.", ""]
     lines += ["## Pareto front (accuracy against FLOPs)", "",
               f"| trial | network | {rep['metric']}{unit} | MFLOPs | params | against its classic |", "|---|---|---|---|---|---|"]
     for p in rep["front"]:
