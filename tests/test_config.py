@@ -32,7 +32,7 @@ def test_every_group_has_its_options():
     assert OPTIONS["data"] == sorted(["digits", "clutter", "mnist", "fashion_mnist", "cifar10", "cifar100", "imagefolder"])
     assert OPTIONS["trainer"] == ["cpu", "ddp", "gpu"]
     assert OPTIONS["logger"] == ["csv", "none", "wandb"]
-    assert OPTIONS["sweep"] == ["grid", "nsga2", "random", "tpe"]
+    assert OPTIONS["sweep"] == ["evolution", "grid", "nsga2", "random", "tpe"]
     assert OPTIONS["debug"] == ["fdr", "smoke"]
     assert "ablate_skip" in OPTIONS["experiment"]
 
@@ -125,7 +125,7 @@ def test_wrong_type_names_the_key(compose):
     ("arch.knobs.skip=none", "arch.knobs.skip: skip is the knob under study; its values are experiment.values"),
     ("arch.knobs.skp=none", "unknown knob 'skp'; did you mean skip"),
     ("arch.knobs.width=-2", "width=-2 is not allowed"),
-    ("sweep.sampler=tpee", "sweep.sampler must be one of ['grid', 'random', 'tpe', 'nsga2'], got 'tpee'"),
+    ("sweep.sampler=tpee", "sweep.sampler must be one of ['grid', 'random', 'tpe', 'nsga2', 'evolution'], got 'tpee'"),
     ("sweep.objectives=[val/accuracy]", "unknown objective 'val/accuracy'; allowed: ['val/acc'"),
     ("sweep.pruner.kind=mean", "sweep.pruner.kind must be one of ['none', 'median', 'hyperband']"),
     ("logger.mode=sometimes", "logger.mode must be one of ['offline', 'online', 'disabled']"),
@@ -175,7 +175,7 @@ def test_help_is_readable(tmp_path):
     assert r.returncode == 0, r.stderr
     out = r.stdout
     for part in ("python -m nasplay: run an experiment", "== Config groups", "experiment: ablate_", "ablate_skip",
-                 "sweep: grid, nsga2, random, tpe", "arch.name, arch.knobs.KNOB", "Examples:", "debug=smoke"):
+                 "sweep: evolution, grid, nsga2, random, tpe", "arch.name, arch.knobs.KNOB", "Examples:", "debug=smoke"):
         assert part in out
     assert max(len(line) for line in out.splitlines() if not line.startswith(("arch:", "experiment:"))) <= 130
     assert list(tmp_path.iterdir()) == []  # --help writes nothing

@@ -206,13 +206,17 @@ def test_search_classic_end_to_end(compose, tmp_path, one_thread):
     assert result.counts["COMPLETE"] == 6, text
     rows = read_csv(Path(result.study_dir) / "results.csv")
     trained = [r for r in rows if r["state"] == "COMPLETE" and not r["arm"].startswith("classic ")]
-    refused = [r for r in rows if r["state"] == "FAIL"]
+    assert len(rows) == 6 and not [r for r in rows if r["state"] == "FAIL"]  # a refused proposal is not a trial
     assert len({r["arch"] for r in trained}) >= 2
-    assert all(r["fail_reason"].startswith("Refused: ") and not r.get("val/acc") for r in refused)
     assert all(float(r["flops"]) <= 6e6 for r in trained)
     d = Path(result.study_dir)
+    from nasplay.sweep.conditional import read_refusals
+
+    refused = (read_refusals(d) or {"refusals": []})["refusals"]
+    assert all(r["reason"] and r["arch"] for r in refused)
     rep = json.loads((d / "search.json").read_text())
     assert rep["searched"] == 6 and rep["refusals"]["n"] == len(refused) and rep["front"]
+    assert rep["refusals"]["as_trials"] == 0 and rep["refusals"]["trained"] == 6
     # No classics trained beside it: each front point is compared with its base rebuilt from space.json (its own knobs).
     for p in rep["front"]:
         assert p["summary"].startswith(f"the search took {p['arch']}") and (d / p["diagram"]).stat().st_size > 5000

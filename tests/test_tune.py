@@ -103,6 +103,7 @@ def test_an_experiment_that_tunes_by_default_turns_it_off_with_null(compose, tmp
     from nasplay.sweep.plan import make_plan
 
     tuned = make_plan(compose("experiment=ablate_batchnorm", f"runs_dir={tmp_path}"), data_shape=(1, 16, 10))
-    assert tuned.cfg.experiment.tune == {"optim.lr": [0.0167, 0.05, 0.15]} and len(grid_points(tuned)) == 2 * 3 * 2 + 2 * 3
+    # the tuning stage: 2 arms x 3 rates x 2 seeds; then the study: 2 arms x 5 seeds
+    assert tuned.cfg.experiment.tune == {"optim.lr": [0.0167, 0.05, 0.15]} and len(grid_points(tuned)) == 2 * 3 * 2 + 2 * 5
     plain = make_plan(compose("experiment=ablate_batchnorm", "experiment.tune=null", f"runs_dir={tmp_path}"), data_shape=(1, 16, 10))
-    assert plain.cfg.experiment.tune == {} and "stage" not in plain.grid and len(grid_points(plain)) == 2 * 3
+    assert plain.cfg.experiment.tune == {} and "stage" not in plain.grid and len(grid_points(plain)) == 2 * 5

@@ -13,7 +13,7 @@ import json
 import os
 import sys
 
-from nasplay.cli import export, knobs, pictures, report  # each is import-light: heavy modules load when a command runs
+from nasplay.cli import export, knobs, pictures, replay, report  # each is import-light: heavy modules load when a command runs
 from nasplay.cli.args import genome_from_args, parse_knob_args  # noqa: F401 - parse_knob_args: part of nasplay.cli's API
 from nasplay.cli.errors import bad_input
 from nasplay.complexity import complexity
@@ -119,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     report.register(sub)
     export.register(sub)
+    replay.register(sub)
     pictures.register(sub)
     knobs.register(sub)
     return parser

@@ -32,7 +32,7 @@ from nasplay.report import stats
 from nasplay.report.load import Study, load_study, num
 from nasplay.report.write import to_finite
 from nasplay.space.genome import Genome
-from nasplay.sweep.conditional import SPACE_FILE, knob_of
+from nasplay.sweep.conditional import SPACE_FILE, knob_of, read_refusals
 
 NA = "-"  # the value of a knob on a trial whose base does not accept it (not sampled: the base's own)
 EVALUATORS = ("fanova", "mdi")
@@ -53,17 +53,29 @@ def searched(study: Study) -> list[dict[str, Any]]:
 
 
 def refusals(study: Study) -> dict[str, Any]:
-    """Samples refused before training: by cause (knob combination / budget) and by base."""
-    rows = [t for t in study.trials if t["state"] == "FAIL" and str(t.get("fail_reason") or "").startswith("Refused")]
+    """Proposals refused before training: by cause (knob combination / budget) and by base, and per trained network.
+
+    The refusal-free ask (:mod:`nasplay.sweep.feasible`) lists them in ``refusals.json`` (never trials); an older
+    study kept them as FAIL trials (``Refused: ...``), which count too.
+    """
+    doc = read_refusals(study.path) or {}
+    records = [{"arch": r.get("arch"), "arm": r.get("arm"), "reason": f"Refused: {r.get('reason')}", "number": None}
+               for r in doc.get("refusals", [])]
+    failed = [t for t in study.trials if t["state"] == "FAIL" and str(t.get("fail_reason") or "").startswith("Refused")]
+    records += [{"arch": t.get("arch"), "arm": t["arm"], "reason": t["fail_reason"], "number": t.get("number")} for t in failed]
     by_cause: dict[str, int] = defaultdict(int)
     by_base: dict[str, int] = defaultdict(int)
-    for t in rows:
-        why = str(t["fail_reason"]).removeprefix("Refused: ")
+    for r in records:
+        why = str(r["reason"]).removeprefix("Refused: ")
         by_cause["knob combination" if why.startswith("knobs:") else "over budget"] += 1
-        by_base[str(t.get("arch") or "?")] += 1
-    sampled = len(rows) + sum(1 for t in study.trials if not is_classic(t) and t["state"] in ("COMPLETE", "PRUNED"))
-    return {"n": len(rows), "of_sampled": sampled, "by_cause": dict(by_cause), "by_base": dict(by_base),
-            "examples": [{"number": t.get("number"), "arm": t["arm"], "reason": t["fail_reason"]} for t in rows[:5]]}
+        by_base[str(r.get("arch") or "?")] += 1
+    trained = sum(1 for t in study.trials if t["state"] in ("COMPLETE", "PRUNED"))
+    searched_n = sum(1 for t in study.trials if not is_classic(t) and t["state"] in ("COMPLETE", "PRUNED"))
+    return {"n": len(records), "of_sampled": len(records) + searched_n, "trained": trained, "as_trials": len(failed),
+            "per_trained": len(records) / trained if trained else math.nan,
+            "duplicates": int(doc.get("duplicate_proposals", 0)), "probes": int(doc.get("probes_over_budget", 0)),
+            "by_cause": dict(by_cause), "by_base": dict(by_base),
+            "examples": [{"number": r["number"], "arm": r["arm"], "reason": r["reason"]} for r in records[:5]]}
 
 
 def knob_table(trials: list[dict[str, Any]]) -> tuple[list[str], list[dict[str, str]]]:
@@ -338,8 +350,13 @@ def render_search(rep: dict[str, Any]) -> str:
     r = rep["refusals"]
     if r["of_sampled"]:
         causes = ", ".join(f"{v} {k}" for k, v in r["by_cause"].items()) or "none"
-        lines += [f"Refused before training: {r['n']} of {r['of_sampled']} samples ({causes}); a refused sample is "
-                  "recorded as a FAIL and the sampler asks again.", ""]
+        old = (f" ({r['as_trials']} of them kept as FAIL trials by an older nasplay)" if r.get("as_trials") else
+               "; none is a trial of the study, none counts against sweep.max_failures")
+        lines += [f"Refused proposals, asked again before training: {r['n']} ({causes}) for {r.get('trained', 0)} trained "
+                  f"networks, {r.get('per_trained', math.nan):.2f} per trained network{old}. The sampler saw each refusal as an "
+                  f"infeasible trial, as it saw {r.get('probes', 0)} single-knob variants of the bases measured over budget "
+                  f"before the search (not proposals); {r.get('duplicates', 0)} more proposals were asked again because "
+                  "their genome had already trained with every seed.", ""]
     lines += ["## Pareto front (accuracy against FLOPs)", "",
               f"| trial | network | {rep['metric']}{unit} | MFLOPs | params | against its classic |", "|---|---|---|---|---|---|"]
     for p in rep["front"]:
@@ -431,7 +448,7 @@ def run_curve(study: Study, metric: str) -> dict[str, np.ndarray]:
     epochs = np.array([num(t.get("epochs")) if math.isfinite(num(t.get("epochs"))) else epochs_default for t in rows])
     flops = np.array([num(t.get("flops")) for t in rows]) * np.nan_to_num(epochs, nan=1.0)
     wall = np.array([num(t.get("duration_s")) for t in rows])
-    refused = sum(t["state"] == "FAIL" and str(t.get("fail_reason") or "").startswith("Refused") for t in study.trials)
+    refused = refusals(study)["n"]
     return {"trials": np.arange(1, len(rows) + 1, dtype=float), "best": best, "refused": refused,
             "compute": np.cumsum(np.nan_to_num(flops)), "wall": np.cumsum(np.nan_to_num(wall))}
 
@@ -524,9 +541,9 @@ def render_anytime(result: dict[str, Any]) -> str:
     scale = 100.0 if "acc" in m else 1.0
     lines = [f"# Searchers compared: best {m} found", "",
              "Best-so-far over the searched trials that trained (classics and refused samples excluded); median and "
-             "interquartile range over each searcher's runs. Refused samples (knob combinations the knobs refuse, "
-             "networks over the FLOPs budget) never train; TPE and NSGA-II do not learn from them (Optuna's samplers "
-             "ignore failed trials), so many refusals mean the searcher keeps proposing outside the feasible space.", "",
+             "interquartile range over each searcher's runs. Refused proposals (knob combinations the knobs refuse, "
+             "networks over the FLOPs budget) never train and are not trials; each searcher sees them as infeasible and "
+             "asks again, so many refusals mean it keeps proposing outside the feasible space.", "",
              f"| searcher | runs | trials per run | refused per run | final best {m} median | IQR | P(run beats a random-search run) |",
              "|---|---|---|---|---|---|---|"]
     for who, s in result["searchers"].items():

@@ -13,11 +13,11 @@ Optuna needs one distribution per parameter name, so a knob's parameter is named
 
 A sampled *combination* can still be refused (``bottleneck=off`` with ``cardinality=32`` …), and a
 sample can break ``experiment.max_flops`` / ``experiment.max_params``. :func:`suggest_conditional`
-builds the genome and counts its complexity while the trial is claimed; a refused sample is marked
-(user attribute ``refused``) and the trial runner ends it as FAIL (``Refused: ...``) before anything
-trains: the sampler then simply asks again (a FAIL does not count towards ``sweep.n_trials``; it
-counts towards ``sweep.max_failures``). The refusals stay in results.csv (``fail_reason``) and the
-search report counts them.
+builds the genome and counts its complexity; a refused sample is marked (user attribute ``refused``).
+The study's ask (:mod:`nasplay.sweep.feasible`) proposes into a scratch study and asks again until the
+proposal is feasible, so a refusal is never a trial: it is recorded in the study's user attributes
+and in ``refusals.json``, which the search report counts. A trial that still arrives refused (queued
+by hand, or by an older study) ends as FAIL (``Refused: ...``) before anything trains.
 """
 
 from __future__ import annotations
@@ -37,6 +37,14 @@ if TYPE_CHECKING:  # annotations only: optuna loads when a study runs; the plan 
     from nasplay.sweep.plan import Plan
 
 SPACE_FILE = "space.json"  # the conditional space as a study sampled it (written into the study directory)
+REFUSALS_FILE = "refusals.json"  # the proposals refused untrained (nasplay.sweep.feasible), for the report
+
+
+def read_refusals(study_dir: str | Path) -> dict[str, Any] | None:
+    """``refusals.json`` of a study directory: ``{"refusals": [...], "duplicate_proposals": n}`` (``None`` when the
+    study wrote none: it refused nothing, or it is older than the refusal-free ask)."""
+    path = Path(study_dir) / REFUSALS_FILE
+    return json.loads(path.read_text()) if path.exists() else None
 
 
 class Refused(ValueError):
@@ -140,7 +148,7 @@ def check(c: NasplayConfig, data_shape: tuple[int, int, int]) -> dict[str, Any]:
     if "arch" in c.sweep.space and not isinstance(c.sweep.space["arch"], (list, tuple)):
         raise ValueError("sweep.space.arch: a conditional space needs a list of base networks")
     if c.sweep.sampler == "grid":
-        raise ValueError("experiment.conditional: a conditional space is sampled (sweep=random|tpe|nsga2), not a grid")
+        raise ValueError("experiment.conditional: a conditional space is sampled (sweep=random|tpe|nsga2|evolution), not a grid")
     for name in ("max_flops", "max_params"):
         v = getattr(c.experiment, name)
         if v is not None and not (isinstance(v, (int, float)) and v > 0):

@@ -24,7 +24,8 @@ from nasplay.train.config import DataConfig, OptimConfig, TrainerConfig
 # is the ``_target_`` of the node that nasplay.sweep.samplers builds with ``hydra.utils.instantiate`` (as
 # lightning-hydra-template builds its parts), with the config's fields as arguments: a new one is a line here.
 SAMPLER_TARGETS = {"grid": "nasplay.sweep.samplers.AskTellGridSampler", "random": "optuna.samplers.RandomSampler",
-                   "tpe": "optuna.samplers.TPESampler", "nsga2": "optuna.samplers.NSGAIISampler"}
+                   "tpe": "optuna.samplers.TPESampler", "nsga2": "nasplay.sweep.nsga2.ConditionalNSGAIISampler",
+                   "evolution": "nasplay.sweep.evolution.RegularizedEvolutionSampler"}
 PRUNER_TARGETS = {"none": "optuna.pruners.NopPruner", "median": "optuna.pruners.MedianPruner",
                   "hyperband": "optuna.pruners.HyperbandPruner"}
 # The PrunerConfig fields each pruner takes.
@@ -178,6 +179,12 @@ class SweepConfig:
             if k not in allowed:
                 raise ValueError(f"sweep.options.{k}: not an option of the {self.sampler} sampler; allowed: "
                                  f"{', '.join(allowed) or 'none'}")
+        if self.sampler == "evolution":
+            from nasplay.sweep.evolution import check_sizes
+
+            params = inspect.signature(cls).parameters
+            check_sizes(self.options.get("population_size", params["population_size"].default),
+                        self.options.get("sample_size", params["sample_size"].default))
 
 
 @dataclass

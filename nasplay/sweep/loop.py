@@ -89,18 +89,25 @@ class Interrupts:
             self._armed = False
 
 
-def open_study(plan: Plan) -> Any:
-    """Create or load the plan's Optuna study (checking it was made with the same config); queue its classics."""
+def open_study(plan: Plan, worker: int | None = None) -> Any:
+    """Create or load the plan's Optuna study (checking it was made with the same config); queue its classics.
+
+    Worker ``worker`` of ``sweep.workers`` samples with its own seed (:func:`~nasplay.sweep.samplers.make_sampler`).
+    """
     import optuna
 
-    from nasplay.sweep.samplers import enqueue_classics, make_pruner, make_sampler
+    from nasplay.sweep.feasible import wrap
+    from nasplay.sweep.samplers import enqueue_classics, make_pruner, make_sampler, worker_seed
 
     c = plan.cfg
     plan.study_dir.mkdir(parents=True, exist_ok=True)
     storage = make_storage(c.sweep.storage, plan.study_dir)
+    sampler = make_sampler(c.sweep, plan.grid, worker=worker, conditional=bool(c.experiment.conditional))
+    sampler = wrap(sampler, plan, seed=worker_seed(c.sweep.seed, worker))  # a conditional search: the refusal-free ask
     with study_lock(c.sweep.storage, plan.study_dir, plan.name):  # hosts starting at once create it once
         study = optuna.create_study(study_name=plan.name, storage=storage, load_if_exists=True,
-                                    directions=c.sweep.directions_resolved, sampler=make_sampler(c.sweep, plan.grid),
+                                    directions=c.sweep.directions_resolved,
+                                    sampler=sampler,
                                     pruner=make_pruner(c.sweep))
         check_identity(study, plan)
         if study.metric_names != list(c.sweep.objectives):  # dashboards show "val/acc", not "Objective 0"
@@ -262,7 +269,10 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                     if point is not None:
                         attempted.add(_key(point))
                         study.enqueue_trial(point, skip_if_exists=False)
-                    trial = study.ask()  # pops a WAITING trial (a grid point, a retry) before sampling
+                    # pops a WAITING trial (a grid point, a retry) before sampling; a conditional search proposes
+                    # until a network is feasible and new (nasplay.sweep.feasible: a refusal is not a trial)
+                    propose = getattr(study.sampler, "propose", None)
+                    trial = propose(study) if propose is not None and point is None and not waiting else study.ask()
                     spec = suggest(trial, plan)
                     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                     trial.set_user_attr(environment.TRIAL_ATTR, env["fingerprint"])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import optuna
@@ -24,12 +25,34 @@ class AskTellGridSampler(optuna.samplers.GridSampler):
         pass
 
 
-def make_sampler(sweep: SweepConfig, grid: dict[str, list[Any]] | None = None) -> optuna.samplers.BaseSampler:
+WORKER_SEED_STRIDE = 1000
+
+
+def worker_seed(seed: int | None, worker: int | None) -> int | None:
+    """The sampler seed of worker ``worker`` of a study: ``sweep.seed + 1000 * worker`` (one process: ``sweep.seed``),
+    so that the workers of one study do not all propose the same points."""
+    return seed if seed is None or not worker else int(seed) + WORKER_SEED_STRIDE * int(worker)
+
+
+def make_sampler(sweep: SweepConfig, grid: dict[str, list[Any]] | None = None, worker: int | None = None,
+                 conditional: bool = False) -> optuna.samplers.BaseSampler:
     """The configured sampler, built from its ``_target_`` node (:meth:`SweepConfig.sampler_node`); ``grid`` is the
-    grid sampler's search space (parameter -> values)."""
+    grid sampler's search space (parameter -> values); ``worker`` the worker's index (its seed: :func:`worker_seed`).
+
+    In a conditional space TPE models each base's knobs jointly (Optuna's ``multivariate`` with ``group``
+    decomposition), unless ``sweep.options`` say otherwise: with independent TPE the search_classic space
+    refused about 1 proposal per trained network, with groups about 0.6 (measured without training, 4 seeds).
+    """
     node = sweep.sampler_node()
+    if "seed" in node:
+        node["seed"] = worker_seed(node["seed"], worker)
+    if conditional and sweep.sampler == "tpe":
+        node.setdefault("multivariate", True)
+        node.setdefault("group", True)
     if sweep.sampler != "grid":
-        return instantiate(node, _convert_="all")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # TPE's group
+            return instantiate(node, _convert_="all")
     if not grid:
         raise ValueError("sweep.sampler=grid needs a finite space: experiment arms x seeds, or lists in sweep.space")
     # the space's values go in as they are (OmegaConf would turn them into its own containers)

@@ -188,11 +188,14 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
 
         import_extensions(extensions or {})
         plan = make_plan(cfg, check_files=False)  # the command checked the data before it started the workers
-        r = run_loop(plan, open_study(plan), console, callbacks, worker=worker)
+        r = run_loop(plan, open_study(plan, worker), console, callbacks, worker=worker)
         q.put(("done", worker, (r.ran, r.stopped, r.complete)))
     except KeyboardInterrupt:
         q.put(("line", worker, f"[w{worker}] interrupted"))
         sys.exit(130)
+    except ValueError as e:  # a finding of the checks (an empty space): one line, as the single process says it
+        q.put(("line", worker, f"[w{worker}] error: {mask_text(str(e))}"))
+        sys.exit(2)
     except Exception:
         import traceback
 

@@ -1,0 +1,165 @@
+"""Tabulate a subspace of the classics' space (issue 21): every architecture trained with 2 seeds, for ``nasplay replay``.
+
+    python scripts/tabulate.py size                       # enumerate the subspace, print its size (no training)
+    python scripts/tabulate.py estimate                   # train the cheapest and the costliest architecture once,
+                                                          # extrapolate the whole table's CPU time by FLOPs
+    python scripts/tabulate.py build --hours 3            # start the table's study (runs/table/table_classic)
+    python scripts/tabulate.py build --missing --hours 3  # continue it: only architectures x seeds not yet trained
+    python scripts/tabulate.py write                      # (re)write the table file from the study
+
+The subspace is ``search_spaces/table_classic.yaml`` (six bases x depth, factorize, cardinality, skip, separable,
+norm: 304 distinct architectures), enumerated by :func:`nasplay.sweep.table.enumerate_space` at the budget's input.
+Every architecture is one named arm of one grid study (``sweep=grid``, seeds 0 and 1), so the build is an ordinary
+nasplay study: resumable, split across runs (``--hours`` stops starting trials after that long; ``--missing`` goes
+on), parallel with ``--workers``. After each run the table is written to ``docs/results/table/classic_clutter.json``
+(genome hash, arch, knobs, params, FLOPs and per seed the per-epoch validation accuracy, the final test accuracy and
+the train time), with the command and the budget that made it; architectures not yet trained have no seeds.
+
+Budget (CPU, fixed before any result): ``data=clutter`` at 32x32 (1 channel, 10 classes), 2,000 training images
+(``data.limit``), batch 64, 4 epochs, widths 1/8, one thread per trial, seeds 0 and 1. The CPU time this asks for is
+what ``estimate`` measures (the cheapest and the costliest architecture here, linear in FLOPs between them): about
+2.5 CPU hours at one thread (6 s for LeNet-5 separable at 0.6 MFLOPs, 38 s for Xception at 90 MFLOPs, measured on a
+shared, loaded 2-core machine), about 1.3 hours of wall time with ``--workers 2``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# this file's folder comes first on the path, and its name would hide the `tabulate` package torch imports
+sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+SPACE = "table_classic"
+TABLE = ROOT / "docs" / "results" / "table" / "classic_clutter.json"
+SEEDS = [0, 1]
+BUDGET = {"data": "clutter", "data.size": 32, "data.limit": 2000, "data.batch_size": 64, "trainer.max_epochs": 4,
+          "width": 0.125, "trainer.threads": 1, "seeds": SEEDS}
+COMMON = ["data=clutter", "data.limit=2000", "data.batch_size=64", "trainer.max_epochs=4", "trainer.threads=1"]
+
+
+def _compose(overrides: list[str]):
+    from hydra import compose, initialize_config_dir
+
+    from nasplay.sweep.config import register_configs
+
+    register_configs()
+    with initialize_config_dir(str(ROOT / "conf"), version_base="1.3", job_name="nasplay"):
+        return compose("config", overrides=overrides)
+
+
+def subspace(runs_dir: str):
+    """The enumerated subspace (a conditional config of the space at the budget's input) and the data's shape."""
+    from nasplay.sweep.conditional import data_shape_of
+    from nasplay.sweep.plan import make_plan
+    from nasplay.sweep.table import enumerate_space
+
+    cfg = _compose(["experiment=search_classic", f"experiment.space={SPACE}", "experiment.classics=null", "logger=none",
+                    f"runs_dir={runs_dir}", "study=table_space", "sweep.workers=1", "arch.knobs={width: 0.125}", *COMMON])
+    plan = make_plan(cfg)
+    shape = data_shape_of(plan)
+    return enumerate_space(plan.cfg, shape), shape
+
+
+def study_config(sub, runs_dir: str, workers: int, extra: list[str], arms: dict | None = None):
+    """The table's grid study: one named arm per architecture, seeds 0 and 1."""
+    from omegaconf import OmegaConf
+
+    cfg = _compose(["arch=resnet50", "arch.knobs={}", "sweep=grid", "experiment.name=table_classic", "experiment.seeds=[0,1]",
+                    "experiment.kind=ablation", "logger=csv", "progress=false", f"runs_dir={runs_dir}", f"sweep.workers={workers}",
+                    *COMMON, *extra])
+    arms = arms if arms is not None else {a["arm"]: {"arch": a["arch"], "knobs": a["knobs"]} for a in sub.architectures.values()}
+    OmegaConf.update(cfg, "experiment.arms", arms, merge=False)
+    return cfg
+
+
+def cmd_size(args: argparse.Namespace) -> int:
+    sub, shape = subspace(args.runs_dir)
+    refused = sum(v is None for v in sub.combos.values())
+    print(f"{len(sub.combos)} combinations, {refused} refused by the knobs, {len(sub.architectures)} distinct architectures "
+          f"at input {shape[0]}x{shape[1]}x{shape[1]}, {shape[2]} classes")
+    for base in sub.bases:
+        n = sum(a["arch"] == base for a in sub.architectures.values())
+        print(f"  {base}: {n}  ({', '.join(f'{k} {v}' for k, v in sub.knobs[base].items())})")
+    return 0
+
+
+def cmd_estimate(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nasplay.sweep.runner import run_study
+    from nasplay.sweep.table import measure
+
+    sub, shape = subspace(args.runs_dir)
+    measure(sub, shape)
+    archs = sorted(sub.architectures.values(), key=lambda a: a["flops"])
+    ends = {"cheapest": archs[0], "costliest": archs[-1]}
+    times = {}
+    for name, a in ends.items():
+        cfg = study_config(sub, args.runs_dir, 1, [f"study=table_estimate_{name}", "experiment.seeds=[0]"],
+                           arms={a["arm"]: {"arch": a["arch"], "knobs": a["knobs"]}})
+        began = time.perf_counter()
+        run_study(cfg, console=Console(quiet=True))
+        times[name] = time.perf_counter() - began
+        print(f"{name}: {a['arm']} ({a['flops'] / 1e6:.1f} MFLOPs) trained in {times[name]:.0f} s")
+    f0, f1 = ends["cheapest"]["flops"], ends["costliest"]["flops"]
+    slope = (times["costliest"] - times["cheapest"]) / max(f1 - f0, 1)
+    total = sum(times["cheapest"] + slope * (a["flops"] - f0) for a in archs) * len(SEEDS)
+    print(f"estimate: {total / 3600:.1f} CPU hours for {len(archs)} architectures x {len(SEEDS)} seeds at one thread")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from nasplay.sweep.runner import run_study
+
+    study_dir = Path(args.runs_dir) / "table_classic" / "table_classic"
+    if (study_dir / "optuna.journal").exists() and not args.missing:
+        raise SystemExit(f"{study_dir} exists: --missing continues it (only what is not trained yet runs)")
+    sub, shape = subspace(args.runs_dir)
+    extra = [f"sweep.timeout={args.hours * 3600:g}"] if args.hours else []
+    result = run_study(study_config(sub, args.runs_dir, args.workers, extra), console=Console())
+    write(sub, shape, study_dir, args)
+    return 0 if result.complete else 3  # a table not yet complete: run again with --missing
+
+
+def cmd_write(args: argparse.Namespace) -> int:
+    sub, shape = subspace(args.runs_dir)
+    write(sub, shape, Path(args.runs_dir) / "table_classic" / "table_classic", args)
+    return 0
+
+
+def write(sub, shape, study_dir: Path, args: argparse.Namespace) -> None:
+    from nasplay.sweep.table import measure, table_from_study
+
+    measure(sub, shape)
+    meta = {"command": "python scripts/tabulate.py build --missing", "budget": BUDGET, "space_file": f"search_spaces/{SPACE}.yaml",
+            "input": list(shape)}
+    doc = table_from_study(study_dir, sub, meta)
+    done = sum(len(a["seeds"]) for a in doc["architectures"])
+    doc["trained"] = {"trials": done, "of": len(doc["architectures"]) * len(SEEDS)}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, separators=(",", ":"), default=str))
+    print(f"table: {out} ({done} of {len(doc['architectures']) * len(SEEDS)} architecture x seed results)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("command", choices=("size", "estimate", "build", "write"))
+    p.add_argument("--runs-dir", default=str(ROOT / "runs" / "table"))
+    p.add_argument("--out", default=str(TABLE))
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--hours", type=float, default=None, help="build: start no trial after this long (continue with --missing)")
+    p.add_argument("--missing", action="store_true", help="build: continue the table's study")
+    args = p.parse_args(argv)
+    return {"size": cmd_size, "estimate": cmd_estimate, "build": cmd_build, "write": cmd_write}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
