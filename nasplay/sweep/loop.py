@@ -42,6 +42,8 @@ class LoopResult:
     ran: int
     stopped: str
     complete: bool
+    failed: int = 0  # of the trials it ran, those that ended FAIL
+    fail_reason: str = ""  # the last one's reason
 
 
 class Interrupts:
@@ -215,7 +217,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
     attempted: set[tuple] = set()
     failures, ran, begun = 0, 0, time.perf_counter()
     max_failures = c.sweep.max_failures or total or 10
-    stopped, complete = "", False
+    stopped, complete, fail_reason = "", False, ""
     with progress:
         while not interrupts.requested:
             trial, spec, wait = None, None, ""
@@ -272,6 +274,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                 continue
             ran += 1
             failures += outcome.state == "FAIL"
+            fail_reason = outcome.fail_reason or fail_reason
             append_curves(plan.study_dir, trial.number, outcome.curves)
             save_results(plan, study)
             value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
@@ -282,7 +285,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                 progress.note(f"{tag}interrupted: the trial is marked FAIL (retry) and runs again when the study resumes")
         if interrupts.requested and not stopped:
             stopped = "interrupted"
-    return LoopResult(ran, stopped, complete)
+    return LoopResult(ran, stopped, complete, failures, fail_reason)
 
 
 def save_results(plan: Plan, study: Any) -> None:
