@@ -1,6 +1,7 @@
 """Faults with several workers: one of two live workers killed with SIGKILL mid-trial (the other retries its
-trial and finishes the study; the command exits 1 with a line saying the worker died), and Ctrl-C at a terminal while both train (every trial marked, every W&B run
-finished, the storage consistent; the same command then finishes the study)."""
+trial and finishes the study; the command exits 1 with a line saying the worker died), and Ctrl-C at a terminal
+while both train (every trial marked, every W&B run finished, the storage consistent; the same command then finishes
+the study)."""
 
 from __future__ import annotations
 
