@@ -47,14 +47,17 @@ def rdb_url(storage: str) -> str:
 
 
 def make_storage(storage: str | None, study_dir: Path) -> optuna.storages.BaseStorage:
-    """``None`` -> ``<study_dir>/optuna.journal``; ``*.journal`` -> that journal file; else an RDB URL."""
+    """``None`` -> ``<study_dir>/optuna.journal``; ``*.journal`` -> that journal file (its torn last record
+    repaired: :mod:`nasplay.sweep.journal`); else an RDB URL."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
+
+    from nasplay.sweep.journal import JournalBackend
 
     if storage is None or storage.endswith(".journal"):
         path = Path(storage) if storage else study_dir / JOURNAL
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return JournalStorage(JournalBackend(str(path)))  # a torn last record is repaired here
     scheme = storage.split(":", 1)[0].split("+", 1)[0]
     if "://" not in storage or scheme not in (*RDB_SCHEMES, "postgres"):
         raise ValueError(f"sweep.storage: {mask_text(storage)!r} is neither a .journal file nor an RDB URL "
