@@ -4,7 +4,9 @@ study that resumes; see docs/faults.md."""
 
 from __future__ import annotations
 
+import errno
 import io
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +72,114 @@ def test_a_run_whose_trials_all_failed_exits_non_zero_with_one_line(tmp_path):
     assert "Traceback" not in out
     trials = trials_of(tmp_path / "allfail" / "allfail", "allfail")
     assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+
+
+# --- a full disk: ENOSPC injected into the real writers ------------------------------------------------------
+
+ENOSPC = OSError(errno.ENOSPC, "No space left on device")
+
+
+def fill_disk(monkeypatch, kind: str) -> None:
+    """Make the first write of ``kind`` fail as a full disk does (after writing part of what it had, where a real
+    write can)."""
+    if kind == "checkpoint":  # Lightning's writer of last.ckpt: the second epoch's checkpoint finds no space
+        import lightning.fabric.plugins.io.torch_io as torch_io
+
+        real, calls = torch_io._atomic_save, []
+
+        def save(checkpoint, path):
+            calls.append(path)
+            if len(calls) == 2:
+                raise ENOSPC
+            return real(checkpoint, path)
+
+        monkeypatch.setattr(torch_io, "_atomic_save", save)
+    elif kind == "results":
+        real_write = Path.write_text
+
+        def write_text(self, data, *a, **kw):
+            if self.name.startswith(".results.csv."):
+                real_write(self, data[: len(data) // 2], *a, **kw)
+                raise ENOSPC
+            return real_write(self, data, *a, **kw)
+
+        monkeypatch.setattr(Path, "write_text", write_text)
+    elif kind == "curves":
+        import nasplay.sweep.results as results
+
+        class Full:  # the file's first write takes 10 bytes, the next finds the disk full
+            def __init__(self, f):
+                self.f, self.writes = f, 0
+
+            def write(self, data):
+                self.writes += 1
+                if self.writes > 1:
+                    raise ENOSPC
+                return self.f.write(bytes(data[:10]))
+
+            def __getattr__(self, name):
+                return getattr(self.f, name)
+
+            def __enter__(self):
+                return self
+
+            def __exit__(self, *exc):
+                self.f.close()
+
+        monkeypatch.setattr(results, "open", lambda *a, **kw: Full(open(*a, **kw)), raising=False)
+    elif kind == "journal":  # the first epoch value reported to the journal is half written
+        from optuna.storages.journal import JournalFileBackend
+
+        real_append, hit = JournalFileBackend.append_logs, []
+
+        def append_logs(self, logs):
+            if not hit and any("intermediate_value" in log for log in logs):
+                hit.append(1)
+                with open(self._file_path, "ab") as f:
+                    f.write(json.dumps(logs[0]).encode()[:25])
+                raise ENOSPC
+            return real_append(self, logs)
+
+        monkeypatch.setattr(JournalFileBackend, "append_logs", append_logs)
+
+
+@pytest.mark.parametrize("kind", ["checkpoint", "results", "curves", "journal"])
+def test_a_full_disk_stops_the_study_with_one_line_naming_the_path_and_it_resumes(compose, tmp_path, monkeypatch, kind):
+    from nasplay.sweep.faults import DiskFull
+    from nasplay.sweep.results import read_csv
+
+    name = f"full_{kind}"
+    study_dir = tmp_path / name / name
+    cfg = (*TINY, "trainer.max_epochs=2", f"experiment.name={name}", "sweep.workers=1", f"runs_dir={tmp_path}",
+           "sweep.heartbeat_interval=0.2", "sweep.heartbeat_grace=0.5")
+    with monkeypatch.context() as m:
+        fill_disk(m, kind)
+        with pytest.raises(DiskFull) as full:
+            run(compose(*cfg))
+    line = str(full.value)
+    path = {"checkpoint": study_dir / "ckpt", "results": study_dir / "results.csv", "curves": study_dir / "curves.csv",
+            "journal": study_dir / "optuna.journal"}[kind]
+    assert "\n" not in line and line.startswith(f"disk full: no space left on the device of {path}"), line
+    assert line.endswith("free space and run the same command again: the study resumes where it stopped")
+    journal = (study_dir / "optuna.journal").read_bytes()
+    assert journal.endswith(b"\n")  # whole: the half-written record was taken back
+    trials = trials_of(study_dir, name)
+    assert [t.state.name for t in trials] in (["COMPLETE"], ["FAIL"])  # told, nothing left RUNNING
+    assert not list(study_dir.glob(".results.csv.*"))  # no half-written temporary file left behind
+    if kind == "curves":
+        assert (study_dir / "curves.csv").read_bytes() == b""  # the 10 bytes that fit were taken back
+    if trials[0].state.name == "FAIL":  # the trial met it: marked for a retry, its checkpoint kept
+        assert trials[0].user_attrs["retry"] and trials[0].user_attrs["fail_reason"] == line
+        assert "setup_error" not in trials[0].user_attrs
+
+    # space freed: the same command finishes the study, every point once
+    result, text = run(compose(*cfg))
+    trials = trials_of(study_dir, name)
+    assert result.complete and result.problems == [], text
+    done = sorted((t.params["arm"], t.params["seed"]) for t in trials if t.state.name == "COMPLETE")
+    assert done == [("activation=relu", 0), ("activation=tanh", 0)]
+    rows = read_csv(study_dir / "results.csv")
+    assert [(int(r["number"]), r["state"]) for r in rows] == [(t.number, t.state.name) for t in trials]
+    if kind == "checkpoint":  # the retry went on from the checkpoint of the epoch before the disk filled up
+        (retry,) = [t for t in trials if t.number > 0 and t.params == trials[0].params]
+        assert retry.user_attrs["resumed_from_epoch"] == 1

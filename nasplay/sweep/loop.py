@@ -299,6 +299,9 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
             fail_reason = outcome.fail_reason or fail_reason
             append_curves(plan.study_dir, trial.number, outcome.curves)
             save_results(plan, study)
+            if outcome.disk_full is not None:  # recorded (FAIL, retry, checkpoint kept): stop here, one line says why
+                progress.note(f"{tag}trial {trial.number:>3} FAIL     {outcome.fail_reason}")
+                raise outcome.disk_full
             value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
             progress.trial_finished(trial.number, outcome.state, spec.arm, spec.seed, value, outcome.seconds,
                                     outcome.fail_reason, prefix=tag)

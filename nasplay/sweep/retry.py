@@ -104,7 +104,9 @@ class _Outage:
         with self.lock:
             if self.since is None:
                 self.since = time.time()
-                log.warning(f"storage unreachable ({describe(e)}); retrying for up to {seconds:g} s (sweep.storage_retry)")
+                retrying = (f"retrying for up to {seconds:g} s (sweep.storage_retry)" if seconds > 0
+                            else "not retried (sweep.storage_retry=0)")
+                log.warning(f"storage unreachable ({describe(e)}); {retrying}")
 
     def succeeded(self) -> None:
         if self.since is None:

@@ -1,8 +1,8 @@
 """One trial: parameters from the sampler, genome, tracked Lightning fit, and the outcome for Optuna.
 
 A trial that raises, diverges or runs out of memory ends as FAIL with its reason; one the pruner stops
-ends as PRUNED; an interrupt (Ctrl-C) ends it as FAIL with ``retry`` set, so a resumed study runs it
-again, from its last checkpoint.
+ends as PRUNED; an interrupt (Ctrl-C) or a full disk ends it as FAIL with ``retry`` set, so a resumed study
+runs it again, from its last checkpoint (a full disk also stops the study: :class:`nasplay.sweep.faults.DiskFull`).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from nasplay.complexity import complexity
 from nasplay.space.knobs.parse import format_value
 from nasplay.sweep.conditional import check_refused, suggest_conditional
+from nasplay.sweep.faults import as_disk_full
 from nasplay.sweep.plan import STAGES, Plan
 from nasplay.sweep.progress import TrainingBegan
 from nasplay.sweep.space import TrialSpec, choices, suggest_value
@@ -48,6 +49,7 @@ class Outcome:
     interrupted: bool = False
     seconds: float = 0.0
     curves: list[tuple[int, int, str, float]] = field(default_factory=list)
+    disk_full: Any = None  # a nasplay.sweep.faults.DiskFull met while the trial trained: the study stops, resumable
 
 
 def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
@@ -180,7 +182,7 @@ class TrialRunner:
         study_dir = self.plan.study_dir
         start = time.perf_counter()
         metrics: dict[str, float] = {}
-        state, reason, interrupted, values = "FAIL", "", False, None
+        state, reason, interrupted, values, disk_full = "FAIL", "", False, None, None
         started_tracker = False
         began, fitting, distributed = TrainingBegan(), False, False
         try:
@@ -237,10 +239,12 @@ class TrialRunner:
         except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
             reason, interrupted = "interrupted", True
         except Exception as e:
-            reason = _failure(e)
+            # a full disk is not the trial's fault: it runs again (from its checkpoint) once space is freed
+            disk_full = as_disk_full(e, study_dir / "ckpt" / spec.key / "last.ckpt", f"while trial {trial.number} trained")
+            reason = str(disk_full) if disk_full else _failure(e)
             # before training began (data, packages, the network): the next run tries again. A DDP trial's ranks
             # train in other processes: only a failure before its fit counts there.
-            if not fitting or (not began.began and not distributed):
+            if not disk_full and (not fitting or (not began.began and not distributed)):
                 trial.set_user_attr("setup_error", True)
         curves = list(self.tracker.curves.rows) if started_tracker else []  # not the previous trial's (a refused one never starts)
         if not metrics:  # pruned or failed: the last value of each metric it logged
@@ -259,11 +263,11 @@ class TrialRunner:
         trial.set_user_attr("duration_s", round(seconds, 3))
         if reason:
             trial.set_user_attr("fail_reason", reason)
-        if interrupted:  # it keeps its checkpoint: the resumed study continues it from there
+        if interrupted or disk_full:  # it keeps its checkpoint: the resumed study continues it from there
             trial.set_user_attr("retry", True)
         else:
             shutil.rmtree(study_dir / "ckpt" / spec.key, ignore_errors=True)
-        return Outcome(state, values, metrics, reason, interrupted, seconds, curves)
+        return Outcome(state, values, metrics, reason, interrupted, seconds, curves, disk_full=disk_full)
 
 
     def _interruptible(self) -> contextlib.AbstractContextManager:
