@@ -4,6 +4,7 @@ study that resumes; see docs/faults.md."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import json
@@ -135,7 +136,7 @@ def fill_disk(monkeypatch, kind: str) -> None:
         def append_logs(self, logs):
             if not hit and any("intermediate_value" in log for log in logs):
                 hit.append(1)
-                with open(self._file_path, "ab") as f:
+                with open(self.path, "ab") as f:  # nasplay's JournalBackend
                     f.write(json.dumps(logs[0]).encode()[:25])
                 raise ENOSPC
             return real_append(self, logs)
@@ -183,3 +184,62 @@ def test_a_full_disk_stops_the_study_with_one_line_naming_the_path_and_it_resume
     if kind == "checkpoint":  # the retry went on from the checkpoint of the epoch before the disk filled up
         (retry,) = [t for t in trials if t.number > 0 and t.params == trials[0].params]
         assert retry.user_attrs["resumed_from_epoch"] == 1
+
+
+# --- the coordinator killed: its workers finish their trials, claim no new one, and exit --------------------
+
+def _exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:  # a zombie (no init to reap it in a container) has exited too
+            return any(line.split()[:2] == ["State:", "Z"] for line in f)
+    except FileNotFoundError:
+        return True
+
+
+def test_orphaned_workers_finish_their_trial_claim_no_new_one_and_exit(compose, tmp_path):
+    """SIGKILL to the coordinator of 2 workers while both train: each records its trial, claims nothing more and
+    exits (nothing lost, nothing doubled); the same command then finishes the study."""
+    import signal
+    import time
+
+    from nasplay.sweep.storage import HEARTBEAT
+
+    name = "orphans"
+    study_dir = tmp_path / name / name
+    args = (*TINY, "data.limit=480", "trainer.max_epochs=4", "experiment.seeds=[0, 1]", f"experiment.name={name}",
+            f"runs_dir={tmp_path}", "sweep.heartbeat_interval=0.5", "sweep.heartbeat_grace=2")
+    proc = subprocess.Popen([sys.executable, "-m", "nasplay", *args, "sweep.workers=2"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"}, start_new_session=True)
+    pids: list[int] = []
+    try:
+        deadline = time.monotonic() + 180
+        training: list = []
+        while time.monotonic() < deadline and len(training) < 2:
+            assert proc.poll() is None
+            try:
+                trials = trials_of(study_dir, name) if (study_dir / "optuna.journal").exists() else []
+            except KeyError:
+                trials = []
+            training = [t for t in trials if t.state.name == "RUNNING" and HEARTBEAT in t.system_attrs]
+            time.sleep(0.05)
+        assert len(training) == 2, "the two workers were never seen training at once"
+        pids = [int(t.user_attrs["worker"].rsplit(":", 1)[1]) for t in training]
+        os.kill(proc.pid, signal.SIGKILL)  # the coordinator alone, not its workers
+        proc.wait()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(map(_exited, pids)):
+            time.sleep(0.1)
+        assert all(map(_exited, pids)), "orphaned workers still running"
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    trials = trials_of(study_dir, name)
+    assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]  # their trials recorded, no new one claimed
+    assert sorted(t.number for t in trials) == sorted(t.number for t in training)
+    assert "the coordinator (pid" in (study_dir / "nasplay.log").read_text()  # each said why it stopped
+
+    result, text = run(compose(*args, "sweep.workers=1"))
+    trials = trials_of(study_dir, name)
+    assert result.ran == 2 and result.complete and result.problems == [], text
+    assert sorted((t.params["arm"], t.params["seed"]) for t in trials) == [  # every point once
+        (a, s) for a in ("activation=relu", "activation=tanh") for s in (0, 1)]

@@ -181,24 +181,25 @@ def done_reason(plan: Plan, study: Any, points: list[dict[str, Any]] | None) -> 
 
 
 def run_loop(plan: Plan, study: Any, console: Any, callbacks: tuple = (), worker: int | None = None,
-             live: bool = False) -> LoopResult:
+             live: bool = False, orphaned: Any = None) -> LoopResult:
     """One worker's ask-train-tell loop, until the study needs nothing more from it.
 
     The next trial is claimed under the study lock (stale trials of dead workers are failed and
     re-queued first), so workers in other processes or on other hosts never run a grid point twice and
     never start more than ``sweep.n_trials`` trials. A worker with nothing to claim while other trials
     are RUNNING waits for them: they may finish, fail and be retried, or turn out to be stale. Raises
-    ``KeyboardInterrupt`` after a Ctrl-C, once every trial it claimed is told.
+    ``KeyboardInterrupt`` after a Ctrl-C, once every trial it claimed is told. ``orphaned()`` (a worker's: its
+    coordinator is gone) returns why to claim no more ('' to go on): the loop then stops before its next claim.
     """
     with Interrupts() as interrupts:
-        result = _loop(plan, study, console, callbacks, worker, live, interrupts)
+        result = _loop(plan, study, console, callbacks, worker, live, interrupts, orphaned)
     if interrupts.requested:
         raise KeyboardInterrupt
     return result
 
 
 def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | None, live: bool,
-          interrupts: Interrupts) -> LoopResult:
+          interrupts: Interrupts, orphaned: Any = None) -> LoopResult:
     import optuna
 
     from nasplay.private_api import study_storage, trial_id
@@ -226,6 +227,10 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
     stopped, complete, fail_reason = "", False, ""
     with progress:
         while not interrupts.requested:
+            gone = orphaned() if orphaned is not None else ""
+            if gone:
+                stopped = gone
+                break
             trial, spec, wait = None, None, ""
             asked: list[Any] = []  # the trial this claim asked for, kept when a storage outage makes it start again
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import queue as queue_mod
 import signal
@@ -201,7 +202,8 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     _log_to_study(study_dir, q, worker)
     try:
         plan = make_plan(cfg)
-        r = run_loop(plan, open_study(plan), console, callbacks, worker=worker)
+        orphaned = _Orphan(coordinator, q) if coordinator is not None else None
+        r = run_loop(plan, open_study(plan), console, callbacks, worker=worker, orphaned=orphaned)
         q.put(("done", worker, dataclasses.astuple(r)))
     except KeyboardInterrupt:
         q.put(("line", worker, f"[w{worker}] interrupted"))
@@ -214,10 +216,25 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
         sys.exit(1)
 
 
+class _Orphan:
+    """Whether the coordinator that started this worker is gone (this process was handed to another parent)."""
+
+    def __init__(self, coordinator: int, q: Any):
+        self.coordinator, self.q = coordinator, q
+
+    def __call__(self) -> str:
+        if os.getppid() == self.coordinator:
+            return ""
+        # Nobody reads the queue any more: exit without waiting for its buffered lines to be read.
+        self.q.cancel_join_thread()
+        why = (f"the coordinator (pid {self.coordinator}) is gone: this worker claims no new trial and exits; "
+               "run the same command again to finish the study")
+        logging.getLogger("nasplay").warning(why)
+        return why
+
+
 def _log_to_study(study_dir: Any, q: Any, worker: int) -> None:
     """nasplay's log records of this worker: to the study's log, and its warnings as lines for the console too."""
-    import logging
-
     class ToConsole(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
             q.put(("line", worker, f"[w{worker}] " + mask_text(record.getMessage())))
