@@ -223,3 +223,19 @@ def paused(storage: Any) -> Iterator[None]:
         yield
     finally:
         local.paused -= 1
+
+
+def without_retry(trial: Any) -> Any:
+    """The same trial, on the storage below :class:`RetryingStorage` (``trial`` itself on any other storage).
+
+    optuna-integration's Lightning pruning callback accepts only Optuna's own cached RDB storage under DDP."""
+    import optuna
+
+    from nasplay.private_api import study_storage, trial_id
+
+    storage = study_storage(trial.study)
+    if not isinstance(storage, RetryingStorage):
+        return trial
+    study = optuna.load_study(study_name=trial.study.study_name, storage=storage.inner, sampler=trial.study.sampler,
+                              pruner=trial.study.pruner)
+    return optuna.trial.Trial(study, trial_id(trial))

@@ -211,9 +211,13 @@ class TrialRunner:
             if len(c.sweep.objectives) == 1 and not spec.classic:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
 
+                from nasplay.sweep.retry import without_retry
+
                 # Under DDP, rank 0 reports and decides, broadcasts the decision, and leaves it in the (RDB)
                 # storage's system attrs; check_pruned() reads it back here, in the process that tells.
-                pruning = PyTorchLightningPruningCallback(trial, monitor=c.sweep.monitor)
+                # The callback insists on Optuna's own RDB storage under DDP: it gets one, without nasplay's retries.
+                pruning = PyTorchLightningPruningCallback(without_retry(trial) if trainer_cfg.distributed else trial,
+                                                          monitor=c.sweep.monitor)
                 callbacks.append(pruning)
             ckpt = study_dir / "ckpt" / spec.key
             if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
