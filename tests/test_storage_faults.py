@@ -99,11 +99,12 @@ def test_transient_tells_an_outage_from_a_mistake_on_real_driver_errors(tmp_path
     """A refused connection (a real psycopg error: nothing listens on the port) is an outage; a missing table
     (a real SQLite error) is not. ``call`` retries the first until ``sweep.storage_retry`` runs out, naming it."""
     import socket
+    import time
 
     import psycopg
     import sqlalchemy as sa
 
-    from nasplay.sweep.retry import StorageUnavailable, call, transient
+    from nasplay.sweep.retry import OUTAGE, StorageUnavailable, call, outage_ended, transient
 
     with socket.socket() as s:  # a port nothing listens on
         s.bind(("127.0.0.1", 0))
@@ -128,6 +129,8 @@ def test_transient_tells_an_outage_from_a_mistake_on_real_driver_errors(tmp_path
     with pytest.raises(StorageUnavailable, match=r"unreachable for 0.6 s \(sweep.storage_retry\): OperationalError: .*refused"):
         call(refuse, 0.6)
     assert len(tries) >= 2  # retried with backoff before giving up
+    # given up: the outage is over for this process, so stale trials are counted again from now on
+    assert OUTAGE.since is None and 0 < outage_ended() <= time.time()
     with pytest.raises(sa.exc.OperationalError):  # not transient: raised at once
         call(lambda: engine.connect().execute(sa.text("SELECT * FROM nothing_here")), 30)
 

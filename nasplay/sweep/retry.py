@@ -108,6 +108,11 @@ class _Outage:
                             else "not retried (sweep.storage_retry=0)")
                 log.warning(f"storage unreachable ({describe(e)}); {retrying}")
 
+    def gave_up(self) -> None:  # the caller stops; a later success in this process starts a new count
+        with self.lock:
+            if self.since is not None:
+                self.since, self.ended = None, time.time()
+
     def succeeded(self) -> None:
         if self.since is None:
             return
@@ -140,6 +145,7 @@ def call(fn: Callable[[], T], seconds: float) -> T:
                 raise
             left = deadline - time.monotonic()
             if left <= 0:
+                OUTAGE.gave_up()
                 raise StorageUnavailable(f"the storage stayed unreachable for {seconds:g} s (sweep.storage_retry): "
                                          f"{describe(e)}") from e
             OUTAGE.failed(e, seconds)
