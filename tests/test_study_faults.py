@@ -62,17 +62,22 @@ def test_every_worker_died_one_line_each_traceback_in_the_log(compose, tmp_path)
 
 
 def test_a_run_whose_trials_all_failed_exits_non_zero_with_one_line(tmp_path):
-    """Both arms diverge (lr 1e9): the study is recorded, and the command says why it did not do its work."""
-    proc = subprocess.run([sys.executable, "-m", "nasplay", *TINY, "optim.lr=1e9", "experiment.name=allfail", "sweep.workers=1",
-                           f"runs_dir={tmp_path}"], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
+    """Both arms diverge (lr 1e9 and 1e10: NaN loss): the studies are recorded, and the command says why it did not do
+    its work. A multirun runs every job, then exits non-zero for the jobs that did not finish."""
+    proc = subprocess.run([sys.executable, "-m", "nasplay", "-m", *TINY, "optim.lr=1e9,1e10", "experiment.name=allfail",
+                           "sweep.workers=1", f"runs_dir={tmp_path}"], cwd=ROOT, env={**os.environ, "OMP_NUM_THREADS": "1"},
                           capture_output=True, text=True, timeout=300)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out
-    (line,) = [x for x in out.splitlines() if x.startswith("error: ")]
-    assert line.startswith("error: all 2 trial(s) of this run failed (the last: diverged: training loss is"), line
+    lines = [x for x in out.splitlines() if x.startswith("error: ")]
+    assert len(lines) == 2, out  # one a job, each job's study ran
+    for line in lines:
+        assert line.startswith("error: all 2 trial(s) of this run failed (the last: diverged: training loss is"), line
     assert "Traceback" not in out
-    trials = trials_of(tmp_path / "allfail" / "allfail", "allfail")
-    assert [t.state.name for t in trials] == ["FAIL", "FAIL"]
+    studies = sorted(p.name for p in (tmp_path / "allfail").iterdir())
+    assert len(studies) == 2 and all(n.startswith("allfail-optim.lr=") for n in studies), studies
+    for name in studies:
+        assert [t.state.name for t in trials_of(tmp_path / "allfail" / name, name)] == ["FAIL", "FAIL"]
 
 
 # --- a full disk: ENOSPC injected into the real writers ------------------------------------------------------
