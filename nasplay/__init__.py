@@ -25,10 +25,15 @@ _API = {
     "Dropout": "nasplay.space.genome",
     "Linear": "nasplay.space.genome",
     "Subsample": "nasplay.space.genome",
+    "SE": "nasplay.space.genome",
     "validate": "nasplay.space.validate",
     "get_genome": "nasplay.space.zoo",
     "list_genomes": "nasplay.space.zoo",
     "register": "nasplay.space.zoo",
+    "register_activation": "nasplay.space.extend",
+    "register_norm": "nasplay.space.extend",
+    "register_knob": "nasplay.space.extend",
+    "load_plugins": "nasplay.space.plugins",
     "knobs": "nasplay.space.knobs",
     "apply": "nasplay.complexity",
     "build": "nasplay.nn.build",
@@ -53,7 +58,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from nasplay.complexity import apply, complexity
     from nasplay.nn.build import build
     from nasplay.reference import from_reference
+    from nasplay.space.extend import register_activation, register_knob, register_norm
     from nasplay.space.genome import (
+        SE,
         Act,
         Aux,
         Block,
@@ -70,5 +77,6 @@ if TYPE_CHECKING:  # pragma: no cover
         Subsample,
     )
     from nasplay.space.knobs import knobs
+    from nasplay.space.plugins import load_plugins
     from nasplay.space.validate import validate
     from nasplay.space.zoo import get_genome, list_genomes, register

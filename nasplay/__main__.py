@@ -94,7 +94,9 @@ def job_setup(cfg: DictConfig) -> tuple[list[str], Any]:
             cfg.study = name
         # Hydra's record of the sweep: the overrides of each study are in its study.json instead
         Path(hc.sweep.dir, "multirun.yaml").unlink(missing_ok=True)
-    study_dir = Path(str(cfg.runs_dir)) / str(cfg.experiment.name) / str(cfg.study)
+    from nasplay.space.load import genome_label  # arch=net.yaml: the experiment and study are named after its stem
+
+    study_dir = Path(str(cfg.runs_dir)) / genome_label(str(cfg.experiment.name)) / genome_label(str(cfg.study))
     made = None
     for d in (*reversed(study_dir.parents), study_dir):  # the first folder of the path that this job makes
         if not d.exists():
@@ -198,11 +200,32 @@ def completion_args(args: list[str]) -> list[str]:
     return [args[0], *rest]
 
 
+def genome_file_args(args: list[str]) -> list[str]:
+    """``arch=PATH`` with PATH a genome file (``.yaml``/``.yml``/``.json`` that exists): ``arch.name=ABSOLUTE PATH``, since
+    Hydra reads ``arch=`` as an option of conf/arch/; the experiment (and study) are named after the file's stem."""
+    from pathlib import Path
+
+    from nasplay.space.load import is_genome_file
+
+    out = []
+    for a in args:
+        key, eq, value = a.partition("=")
+        if eq and key == "arch" and is_genome_file(value) and Path(value).is_file():
+            a = f"arch.name={Path(value).resolve()}"
+        out.append(a)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     """Check the overrides' keys against the schema (naming what is allowed), then hand over to Hydra."""
+    from nasplay.space.plugins import PluginError, load_plugins
     from nasplay.sweep.overrides import check_overrides
 
-    args = completion_args(sys.argv[1:] if argv is None else list(argv))
+    args = genome_file_args(completion_args(sys.argv[1:] if argv is None else list(argv)))
+    try:
+        load_plugins()  # the coordinator's vocabulary; each worker loads the same (nasplay.sweep.workers)
+    except PluginError as e:
+        sys.exit(bad_input(str(e)))
     problem = check_overrides(args)
     if problem:
         sys.exit(bad_input(problem))

@@ -16,6 +16,7 @@ from typing import Any
 from nasplay.space.genome import Genome
 from nasplay.space.knobs import apply as apply_knobs
 from nasplay.space.knobs import hold
+from nasplay.space.load import load_genome
 from nasplay.space.measure import depth, layer_counts
 from nasplay.space.shapes import walk
 from nasplay.space.validate import validate
@@ -83,7 +84,7 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, *
 def resolve(arch: str | Genome, knobs: dict[str, Any], data_shape: tuple[int, int, int], *, keep: str | None = None,
             keep_by: str | None = None, reference: Genome | None = None, tol: float = 0.02,
             base: dict[str, Any] | None = None, where: str = "") -> Genome:
-    """The genome an arm trains: the zoo network ``arch`` (or a genome) with ``knobs``, fitted to the data's
+    """The genome an arm trains: the zoo network ``arch`` (a genome file's path, or a genome) with ``knobs``, fitted to the data's
     ``(channels, size, classes)``; the only place that turns an arm into a network (the plan, the trial, the
     conditional search, the reports and :func:`nasplay.train.fit.fit` call it).
 
@@ -99,7 +100,7 @@ def resolve(arch: str | Genome, knobs: dict[str, Any], data_shape: tuple[int, in
     channels, size, classes = data_shape
     prefix = f"{where}: " if where else ""
     try:
-        g = (get_genome(arch) if isinstance(arch, str) else arch).replace(classes=classes)
+        g = (load_genome(arch) if isinstance(arch, str) else arch).replace(classes=classes)  # a zoo name or a genome file
         kw: dict[str, Any] = dict(knobs)
         shared = {k: v for k, v in kw.items() if keep is not None and base and k in base and base[k] == v and k != "input"}
         if shared:

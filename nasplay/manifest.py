@@ -81,6 +81,8 @@ class Manifest:
     outcomes: dict[str, Any] | None = None  # experiment.outcomes: primary / secondary metrics, margins, claimed effects
     environment: dict[str, Any] | None = None  # where the study was created (nasplay.environment)
     environments: dict[str, Any] = field(default_factory=dict)  # every environment that opened it or ran its trials, by fingerprint
+    # With several experiment.bases and a knob: arm -> its base's own baseline arm (a family per base); else empty.
+    baselines: dict[str, str] = field(default_factory=dict)
     version: int = VERSION
 
     def direction(self, metric: str) -> str:

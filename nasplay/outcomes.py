@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 ADJUSTMENTS = ("holm", "none")
-TESTS = ("welch", "permutation")
+TESTS = ("exact", "welch", "permutation")
 
 
 @dataclass
@@ -23,8 +23,9 @@ class OutcomesConfig:
     own family for Holm. ``margin`` maps a metric to its equivalence margin in the metric's points (the
     units the report shows: percentage points for accuracies); a metric without one cannot be called
     "equivalent". ``claimed`` maps a metric to the paper's claimed effect of an arm against the baseline
-    in the same points (``{metric: value}``, or ``{metric: {arm: value}}``), so the report can say how
-    many seeds would detect it. ``source`` quotes where the paper states the claim.
+    in the same points (``{metric: value}``, ``{metric: {arm: value}}``, or ``{metric: {"arm vs reference": value}}``
+    for a claim against another arm), so the report can say how many seeds would detect it. The comparisons with a
+    claimed effect are Holm's family; the others are exploratory and adjusted apart. ``source`` quotes where the paper states the claim.
     """
 
     primary: str | None = None
@@ -45,12 +46,13 @@ class OutcomesConfig:
 @dataclass
 class ReportConfig:
     """How the report tests: ``adjust`` (Holm within each family, or none), ``alpha``, ``test`` (the p-value
-    behind the verdicts), ``margin`` (overrides the primary outcome's equivalence margin, in its points),
+    behind the verdicts: ``exact``, the exact permutation p up to 10 seeds per arm and Welch above; ``welch``;
+    ``permutation``), ``margin`` (overrides the primary outcome's equivalence margin, in its points),
     ``power`` (for the minimum detectable effect) and ``resamples`` (bootstraps and permutations)."""
 
     adjust: str = "holm"
     alpha: float = 0.05
-    test: str = "welch"
+    test: str = "exact"
     margin: float | None = None
     power: float = 0.8
     resamples: int = 2000

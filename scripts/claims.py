@@ -209,12 +209,23 @@ def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minu
     return True
 
 
+def current(path: Path) -> bool:
+    """A committed report made under the current rules (claims.yaml, 2026-12-06: the deciding test named in every
+    comparison row and its Holm family, ``family_kind``); an older one counts as missing for ``--missing``."""
+    if not path.exists():
+        return False
+    r = json.loads(path.read_text())
+    rows = [*r.get("comparisons", []), *(x for rows in (r.get("secondary") or {}).values() for x in rows)]
+    return r.get("kind") in ("search", "design_space") and r.get("test") == "exact" or \
+        (bool(rows) and all("family_kind" in x for x in rows))
+
+
 def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Path, missing: bool,
         collect_only: bool = False, rereport: bool = False) -> int:
     failed = []
     for name in names:
         dest = evidence_dir(suite, name)
-        if missing and (dest / "report.json").exists():
+        if missing and current(dest / "report.json"):
             print(f"[claims] {name}: {show(dest)}/report.json exists, skipped (--missing)", flush=True)
             continue
         command = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
@@ -251,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         s.add_argument("--suite", default="clutter")
         s.add_argument("--only", nargs="*")
         if cmd == "run":
-            s.add_argument("--missing", action="store_true", help="skip experiments whose report.json is committed")
+            s.add_argument("--missing", action="store_true",
+                           help="skip experiments with a committed report.json made under the current rules")
             s.add_argument("--runs-dir", default="runs/claims", type=Path)
             s.add_argument("--collect", action="store_true",
                            help="do not train: copy the finished studies' reports from --runs-dir (and write the extra-baseline reports)")

@@ -13,6 +13,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from claims_tally import CATEGORIES, _f, classify, deciding_p, holm_by_report, relative_error, tally_text  # noqa: F401 - scripts/ on the path
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "docs" / "results"
 CLAIMS = ROOT / "scripts" / "claims" / "claims.yaml"
@@ -21,10 +23,18 @@ SUITES = ("digits", "clutter")
 OUTCOMES = ("better", "worse", "equivalent", "inconclusive")
 
 
+def load_rules(path: Path = CLAIMS) -> dict[str, Any]:
+    """claims.yaml's ``rules``: how a claim's category is read (fixed before a rerun; changes carry a dated note)."""
+    import yaml
+
+    return yaml.safe_load(path.read_text()).get("rules") or {}
+
+
 def load_claims(path: Path = CLAIMS) -> list[dict[str, Any]]:
     import yaml
 
     claims = yaml.safe_load(path.read_text())["claims"]
+    names = {c.get("innovation") for c in claims}
     for i, c in enumerate(claims):
         missing = {"innovation", "paper", "experiment", "arm", "metric", "expected"} - set(c)
         if missing:
@@ -32,6 +42,8 @@ def load_claims(path: Path = CLAIMS) -> list[dict[str, Any]]:
         if c["expected"] not in ("better", "worse", "equivalent"):
             raise ValueError(f"{path.name}: claim {c['innovation']!r}: expected must be better, worse or equivalent, "
                              f"got {c['expected']!r}")
+        if c.get("counted_with") is not None and c["counted_with"] not in names:
+            raise ValueError(f"{path.name}: claim {c['innovation']!r}: counted_with names no claim: {c['counted_with']!r}")
     return claims
 
 
@@ -60,67 +72,89 @@ def fmt_p(p: Any) -> str:
 
 
 def effect(row: dict[str, Any], metric: str) -> str:
-    """Δ (arm - baseline) with its 95% interval: accuracies in points, other outcomes in their own units."""
+    """Δ (arm - baseline) with its 95% interval: accuracies in points (and as relative error reduction), other
+    outcomes in their own units."""
     w = row.get("welch")
     if not isinstance(w, dict) or not all(isinstance(w.get(k), (int, float)) for k in ("diff", "ci_low", "ci_high")):
         return ""
     scale, unit = (100.0, " points") if "acc" in metric else (1.0, "")
     digits = 2 if "acc" in metric or "loss" in metric else 1
-    return f"Δ {w['diff'] * scale:+.{digits}f}{unit} (95% CI {w['ci_low'] * scale:.{digits}f} to {w['ci_high'] * scale:.{digits}f})"
+    text = f"Δ {w['diff'] * scale:+.{digits}f}{unit} (95% CI {w['ci_low'] * scale:.{digits}f} to {w['ci_high'] * scale:.{digits}f})"
+    rel = relative_error(row)
+    return text + (f", error {-100 * rel:+.0f}% relative" if rel is not None else "")
 
 
-def cell(suite: str, claim: dict[str, Any]) -> tuple[str, str]:
-    """(outcome word, table cell) of a claim in a suite."""
+def _judged(suite: str, claims: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """Each claim's category in a suite (None where no report holds its comparison), Holm within its family."""
+    rules = load_rules()
+    found, items = [], []
+    for i, c in enumerate(claims):
+        report = load_report(report_file(suite, c))
+        row = find(report, c) if report else None
+        found.append((report, row))
+        if row is not None and "family_kind" not in row and c.get("counted", True):
+            items.append((f"{report_file(suite, c)}:{c['metric']}", str(i), deciding_p(row)[0]))
+    adjusted = holm_by_report(items)
+    out: list[dict[str, Any] | None] = []
+    for i, (c, (report, row)) in enumerate(zip(claims, found)):
+        if row is None:
+            out.append(None)
+            continue
+        p, test = deciding_p(row)
+        pa = _f(row.get("p_adjusted")) if "family_kind" in row else adjusted.get((f"{report_file(suite, c)}:{c['metric']}", str(i)), p)
+        out.append({**classify(c, report, row, pa, rules), "p": p, "test": test, "row": row})
+    return out
+
+
+def cell(suite: str, claim: dict[str, Any], judged: dict[str, Any] | None = None) -> tuple[str, str]:
+    """(category, table cell) of a claim in a suite."""
     report = load_report(report_file(suite, claim))
     if report is None:
         recorded = claim.get(suite) if suite == "digits" else None
         if recorded:
-            word = recorded if recorded in OUTCOMES else "unresolved"
-            return word, f"{recorded} *(recorded 2026-11-25)*"
+            return "not recomputable", f"not recomputable under the current rules (recorded 2026-11-25: {recorded})"
         return "not run", "not yet run"
-    row = find(report, claim)
-    if row is None:
-        return "missing", f"no {claim['metric']} comparison of {claim['arm']} in the report"
-    word = row.get("outcome") or "inconclusive"
-    parts = [f"**{word}**", effect(row, claim["metric"]), f"p_adj {fmt_p(row.get('p_adjusted'))}"]
-    return word, ", ".join(p for p in parts if p)
-
-
-def tally(words: list[str], expected: list[str]) -> str:
-    n = len(words)
-    reproduced = sum(w == e for w, e in zip(words, expected))
-    counts = {k: sum(w == k and w != e for w, e in zip(words, expected)) for k in OUTCOMES}
-    contradicted = sum((w, e) in {("better", "worse"), ("worse", "better")} for w, e in zip(words, expected))
-    other = sum(w in ("better", "worse") and w != e and (w, e) not in {("better", "worse"), ("worse", "better")}
-                for w, e in zip(words, expected))
-    unrun = sum(w in ("not run", "unresolved", "missing") for w in words)
-    text = (f"Reproduced {reproduced} of {n}; {counts['equivalent']} equivalent where the paper reports a difference, "
-            f"{counts['inconclusive']} inconclusive, {contradicted} contradicted (significant, against the paper)")
-    if other:
-        text += f", {other} significant where the paper reports no difference"
-    if unrun:
-        text += f", {unrun} not yet run or not recomputable"
-    return text + "."
+    if judged is None:
+        claims = load_claims()
+        judged = _judged(suite, claims)[next(i for i, c in enumerate(claims) if c is claim or c == claim)]
+    if judged is None:
+        return "missing", (f"no {claim['metric']} comparison of {claim['arm']} in the committed report (made before "
+                           f"this outcome was stated): needs the rerun")
+    row = judged["row"]
+    cat, word = judged["category"], judged["word"]
+    parts = [f"**{cat}**" + (f" ({word})" if word not in cat else "") + (f": {judged['why']}" if judged.get("why") else ""),
+             effect(row, claim["metric"]),
+             f"p {fmt_p(judged['p'])} ({judged['test']}), p_adj {fmt_p(judged['p_adjusted'])}"]
+    if judged.get("budget"):
+        parts.append(f"would need {judged['budget']}")
+    if judged.get("note"):
+        parts.append(judged["note"])
+    return judged["category"], ", ".join(p for p in parts if p)
 
 
 def claims_table() -> tuple[str, str]:
     claims = load_claims()
-    rows, words = [], {s: [] for s in SUITES}
-    for c in claims:
+    judged = {s: _judged(s, claims) for s in SUITES}
+    rows, cats = [], {s: [] for s in SUITES}
+    for i, c in enumerate(claims):
         cells = []
         for s in SUITES:
-            w, text = cell(s, c)
-            words[s].append(w)
+            k, text = cell(s, c, judged[s][i])
+            cats[s].append(k)
             cells.append(text)
-        paper = c["expected"] if c.get("counted", True) else f"({c['expected']}; a control, not counted)"
+        if not c.get("counted", True):
+            paper = f"({c['expected']}; a control, not counted)"
+        elif c.get("counted_with"):
+            paper = f"{c['expected']} (counted once, with {c['counted_with']!r})"
+        else:
+            paper = c["expected"]
         rows.append(f"| {c['innovation']} | {c['paper']} | `{c['experiment']}`: {c['arm']} vs "
                     f"{c.get('baseline') or 'baseline'}, {c['metric']} | {paper} | {cells[0]} | {cells[1]} |")
-    counted = [c.get("counted", True) for c in claims]
-    expected = [c["expected"] for c, k in zip(claims, counted) if k]
-    words = {s: [w for w, k in zip(ws, counted) if k] for s, ws in words.items()}
+    counted = [c.get("counted", True) and not c.get("counted_with") for c in claims]
+    cats = {s: [k for k, keep in zip(ks, counted) if keep] for s, ks in cats.items()}
     head = ("| innovation | the paper's claim (where) | comparison, outcome | the paper | digits | clutter |\n"
             "|---|---|---|---|---|---|")
-    tallies = "\n".join(f"- **{s}**: {tally(words[s], expected)}" for s in reversed(SUITES))
+    tallies = "\n".join(f"- **{s}**: {tally_text(cats[s])}" for s in reversed(SUITES))
     return tallies, head + "\n" + "\n".join(rows)
 
 

@@ -42,14 +42,42 @@ def test_every_claim_names_an_experiment_of_both_suites_and_a_stated_outcome(com
         assert c["metric"] in stated or c["metric"].endswith("_to_target"), c
 
 
-def test_tally_counts_each_outcome_against_the_papers():
-    tally = load("claims_tables").tally
-    words = ["better", "worse", "equivalent", "inconclusive", "better", "equivalent", "not run"]
-    expected = ["better", "better", "better", "better", "equivalent", "equivalent", "better"]
-    assert tally(words, expected) == (
-        "Reproduced 2 of 7; 1 equivalent where the paper reports a difference, 1 inconclusive, "
-        "1 contradicted (significant, against the paper), 1 significant where the paper reports no difference, "
-        "1 not yet run or not recomputable.")
+def test_tally_counts_each_category_once():
+    tally = load("claims_tally").tally_text
+    cats = ["reproduced", "direction only", "untestable at this budget", "untestable at this budget", "contradicted",
+            "inconclusive", "not run"]
+    assert tally(cats) == ("7 measured comparisons, one count each: 1 reproduced, 1 direction only, 2 untestable at this "
+                           "budget, 1 contradicted, 1 inconclusive, 1 not yet run or not recomputable.")
+
+
+def _row(**kw):
+    row = {"arm": "a", "baseline": "b", "metric": "test/acc", "kind": "means", "n": 5, "n_baseline": 5, "mean": 0.90,
+           "mean_baseline": 0.80, "better": True, "welch": {"diff": 0.10, "ci_low": 0.08, "ci_high": 0.12, "p": 1e-5},
+           "permutation": {"p": 2 / 252, "exact": True}, "effect": {"pooled_sd": 0.01}, "equivalence": {}}
+    return {**row, **kw}
+
+
+def test_categories_follow_the_stated_rules():
+    t = load("claims_tally")
+    rules = {"alpha": 0.05, "ratio_factor": 2, "untestable_mde_ratio": 3}
+    report = {"alpha": 0.05, "arms": [{"arm": "a", "trained": {"k": 5}}, {"arm": "b", "trained": {"k": 5}}]}
+    claim = {"expected": "better", "paper_errors": [15.0, 20.0]}  # the paper: 25% less error
+    # +10 points on a 20% error: a 50% error reduction, CI 40-60%, does not hold the paper's 25%: direction only.
+    r = t.classify(claim, report, _row(), 2 / 252, rules)
+    assert r["category"] == "direction only" and "40% to 60%" in r["why"]
+    r = t.classify({"expected": "better", "paper_errors": [10.0, 20.0]}, report, _row(), 2 / 252, rules)
+    assert r["category"] == "reproduced"  # the paper's 50% is inside
+    # 3 + 3 seeds: the exact p cannot go below 0.1; the MDE is infinite: untestable, with the seeds it would need.
+    r = t.classify(claim, report, _row(n=3, n_baseline=3), 0.1, rules)
+    assert r["category"] == "untestable at this budget" and "MDE ∞" in r["why"] and r["seeds_needed"] >= 2
+    # An arm at chance: untestable whatever the p.
+    dead = {"alpha": 0.05, "arms": [{"arm": "a", "trained": {"k": 5}}, {"arm": "b", "trained": {"k": 0}}]}
+    assert t.classify(claim, dead, _row(), 2 / 252, rules)["category"] == "untestable at this budget"
+    # Significant against the paper, powered, both trained: contradicted.
+    r = t.classify(claim, report, _row(better=False, mean=0.70), 2 / 252, rules)
+    assert r["category"] == "contradicted"
+    # The old reports: the exact permutation p they hold decides (3 + 3: 0.1), not Welch's.
+    assert t.deciding_p(_row(n=3, n_baseline=3, permutation={"p": 0.1, "exact": True})) == (0.1, "exact permutation")
 
 
 def test_a_claim_reads_its_primary_or_secondary_outcome_from_the_committed_report():
@@ -62,8 +90,8 @@ def test_a_claim_reads_its_primary_or_secondary_outcome_from_the_committed_repor
     for c in claims:
         row = tables.find(report, c)
         assert row is not None and row["metric"] == c["metric"] and row["outcome"] in tables.OUTCOMES
-        word, text = tables.cell("clutter", c)
-        assert word == row["outcome"] and text.startswith(f"**{word}**") and "p_adj" in text
+        category, text = tables.cell("clutter", c)
+        assert category in tables.CATEGORIES and text.startswith(f"**{category}**") and "p_adj" in text
 
 
 @pytest.mark.slow

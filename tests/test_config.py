@@ -71,7 +71,7 @@ def test_ablate_skip_is_residual_against_plain(compose):
     plan = make_plan(compose("experiment=ablate_skip"), data_shape=DIGITS)
     assert [(a.name, a.arch, a.knobs["skip"]) for a in plan.arms] == [("skip=identity", "resnet18", "identity"),
                                                                        ("skip=none", "resnet18", "none")]
-    assert plan.grid == {"arm": ["skip=identity", "skip=none"], "seed": [0, 1, 2]}
+    assert plan.grid == {"arm": ["skip=identity", "skip=none"], "seed": [0, 1, 2, 3, 4]}
     assert plan.cfg.sweep.sampler == "grid" and plan.cfg.experiment.baseline == "skip=identity"
 
 
@@ -199,7 +199,7 @@ def test_arms_crossed_with_a_search_space(compose):
     space = "sweep.space={optim.lr: [0.1, 0.01], knobs.width: [0.25, 0.5]}"
     plan = make_plan(compose("experiment=ablate_skip", space), data_shape=DIGITS)
     assert plan.grid == {"arm": ["skip=identity", "skip=none"], "optim.lr": [0.1, 0.01], "knobs.width": [0.25, 0.5],
-                         "seed": [0, 1, 2]}
+                         "seed": [0, 1, 2, 3, 4]}
     plan = make_plan(compose("experiment=ablate_skip", "sweep=random", space), data_shape=DIGITS)
     assert plan.grid is None
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
@@ -207,7 +207,7 @@ def test_arms_crossed_with_a_search_space(compose):
     assert {s.arm.split()[0] for s in specs} == {"skip=identity", "skip=none"}
     for s in specs:
         assert s.knobs["skip"] == s.arm.split()[0].split("=")[1] and s.knobs["width"] in (0.25, 0.5)
-        assert s.overrides["optim"]["lr"] in (0.1, 0.01) and s.seed in (0, 1, 2)
+        assert s.overrides["optim"]["lr"] in (0.1, 0.01) and s.seed in (0, 1, 2, 3, 4)
         assert s.arm in ("skip=identity", "skip=none")  # sampled: a trial belongs to its arm's population
 
 

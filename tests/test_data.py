@@ -220,12 +220,14 @@ def _png_tree(root, classes=("cat", "dog", "eel"), per_class=6, size=(12, 10)):
 def test_imagefolder_flat_tree_streams_through_a_dataloader(tmp_path):
     _png_tree(tmp_path / "tree", per_class=10)
     dm = make_datamodule(DataConfig(name="imagefolder", path=str(tmp_path / "tree"), size=8, batch_size=4,
-                                    num_workers=0, val_fraction=0.2, test_fraction=0.2))
+                                    num_workers=0, val_fraction=0.2, test_fraction=0.2, in_memory=False))
     assert isinstance(dm, ImageFolderDataModule)
     assert (dm.num_classes, dm.channels, dm.size, dm.classes) == (3, 3, 8, ["cat", "dog", "eel"])
     dm.setup("fit")
     assert (dm.num_train, dm.num_val, dm.num_test) == (18, 6, 6)
-    batches = list(dm.train_dataloader())
+    loader = dm.train_dataloader()
+    batches = list(loader)
+    assert isinstance(loader, torch.utils.data.DataLoader)
     assert sum(len(y) for _, y in batches) == 18 and batches[0][0].shape == (4, 3, 8, 8)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nasplay.report import edfs, stats
+from nasplay.report import edfs, power, stats
 
 # ---------------------------------------------------------------------------------------------------
 # The fixed results table: three arms of an ablation, three seeds each.
@@ -111,23 +111,24 @@ def test_effect_size_by_hand():
 
 
 def test_verdicts_in_plain_words():
-    c = stats.compare("skip=identity", IDENTITY, "skip=none", NONE, metric="test/acc", scale=100, unit="points")
+    # Welch's p decides here (test="welch"); the default, the exact permutation p, is floored at 0.1 by 3 seeds.
+    c = stats.compare("skip=identity", IDENTITY, "skip=none", NONE, metric="test/acc", scale=100, unit="points", test="welch")
     assert c.significant and c.better and c.test == "welch"
     assert c.verdict == ("skip=identity is better than skip=none by 5.0 points (95% CI 0.5–9.5), p=0.038 (welch), "
                          "large effect (g=1.99)")
-    worse = stats.compare("skip=none", NONE, "skip=identity", IDENTITY, scale=100, unit="points")
+    worse = stats.compare("skip=none", NONE, "skip=identity", IDENTITY, scale=100, unit="points", test="welch")
     assert worse.verdict.startswith("skip=none is worse than skip=identity by 5.0 points (95% CI 0.5–9.5)")
     # Fewer epochs to the target is better.
-    fast = stats.compare("relu", [3, 4, 3], "tanh", [9, 8, 10], metric="epochs_to_target", higher_is_better=False)
+    fast = stats.compare("relu", [3, 4, 3], "tanh", [9, 8, 10], metric="epochs_to_target", higher_is_better=False, test="welch")
     assert fast.significant and fast.better and "relu is better than tanh by" in fast.verdict
-    flat = stats.compare("skip=projection", PROJECTION, "skip=none", NONE, scale=100, unit="points")
+    flat = stats.compare("skip=projection", PROJECTION, "skip=none", NONE, scale=100, unit="points", test="welch")
     assert not flat.significant
     assert flat.verdict.startswith("no significant difference from skip=none at n=3 (Δ=+4.0 points")
-    assert flat.verdict.endswith("— inconclusive")
+    assert "— inconclusive (MDE" in flat.verdict
     perm = stats.compare("skip=identity", IDENTITY, "skip=none", NONE, test="permutation")
-    assert not perm.significant and "p=0.10, permutation" in perm.verdict  # 0.1 is the floor at n=3
+    assert not perm.significant and "p=0.10 (exact permutation over 20 relabellings" in perm.verdict  # 0.1: the floor at n=3
     assert stats.compare("a", [0.5], "b", NONE).verdict.startswith("not tested: a has n=1")
-    with pytest.raises(ValueError, match="test: expected 'welch' or 'permutation'"):
+    with pytest.raises(ValueError, match="test: expected 'exact', 'welch' or 'permutation'"):
         stats.compare("a", IDENTITY, "b", NONE, test="ttest")
 
 
@@ -289,7 +290,9 @@ def ablation(tmp_path_factory):
     from nasplay.report.write import write_report
 
     d = make_ablation(tmp_path_factory.mktemp("runs") / "ablate_skip" / "s0")
-    md, _ = write_report(d, diagrams=False)  # diagrams import torch: test_architecture_diagrams covers them
+    # Welch's p decides in these hand-computed tables (report.test=welch); the exact default is tests/test_exact.py's and
+    # the golden studies'. Diagrams import torch: test_architecture_diagrams covers them.
+    md, _ = write_report(d, diagrams=False, test="welch")
     return d, md
 
 
@@ -299,15 +302,17 @@ def test_report_tables_verdicts_and_figures(ablation):
     text = md.read_text()
     assert "metric: `test/acc`" in text and "baseline: `skip=none` (experiment.baseline (study.json))" in text
     # Per arm: n, mean, std, 95% interval on the logit scale (t(0.975, 2) = 4.303, inside 0-100%), the minimum detectable
-    # effect, params, FLOPs; pruned and failed trials counted apart.
-    assert "| skip=identity | 3 | 82.00 | 2.00 | 76.49 – 86.45 | 6.14 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
-    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 71.66 – 81.59 | 6.14 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
+    # effect of the deciding test (Welch, simulated: 6.89 points, above the pooled t's optimistic 6.14), params, FLOPs;
+    # pruned and failed trials counted apart.
+    assert "| skip=identity | 3 | 82.00 | 2.00 | 76.49 – 86.45 | 6.89 | 24k | 2M | 12.5 | 900 | 1 | 0 |" in text
+    assert "| **skip=none** (baseline) | 3 | 77.00 | 2.00 | 71.66 – 81.59 | 6.89 | 20k | 1.9M | 12.5 | 900 | 0 | 1 |" in text
     # Two comparisons, one family: Holm doubles the smaller p (0.038 -> 0.075), so identity is no longer shown better.
-    assert ("- skip=identity: no significant difference from skip=none at n=3 (Δ=+5.0 points, 95% CI 0.5 to 9.5, p=0.038, welch, "
-            "Holm-adjusted p=0.075 over 2 comparisons); no equivalence margin stated — inconclusive") in text
+    assert ("- skip=identity: no significant difference from skip=none at n=3 (Δ=+5.0 points, 95% CI 0.5 to 9.5, p=0.038 (welch), "
+            "Holm-adjusted p=0.075 over 2 comparisons); no equivalence margin stated — inconclusive (MDE 6.9 points at 80% power)") in text
     assert "- skip=projection: no significant difference from skip=none at n=3 (Δ=+4.0 points" in text
-    assert ("| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 1.99 (large) | 0.038 | 0.100 | 0.075 | – | – | **inconclusive** |"
-            in text)
+    # relative error reduction: 5 points of the baseline's 23% error = 21.7%
+    assert ("| skip=identity | skip=none | 5.00 | 0.47 to 9.53 | 21.7% | 1.99 (large) | welch | 0.038 | 0.038 | 0.075 (all) | 6.89 "
+            "| – | – | **inconclusive** |" in text)
     assert "### epochs_to_target (lower is better; secondary)" in text and "| skip=none | 3 of 3 | 4.0 | 4, 5, 4 | – |" in text
     assert "FloatingPointError: loss is nan" in text
     figs = {p.name for p in d.iterdir() if p.suffix in (".png", ".svg")}
@@ -341,8 +346,8 @@ def test_report_json_matches_the_hand_values(ablation):
     expit = [1 / (1 + math.exp(-(logit + k * T975_DF2 * se))) for k in (-1, 1)]
     assert [arms["skip=identity"]["ci_low"], arms["skip=identity"]["ci_high"]] == pytest.approx(expit)
     assert arms["skip=identity"]["t_interval"] == pytest.approx([0.770317, 0.869683], abs=1e-6)
-    # The minimum detectable effect at n = 3 per arm and s = 0.02: power 0.8 exactly there.
-    assert stats.power_t(arms["skip=identity"]["mde"], 0.02, 3, 3) == pytest.approx(0.8)
+    # The minimum detectable effect of the deciding test (Welch, simulated) at n = 3 per arm and s = 0.02: power 0.8 there.
+    assert power.power(arms["skip=identity"]["mde"] / 0.02, 3, 3, test="welch") == pytest.approx(0.8, abs=0.01)
     assert r["test_size"] is None and any("test-set size unknown" in n for n in r["notes"])
     # Pareto front of test/acc against FLOPs: the best none seed (0.79 at 1.9M) and the best identity seed (0.84 at 2.0M);
     # projection's 0.84 costs 2.2M and is dominated.
@@ -467,7 +472,7 @@ def test_cli_json(ablation, tmp_path, capsys):
     from nasplay.cli import main
 
     d, _ = ablation
-    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path), "--adjust", "none"]) == 0
+    assert main(["report", str(d), "--json", "--no-figures", "--out", str(tmp_path), "--adjust", "none", "--test", "welch"]) == 0
     r = json.loads(capsys.readouterr().out)
     assert r["study"] == "s0" and r["experiment"] == "ablate_skip" and r["baseline"] == "skip=none"
     assert {a["arm"]: a["n"] for a in r["arms"]} == {"skip=identity": 3, "skip=none": 3, "skip=projection": 3}
@@ -603,8 +608,11 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     assert c["baseline_summary"]["censored_at"] == [120, 120, 120]  # the never-reached seeds kept, censored at their budget
     assert c["fisher_p"] == pytest.approx(0.1)  # 3/3 vs 0/3: 2 of C(6, 3) tables
     ref = sps.logrank(sps.CensoredData(uncensored=[80, 80, 100]), sps.CensoredData(right=[120, 120, 120]))
-    assert c["p"] == pytest.approx(ref.pvalue) and c["p_adjusted"] == pytest.approx(ref.pvalue)  # a family of one
-    assert c["outcome"] == ("better" if ref.pvalue < 0.05 else "inconclusive") and c["arm_summary"]["median"] == 80
+    # The deciding p: the exact permutation log-rank, 2 of the 20 relabellings as extreme; the asymptotic one beside it.
+    assert c["test"] == "exact permutation log-rank" and c["relabellings"] == 20
+    assert c["logrank_p"] == pytest.approx(ref.pvalue) and ref.pvalue < 0.05
+    assert c["p"] == pytest.approx(0.1) and c["p_adjusted"] == pytest.approx(0.1)  # a family of one
+    assert c["outcome"] == "inconclusive" and c["arm_summary"]["median"] == 80
     assert "| norm=none | 0 of 3 | not reached by half | – | 120, 120, 120 |" in text
     # The accuracy, secondary: in range, trained counts, margin and the claimed effect's seeds.
     arms = {a["arm"]: a for a in r["arms"]}
@@ -613,15 +621,19 @@ def test_prestated_censored_primary_and_chance_level_arm(tmp_path):
     for a in arms.values():
         x = a["secondary"]["test/acc"]
         assert 0 <= x["ci_low"] <= x["mean"] <= x["ci_high"] <= 1 and 0 <= x["bootstrap_ci"][0] <= x["bootstrap_ci"][1] <= 1
-        assert x["ci_method"] == "logit t + binomial noise of 359 test images"
+        assert x["ci_method"] == "logit, seeds with t + normal on the binomial noise of 359 test images"
     (acc,) = r["secondary"]["test/acc"]
-    assert acc["outcome"] == "better" and acc["margin"] == 1.0 and acc["margin_raw"] == pytest.approx(0.01)
+    assert acc["outcome"] == "inconclusive" and acc["p"] == pytest.approx(0.1) and acc["welch"]["p"] < 0.001
+    assert acc["margin"] == 1.0 and acc["margin_raw"] == pytest.approx(0.01)
     assert acc["trained"] == {"arm": [3, 3], "baseline": [0, 3], "fisher_p": pytest.approx(0.1)}
-    assert acc["claimed"]["effect"] == 0.5 and acc["claimed"]["seeds_needed"] == stats.seeds_needed(0.005, acc["effect"]["pooled_sd"])
+    assert acc["untestable"] == "norm=none: no seed above chance"
+    assert acc["verdict"].endswith("— untestable at this budget (norm=none: no seed above chance)")
+    assert acc["claimed"]["effect"] == 0.5 and acc["claimed"]["seeds_needed"] == power.seeds_needed(0.005, acc["effect"]["pooled_sd"])
     # train/loss_auc from curves.csv: the mean of the per-epoch losses; BN's seed 0: (1 + 1/2 + ... + 1/6) / 6.
     (auc,) = r["secondary"]["train/loss_auc"]
     assert auc["mean"] == pytest.approx(sum(1 / (e + 1) + 0.01 * s for s in range(3) for e in range(6)) / 18)
-    assert auc["mean_baseline"] == pytest.approx(2.3) and auc["outcome"] == "better"
+    assert auc["mean_baseline"] == pytest.approx(2.3)
+    assert auc["outcome"] == "inconclusive" and auc["p"] == pytest.approx(0.1)  # 3 + 3 seeds: the exact floor
     assert "## Outcomes" in text and "primary: `steps_to_target`" in text and "seeds per arm would detect it" in text
     assert "effects" in r["figures"]  # drawn from the first secondary with differences in means (the primary is censored)
     assert "| **norm=none** (baseline) | 0 | 0 of 3 reached; Kaplan-Meier median not reached by half | – | – | – |" in text
@@ -655,7 +667,7 @@ def test_a_target_no_seed_reached_is_still_the_primary_outcome(tmp_path):
     assert c["fisher_p"] == pytest.approx(1.0)
     assert (r["test_size"], r["val_size"]) == (5000, 1000) and "clutter" in r["test_size_source"]
     (acc,) = r["secondary"]["test/acc"]
-    assert acc["outcome"] == "better"
+    assert acc["outcome"] == "inconclusive" and acc["p"] == pytest.approx(0.1) and acc["welch"]["p"] < 0.001
     # without the target set, a column no trial has is not an outcome: the report says so and falls back
     (d / "config.yaml").write_text("data: {name: clutter}\ntrainer: {max_epochs: 6}\n")
     write_report(d, diagrams=False, figures=False)
@@ -701,7 +713,8 @@ def test_ladder_is_one_family_of_nine(tmp_path):
     comps = r["comparisons"]
     assert len(comps) == 9 and {c["family"] for c in comps} == {9}
     assert [c["p_adjusted"] for c in comps] == pytest.approx(stats.holm([c["p"] for c in comps]).tolist())
-    assert all(0 <= a["ci_low"] <= a["ci_high"] <= 1 for a in r["arms"]) and all(math.isfinite(a["mde"]) for a in r["arms"])
+    # 3 seeds per arm: the exact test cannot reach 0.05, so no effect is detectable with 80% power.
+    assert all(0 <= a["ci_low"] <= a["ci_high"] <= 1 for a in r["arms"]) and all(math.isinf(a["mde"]) for a in r["arms"])
 
 
 def test_paired_design_space(tmp_path):

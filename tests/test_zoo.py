@@ -73,7 +73,7 @@ def test_duplicate_registration_raises() -> None:
 
 
 def test_register_a_new_network(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reg, "_REGISTRY", dict(reg._REGISTRY))
+    monkeypatch.setattr(reg.NETWORKS, "_entries", dict(reg.NETWORKS._entries))  # the registry of networks (space/registry.py)
     monkeypatch.setattr(reg, "_CACHE", dict(reg._CACHE))
 
     @register("tiny_test_net", year=2016, paper="a test")

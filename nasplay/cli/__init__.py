@@ -13,10 +13,11 @@ import json
 import os
 import sys
 
-from nasplay.cli import knobs, pictures, report  # each is import-light: heavy modules load when a command runs
+from nasplay.cli import export, knobs, pictures, report  # each is import-light: heavy modules load when a command runs
 from nasplay.cli.args import genome_from_args, parse_knob_args  # noqa: F401 - parse_knob_args: part of nasplay.cli's API
 from nasplay.cli.errors import bad_input
 from nasplay.complexity import complexity
+from nasplay.space.plugins import load_plugins
 from nasplay.space.zoo import entry, list_genomes
 
 EPILOG = """examples:
@@ -24,6 +25,8 @@ EPILOG = """examples:
   nasplay list 'resnet*'
   nasplay describe resnet50
   nasplay describe resnet50 skip=none input=32 --json
+take a study's trained network out (weights, TorchScript, ONNX) with its genome:
+  nasplay export runs/ablate_skip/ablate_skip --format torchscript
 run an experiment (Hydra overrides; `nasplay OVERRIDES` is the same as `python -m nasplay OVERRIDES`):
   python -m nasplay experiment=ablate_skip
   nasplay experiment=ablate_skip debug=smoke
@@ -115,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_describe)
 
     report.register(sub)
+    export.register(sub)
     pictures.register(sub)
     knobs.register(sub)
     return parser
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
+        # Every subcommand looks at genomes or reports: the plugins' names first (a broken plugin: one line, exit 2).
+        load_plugins()
         return int(args.func(args) or 0)
     except ValueError as e:  # a bad argument found by the checks: say which, without a traceback
         return bad_input(str(e))

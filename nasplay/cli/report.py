@@ -27,8 +27,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metric", default=None,
                    help="the primary outcome (default: experiment.outcomes.primary, else test/acc, val/acc_best, val/acc)")
     p.add_argument("--baseline", default=None, help="the arm the others are compared with (default: experiment.baseline)")
-    p.add_argument("--test", choices=("welch", "permutation"), default=None,
-                   help="the test behind the verdicts (default: the study's report.test, welch)")
+    p.add_argument("--test", choices=("exact", "welch", "permutation"), default=None,
+                   help="the test behind the verdicts (default: the study's report.test; exact: the exact permutation p "
+                        "up to 10 seeds per arm, Welch above)")
     p.add_argument("--adjust", choices=("holm", "none"), default=None,
                    help="multiple comparisons within each outcome (default: the study's report.adjust, holm)")
     p.add_argument("--margin", type=float, default=None,

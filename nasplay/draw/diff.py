@@ -20,7 +20,7 @@ from typing import IO
 
 from nasplay.draw import style
 from nasplay.draw.diagram import as_genome, titles
-from nasplay.draw.labels import ACT_NAMES, kernel_text, op_label, short
+from nasplay.draw.labels import act_name, kernel_text, op_label, short
 from nasplay.draw.layout import group_blocks, group_name, layout, skeleton
 from nasplay.draw.model import Diagram, Text, text_width
 from nasplay.draw.page import legend, merge, titled
@@ -162,7 +162,7 @@ def _activations(g: Genome) -> Feature:
             fns.add(op.fn)
     fns |= {op.act for op in g.head.ops if isinstance(op, Linear)}
     fns.discard("none")
-    return ", ".join(sorted(ACT_NAMES.get(f, f) for f in fns)) or "none", {}
+    return ", ".join(sorted(act_name(f) for f in fns)) or "none", {}
 
 
 def _pooling(g: Genome) -> Feature:

@@ -9,11 +9,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from nasplay.draw import style
+from nasplay.space import registry
 from nasplay.space.genome import SE, Act, Conv, Dropout, Linear, Norm, Op, Pool, Subsample, pair
 from nasplay.space.shapes import conv_piece_count
 
-ACT_NAMES = {"relu": "ReLU", "relu6": "ReLU6", "tanh": "tanh", "scaled_tanh": "scaled tanh", "sigmoid": "sigmoid", "gelu": "GELU",
-             "silu": "SiLU", "elu": "ELU", "leaky_relu": "leaky ReLU", "none": "identity"}
+
+def act_name(fn: str) -> str:
+    """An activation as drawings and diffs name it: its registered label (``leaky ReLU``), else its name."""
+    return registry.ACTIVATIONS.get(fn).label if fn in registry.ACTIVATIONS else fn
+
+
+def norm_name(kind: str) -> str:
+    """A norm as drawings name it: its registered label (``BatchNorm``, ``LRN``), else its name."""
+    return registry.NORMS.get(kind).label if kind in registry.NORMS else kind
 
 
 def merge_values(values: Sequence[object]) -> str:
@@ -44,7 +52,7 @@ def kernel_text(op: Conv) -> str:
 
 def act_suffix(fn: str) -> str:
     """ReLU is the default look and goes unsaid; other activations are named."""
-    return "" if fn in ("none", "relu") else f", {ACT_NAMES.get(fn, fn)}"
+    return "" if fn in ("none", "relu") else f", {act_name(fn)}"
 
 
 def op_kind(op: Op) -> str:
@@ -73,6 +81,8 @@ def op_label(ops: Sequence[Op], cells: bool = True) -> str:
         text += act_suffix(op.act)
         if op.norm == "layer":
             text += ", LN"
+        elif op.norm not in ("none", "batch"):  # a plugin's norm (BatchNorm is drawn as the conv's dark base)
+            text += f", {norm_name(op.norm)}"
         if op.table is not None:
             text += "\npartial connection table"
         if cells == 1 and op.groups > 1:
@@ -90,11 +100,11 @@ def op_label(ops: Sequence[Op], cells: bool = True) -> str:
     if isinstance(op, Subsample):
         return f"subsample {op.kernel}×{op.kernel}{act_suffix(op.act)}"
     if isinstance(op, Norm):
-        return {"lrn": "LRN", "layer": "LayerNorm"}.get(op.kind, "BatchNorm")
+        return norm_name(op.kind)
     if isinstance(op, SE):
         return f"SE, {merge_values([o.squeeze for o in ops])}{act_suffix(op.act)}"  # type: ignore[union-attr]
     if isinstance(op, Act):
-        return ACT_NAMES.get(op.fn, op.fn)
+        return act_name(op.fn)
     if isinstance(op, Dropout):
         return f"dropout {merge_values([o.p for o in ops])}"  # type: ignore[union-attr]
     if isinstance(op, Linear):

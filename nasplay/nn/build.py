@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -46,24 +46,32 @@ class Network(nn.Module):
         self.stages = stages
         self.aux = aux
         self.head = head
-        self._aux_at = {}
-        for i, (s, b) in enumerate(aux_at):
-            self._aux_at.setdefault((s, b), []).append(i)
+        self._aux_at = [tuple(a) for a in aux_at]  # (stage, block) feeding each auxiliary head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | Outputs:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The logits; while training with auxiliary heads, :class:`Outputs` (logits and the heads' logits).
+
+        Scripted (``torch.jit.script``) and exported (``torch.export``, in eval mode) networks give the logits only.
+        """
+        if not torch.jit.is_scripting():
+            if self.training and len(self.aux) > 0:
+                return self._forward_aux(x)
         x = self.stem(x)
-        want_aux = self.training and len(self.aux) > 0
+        for stage in self.stages:
+            x = stage(x)
+        return self.head(x)
+
+    @torch.jit.unused
+    def _forward_aux(self, x: torch.Tensor) -> Any:
+        x = self.stem(x)
         aux_out: list[torch.Tensor | None] = [None] * len(self.aux)
         for si, stage in enumerate(self.stages):
             for bi, block in enumerate(stage):
                 x = block(x)
-                if want_aux and (si, bi) in self._aux_at:
-                    for ai in self._aux_at[(si, bi)]:
+                for ai, at in enumerate(self._aux_at):
+                    if at == (si, bi):
                         aux_out[ai] = self.aux[ai](x)
-        logits = self.head(x)
-        if want_aux:
-            return Outputs(logits, tuple(aux_out))  # type: ignore[arg-type]
-        return logits
+        return Outputs(self.head(x), tuple(aux_out))  # type: ignore[arg-type]
 
 
 class _Builder:
@@ -74,7 +82,9 @@ class _Builder:
     def norm(self, kind: str, channels: int) -> nn.Module:
         if kind == "layer":
             return L.LayerNorm2d(channels, eps=self.ln_eps)
-        return nn.BatchNorm2d(channels, eps=self.eps)
+        if kind == "batch":
+            return nn.BatchNorm2d(channels, eps=self.eps)
+        return L.make_norm(kind, channels)  # a plugin's
 
     def conv(self, op: Conv, cin: int, path: str) -> nn.Module:
         pieces = conv_pieces(op, cin, path)

@@ -1,10 +1,16 @@
-"""Layers that torch does not have, and the name -> layer tables the builder resolves once."""
+"""Layers that torch does not have, and the activations and norms of the registry (:mod:`nasplay.space.registry`) as modules."""
 
 from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nasplay.space import registry
 
 
 class ScaledTanh(nn.Module):
@@ -14,32 +20,51 @@ class ScaledTanh(nn.Module):
         return 1.7159 * torch.tanh(x * (2.0 / 3.0))
 
 
-# One class per name of nasplay.space.genome.ACTIVATIONS, no more (tests/test_genome.py checks it).
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "none": nn.Identity,
-    "relu": nn.ReLU,
-    "relu6": nn.ReLU6,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "scaled_tanh": ScaledTanh,
-}
+def _resolve(factory: Any) -> Any:
+    """A registry entry's factory: a callable, or a ``"module:attribute"`` string imported now."""
+    if isinstance(factory, str):
+        module, _, attr = factory.partition(":")
+        return getattr(importlib.import_module(module), attr)
+    return factory
 
 
-# Activations torch can apply in place (saving a tensor allocation and a pass over memory, as torchvision does).
-INPLACE = frozenset({"relu", "relu6", "elu", "leaky_relu", "silu"})
+class _Activations(Mapping[str, Any]):
+    """Name -> factory of every registered activation (:data:`nasplay.space.registry.ACTIVATIONS`), live."""
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in registry.ACTIVATIONS:
+            raise KeyError(name)
+        return _resolve(registry.ACTIVATIONS.get(name).factory)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.ACTIVATIONS.names())
+
+    def __len__(self) -> int:
+        return len(registry.ACTIVATIONS.names())
+
+
+ACTIVATIONS: Mapping[str, Any] = _Activations()
 
 
 def make_act(name: str, inplace: bool = False) -> nn.Module:
     """The activation ``name``; ``inplace`` where the caller knows its input is a fresh tensor nobody saved."""
-    try:
-        cls = ACTIVATIONS[name]
-    except KeyError:
-        raise ValueError(f"activation {name!r} is unknown; allowed: {', '.join(ACTIVATIONS)}") from None
-    return cls(inplace=True) if inplace and name in INPLACE else cls()
+    entry = registry.ACTIVATIONS.get(name)  # an unknown name: ValueError listing the registered ones
+    factory = _resolve(entry.factory)
+    module = factory(inplace=True) if inplace and entry.inplace else factory()
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"activation {name!r}: its factory ({entry.module or 'a plugin'}) returned "
+                         f"{type(module).__name__}, not a torch.nn.Module")
+    return module
+
+
+def make_norm(name: str, channels: int) -> nn.Module:
+    """A registered (plugin) norm over ``channels`` channels; the built-in ones are the builder's."""
+    entry = registry.NORMS.get(name)
+    module = _resolve(entry.factory)(channels)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"norm {name!r}: its factory ({entry.module or 'a plugin'}) returned {type(module).__name__}, "
+                         "not a torch.nn.Module")
+    return module
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -105,30 +130,43 @@ class TableConv2d(nn.Module):
         sizes = sorted({len(r) for r in table})
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
-        gathers, order = [], []
+        gathers: list[int] = []
+        order: list[int] = []
+        self.bounds: list[int] = [0]  # group i reads gather[bounds[i]:bounds[i + 1]]
         for n in sizes:
             maps = [i for i, r in enumerate(table) if len(r) == n]
             order += maps
-            gathers.append(torch.tensor([j for i in maps for j in table[i]], dtype=torch.long))
+            gathers += [j for i in maps for j in table[i]]
+            self.bounds.append(len(gathers))
             w = torch.empty(len(maps), n, *kernel)
             nn.init.kaiming_uniform_(w, a=5**0.5)
             self.weights.append(nn.Parameter(w))
             if bias:
                 bound = 1 / (n * kernel[0] * kernel[1]) ** 0.5
                 self.biases.append(nn.Parameter(torch.empty(len(maps)).uniform_(-bound, bound)))
-        for i, g in enumerate(gathers):
-            self.register_buffer(f"gather{i}", g, persistent=False)
+        self.has_bias = bias
+        # one buffer sliced per group (TorchScript cannot look a buffer up by a computed name)
+        self.register_buffer("gather", torch.tensor(gathers, dtype=torch.long), persistent=False)
         inverse = torch.empty(len(order), dtype=torch.long)
         inverse[torch.tensor(order)] = torch.arange(len(order))
         self.register_buffer("inverse", inverse, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        outs = []
-        for i, w in enumerate(self.weights):
-            xi = x.index_select(1, getattr(self, f"gather{i}"))
-            b = self.biases[i] if len(self.biases) else None
-            outs.append(F.conv2d(xi, w, b, self.stride, self.padding, groups=w.shape[0]))
+        outs: list[torch.Tensor] = []
+        i = 0
+        if self.has_bias:  # two loops, as TorchScript unrolls a loop over parameter lists only by zip or iteration
+            for w, b in zip(self.weights, self.biases):
+                outs.append(self._group(x, i, w, b))
+                i += 1
+        else:
+            for w in self.weights:
+                outs.append(self._group(x, i, w, None))
+                i += 1
         return torch.cat(outs, 1).index_select(1, self.inverse)
+
+    def _group(self, x: torch.Tensor, i: int, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
+        xi = x.index_select(1, self.gather[self.bounds[i]:self.bounds[i + 1]])
+        return F.conv2d(xi, w, b, self.stride, self.padding, groups=w.shape[0])
 
 
 class RBFOutput(nn.Module):
@@ -151,7 +189,7 @@ class Branch(nn.Module):
     def __init__(self, ops: nn.Sequential, split: list[nn.Module]):
         super().__init__()
         self.ops = ops
-        self.split = nn.ModuleList(split) if split else None
+        self.split = nn.ModuleList(split) if split else None  # None: TorchScript drops the concatenation below
         self._has_ops = len(ops) > 0
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -193,12 +231,14 @@ class Block(nn.Module):
             y = self.merge(y)
         if self.layer_scale is not None:
             y = self.layer_scale * y
-        if self.drop_path:
+        if self.drop_path > 0.0:
             y = drop_path(y, self.drop_path, self.training)
         if self.skip == "identity":
             y = y.add_(x) if self.add_inplace else y + x
         elif self.skip == "projection":
-            y = y.add_(self.shortcut(x)) if self.add_inplace else y + self.shortcut(x)
+            if self.shortcut is not None:  # always, for a projection; the check lets TorchScript compile the others
+                s = self.shortcut(x)
+                y = y.add_(s) if self.add_inplace else y + s
         elif self.skip == "scaled":
             y = y * self.scale + x
         elif self.skip == "dense":

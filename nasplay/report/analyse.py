@@ -9,26 +9,20 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from scipy.stats import fisher_exact
 
 from nasplay import environment
-from nasplay.report import edfs, stats
-from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, num
-
-
-@dataclass
-class EdfData:
-    """The raw errors and complexities of a design-space study's populations, for its EDF figure (not in report.json)."""
-
-    error: str  # what the errors are, e.g. "error (%)"
-    measures: list[str]  # the complexity measures present ("flops", "params")
-    bins: int
-    errors: dict[str, np.ndarray]  # arm -> errors of its finished trials
-    complexities: dict[str, dict[str, np.ndarray]]  # measure -> arm -> complexities
+from nasplay.report import intervals, power, stats
+from nasplay.report.design_space import EdfData
+from nasplay.report.design_space import design_space as design_space_of
+from nasplay.report.families import family_baseline
+from nasplay.report.load import METRIC_PREFERENCE, SECONDARY, STATES, Study, lower_is_better, margin_of, metric_format, num
+from nasplay.report.load import mean as _mean
+from nasplay.report.load import median as _median
 
 
 @dataclass
@@ -76,28 +70,14 @@ class Report:
     report_path: str | None = None
     wandb_id: str | None = None
     edf: EdfData | None = None  # private: the figures' raw data
+    baselines: dict[str, str] | None = None  # several bases: arm -> its base's baseline (a family per base)
 
-    OPTIONAL = ("tuning", "budgets", "budget", "design_space", "figures", "diagrams", "report_path", "wandb_id")
+    OPTIONAL = ("baselines", "tuning", "budgets", "budget", "design_space", "figures", "diagrams", "report_path", "wandb_id")
 
     def to_dict(self) -> dict[str, Any]:
         """The report as report.json holds it (before NaN becomes null): the public fields, in order."""
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
                 if f.name != "edf" and not (f.name in self.OPTIONAL and getattr(self, f.name) is None)}
-
-
-def metric_format(study: Study, metric: str | None = None) -> tuple[float, str]:
-    """``(scale, unit)`` for showing a metric: accuracies stored in [0, 1] are shown in percentage points."""
-    m = metric or study.metric
-    v = study.column(m)
-    v = v[np.isfinite(v)]
-    if "acc" in m and len(v) and v.min() >= 0 and v.max() <= 1:
-        return 100.0, "points"
-    return 1.0, ""
-
-
-def _median(v: np.ndarray) -> float:
-    v = v[np.isfinite(v)]
-    return float(np.median(v)) if len(v) else math.nan
 
 
 def _is_proportion(study: Study, metric: str | None = None) -> bool:
@@ -109,11 +89,34 @@ def _nonnegative(metric: str) -> bool:
     return any(k in metric for k in ("loss", "time", "flops", "params", "to_target", "err"))
 
 
+def smoke_run(study: Study) -> str | None:
+    """Why the study is a smoke run (``debug=smoke``: a study named ``*-smoke``, or a few training batches an epoch), or
+    ``None``: a smoke run checks the plumbing, its numbers are no result and its report gives no verdict."""
+    t = study.config.get("trainer") or {}
+    batches = t.get("limit_train_batches")
+    few = isinstance(batches, int) and not isinstance(batches, bool) and batches < 20
+    if not (study.name.endswith("-smoke") or few):
+        return None
+    return (f"a smoke run ({f'{batches} training batches an epoch, ' if few else ''}{t.get('max_epochs', '?')} epoch(s)): "
+            "it checks that the study runs end to end; its numbers are not results, and no verdict is given")
+
+
+def withheld(study: Study, arm: str, ref: str) -> str | None:
+    """Why a comparison gets no verdict in the report: a smoke run, or an arm with no seed above chance (it did not
+    train, so an 'equivalent' or 'worse' would describe chance, not the knob); ``None`` when it gets one."""
+    if smoke_run(study):
+        return "smoke run"
+    untrained = [a for a in dict.fromkeys((arm, ref)) if (t := _trained(study, a)) is not None and t[1] and t[0] == 0]
+    if untrained:
+        return f"{' and '.join(untrained)} did not train: no seed above chance"
+    return None
+
+
 def references(study: Study) -> list[tuple[str, str]]:
-    """``(arm, reference)`` pairs the study tests: each arm against the baseline, or for a ladder the rung before it."""
+    """``(arm, reference)`` pairs the study tests: each arm against its (family's) baseline, or for a ladder the rung before it."""
     out = []
     for i, arm in enumerate(study.arms):
-        ref = study.arms[i - 1] if study.kind == "ladder" else study.baseline
+        ref = study.arms[i - 1] if study.kind == "ladder" else family_baseline(study, arm)
         if ref is None or arm == ref or (study.kind == "ladder" and i == 0):
             continue
         out.append((arm, ref))
@@ -162,7 +165,8 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         v = study.values(arm)
         s = stats.summarize(v, confidence)
         all_trials = [t for t in study.trials if t["arm"] == arm]
-        row = {"arm": arm, "baseline": arm == study.baseline, **summary(study, arm, study.metric, confidence),
+        is_base = arm == study.baseline or arm in study.baselines.values()
+        row = {"arm": arm, "baseline": is_base, **summary(study, arm, study.metric, confidence),
                "params": _median(study.column("params", arm)), "flops": _median(study.column("flops", arm)),
                "wall_time": _mean(study.column("wall_time" if study.has("wall_time") else "duration_s", arm)),
                "imgs_per_sec": _mean(study.column("imgs_per_sec", arm)),
@@ -175,14 +179,15 @@ def arm_table(study: Study, confidence: float = 0.95) -> list[dict[str, Any]]:
         held = _compute_held(study, arm)
         if held is not None:
             row["compute"] = held
-        # The smallest true difference from its reference this arm's comparison detects (pooled SD, both n).
+        # The smallest true difference from its reference this arm's comparison detects: the deciding test's power
+        # (nasplay.report.power) at the pooled SD and both n.
         ref = refs.get(arm)
         if ref is not None:
             w = study.values(ref)
             sd, n_ref = stats.effect_size(v, w).pooled_sd, int(np.isfinite(w).sum())
         else:
             sd, n_ref = s.std, s.n
-        row["mde"] = stats.mde(sd, s.n, n_ref, alpha=st.alpha, power=st.power) if s.n >= 2 and n_ref >= 2 else math.nan
+        row["mde"] = power.mde(sd, s.n, n_ref, alpha=st.alpha, power=st.power, test=st.test) if s.n >= 2 and n_ref >= 2 else math.nan
         tr = _trained(study, arm)
         if tr is not None:
             k, n = tr
@@ -203,7 +208,7 @@ def _compute_held(study: Study, arm: str) -> dict[str, Any] | None:
     if m is None or m.keep is None:
         return None
     arms = {a.name: a for a in m.arms}
-    a, b = arms.get(arm), arms.get(study.baseline or "")
+    a, b = arms.get(arm), arms.get(family_baseline(study, arm) or "")
     if a is None or b is None or not (a.params and a.flops and b.params and b.flops):
         return None
     return {"keep": m.keep, "params": a.params, "flops": a.flops, "params_ratio": a.params / b.params,
@@ -231,7 +236,22 @@ def tuning_table(study: Study) -> dict[str, Any]:
         out["arms"][arm] = {"chosen": chosen, "curve": [
             {"setting": dict(zip(names, k)), "mean": _mean(np.array(v)), "n": len(v),
              "finished": int(np.isfinite(np.array(v)).sum())} for k, v in sorted(curve.items(), key=lambda kv: [num(x) for x in kv[0]])]}
+        # A choice at the grid's edge: the grid does not bracket the arm's optimum (extend it past that edge).
+        edges = {}
+        for i, n in enumerate(names):
+            tried = sorted({num(k[i]) for k in curve if math.isfinite(num(k[i]))})
+            c = num(chosen.get(n))
+            if len(tried) >= 3 and math.isfinite(c) and c in (tried[0], tried[-1]):
+                edges[n] = "lowest" if c == tried[0] else "highest"
+        if edges:
+            out["arms"][arm]["at_edge"] = edges
     return out
+
+
+def tuning_notes(tuning: dict[str, Any]) -> list[str]:
+    """A note for every arm whose tuned setting is the grid's lowest or highest value."""
+    return [f"tuning: {arm} chose the {where} {n} tried ({a['chosen'].get(n)}): the grid does not bracket its optimum; "
+            f"extend it past that edge" for arm, a in (tuning.get("arms") or {}).items() for n, where in a.get("at_edge", {}).items()]
 
 
 def budget_table(study: Study) -> list[dict[str, Any]]:
@@ -249,60 +269,114 @@ def budget_table(study: Study) -> list[dict[str, Any]]:
     return out
 
 
+def effective_eval_size(study: Study, metric: str) -> tuple[float | None, str]:
+    """The images behind an accuracy counted at the level of their sources (:func:`~nasplay.report.intervals.effective_test_size`:
+    clutter composes its images from a pool of source digits, each counted once), and how it was counted."""
+    n_eval = study.eval_size(metric)
+    split = "test" if metric.startswith("test/") else "validation"
+    pool = (study.source_images or {}).get("test" if split == "test" else "val")
+    n_eff = intervals.effective_test_size(n_eval, pool)
+    if not n_eval:
+        return None, " (seeds only)"
+    if pool and n_eff is not None and n_eff < n_eval:
+        return n_eff, (f" + binomial noise of the {pool} source images the {n_eval} {split} images are composed from "
+                       f"(design effect at within-source correlation 1)")
+    return n_eff, f" + binomial noise of {n_eval} {split} images"
+
+
 def summary(study: Study, arm: str, metric: str, confidence: float = 0.95) -> dict[str, Any]:
-    """n, mean, std and an interval inside the metric's range: for an accuracy the logit t-interval with the test set's
-    binomial noise (``ci_low``/``ci_high``), the plain t-interval and the two-level bootstrap beside it."""
+    """n, mean, std and an interval inside the metric's range: for an accuracy the logit interval of the seeds' spread
+    (t) and the test set's binomial noise (normal, at its effective size) (``ci_low``/``ci_high``), the plain
+    t-interval and the two-level bootstrap beside it."""
     v = study.values(arm, metric)
     s = stats.summarize(v, confidence)
     out = {**s.to_dict(), "t_interval": [s.ci_low, s.ci_high], "ci_method": "t"}
     if _is_proportion(study, metric):
-        n_eval = study.eval_size(metric)
-        out["ci_low"], out["ci_high"] = stats.logit_interval(v, n_test=n_eval, confidence=confidence)
-        split = "test" if metric.startswith("test/") else "validation"
-        out["ci_method"] = "logit t" + (f" + binomial noise of {n_eval} {split} images" if n_eval else " (seeds only)")
-        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eval, resamples=study.settings.resamples,
+        n_eff, how = effective_eval_size(study, metric)
+        out["ci_low"], out["ci_high"], _ = intervals.accuracy_interval(v, n_test=n_eff, confidence=confidence)
+        out["ci_method"] = "logit, seeds with t" + how.replace(" + binomial", " + normal on the binomial")
+        out["effective_test_size"] = n_eff
+        out["bootstrap_ci"] = list(stats.two_level_bootstrap(v, n_test=n_eff, resamples=study.settings.resamples,
                                                              confidence=confidence))
     elif _nonnegative(metric) and math.isfinite(s.ci_low):
         out["ci_low"] = max(0.0, s.ci_low)
     return out
 
 
-def _mean(v: np.ndarray) -> float:
-    v = v[np.isfinite(v)]
-    return float(v.mean()) if len(v) else math.nan
+def claimed_of(study: Study, metric: str, arm: str, reference: str | None = None) -> float | None:
+    """The paper's claimed effect of ``arm`` against ``reference`` on ``metric``, in the metric's points, if stated.
 
-
-def margin_of(study: Study, metric: str) -> float | None:
-    """The equivalence margin of a metric in its points: ``report.margin`` for the primary outcome, else the experiment's."""
-    if metric == study.metric and study.settings.margin is not None:
-        return float(study.settings.margin)
-    m = study.outcomes.margin.get(metric)
-    return float(m) if m is not None else None
-
-
-def claimed_of(study: Study, metric: str, arm: str) -> float | None:
-    """The paper's claimed effect of ``arm`` against its reference on ``metric``, in the metric's points, if stated."""
+    ``experiment.outcomes.claimed`` maps ``{metric: value}`` (every arm), ``{metric: {arm: value}}`` (against the
+    experiment's baseline) or ``{metric: {"arm vs reference": value}}`` (against another arm: a second report)."""
     c = study.outcomes.claimed.get(metric)
+    experiment_baseline = study.manifest.baseline if study.manifest is not None else study.baseline
+    against_baseline = reference is None or reference == experiment_baseline
     if isinstance(c, dict):
-        v = c.get(arm, c.get(arm.split("=", 1)[-1]))
-        return float(v) if isinstance(v, (int, float)) else None
-    return float(c) if isinstance(c, (int, float)) and not isinstance(c, bool) else None
+        v = c.get(f"{arm} vs {reference}") if reference is not None else None
+        if v is None and against_baseline:
+            v = c.get(arm, c.get(arm.split("=", 1)[-1]))
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+    return float(c) if against_baseline and isinstance(c, (int, float)) and not isinstance(c, bool) else None
+
+
+def families(study: Study, metric: str) -> dict[tuple[str, str], str]:
+    """Each comparison's Holm family on ``metric``: ``claimed`` (the experiment states the paper's effect for it
+    before the run), ``exploratory`` (the rest), or ``all`` where the experiment states no claim on the metric."""
+    pairs = references(study)
+    claimed = {(a, r) for a, r in pairs if claimed_of(study, metric, a, r) is not None}
+    if not claimed:
+        return {(a, r): "all" for a, r in pairs}
+    return {(a, r): "claimed" if (a, r) in claimed else "exploratory" for a, r in pairs}
+
+
+def _family_keys(study: Study, kinds: dict[tuple[str, str], str], comps: list) -> list[tuple[str, str]]:
+    """Each comparison's family: its base's baseline (several bases: a family per base) and its kind (:func:`families`)."""
+    return [(c.baseline if study.baselines else "", kinds[(c.arm, c.baseline)]) for c in comps]
+
+
+def _by_family(items: list, keys: list[tuple[str, str]], adjust_one) -> list:
+    """Adjust each family of ``items`` (its ``(base, kind)`` key in ``keys``) on its own, keeping the items' order;
+    ``adjust_one(family, kind)``."""
+    out = list(items)
+    for key in dict.fromkeys(keys):
+        idx = [i for i, k in enumerate(keys) if k == key]
+        for i, c in zip(idx, adjust_one([items[i] for i in idx], key[1])):
+            out[i] = c
+    return out
 
 
 def comparisons(study: Study, metric: str | None = None, *, alpha: float | None = None, test: str | None = None,
                 confidence: float = 0.95, adjust: str | None = None) -> list[stats.Comparison]:
-    """Each arm against its reference on one metric, adjusted together (one family: Holm by default)."""
+    """Each arm against its reference on one metric; Holm within the claimed comparisons and, apart, the exploratory
+    ones (:func:`families`), and with several bases within each base's family apart. An accuracy's margin is at least
+    one test image (:func:`~nasplay.report.intervals.margin_floor`)."""
     m = metric or study.metric
     st = study.settings
     alpha = st.alpha if alpha is None else alpha
     scale, unit = metric_format(study, m)
     margin = margin_of(study, m)
+    margin = None if margin is None else margin / scale
+    if _is_proportion(study, m):
+        margin, _ = intervals.margin_floor(margin, study.eval_size(m))
     bounds = (0.0, 1.0) if _is_proportion(study, m) else None
+    fam = families(study, m)
     out = [stats.compare(arm, study.values(arm, m), ref, study.values(ref, m), metric=m, higher_is_better=not lower_is_better(m),
                          alpha=alpha, test=test or st.test, scale=scale, unit=unit, confidence=confidence,
-                         margin=None if margin is None else margin / scale, bounds=bounds)
+                         margin=margin, bounds=bounds, power=st.power)
            for arm, ref in references(study)]
-    return stats.adjust_family(out, adjust or st.adjust, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
+    keys = _family_keys(study, fam, out)
+    return _by_family(out, keys, lambda cs, kind: stats.adjust_family(cs, adjust or st.adjust, alpha=alpha, scale=scale,
+                                                                      unit=unit, confidence=confidence, kind=kind))
+
+
+def relative_error(c: stats.Comparison) -> dict[str, float] | None:
+    """An accuracy's effect as relative error reduction, ``(err_ref - err_arm) / err_ref`` (> 0: the arm errs less),
+    with Welch's interval of the difference divided by the reference's error."""
+    err = 1.0 - c.mean_baseline
+    if not (math.isfinite(err) and err > 0 and math.isfinite(c.welch.diff)):
+        return None
+    return {"reduction": c.welch.diff / err, "ci_low": c.welch.ci_low / err, "ci_high": c.welch.ci_high / err,
+            "error": 1.0 - c.mean, "error_baseline": err}
 
 
 def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> list[dict[str, Any]]:
@@ -318,10 +392,24 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
         d["kind"] = "means"
         # The margin as the experiment states it (the metric's points: percentage points for an accuracy), and as stored.
         d["margin"], d["margin_raw"] = (None if c.margin is None else c.margin * scale), c.margin
-        claim = claimed_of(study, m, c.arm)
+        d["family_kind"] = c.family_kind
+        if _is_proportion(study, m) and margin_of(study, m) is not None and c.margin is not None \
+                and c.margin * scale > margin_of(study, m) + 1e-12:
+            d["margin_note"] = intervals.margin_floor(margin_of(study, m) / scale, study.eval_size(m))[1]
+        if _is_proportion(study, m):
+            d["relative_error"] = relative_error(c)
+        claim = claimed_of(study, m, c.arm, c.baseline)
         if claim is not None:
-            d["claimed"] = {"effect": claim, "seeds_needed": stats.seeds_needed(claim / scale, c.effect.pooled_sd,
-                                                                                alpha=st.alpha, power=st.power)}
+            need = power.seeds_needed(claim / scale, c.effect.pooled_sd, alpha=st.alpha, power=st.power, test=st.test)
+            d["claimed"] = {"effect": claim, "seeds_needed": need, "test": power.deciding_test(c.n, c.n_baseline, st.test),
+                            "mde_over_claim": c.mde * scale / abs(claim) if claim and math.isfinite(c.mde) else
+                            (math.inf if claim and math.isinf(c.mde) else math.nan)}
+            if c.outcome == "inconclusive":
+                unit = metric_format(study, m)[1]
+                mde = ("∞" if math.isinf(c.mde) else f"{c.mde * scale:.1f}") + (f" {unit}" if unit else "")
+                needs = f"needs about {need:,} seeds per arm" if need else "is beyond 100,000 seeds per arm at this spread"
+                d["verdict"] = d["verdict"].rsplit(" — inconclusive", 1)[0] + (
+                    f" — inconclusive (MDE {mde}; the paper's effect, {claim:g}, {needs})")
         if m == accuracy_metric(study):
             ta, tb = _trained(study, c.arm), _trained(study, c.baseline)
             if ta and tb and (ta[0] < ta[1] or tb[0] < tb[1]):
@@ -329,6 +417,13 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
                 d["trained"] = {"arm": list(ta), "baseline": list(tb), "fisher_p": p}
                 d["verdict"] += (f" [{c.arm}: {ta[0]} of {ta[1]} seeds trained, {c.baseline}: {tb[0]} of {tb[1]}; "
                                  f"Fisher's exact test {stats.format_p(p)}]")
+                dead = [a for a, (k, _) in ((c.arm, ta), (c.baseline, tb)) if k == 0]
+                if dead:  # a difference from an arm at chance says that one network trains, not what the knob does
+                    d["untestable"] = f"{' and '.join(dead)}: no seed above chance"
+                    d["verdict"] += f" — untestable at this budget ({d['untestable']})"
+        why = withheld(study, c.arm, c.baseline)
+        if why:
+            d["withheld"] = why
         rows.append(d)
     return rows
 
@@ -360,15 +455,21 @@ def censored_comparisons(study: Study, metric: str, *, adjust: str | None = None
     alpha = st.alpha if alpha is None else alpha
     comps = [stats.compare_censored(arm, *_to_target(study, arm, metric), ref, *_to_target(study, ref, metric), metric=metric)
              for arm, ref in references(study)]
-    adj = stats.adjust([c.p for c in comps], adjust or st.adjust)
-    rows = []
-    for c, pa in zip(comps, adj):
-        out = stats.outcome(float(pa), math.nan, c.better, alpha)
-        c = replace(c, p_adjusted=float(pa), outcome=out)
-        c = replace(c, verdict=stats.censored_verdict(c, alpha))
-        rows.append({**c.to_dict(), "kind": "censored", "margin": None, "margin_raw": None,
-                     "significant": bool(math.isfinite(pa) and pa < alpha), "adjust": adjust or st.adjust, "family": len(comps)})
-    return rows
+    fam = families(study, metric)
+    method = adjust or st.adjust
+
+    def settle(cs: list[stats.CensoredComparison], kind: str) -> list[stats.CensoredComparison]:
+        out = []
+        for c, pa in zip(cs, stats.adjust([c.p for c in cs], method)):
+            c = replace(c, p_adjusted=float(pa), outcome=stats.outcome(float(pa), math.nan, c.better, alpha),
+                        family=len(cs), family_kind=kind)
+            out.append(replace(c, verdict=stats.censored_verdict(c, alpha)))
+        return out
+
+    comps = _by_family(comps, _family_keys(study, fam, comps), settle)
+    return [{**c.to_dict(), **({"withheld": why} if (why := withheld(study, c.arm, c.baseline)) else {}),
+             "kind": "censored", "margin": None, "margin_raw": None,
+             "significant": bool(math.isfinite(c.p_adjusted) and c.p_adjusted < alpha), "adjust": method} for c in comps]
 
 
 def pareto_metric(study: Study) -> str | None:
@@ -412,123 +513,6 @@ def curve_bands(study: Study, metric: str) -> tuple[str, dict[str, tuple]]:
     return xkey, bands
 
 
-def _pairs(study: Study, arm: str, base: str, err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
-    """Errors of the same sampled architecture in ``arm`` and ``base``, matched by the ``pair`` column (None without one)."""
-    if not any(t.get("pair") not in (None, "") for t in study.complete):
-        return None
-    def by_pair(a: str) -> dict[Any, float]:
-        out: dict[Any, list[float]] = defaultdict(list)
-        for t, e in zip([t for t in study.complete if t["arm"] == a], err[a]):
-            if t.get("pair") not in (None, "") and math.isfinite(e):
-                out[t["pair"]].append(float(e))
-        return {k: float(np.mean(v)) for k, v in out.items()}
-    pa, pb = by_pair(arm), by_pair(base)
-    keys = sorted(set(pa) & set(pb), key=str)
-    return np.array([pa[k] for k in keys]), np.array([pb[k] for k in keys])
-
-
-def design_space(study: Study, *, bins: int = 10, resamples: int | None = None,
-                 seed: int = 0) -> tuple[dict[str, Any], EdfData]:
-    """Error EDFs of each population (arm), plain and complexity-normalised, as Radosavovic et al. (2019) compare them.
-
-    Per population: n, mean error with a bootstrap interval, min and median, the half-width of its simultaneous
-    95% DKW band. Against the baseline: the KS statistic with scipy's p and a permutation p; per complexity
-    measure the normalised KS (weights recomputed for every relabelling in its permutation p) and the normalised
-    mean difference with a bootstrap interval whose weights are recomputed in every resample; with a ``pair``
-    column, the paired differences (sign-flip permutation test, Wilcoxon). The outcome reads the permutation p
-    (the sign-flip p when paired), Holm-adjusted across the populations. Returns the report's ``design_space``
-    section and the raw errors and complexities the EDF figure draws.
-    """
-    st = study.settings
-    resamples = resamples or st.resamples
-    scale, unit = metric_format(study)
-    higher = not lower_is_better(study.metric)
-    err = {a: ((1.0 if scale == 100 else 0.0) - study.values(a)) * scale if higher else study.values(a) * scale for a in study.arms}
-    err_name = f"error ({'%' if scale == 100 else study.metric})" if higher else study.metric
-    measures = [m for m in ("flops", "params") if study.has(m)]
-    comp = {m: {a: study.column(m, a) for a in study.arms} for m in measures}
-    populations = []
-    for a in study.arms:
-        e = err[a][np.isfinite(err[a])]
-        lo, hi = edfs.bootstrap_ci(e, resamples=resamples, seed=seed)
-        populations.append({"arm": a, "n": len(e), "mean_error": _mean(e), "mean_error_ci": [lo, hi],
-                            "min_error": float(e.min()) if len(e) else math.nan, "median_error": _median(e),
-                            "dkw_epsilon": edfs.dkw_epsilon(len(e)) if len(e) else math.nan})
-    tests = []
-    base = study.baseline
-    margin = margin_of(study, study.metric)
-    for a in study.arms:
-        if a == base or base is None:
-            continue
-        row: dict[str, Any] = {"arm": a, "baseline": base, "ks": edfs.ks_test(err[a], err[base]).__dict__,
-                               "ks_permutation_p": edfs.ks_permutation(err[a], err[base], resamples=resamples, seed=seed),
-                               "mean_diff": _mean(err[a]) - _mean(err[base]),
-                               "mean_diff_ci": list(edfs.bootstrap_diff_ci(err[a], err[base], resamples=resamples, seed=seed))}
-        for m in measures:
-            wa, wb = edfs.complexity_weights([comp[m][a], comp[m][base]], bins=bins)
-            ks = edfs.ks_test(err[a], err[base], wa, wb).__dict__
-            ks["permutation_p"] = (edfs.ks_permutation(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
-                                                        resamples=min(resamples, 1000), seed=seed)
-                                   if wa.sum() > 0 and wb.sum() > 0 else math.nan)
-            row[f"ks_normalised_{m}"] = ks
-            est, lo, hi = edfs.normalised_mean_diff_ci(err[a], err[base], comp[m][a], comp[m][base], bins=bins,
-                                                        resamples=min(resamples, 1000), seed=seed)
-            row[f"mean_diff_normalised_{m}"] = est
-            row[f"mean_diff_normalised_{m}_ci"] = [lo, hi]
-        pairs = _pairs(study, a, base, err)
-        if pairs is not None:
-            row["paired"] = edfs.paired_test(*pairs, resamples=resamples, seed=seed).to_dict()
-        row["p"] = row["paired"]["sign_flip_p"] if pairs is not None and row["paired"]["pairs"] >= 2 else row["ks_permutation_p"]
-        row["p_test"] = "paired sign-flip permutation" if pairs is not None and row["paired"]["pairs"] >= 2 else "KS permutation"
-        eq = stats.tost(err[a], err[base], margin) if margin is not None else None
-        row["margin"] = margin
-        row["equivalence"] = None if eq is None else asdict(eq)
-        tests.append(row)
-    adj = stats.adjust([t["p"] for t in tests], st.adjust)
-    eq_adj = stats.adjust([t["equivalence"]["p"] if t["equivalence"] else math.nan for t in tests], st.adjust)
-    for t, pa, ea in zip(tests, adj, eq_adj):
-        d = t["paired"]["mean_diff"] if "paired" in t and t["paired"]["pairs"] >= 2 else t["mean_diff"]
-        better = None if not math.isfinite(d) or d == 0 else bool(d < 0)  # lower error is better
-        t["p_adjusted"] = float(pa)
-        t["adjust"] = st.adjust
-        t["outcome"] = stats.outcome(float(pa), float(ea), better, st.alpha)
-        t["verdict"] = _edf_verdict(t, measures, unit or "")
-    return ({"error": err_name, "measures": measures, "bins": bins, "populations": populations, "tests": tests},
-            EdfData(err_name, measures, bins, err, comp))
-
-
-def _edf_verdict(row: dict, measures: list[str], unit: str) -> str:
-    ks = row["ks"]
-    u = f" {unit}" if unit else ""
-    lo, hi = row["mean_diff_ci"]
-    norm = [(m, row[f"ks_normalised_{m}"]) for m in measures]
-    out = row["outcome"]
-    d = row["mean_diff"]
-    if out in ("better", "worse"):
-        head = f"{row['arm']}'s errors are {'lower' if out == 'better' else 'higher'} than {row['baseline']}'s — {out}"
-    elif out == "equivalent":
-        head = f"{row['arm']}'s mean error is within ±{row['margin']:.1f}{u} of {row['baseline']}'s — equivalent"
-    else:
-        head = f"no difference shown between the errors of {row['arm']} and {row['baseline']} — inconclusive"
-    parts = [f"{head} ({row['p_test']} {stats.format_p(row['p'])}, Holm-adjusted {stats.format_p_bare(row['p_adjusted'])})",
-             f"KS D={ks['statistic']:.2f}, {stats.format_p(ks['p'])}, permutation {stats.format_p(row['ks_permutation_p'])}, "
-             f"n={int(ks['n_a'])} vs {int(ks['n_b'])}"]
-    for m, k in norm:
-        if math.isfinite(k["statistic"]):
-            parts.append(f"normalised by {m}: D={k['statistic']:.2f}, permutation {stats.format_p(k['permutation_p'])}")
-        else:
-            parts.append(f"normalised by {m}: not possible, the populations share no {m} range")
-    if math.isfinite(d):
-        word = "lower" if d < 0 else "higher"
-        lo, hi = sorted((math.copysign(1, d) * lo, math.copysign(1, d) * hi))
-        parts.append(f"mean error {word} by {abs(d):.1f}{u} (95% bootstrap CI {lo:.1f}–{hi:.1f})")
-    if "paired" in row and row["paired"]["pairs"] >= 2:
-        pr = row["paired"]
-        parts.append(f"{pr['pairs']} pairs: mean paired difference {pr['mean_diff']:+.2f}{u} (95% CI {pr['ci_low']:.2f} to "
-                     f"{pr['ci_high']:.2f}), sign-flip {stats.format_p(pr['sign_flip_p'])}, Wilcoxon {stats.format_p(pr['wilcoxon_p'])}")
-    return "; ".join(parts)
-
-
 def configure(study: Study, **overrides: Any) -> Study:
     """Apply command-line overrides (``alpha``, ``test``, ``adjust``, ``margin``; ``None`` keeps config.yaml's) to the study."""
     given = {k: v for k, v in overrides.items() if v is not None}
@@ -546,7 +530,10 @@ def outcome_plan(study: Study) -> dict[str, Any]:
             "margins": {m: margin_of(study, m) for m in [study.metric, *secondary]},
             "claimed": o.claimed, "source": o.source,
             "families": "each outcome is its own family" + ("" if study.settings.adjust == "none" else
-                                                             ", Holm-adjusted over its comparisons")}
+                                                             ", Holm-adjusted within its claimed comparisons (those with a "
+                                                             "claimed effect stated in advance) and, apart, the exploratory rest"),
+            "test": "exact permutation (every relabelling) up to 10 seeds per arm, Welch above; time to target: "
+                    "exact permutation log-rank" if study.settings.test == "exact" else study.settings.test}
 
 
 def build_report(study: Study, *, alpha: float | None = None, test: str | None = None, adjust: str | None = None,
@@ -562,6 +549,9 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     search = study.kind == "search"
     plan = outcome_plan(study)
     notes = list(study.notes) + (["search study: arms are not tested against a baseline; see the Pareto front"] if search else [])
+    smoke = smoke_run(study)
+    if smoke:
+        notes.insert(0, smoke[0].upper() + smoke[1:])
     env = environment.report_block(study.manifest, everything)  # what the numbers were made with
     notes += [n for n in [environment.note(env)] if n]
     if _is_proportion(study):
@@ -587,7 +577,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     report = Report(
         study=study.name, experiment=study.experiment, path=str(study.path), kind=study.kind,
         metric=study.metric, higher_is_better=not lower_is_better(study.metric), scale=scale, unit=unit,
-        baseline=study.baseline, baseline_source=study.baseline_source,
+        baseline=study.baseline, baseline_source=study.baseline_source, baselines=dict(study.baselines) or None,
         reference="previous rung" if study.kind == "ladder" else "baseline",
         test=st.test, alpha=st.alpha, adjust=st.adjust, power=st.power, outcomes=plan,
         test_size=study.test_size, test_size_source=study.test_size_source, val_size=study.val_size,
@@ -606,6 +596,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     )
     if study.tuning:
         report.tuning = tuning_table(study)
+        report.notes += tuning_notes(report.tuning)
     if len(study.budgets) > 1:
         report.budgets = budget_table(study)
         report.budget = study.budgets[-1]
@@ -613,7 +604,7 @@ def build_report(study: Study, *, alpha: float | None = None, test: str | None =
     report.pareto_metric = pareto_metric(study)
     report.pareto_scale = metric_format(study, pareto_metric(study))[0] if pareto_metric(study) else 1.0
     if study.kind == "design_space":
-        report.design_space, report.edf = design_space(study)
+        report.design_space, report.edf = design_space_of(study)
     if not study.available(study.metric):
         report.notes.append(f"no finished trial has a value of {study.metric!r}")
     return report

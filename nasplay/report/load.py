@@ -32,7 +32,11 @@ TEXT_COLUMNS = {"state", "arm", "wandb_id", "fail_reason", "genome_hash", "arch"
 METRIC_PREFERENCE = ("test/acc", "val/acc_best", "val/acc")
 # Time-to-target metrics (e.g. epochs to a target error, as the AlexNet paper measured ReLU): empty where a seed never
 # got there, so they are analysed as censored (Kaplan-Meier, log-rank, Fisher), never as a mean of those that arrived.
-SECONDARY = ("epochs_to_target", "steps_to_target")
+SECONDARY = ("epochs_to_target", "steps_to_target", "steps_to_target_baseline")
+# Time-to-target outcomes whose target the report derives: steps until a seed's validation accuracy first reaches the
+# baseline arm's own final accuracy (the mean over its seeds of each one's last value), as Ioffe & Szegedy counted steps
+# to Inception's final 72.2% (Sec. 4.2.2). Computed only where the experiment names it (experiment.outcomes).
+BASELINE_TARGETS = {"steps_to_target_baseline": "val/acc"}
 # Metrics the report derives from curves.csv: the area under a per-epoch curve divided by the epochs (its mean over the run).
 DERIVED = {"train/loss_auc": "train/loss", "val/loss_auc": "val/loss"}
 # Test-set sizes of the datasets nasplay reads (their own test splits), and their classes: for studies whose study.json
@@ -107,6 +111,8 @@ class Study:
     by_budget: dict[float, list[dict[str, Any]]] = field(default_factory=dict)  # every budget's comparison trials
     val_size_source: str = ""
     source_images: dict[str, int] | None = None  # clutter: the source digits each split is composed from (study.json)
+    baselines: dict[str, str] = field(default_factory=dict)  # several bases: arm -> its base's baseline (study.json)
+    targets: dict[str, float] = field(default_factory=dict)  # BASELINE_TARGETS computed: metric -> the target it used
 
     def eval_size(self, metric: str) -> int | None:
         """Images behind an accuracy: the test split for ``test/*``, the validation split for ``val/*``, else unknown."""
@@ -129,6 +135,8 @@ class Study:
 
     def available(self, metric: str) -> bool:
         """A metric the report can analyse: a value somewhere, or a time-to-target column (all censored is a result)."""
+        if metric in BASELINE_TARGETS:
+            return metric in self.targets
         if metric in SECONDARY:  # a trial that never reached the target records no value: censored, still a result
             return bool(self.complete) and (self.has(metric) or _target_set(self.config, metric))
         return self.has(metric)
@@ -139,7 +147,32 @@ TARGETS = {"epochs_to_target": "target_train_error", "steps_to_target": "target_
 
 
 def _target_set(config: dict, metric: str) -> bool:
+    if metric in BASELINE_TARGETS:
+        return True  # derived from the curves (add_baseline_targets)
     return (config.get("trainer") or {}).get(TARGETS[metric]) is not None
+
+
+def add_baseline_targets(trials: list[dict[str, Any]], curves: list[dict[str, Any]], baseline: str, metric: str) -> float | None:
+    """:data:`BASELINE_TARGETS`: the baseline's final accuracy (mean over its finished seeds of each one's last logged
+    value), and on every finished trial the first step its curve reaches it (none: censored); ``None`` without curves."""
+    source = BASELINE_TARGETS[metric]
+    per: dict[Any, list[tuple[float, float]]] = defaultdict(list)
+    for r in curves:
+        v, s = num(r.get("value")), num(r.get("step"))
+        if r.get("metric") == source and math.isfinite(v) and math.isfinite(s):
+            per[r.get("trial")].append((s, v))
+    done = [t for t in trials if t.get("state", "COMPLETE") == "COMPLETE"]
+    finals = [max(per[t.get("number")])[1] for t in done if t["arm"] == baseline and per.get(t.get("number"))]
+    if not finals:
+        return None
+    target = float(np.mean(finals))
+    for t in done:
+        hit = [s for s, v in sorted(per.get(t.get("number"), [])) if v >= target - 1e-12]
+        if hit:
+            t[metric] = hit[0]
+        elif not math.isfinite(num(t.get("steps"))) and per.get(t.get("number")):
+            t["steps"] = max(per[t.get("number")])[0]  # censored at the last step it logged
+    return target
 
 
 def add_derived(trials: list[dict[str, Any]], curves: list[dict[str, Any]]) -> list[str]:
@@ -261,6 +294,9 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     columns = {k for t in trials for k in t}
     if metric is None and outcomes.primary:
         probe = Study(path, path.name, "", config, trials, [], [], None, "", outcomes.primary, "")
+        if outcomes.primary in BASELINE_TARGETS:  # derived once the baseline is known: its source curve must be there
+            ok = any(r.get("metric") == BASELINE_TARGETS[outcomes.primary] for r in curves)
+            probe.targets = {outcomes.primary: math.nan} if ok else {}
         if probe.available(outcomes.primary):
             metric = outcomes.primary
         else:
@@ -291,6 +327,50 @@ def load_study(path: str | os.PathLike, *, metric: str | None = None, baseline: 
     classes = (manifest.classes if manifest is not None else None) or NATIVE_CLASSES.get((config.get("data") or {}).get("name"))
     test_size, test_source = _test_size(manifest, trials, config)
     val_size, val_source = _val_size(manifest, config)
+    # A family per base (several experiment.bases), unless a single baseline is given on the command line.
+    families = {a: b for a, b in (manifest.baselines if manifest is not None else {}).items() if a in arms and b in arms}
+    if baseline is None and families:
+        source = f"each base's own arm at experiment.baseline ({MANIFEST_FILE})"
+    targets = {}
+    for m in BASELINE_TARGETS:
+        if base is not None and m in (metric, *outcomes.secondary):
+            for group in ([trials] + [v for b, v in by_budget.items() if v is not trials]):
+                target = add_baseline_targets(group, curves, base, m)
+                if group is trials and target is not None:
+                    targets[m] = target
+                    notes.append(f"{m}: steps until validation accuracy first reaches {base}'s own final accuracy, "
+                                 f"{100 * target:.1f}% (the mean of its seeds' last values); seeds that never do are censored")
     return Study(path, path.name, experiment, config, trials, curves, arms, base, source, metric, kind, notes, manifest,
                  outcomes, settings, classes, test_size, test_source, val_size, tuning, budgets, by_budget, val_source,
-                 manifest.source_images if manifest is not None else None)
+                 manifest.source_images if manifest is not None else None, baselines=families if baseline is None else {},
+                 targets=targets)
+
+
+def metric_format(study: Study, metric: str | None = None) -> tuple[float, str]:
+    """``(scale, unit)`` for showing a metric: accuracies stored in [0, 1] are shown in percentage points."""
+    m = metric or study.metric
+    v = study.column(m)
+    v = v[np.isfinite(v)]
+    if "acc" in m and len(v) and v.min() >= 0 and v.max() <= 1:
+        return 100.0, "points"
+    return 1.0, ""
+
+
+def median(v: np.ndarray) -> float:
+    """The median of the finite values, NaN when there is none."""
+    v = v[np.isfinite(v)]
+    return float(np.median(v)) if len(v) else math.nan
+
+
+def mean(v: np.ndarray) -> float:
+    """The mean of the finite values, NaN when there is none."""
+    v = v[np.isfinite(v)]
+    return float(v.mean()) if len(v) else math.nan
+
+
+def margin_of(study: Study, metric: str) -> float | None:
+    """The equivalence margin of a metric in its points: ``report.margin`` for the primary outcome, else the experiment's."""
+    if metric == study.metric and study.settings.margin is not None:
+        return float(study.settings.margin)
+    m = study.outcomes.margin.get(metric)
+    return float(m) if m is not None else None

@@ -7,8 +7,34 @@ from collections.abc import Sequence
 from typing import Any
 
 from nasplay import environment
+from nasplay.report.glossary import define
 
-TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test"}
+TESTS = {"welch": "Welch's t-test", "permutation": "two-sided permutation test",
+         "exact": "the exact permutation test (every relabelling) up to 10 seeds per arm, Welch's t-test above"}
+
+
+TIMES = ("epochs_to_target", "steps_to_target", "steps_to_target_baseline")  # censored time-to-target outcomes
+HOLM = "Holm-adjusted within the claimed and, apart, the exploratory comparisons of each outcome"
+
+
+def baseline_line(r: dict[str, Any]) -> str:
+    """The report's baseline: one arm, or with several bases each base's own (a family per base, Holm within each)."""
+    fams = sorted(set((r.get("baselines") or {}).values()))
+    if fams:
+        return (f"- baselines, one per base (each base's arms are compared with its own, Holm within each family): "
+                f"{', '.join(f'`{b}`' for b in fams)} ({r['baseline_source']})")
+    return f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none"
+
+
+def defined(metric: str) -> str:
+    """``: its definition`` for a metric the glossary knows (the report defines each outcome where it uses it)."""
+    text = define(metric)
+    return f": {text}" if text else ""
+
+
+def verdict_cell(c: dict[str, Any]) -> str:
+    """A comparison's outcome in bold, or, where the report withholds it (a smoke run, an arm that did not train), why."""
+    return f"no verdict ({c['withheld']})" if c.get("withheld") else f"**{c['outcome']}**"
 
 
 def count(x: Any) -> str:
@@ -57,7 +83,7 @@ def _interval(lo: Any, hi: Any, digits: int = 2, scale: float = 1.0) -> str:
 def arms_section(report: dict[str, Any]) -> str:
     s = report["scale"]
     ci = "95% CI"
-    first = "time to target" if report["metric"] in ("epochs_to_target", "steps_to_target") else f"mean {metric_label(report)}"
+    first = "time to target" if report["metric"] in TIMES else f"mean {metric_label(report)}"
     header = ["arm", "n", first, "std", ci, "MDE", "params", "FLOPs", "time (s)", "img/s", "pruned", "failed"]
     trained_col = any(a.get("trained") and a["trained"].get("metric") != report["metric"] for a in report["arms"])
     if trained_col:
@@ -66,7 +92,7 @@ def arms_section(report: dict[str, Any]) -> str:
     for a in report["arms"]:
         name = f"**{a['arm']}** (baseline)" if a["baseline"] else a["arm"]
         tr = a.get("trained")
-        tt = a.get(report["metric"]) if report["metric"] in ("epochs_to_target", "steps_to_target") else None
+        tt = a.get(report["metric"]) if report["metric"] in TIMES else None
         if tt:
             # Censored: a mean of the seeds that got there would hide those that did not.
             med = "not reached by half" if isinstance(tt["median"], float) and math.isinf(tt["median"]) else num(tt["median"], 1)
@@ -119,28 +145,34 @@ def comparisons_section(comps: list[dict[str, Any]], scale: float, unit: str) ->
     if not comps:
         return "_No arm to compare (one arm, or no baseline)._"
     if comps[0].get("kind") == "censored":
-        rows = [[c["arm"], c["baseline"], num(c["logrank_z"], 2), p_value(c["logrank_p"]), p_value(c["p_adjusted"]),
-                 p_value(c["fisher_p"]), f"**{c['outcome']}**"] for c in comps]
-        return (table(["arm", "vs", "log-rank z", "log-rank p", "adjusted p", "Fisher p (reached)", "outcome"], rows)
+        rows = [[c["arm"], c["baseline"], num(c["logrank_z"], 2), p_value(c["p"]), p_value(c["logrank_p"]),
+                 f"{p_value(c['p_adjusted'])} ({c.get('family_kind', 'all')})", p_value(c["fisher_p"]), verdict_cell(c)]
+                for c in comps]
+        return (table(["arm", "vs", "log-rank z", "permutation log-rank p", "asymptotic p", "adjusted p (family)",
+                       "Fisher p (reached)", "outcome"], rows)
                 + "\n\n" + "\n".join(f"- {c['verdict']}" for c in comps))
     u = f" ({unit})" if unit else ""
-    header = ["arm", "vs", f"Δ mean{u}", "95% CI of Δ", "Hedges' g", "Welch p", "permutation p", "adjusted p", "margin",
-              "TOST p (adj.)", "outcome"]
+    header = ["arm", "vs", f"Δ mean{u}", "95% CI of Δ", "rel. error reduction", "Hedges' g", "deciding test", "p",
+              "Welch p", "adjusted p (family)", f"MDE{u}", "margin", "TOST p (adj.)", "outcome"]
     rows = []
     for c in comps:
-        w, perm, e = c["welch"], c["permutation"], c["effect"]
+        w, e = c["welch"], c["effect"]
         eq = c.get("equivalence") or {}
+        rel = c.get("relative_error") or {}
         rows.append([c["arm"], c["baseline"], num(w["diff"], 2, scale), f"{num(w['ci_low'], 2, scale)} to {num(w['ci_high'], 2, scale)}",
-                     f"{num(e['g'], 2)} ({e['magnitude']})", p_value(w["p"]), p_value(perm["p"]) + ("" if perm["exact"] else " (MC)"),
-                     p_value(c["p_adjusted"]), "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
-                     p_value(eq.get("p_adjusted", math.nan)), f"**{c['outcome']}**"])
-    verdicts = "\n".join(f"- {_named(c)}" for c in comps)
+                     f"{num(rel['reduction'], 1, 100)}%" if rel else "–",
+                     f"{num(e['g'], 2)} ({e['magnitude']})", c.get("test", ""), p_value(c["p"]), p_value(w["p"]),
+                     f"{p_value(c['p_adjusted'])} ({c.get('family_kind', 'all')})", num(c.get("mde"), 2, scale),
+                     "–" if c.get("margin") is None else f"±{num(c['margin'], 2)}",
+                     p_value(eq.get("p_adjusted", math.nan)), verdict_cell(c)])
+    verdicts = "\n".join(f"- {_named(c)}" if not c.get("withheld") else f"- no verdict ({c['withheld']}); the tests read: {_named(c)}"
+                         for c in comps)
     claims = [c for c in comps if c.get("claimed")]
     extra = ""
     if claims:
         extra = "\n\n" + "\n".join(
             f"- The paper's claimed effect of {c['arm']}, {num(c['claimed']['effect'], 2)}{(' ' + unit) if unit else ''}: "
-            + (f"{c['claimed']['seeds_needed']} seeds per arm would detect it with 80% power at this spread "
+            + (f"{c['claimed']['seeds_needed']} seeds per arm would detect it with 80% power with the deciding test at this spread "
                f"(this study: {c['n']})." if c["claimed"]["seeds_needed"] else "no finite number of seeds at this spread (or no spread).")
             for c in claims)
     return table(header, rows) + "\n\n**Verdicts**\n\n" + verdicts + extra
@@ -154,19 +186,22 @@ def outcomes_section(report: dict[str, Any]) -> str:
         return f"equivalence margin ±{v:g}" if v is not None else "no equivalence margin stated: it cannot be called equivalent"
     lines = []
     if o["stated"]:
-        lines.append(f"- primary: `{o['primary']}` ({margin(o['primary'])})" +
+        lines.append(f"- primary: `{o['primary']}`{defined(o['primary'])} ({margin(o['primary'])})" +
                      ("" if o["primary_stated"] in (None, o["primary"]) else f" — **not the pre-stated `{o['primary_stated']}`**"))
         for m in o["secondary"]:
-            lines.append(f"- secondary: `{m}` ({margin(m)})")
+            lines.append(f"- secondary: `{m}`{defined(m)} ({margin(m)})")
         if o.get("source"):
             lines.append(f"- the paper's claim: {o['source']}")
     else:
-        lines.append(f"- no outcomes stated in the experiment (experiment.outcomes): the primary metric is `{report['metric']}`, "
+        lines.append(f"- no outcomes stated in the experiment (experiment.outcomes): the primary metric is `{report['metric']}`"
+                     f"{defined(report['metric'])}, "
                      f"{margin(report['metric'])}")
-    lines.append(f"- each outcome is one family: {adj} adjustment over its comparisons at α={report['alpha']}; each comparison "
+    lines.append(f"- the deciding p: {TESTS.get(report['test'], report['test'])}; Welch's p and interval beside it")
+    lines.append(f"- families: within each outcome, {adj} adjustment over the claimed comparisons (a claimed effect stated in "
+                 f"advance) and, apart, over the exploratory rest, at α={report['alpha']}; each comparison "
                  "ends as **better** or **worse** (adjusted p < α), **equivalent** (both one-sided tests of the margin, adjusted, "
-                 "< α) or **inconclusive**. Time-to-target outcomes keep the seeds that never got there (censored): log-rank for "
-                 "when, Fisher's exact test for how many.")
+                 "< α) or **inconclusive**. Time-to-target outcomes keep the seeds that never got there (censored): the "
+                 "permutation log-rank for when (exact up to 10 seeds per arm), Fisher's exact test for how many.")
     return "\n".join(lines)
 
 
@@ -257,11 +292,11 @@ def render(report: dict[str, Any]) -> str:
              f"- study directory: `{r['path']}`",
              f"- kind: {r['kind']}; metric: `{r['metric']}` ({'higher' if r['higher_is_better'] else 'lower'} is better)",
              f"- trials: {r['trials']['total']} ({trials})",
-             f"- baseline: `{r['baseline']}` ({r['baseline_source']})" if r["baseline"] else "- baseline: none",
+             baseline_line(r),
              f"- statistics: mean and a 95% interval inside the metric's range over seeds; {TESTS.get(r['test'], r['test'])} at "
-             f"α={r['alpha']} for the verdicts, {'Holm-adjusted within each outcome' if r.get('adjust') == 'holm' else 'unadjusted'}; "
-             "equivalence by two one-sided tests (TOST) against the stated margin; Hedges' g with the pooled SD; two-sided "
-             "permutation test as a check", ""]
+             f"α={r['alpha']} for the verdicts, {HOLM if r.get('adjust') == 'holm' else 'unadjusted'}; "
+             "equivalence by two one-sided tests (TOST) against the stated margin; Hedges' g with the pooled SD; Welch's "
+             "t-test and the permutation test beside the deciding p", ""]
     if r["notes"]:
         lines += ["> " + n for n in r["notes"]] + [""]
     if "outcomes" in r:
@@ -271,19 +306,20 @@ def render(report: dict[str, Any]) -> str:
         lines += ["### Compute as trained", "", compute_section(r), ""]
     if r.get("tuning"):
         lines += ["### Per-arm tuning", "", tuning_section(r["tuning"]), ""]
-    for m in ("epochs_to_target", "steps_to_target"):
+    for m in TIMES:
         if any(m in a for a in r["arms"]):
             lines += [f"### {m}: seeds that reached the target", "", _time_table(r, m), ""]
     ref = "the previous rung" if r["reference"] == "previous rung" else "the baseline"
     at = f", budget x{r['budget']:g}" if r.get("budget") is not None else ""
     lines += [f"## Primary outcome: each arm against {ref} (`{r['metric']}`{at})", "",
+              *([f"`{r['metric']}`{defined(r['metric'])}.", ""] if define(r["metric"]) else []),
               comparisons_section(r["comparisons"], r["scale"], r["unit"]), ""]
     if r.get("budgets"):
         lines += ["### Effect against the budget", "", budgets_section(r), ""]
     for m, comps in r.get("secondary", {}).items():
         scale = 100.0 if comps and comps[0].get("kind") == "means" and _is_accuracy(comps) else 1.0
         better = "lower" if any(k in m for k in ("loss", "err", "time", "to_target")) else "higher"
-        lines += [f"### {m} ({better} is better; secondary)", ""]
+        lines += [f"### {m} ({better} is better; secondary)", "", *([f"`{m}`{defined(m)}.", ""] if define(m) else [])]
         per_arm = [(a["arm"], a["secondary"][m]) for a in r["arms"] if m in a.get("secondary", {})]
         if per_arm:
             digits = 2 if scale == 100 else 3

@@ -23,19 +23,25 @@ What a reviewer asks of a verdict:
   a family is one outcome (metric) of one study: every arm against its reference.
 * **Equivalence (TOST)** against a stated margin ``m``: two one-sided Welch tests of ``Δ <= -m`` and
   ``Δ >= +m`` (scipy's ``ttest_ind`` on shifted values); ``p = max`` of the two, equivalent to the
-  ``1 - 2α`` interval lying inside ``(-m, m)``.
+  ``1 - 2α`` interval lying inside ``(-m, m)``. Arms without any spread give ``p = 1`` (no equivalence without an
+  estimate of uncertainty); paired designs use the paired TOST (:func:`nasplay.report.intervals.tost_paired`).
 * **Outcome**, one of four: *better* / *worse* (adjusted p < α, by the direction of Δ), else *equivalent*
   (adjusted TOST p < α), else *inconclusive*. No margin stated: never equivalent.
-* **Minimum detectable effect**: the true difference the two-sided two-sample t-test (pooled df) finds with
-  80% power at the arms' n and pooled SD, from the noncentral t; ``seeds_needed`` inverts it for a claim.
-* **Accuracy intervals** stay inside (0, 1): Student's t on the logit scale (delta method), with the mean's
-  variance ``s²/n + p̄(1-p̄)/N_test`` when the test set's size is known (its binomial noise, shared by every
-  seed); beside it a two-level percentile bootstrap (seeds, then ``Binomial(N_test, acc)/N_test`` per draw).
+* **The deciding p** (``compare(test="exact")``, the default): the exact permutation p over every relabelling
+  (:mod:`~nasplay.report.exact`) while neither arm has more than 10 seeds, Welch's p above; Welch's p and interval
+  are shown beside it.
+* **Minimum detectable effect** of a comparison: the deciding test's (:mod:`~nasplay.report.power`, simulated).
+  :func:`mde` / :func:`seeds_needed` here are the pooled t-test's (noncentral t), a lower bound kept for reference.
+* **Accuracy intervals** stay inside (0, 1): on the logit scale (delta method), the seeds' spread ``s²/n`` with
+  Student's t and the test set's known binomial variance ``p̄(1-p̄)/N_eff`` with a normal quantile, combined by
+  Satterthwaite (:mod:`~nasplay.report.intervals`; ``N_eff`` counts images that share source digits once per
+  design effect); beside it a two-level percentile bootstrap (seeds, then ``Binomial(N_eff, acc)/N_eff`` per draw).
 * **Trained**: a seed's accuracy above chance ``1/K`` by more than 3 binomial SEs of a chance classifier on
   the test set (5 points when its size is unknown).
 * **Time to target**, right-censored at each seed's budget when it never got there: Kaplan-Meier median
-  (``scipy.stats.ecdf``), log-rank test (``scipy.stats.logrank``; its signed z > 0 means sooner), Fisher's
-  exact test of how many reached it.
+  (``scipy.stats.ecdf``), the permutation log-rank test that decides (exact over every relabelling up to 10 seeds
+  per arm, :mod:`~nasplay.report.exact`), the asymptotic log-rank beside it (``scipy.stats.logrank``; its signed
+  z > 0 means sooner), Fisher's exact test of how many reached it.
 """
 
 from __future__ import annotations
@@ -49,6 +55,11 @@ from scipy import special
 from scipy import stats as sps
 
 # The summary over seeds is the study's closing summary's too (the sweep prints it): one definition, below the report.
+from nasplay.report import exact
+from nasplay.report import power as power_
+from nasplay.report.exact import permutation_logrank
+from nasplay.report.intervals import Equivalence, accuracy_interval  # noqa: F401 - Equivalence is part of this module's API
+from nasplay.report.power import power_t  # noqa: F401 - part of this module's API
 from nasplay.sweep.results import ArrayLike, Summary, summarize, t_quantile  # noqa: F401 - part of this module's API
 from nasplay.sweep.results import finite as _clean
 
@@ -188,6 +199,7 @@ class Comparison:
     p_adjusted: float = math.nan
     adjust: str = "none"
     family: int = 1
+    family_kind: str = "all"  # claimed: the experiment's pre-stated claims; exploratory: the rest; all: no claim stated
     margin: float | None = None
     equivalence: Equivalence | None = None
     outcome: str = "inconclusive"
@@ -216,30 +228,36 @@ def format_p_bare(p: float) -> str:
 
 
 def compare(arm: str, values: ArrayLike, baseline: str, baseline_values: ArrayLike, *, metric: str = "val/acc",
-            higher_is_better: bool = True, alpha: float = 0.05, test: str = "welch", scale: float = 1.0,
+            higher_is_better: bool = True, alpha: float = 0.05, test: str = "exact", scale: float = 1.0,
             unit: str = "", confidence: float = 0.95, seed: int = 0, margin: float | None = None,
-            bounds: tuple[float, float] | None = None) -> Comparison:
+            bounds: tuple[float, float] | None = None, power: float = 0.8) -> Comparison:
     """Test one arm against the baseline and say in words what the numbers support.
 
-    ``test`` picks the p-value the verdict uses (``welch`` or ``permutation``); both are always computed.
-    ``scale`` and ``unit`` only format the verdict (e.g. ``100, "points"`` for accuracies in [0, 1]).
-    ``margin`` (in the values' units) adds the equivalence test (TOST); ``bounds`` (the metric's range)
-    clips the interval of the difference to what the metric allows. A family of several comparisons
-    is adjusted afterwards with :func:`adjust_family`.
+    ``test`` picks the p-value the verdict uses: ``exact`` (the default: the exact permutation p, every relabelling,
+    while neither arm has more than :data:`~nasplay.report.exact.MAX_EXACT` seeds; Welch above), ``welch`` or
+    ``permutation``; Welch and the permutation test are always computed and shown. ``scale`` and ``unit`` only format
+    the verdict (e.g. ``100, "points"`` for accuracies in [0, 1]). ``margin`` (in the values' units) adds the
+    equivalence test (TOST); ``bounds`` (the metric's range) clips the interval of the difference to what the metric
+    allows. ``mde`` is the deciding test's (:mod:`~nasplay.report.power`). A family of several comparisons is
+    adjusted afterwards with :func:`adjust_family`.
     """
-    if test not in ("welch", "permutation"):
-        raise ValueError(f"test: expected 'welch' or 'permutation', got {test!r}")
+    if test not in ("exact", "welch", "permutation"):
+        raise ValueError(f"test: expected 'exact', 'welch' or 'permutation', got {test!r}")
     a, b = _clean(values), _clean(baseline_values)
     w = welch(a, b, confidence)
     if bounds is not None and math.isfinite(w.ci_low):
         span = bounds[1] - bounds[0]
         w = TTest(w.diff, w.t, w.df, w.p, max(w.ci_low, -span), min(w.ci_high, span))
-    perm = permutation_test(a, b, seed=seed)
+    ex = exact.permutation_p(a, b, seed=seed)
+    perm = PermutationTest(ex.statistic, ex.p, ex.exact, ex.count)
     eff = effect_size(a, b)
+    asked = test
+    if test == "exact":
+        test = "permutation" if power_.deciding_test(len(a), len(b)) != "welch" else "welch"
     p = w.p if test == "welch" else perm.p
-    used = test
-    if test == "welch" and not math.isfinite(p) and math.isfinite(perm.p) and len(a) >= 2 and len(b) >= 2:
-        p, used = perm.p, "permutation"  # zero variance in both arms: Welch is undefined
+    used = "welch" if test == "welch" else ("exact permutation" if perm.exact else "permutation")
+    if used == "welch" and not math.isfinite(p) and math.isfinite(perm.p) and len(a) >= 2 and len(b) >= 2:
+        p, used = perm.p, "exact permutation" if perm.exact else "permutation"  # zero variance in both arms: Welch is undefined
     diff = w.diff
     better = None if not math.isfinite(diff) or diff == 0 else (diff > 0) == higher_is_better
     eq = tost(a, b, margin, alpha)
@@ -247,7 +265,8 @@ def compare(arm: str, values: ArrayLike, baseline: str, baseline_values: ArrayLi
     c = Comparison(arm, baseline, metric, len(a), len(b), float(a.mean()) if len(a) else math.nan,
                    float(b.mean()) if len(b) else math.nan, w, perm, eff, used, float(p), False, better, "",
                    p_adjusted=float(p), margin=margin, equivalence=eq,
-                   mde=mde(eff.pooled_sd, len(a), len(b), alpha=alpha) if len(a) >= 2 and len(b) >= 2 else math.nan)
+                   mde=power_.mde(eff.pooled_sd, len(a), len(b), alpha=alpha, power=power, test=asked)
+                   if len(a) >= 2 and len(b) >= 2 else math.nan)
     return _settle(c, eq.p, alpha=alpha, scale=scale, unit=unit, confidence=confidence)
 
 
@@ -259,15 +278,25 @@ def _settle(c: Comparison, tost_p: float, *, alpha: float, scale: float, unit: s
     return replace(c, verdict=verdict(c, tost_p, scale=scale, unit=unit, confidence=confidence, alpha=alpha))
 
 
+def _test_words(c: Comparison) -> str:
+    """``p=0.100 (exact permutation over 20 relabellings; Welch p=0.041)``: the deciding p, its test, Welch beside it."""
+    if c.test == "welch":
+        return f"{format_p(c.p)} (welch)"
+    perm = c.permutation
+    over = f" over {perm.resamples} relabellings" if perm.exact else f", {perm.resamples} random relabellings"
+    return f"{format_p(c.p)} ({c.test}{over}; Welch {format_p(c.welch.p)})"
+
+
 def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit: str = "", confidence: float = 0.95,
             alpha: float = 0.05) -> str:
     """The comparison in plain words, ending on (or naming) its outcome: better, worse, equivalent or inconclusive."""
-    arm, baseline, w, eff, p, used = c.arm, c.baseline, c.welch, c.effect, c.p, c.test
+    arm, baseline, w, eff = c.arm, c.baseline, c.welch, c.effect
     u = f" {unit}" if unit else ""
     k = 1 if scale >= 100 else 3  # points of accuracy to one decimal; losses and counts to three
     diff = w.diff
     sizes = f"n={c.n}" if c.n == c.n_baseline else f"n={c.n} vs {c.n_baseline}"
-    adjusted = (f", Holm-adjusted {format_p(c.p_adjusted)} over {c.family} comparisons"
+    fam = {"claimed": " claimed", "exploratory": " exploratory"}.get(c.family_kind, "")
+    adjusted = (f", Holm-adjusted {format_p(c.p_adjusted)} over {c.family}{fam} comparisons"
                 if c.adjust != "none" and c.family > 1 else "")
     if c.n < 2 or c.n_baseline < 2:
         return f"not tested: {arm} has n={c.n} and {baseline} n={c.n_baseline} (at least 2 seeds each are needed)"
@@ -276,7 +305,7 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
         lo, hi = sorted((math.copysign(1, diff) * w.ci_low, math.copysign(1, diff) * w.ci_high))
         ci = f"{int(confidence * 100)}% CI {_fmt(lo * scale, k)}–{_fmt(hi * scale, k)}"
         return (f"{arm} is {c.outcome} than {baseline} by {_fmt(abs(diff) * scale, k)}{u} ({ci}), "
-                f"{format_p(p)} ({used}){adjusted}, {eff.magnitude} effect (g={_fmt(eff.g, 2)})")
+                f"{_test_words(c)}{adjusted}, {eff.magnitude} effect (g={_fmt(eff.g, 2)})")
     ci = f"{int(confidence * 100)}% CI {_fmt(w.ci_low * scale, k)} to {_fmt(w.ci_high * scale, k)}"
     head = f"no significant difference from {baseline} at {sizes} "
     if c.significant and c.better is None:
@@ -284,6 +313,8 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
     eq = c.equivalence
     if c.margin is None or eq is None or not math.isfinite(eq.p):
         tail = "; no equivalence margin stated" if c.margin is None else ""
+        if c.margin is not None and eq is not None and eq.note:
+            tail = f"; {eq.note}"
     else:
         mv = c.margin * scale  # stated by hand: every digit it was given (0.25, not 0.2)
         m = f"±{_fmt(mv, k) if abs(round(mv, k) - mv) < 1e-9 else f'{mv:.6g}'}{u}"
@@ -291,12 +322,16 @@ def verdict(c: Comparison, tost_p: float = math.nan, *, scale: float = 1.0, unit
         adj = f", adjusted {format_p_bare(tost_p)}" if c.adjust != "none" and c.family > 1 else ""
         word = "within" if c.outcome == "equivalent" else "not shown within"
         tail = f"; {word} the margin {m} ({inner}, TOST {format_p(eq.p)}{adj})"
-    return (f"{head}(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale, k)}{u}, {ci}, {format_p(p)}, {used}{adjusted}){tail} "
-            f"— {c.outcome}")
+    detect = ""
+    if c.outcome == "inconclusive":
+        detect = (f" (MDE {_fmt(c.mde * scale, k)}{u} at 80% power)" if math.isfinite(c.mde) else
+                  f" (MDE ∞: {sizes} cannot reach p < {alpha:g} with the {c.test} test)" if math.isinf(c.mde) else "")
+    return (f"{head}(Δ={'+' if diff >= 0 else ''}{_fmt(diff * scale, k)}{u}, {ci}, {_test_words(c)}{adjusted}){tail} "
+            f"— {c.outcome}{detect}")
 
 
 def adjust_family(comps: Sequence[Comparison], method: str = "holm", *, alpha: float = 0.05, scale: float = 1.0, unit: str = "",
-                  confidence: float = 0.95) -> list[Comparison]:
+                  confidence: float = 0.95, kind: str = "all") -> list[Comparison]:
     """Adjust a family of comparisons (one metric, one study) together: Holm on the tests' p-values and on the
     equivalence tests' p-values; then each comparison's outcome and verdict follow from the adjusted values."""
     comps = list(comps)
@@ -305,7 +340,7 @@ def adjust_family(comps: Sequence[Comparison], method: str = "holm", *, alpha: f
     out = []
     for c, pa, ea in zip(comps, p_adj, eq_adj):
         eq = replace(c.equivalence, p_adjusted=float(ea)) if c.equivalence is not None else None
-        c = replace(c, p_adjusted=float(pa), adjust=method, family=len(comps), equivalence=eq)
+        c = replace(c, p_adjusted=float(pa), adjust=method, family=len(comps), family_kind=kind, equivalence=eq)
         out.append(_settle(c, float(ea), alpha=alpha, scale=scale, unit=unit, confidence=confidence))
     return out
 
@@ -358,19 +393,6 @@ def adjust(pvalues: ArrayLike, method: str = "holm") -> np.ndarray:
     raise ValueError(f"report.adjust: expected 'holm' or 'none', got {method!r}")
 
 
-@dataclass(frozen=True)
-class Equivalence:
-    """Two one-sided Welch tests (TOST) of ``|mean(a) - mean(b)| < margin``; ``p`` is the larger one-sided p."""
-
-    margin: float
-    p_lower: float  # H0: diff <= -margin
-    p_upper: float  # H0: diff >= +margin
-    p: float
-    ci_low: float  # the (1 - 2 alpha) interval TOST is equivalent to
-    ci_high: float
-    p_adjusted: float = math.nan  # within the family (Holm), set by adjust_family
-
-
 def tost(a: ArrayLike, b: ArrayLike, margin: float | None, alpha: float = 0.05) -> Equivalence:
     """Welch TOST against ``±margin`` (same units as the values); ``nan`` without a margin or two values per side.
 
@@ -382,9 +404,11 @@ def tost(a: ArrayLike, b: ArrayLike, margin: float | None, alpha: float = 0.05) 
     if margin is None or not margin > 0 or len(a) < 2 or len(b) < 2:
         return nan
     diff = float(a.mean() - b.mean())
-    if a.var() == 0 and b.var() == 0:  # every seed the same in both arms: no test, the difference is exact
-        inside = abs(diff) < margin
-        return Equivalence(float(margin), 0.0 if inside else 1.0, 0.0 if inside else 1.0, 0.0 if inside else 1.0, diff, diff)
+    if a.var() == 0 and b.var() == 0:
+        # Every seed the same in both arms: the seeds show no spread, which is not the absence of uncertainty (the
+        # test set's sampling noise is still there). No equivalence is declared without an estimate of it.
+        return Equivalence(float(margin), 1.0, 1.0, 1.0, diff, diff,
+                           note="no spread between seeds in either arm: equivalence not testable without uncertainty")
     p_lo = float(sps.ttest_ind(a + margin, b, equal_var=False, alternative="greater").pvalue)  # H0: diff <= -margin
     p_hi = float(sps.ttest_ind(a - margin, b, equal_var=False, alternative="less").pvalue)  # H0: diff >= +margin
     ci = sps.ttest_ind(a, b, equal_var=False).confidence_interval(1 - 2 * alpha)
@@ -398,16 +422,6 @@ def outcome(p_adjusted: float, tost_p_adjusted: float, better: bool | None, alph
     if math.isfinite(tost_p_adjusted) and tost_p_adjusted < alpha:
         return "equivalent"
     return "inconclusive"
-
-
-def power_t(delta: float, sd: float, n_a: int, n_b: int, alpha: float = 0.05) -> float:
-    """Power of the two-sided two-sample t-test (pooled df) to detect a true difference ``delta`` (noncentral t)."""
-    if n_a < 2 or n_b < 2 or not sd > 0:
-        return math.nan
-    df = n_a + n_b - 2
-    nc = delta / (sd * math.sqrt(1 / n_a + 1 / n_b))
-    t = sps.t.ppf(1 - alpha / 2, df)
-    return float(sps.nct.sf(t, df, nc) + sps.nct.cdf(-t, df, nc))
 
 
 def mde(sd: float, n_a: int, n_b: int | None = None, *, alpha: float = 0.05, power: float = 0.8) -> float:
@@ -436,23 +450,12 @@ def seeds_needed(effect: float, sd: float, *, alpha: float = 0.05, power: float 
     return None
 
 
-def logit_interval(values: ArrayLike, *, n_test: int | None = None, confidence: float = 0.95) -> tuple[float, float]:
-    """Interval of a mean proportion that stays inside (0, 1): Student's t on the logit scale (delta method).
-
-    The variance of the mean is the seeds' ``s² / n`` plus, when the test set's size ``n_test`` is known,
-    a binomial ``p̄ (1 - p̄) / n_test`` for the finite test set (every seed is scored on the same images, so
-    that part does not shrink with more seeds). ``nan`` below two seeds.
-    """
-    x = _clean(values)
-    n = len(x)
-    if n < 2:
-        return math.nan, math.nan
-    p = float(np.clip(x.mean(), 0.5 / max(n_test or 1000, 1), 1 - 0.5 / max(n_test or 1000, 1)))
-    var = x.var(ddof=1) / n + (p * (1 - p) / n_test if n_test else 0.0)
-    se = math.sqrt(var) / (p * (1 - p))
-    h = t_quantile(confidence, n - 1) * se
-    z = math.log(p / (1 - p))
-    return float(special.expit(z - h)), float(special.expit(z + h))
+def logit_interval(values: ArrayLike, *, n_test: float | None = None, confidence: float = 0.95) -> tuple[float, float]:
+    """Interval of a mean proportion inside (0, 1) on the logit scale: the seeds' spread with t, the test set's
+    binomial noise (``n_test`` images, possibly an effective size) with a normal quantile
+    (:func:`nasplay.report.intervals.accuracy_interval`). ``nan`` below two seeds."""
+    lo, hi, _ = accuracy_interval(values, n_test=n_test, confidence=confidence)
+    return lo, hi
 
 
 def two_level_bootstrap(values: ArrayLike, *, n_test: int | None = None, resamples: int = 4_000, confidence: float = 0.95,
@@ -468,7 +471,7 @@ def two_level_bootstrap(values: ArrayLike, *, n_test: int | None = None, resampl
     rng = np.random.default_rng(seed)
     draws = x[rng.integers(0, len(x), size=(resamples, len(x)))]
     if n_test:
-        draws = rng.binomial(int(n_test), np.clip(draws, 0, 1)) / n_test
+        draws = rng.binomial(max(1, int(round(n_test))), np.clip(draws, 0, 1)) / max(1, int(round(n_test)))
     lo, hi = np.quantile(draws.mean(axis=1), [(1 - confidence) / 2, (1 + confidence) / 2])
     return float(lo), float(hi)
 
@@ -515,7 +518,8 @@ def km_median(times: ArrayLike, censored_at: ArrayLike) -> float:
 
 @dataclass(frozen=True)
 class CensoredComparison:
-    """Time to target of one arm against a reference: Fisher's exact test on how many reached it, log-rank on when."""
+    """Time to target of one arm against a reference: the permutation log-rank test on when (exact up to 10 seeds
+    per arm: every relabelling), the asymptotic log-rank beside it, Fisher's exact test on how many reached it."""
 
     arm: str
     baseline: str
@@ -524,12 +528,16 @@ class CensoredComparison:
     baseline_summary: TimeToTarget
     fisher_p: float
     logrank_z: float  # > 0: the arm reaches the target sooner than expected under no difference
-    logrank_p: float
-    p: float  # the p-value the outcome uses: log-rank
+    logrank_p: float  # asymptotic (chi-square), shown beside the deciding p
+    p: float  # the p-value the outcome uses: the permutation log-rank
     p_adjusted: float
     better: bool | None
     outcome: str
     verdict: str
+    test: str = "exact permutation log-rank"
+    relabellings: int = 0
+    family: int = 1
+    family_kind: str = "all"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -537,32 +545,43 @@ class CensoredComparison:
 
 def compare_censored(arm: str, times: ArrayLike, censored: ArrayLike, baseline: str, base_times: ArrayLike,
                      base_censored: ArrayLike, *, metric: str = "epochs_to_target") -> CensoredComparison:
-    """Fisher's exact test of reached / not reached and the log-rank test; ``p_adjusted`` / ``outcome`` are filled by the caller."""
+    """Fisher's exact test of reached / not reached, the asymptotic log-rank test and the permutation log-rank that
+    decides (:func:`nasplay.report.exact.permutation_logrank`); ``p_adjusted`` / ``outcome`` are filled by the caller."""
     a, b = time_to_target(times, censored), time_to_target(base_times, base_censored)
     fisher = math.nan
     if a.n and b.n:
         fisher = float(sps.fisher_exact([[a.reached, a.n - a.reached], [b.reached, b.n - b.reached]]).pvalue)
-    z = p = math.nan
+    z = p_asym = p = math.nan
+    test, count = "exact permutation log-rank", 0
     if a.n and b.n and a.reached + b.reached > 0:
         with np.errstate(invalid="ignore", divide="ignore"):  # every time tied: no variance, p is NaN
             r = sps.logrank(sps.CensoredData(uncensored=a.times, right=a.censored_at),
                             sps.CensoredData(uncensored=b.times, right=b.censored_at))
-        z, p = float(r.statistic), float(r.pvalue)
-        if not math.isfinite(p):
+        z, p_asym = float(r.statistic), float(r.pvalue)
+        if not math.isfinite(p_asym):
             # No variance: every event at one time in both arms, so observed = expected; nothing tells them apart.
-            z, p = 0.0, 1.0
+            z, p_asym = 0.0, 1.0
+        perm = permutation_logrank(a.times, a.censored_at, b.times, b.censored_at)
+        p, count = perm.p, perm.count
+        test = "exact permutation log-rank" if perm.exact else "permutation log-rank"
     better = None if not math.isfinite(z) or z == 0 else bool(z > 0)
-    return CensoredComparison(arm, baseline, metric, a, b, fisher, z, p, p, math.nan, better, "inconclusive", "")
+    return CensoredComparison(arm, baseline, metric, a, b, fisher, z, p_asym, p, math.nan, better, "inconclusive", "",
+                              test=test, relabellings=count)
 
 
 def censored_verdict(c: CensoredComparison, alpha: float = 0.05) -> str:
     """Plain words for a time-to-target comparison (after ``p_adjusted`` and ``outcome`` are set)."""
-    what = c.metric.removesuffix("_to_target")
+    what = c.metric.split("_to_target")[0]
 
     def med(s: TimeToTarget) -> str:
         return "not reached by half the seeds" if math.isinf(s.median) else f"median {_fmt(s.median, 1)} {what}"
 
     head = (f"{c.arm}: {c.arm_summary.reached} of {c.arm_summary.n} seeds reached the target ({med(c.arm_summary)}); "
             f"{c.baseline}: {c.baseline_summary.reached} of {c.baseline_summary.n} ({med(c.baseline_summary)})")
-    tests = f"log-rank {format_p(c.p)}, adjusted {format_p_bare(c.p_adjusted)}; Fisher's exact test on the counts {format_p(c.fisher_p)}"
+    if c.arm_summary.reached + c.baseline_summary.reached == 0:
+        return f"{head}; no seed of either arm reached the target: not testable at this budget — inconclusive"
+    fam = {"claimed": " claimed", "exploratory": " exploratory"}.get(c.family_kind, "")
+    adj = f", Holm-adjusted {format_p_bare(c.p_adjusted)} over {c.family}{fam} comparisons" if c.family > 1 else ""
+    tests = (f"{c.test} {format_p(c.p)} over {c.relabellings} relabellings{adj} (asymptotic log-rank {format_p(c.logrank_p)}); "
+             f"Fisher's exact test on the counts {format_p(c.fisher_p)}")
     return f"{head}; {tests} — {c.outcome}"

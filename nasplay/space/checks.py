@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 
+from nasplay.space import registry
 from nasplay.space.genome import SE, Branch, Conv, Genome, Linear, Norm, Op, Subsample
 
 
@@ -58,7 +59,10 @@ def check_pair(path: str, value: object, lo: int) -> tuple[int, int]:
 
 def has_weights(op: Op) -> bool:
     """Whether an op carries trainable parameters."""
-    return isinstance(op, (Conv, Linear, Subsample, SE)) or (isinstance(op, Norm) and op.kind in ("batch", "layer"))
+    if isinstance(op, Norm):
+        entry = registry.NORMS.peek(op.kind)
+        return entry is not None and entry.learns
+    return isinstance(op, (Conv, Linear, Subsample, SE))
 
 
 def learns(genome: Genome) -> bool:

@@ -11,8 +11,9 @@ of their structure (the name is not part of the identity). Fields added after th
 registered (``NEW``) leave the hash alone while they hold their default, so those networks keep their
 identities as the genome grows.
 
-The vocabularies below are the only definitions of their names: validation, knobs and the builder's
-name -> class tables are checked against them.
+The activations and norms are registered here as the built-in entries of their registries
+(:mod:`nasplay.space.registry`); ``ACTIVATIONS``, ``NORM_KINDS`` and ``CONV_NORMS`` are live views of those registries,
+so a plugin's activation is valid wherever a built-in one is. The other vocabularies below are fixed by the genome.
 """
 
 from __future__ import annotations
@@ -23,15 +24,32 @@ import json
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Union
 
+from nasplay.space import registry
+
 IntPair = Union[int, tuple[int, int]]
 
 CONV_FACTORS = ("none", "stacked", "asymmetric", "asymmetric_t")
 ADD_SKIPS = ("identity", "projection", "scaled")  # shortcuts added to the block's output
 SKIPS = ("none", *ADD_SKIPS, "dense")  # dense: the input concatenated to the output (DenseNet)
 POOL_KINDS = ("max", "avg")
-NORM_KINDS = ("batch", "lrn", "layer")  # layer: LayerNorm over the channels at each position (ConvNeXt)
-CONV_NORMS = ("none", "batch", "layer")  # the norms a conv can carry
-ACTIVATIONS = ("none", "relu", "relu6", "tanh", "sigmoid", "gelu", "silu", "elu", "leaky_relu", "scaled_tanh")
+# name, factory (torch's class, imported by the builder), label in drawings and diffs, whether it can run in place
+for _name, _factory, _label, _inplace in (
+        ("none", "torch.nn:Identity", "identity", False), ("relu", "torch.nn:ReLU", "ReLU", True),
+        ("relu6", "torch.nn:ReLU6", "ReLU6", True), ("tanh", "torch.nn:Tanh", "tanh", False),
+        ("sigmoid", "torch.nn:Sigmoid", "sigmoid", False), ("gelu", "torch.nn:GELU", "GELU", False),
+        ("silu", "torch.nn:SiLU", "SiLU", True), ("elu", "torch.nn:ELU", "ELU", True),
+        ("leaky_relu", "torch.nn:LeakyReLU", "leaky ReLU", True),
+        ("scaled_tanh", "nasplay.nn.layers:ScaledTanh", "scaled tanh", False)):
+    if registry.ACTIVATIONS.peek(_name) is None:
+        registry.ACTIVATIONS.add(registry.Activation(_name, _factory, _label, _inplace, builtin=True, module=__name__))
+# layer: LayerNorm over the channels at each position (ConvNeXt); lrn: local response normalisation, never on a conv
+for _name, _label, _conv, _learns in (("batch", "BatchNorm", True, True), ("lrn", "LRN", False, False),
+                                      ("layer", "LayerNorm", True, True)):
+    if registry.NORMS.peek(_name) is None:
+        registry.NORMS.add(registry.Norm(_name, None, _label, _conv, _learns, builtin=True, module=__name__))
+NORM_KINDS = registry.Names(registry.NORMS)
+CONV_NORMS = registry.Names(registry.NORMS, ("none",), lambda e: e.conv)  # the norms a conv can carry
+ACTIVATIONS = registry.Names(registry.ACTIVATIONS)
 HEAD_OUTPUTS = ("linear", "rbf")
 
 # Marks a field added after the first networks were registered: at its default it stays out of the hash.

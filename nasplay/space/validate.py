@@ -10,7 +10,7 @@ from __future__ import annotations
 from nasplay.space.genome import ACTIVATIONS, CONV_NORMS, Genome
 from nasplay.space.shapes import walk
 
-__all__ = ["ACTIVATIONS", "CONV_NORMS", "validate"]  # the vocabularies live in genome.py
+__all__ = ["ACTIVATIONS", "CONV_NORMS", "validate"]  # live views of nasplay.space.registry, as genome.py has them
 
 
 def validate(genome: Genome, num_classes: int | None = None) -> Genome:

@@ -43,7 +43,8 @@ OPEN_MAPPINGS = ("arch.knobs", "sweep.space", "sweep.options", "experiment.arms"
 
 @dataclass
 class ArchConfig:
-    """A zoo network and the knob values applied to it (``nasplay.knobs()`` lists the knobs)."""
+    """A zoo network (or a genome file's path: ``arch=nets/my_net.yaml``) and the knob values applied to it
+    (``nasplay.knobs()`` lists the knobs)."""
 
     name: str = "resnet18"
     knobs: dict[str, Any] = field(default_factory=dict)
@@ -109,6 +110,10 @@ class SweepConfig:
     max_failures: int | None = None  # stop this run after so many failed trials (null: n_trials or the grid size)
     timeout: float | None = None  # seconds; no new trial starts after it
     job: int = 0  # a label that changes nothing: `-m sweep.job=range(N)` starts N Hydra jobs, all workers of one study
+    # Trained weights kept in <study dir>/weights/trial_<N>/ (nasplay.sweep.weights; `nasplay export` reads them): best
+    # (the best trial, or a multi-objective study's front, pruned as trials finish), all, none; auto: best, but none for
+    # a design-space comparison (edf_*: hundreds of sampled networks, none of them the result).
+    keep_weights: str = "auto"
 
     def check(self) -> SweepConfig:
         if self.sampler not in SAMPLERS:
@@ -149,6 +154,8 @@ class SweepConfig:
                              f"sweep.heartbeat_interval ({self.heartbeat_interval}), or live trials would look dead")
         if self.max_failures is not None:
             _int_at_least("sweep.max_failures", self.max_failures, 1)
+        if self.keep_weights not in ("auto", "best", "all", "none"):
+            raise ValueError(f"sweep.keep_weights must be one of ['auto', 'best', 'all', 'none'], got {self.keep_weights!r}")
         if self.timeout is not None and not (isinstance(self.timeout, (int, float)) and self.timeout > 0):
             raise ValueError(f"sweep.timeout must be a positive number of seconds or null, got {self.timeout!r}")
         for name, spec in self.space.items():
@@ -187,7 +194,9 @@ class ExperimentConfig:
     series). ``arch.knobs`` apply to every arm first. ``keep=flops|params`` makes each arm re-solve its
     widths to the base network's compute as ``arch.knobs`` size it (within ``tol``); ``keep_by=group_width``
     re-solves only the grouped convs' channels per group instead (ResNeXt's templates). ``baseline`` names
-    the arm the others are compared with (default: the first).
+    the arm the others are compared with (default: the first); with several ``bases`` and a knob it is a value of the
+    knob (default: the first), and each base's arms are compared with that base's own arm at that value (a family per
+    base, Holm-adjusted within it).
 
     ``kind`` tells the report what the study is (default: from the name, ``edf_*`` / ``search_*`` /
     ``ladder*``, else an ablation). ``space`` names a file of ``search_spaces/`` (or a path) whose
@@ -305,6 +314,13 @@ class NasplayConfig:
     progress_interval: float = 60.0  # seconds between progress lines (with ETA) when there is no live display
 
     def check(self) -> NasplayConfig:
+        from nasplay.space.load import genome_label, is_genome_file
+
+        # arch=path/to/net.yaml: the experiment (and its study) take the file's stem, not its path, as their names
+        if is_genome_file(self.experiment.name):
+            if self.study == self.experiment.name:
+                self.study = genome_label(self.study)
+            self.experiment.name = genome_label(self.experiment.name)
         for part in (self.data, self.optim, self.trainer, self.logger, self.sweep, self.experiment, self.report):
             part.check()
         if isinstance(self.progress_interval, bool) or not isinstance(self.progress_interval, (int, float)) \

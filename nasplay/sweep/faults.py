@@ -104,8 +104,11 @@ def log_traceback(study_dir: str | Path | None, header: str, text: str) -> Path 
 
 def study_dir_of(cfg: Any) -> Path | None:
     """The study directory a composed config (or its plain-data copy) names, without checking it."""
+    from nasplay.space.load import genome_label  # arch=net.yaml: the experiment and study are named after its stem
+
     try:
         get = (lambda d, k: d[k]) if isinstance(cfg, dict) else getattr
-        return Path(str(get(cfg, "runs_dir"))) / str(get(get(cfg, "experiment"), "name")) / str(get(cfg, "study"))
+        return (Path(str(get(cfg, "runs_dir"))) / genome_label(str(get(get(cfg, "experiment"), "name")))
+                / genome_label(str(get(cfg, "study"))))
     except (KeyError, AttributeError, TypeError):
         return None

@@ -167,6 +167,18 @@ def planned_total(plan: Plan, points: list[dict[str, Any]] | None) -> int | None
     return min(total, n) if n is not None and total is not None else total
 
 
+def trials_left(plan: Plan, study: Any, points: list[dict[str, Any]] | None) -> int | None:
+    """How many more trials the study may start (None: no bound, a sampled study without ``sweep.n_trials``)."""
+    trials = study.get_trials(deepcopy=False)
+    n = plan.cfg.sweep.n_trials
+    left = n - sum(t.state.name in FINISHED for t in trials) if n is not None else None
+    if points is not None:
+        # RUNNING ones too: a dead worker's are retried once stale
+        grid = len(_pending(plan, points, trials, set())) + sum(t.state.name in ("WAITING", "RUNNING") for t in trials)
+        left = grid if left is None else min(left, grid)
+    return left
+
+
 def done_reason(plan: Plan, study: Any, points: list[dict[str, Any]] | None) -> str:
     """Why the study is complete ('' when it is not): its budget finished, or every grid point."""
     trials = study.get_trials(deepcopy=False)

@@ -22,6 +22,7 @@ from nasplay.manifest import ArmEntry, Manifest, kind_of
 from nasplay.resources import project_dir
 from nasplay.space.knobs.parse import format_value
 from nasplay.space.knobs.wiring import grouping
+from nasplay.space.load import genome_label
 from nasplay.sweep import conditional
 from nasplay.sweep.config import NasplayConfig
 from nasplay.sweep.space import draw_value, trial_key  # noqa: F401  (trial_key: where it was, for importers)
@@ -35,7 +36,7 @@ STAGES = ("tune", "final")
 FREE_KEYS = (
     "runs_dir", "study", "progress", "logger", "sweep.n_trials", "sweep.storage", "sweep.workers",
     "sweep.heartbeat_interval", "sweep.heartbeat_grace", "sweep.storage_retry",
-    "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "experiment.seeds",
+    "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "sweep.keep_weights", "experiment.seeds",
     "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "data.clutter_cache", "trainer.accelerator",
     "trainer.devices", "trainer.strategy", "trainer.num_nodes", "trainer.enable_progress_bar",
@@ -68,7 +69,9 @@ class Plan:
     resolved: dict[str, Any]  # the whole config as plain data, secrets masked
     classics: list[Arm] = field(default_factory=list)  # networks trained beside a search (experiment.classics)
     genomes: dict[str, Any] = field(default_factory=dict)  # arm name -> the genome it trains (data's input and classes)
+    baselines: dict[str, str] = field(default_factory=dict)  # several bases and a knob: arm -> its base's baseline arm
     overrides: list[str] = field(default_factory=list)  # the command line's overrides (recorded in study.json)
+    notes: list[str] = field(default_factory=list)  # what the data module says about the data (an image folder's)
 
     @property
     def name(self) -> str:
@@ -162,7 +165,7 @@ class Plan:
                         objectives=list(c.sweep.objectives), directions=c.sweep.directions_resolved, knob=c.experiment.knob,
                         keep=c.experiment.keep, overrides=list(self.overrides),
                         classes=next((g.classes for g in self.genomes.values() if g is not None), None),
-                        outcomes=dataclasses.asdict(c.experiment.outcomes))
+                        outcomes=dataclasses.asdict(c.experiment.outcomes), baselines=dict(self.baselines))
 
     def arm(self, name: str) -> Arm:
         for a in [*self.arms, *self.classics]:
@@ -202,19 +205,26 @@ def load_space(name: str) -> dict[str, Any]:
     return data
 
 
-def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Plan:
+def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None, check_files: bool = True) -> Plan:
     """Check ``cfg`` and every arm's genome (knobs applied, adapted to the data) before anything trains.
 
     ``data_shape`` is the data's ``(channels, size, classes)``; by default it comes from the data module.
+    ``check_files=False`` skips decoding every file of an image folder (a worker: the command checked them).
     """
+    from nasplay.space.plugins import load_plugins
+
+    load_plugins()  # the vocabulary the arms may use, before they are checked (a broken plugin: one line naming it)
     c = to_config(cfg)
     arms = experiment_arms(c)
+    notes: list[str] = []
     if data_shape is None:
         from nasplay.train.data import make_datamodule  # torch and Lightning load here, not with the plan (CLI start-up)
 
         dm = make_datamodule(c.data)
-        check_data(dm)
+        if check_files:
+            check_data(dm)
         data_shape = (dm.channels, dm.size, dm.num_classes)
+        notes = list(getattr(dm, "notes", []))
     exp = c.experiment
     if exp.keep_to is not None and exp.keep_to not in [a.name for a in arms]:
         raise ValueError(f"experiment.keep_to: {exp.keep_to!r} is not an arm; arms: {[a.name for a in arms]}")
@@ -225,12 +235,15 @@ def make_plan(cfg: Any, *, data_shape: tuple[int, int, int] | None = None) -> Pl
         genomes[arm.name] = resolve(arm.arch, arm.knobs, data_shape,
                                     where=f"experiment.classics.{arm.name.removeprefix('classic ')}")
     check_space(c, arms, data_shape)
+    plan.baselines = family_baselines(c, arms)
+    if plan.baselines:  # the study's one baseline (what a single-family reader shows): the first base's
+        exp.baseline = plan.baselines[arms[0].name]
     if exp.knob and exp.baseline is not None and f"{exp.knob}={format_value(exp.baseline)}" in [a.name for a in arms]:
         exp.baseline = f"{exp.knob}={format_value(exp.baseline)}"  # a value of the knob names its arm (baseline=tanh)
     if exp.baseline is not None and exp.baseline not in [a.name for a in arms]:
         raise ValueError(f"experiment.baseline: {exp.baseline!r} is not an arm; arms: {[a.name for a in arms]}")
     plan.resolved = mask(OmegaConf.to_container(OmegaConf.structured(c), resolve=True))
-    plan.classics, plan.genomes = classics, genomes
+    plan.classics, plan.genomes, plan.notes = classics, genomes, notes
     return plan
 
 
@@ -254,11 +267,15 @@ def missing_data_files(cfg: Any) -> tuple[Path, list[str]]:
 
 def check_data(dm: Any) -> None:
     """The data is there (or downloads) before a study is created: a missing dataset is a ``ValueError``
-    naming ``data.root`` and the files looked for, not a study whose trials all fail."""
+    naming ``data.root`` and the files looked for, an image that does not decode one naming every such file,
+    not a study whose trials all fail."""
     from nasplay.train.data import TORCHVISION  # imports torch: loaded when the data is checked, not with the plan
 
     cfg = dm.cfg
-    if cfg.name not in TORCHVISION:  # digits is embedded; an image folder is checked when its module is made
+    if cfg.name == "imagefolder":  # every file opens and decodes (a ValueError lists those that do not)
+        dm.check()
+        return
+    if cfg.name not in TORCHVISION:  # digits and clutter are embedded
         return
     folder, missing = missing_data_files(cfg)
     if not missing:
@@ -287,16 +304,45 @@ def experiment_arms(c: NasplayConfig) -> list[Arm]:
         for base in bases:
             for v in exp.values:
                 label = f"{exp.knob}={format_value(v)}"
-                arms.append(Arm(label if len(bases) == 1 else f"{base} {label}", base, {**arch.knobs, exp.knob: v}))
+                arms.append(Arm(label if len(bases) == 1 else f"{genome_label(base)} {label}", base, {**arch.knobs, exp.knob: v}))
     for name, spec in exp.arms.items():
         arms.append(Arm(str(name), spec.get("arch", bases[0]), {**arch.knobs, **(spec.get("knobs") or {})}))
     if not arms:
-        arms = [Arm(base, base, dict(arch.knobs)) for base in bases]
+        arms = [Arm(genome_label(base), base, dict(arch.knobs)) for base in bases]
     names = [a.name for a in arms]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"experiment: arm names must be unique, {dupes} repeat (rename the experiment.arms entries)")
     return arms
+
+
+def family_baselines(c: NasplayConfig, arms: list[Arm]) -> dict[str, str]:
+    """With several ``experiment.bases`` and a knob, each base's arms are compared with that base's own baseline arm
+    (the base with the baseline value of the knob): arm -> baseline arm, a family per base. Named arms on one of the
+    bases join its family. Empty for one base (every arm against ``experiment.baseline``)."""
+    exp = c.experiment
+    bases = list(exp.bases)
+    if not exp.knob or len(bases) < 2:
+        return {}
+    values = [format_value(v) for v in exp.values]
+    value = values[0] if exp.baseline is None else str(exp.baseline)
+    for base in bases:  # an arm's name given as the baseline: its value
+        value = value.removeprefix(f"{genome_label(base)} ")
+    value = value.removeprefix(f"{exp.knob}=")
+    if value not in values:
+        raise ValueError(f"experiment.baseline: {exp.baseline!r} is not a value of {exp.knob}; with several bases each base's "
+                         f"arm at the baseline value is that base's baseline; values: {values}")
+    out = {}
+    for base in bases:
+        label = genome_label(base)
+        for v in values:
+            out[f"{label} {exp.knob}={v}"] = f"{label} {exp.knob}={value}"
+    names = {a.name for a in arms}
+    for name, spec in exp.arms.items():
+        arch = (spec or {}).get("arch", bases[0])
+        if arch in bases and str(name) in names:
+            out[str(name)] = f"{genome_label(arch)} {exp.knob}={value}"
+    return out
 
 
 def classic_arms(c: NasplayConfig) -> list[Arm]:

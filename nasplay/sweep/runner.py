@@ -16,7 +16,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from nasplay import environment
-from nasplay.sweep.loop import FINISHED, LoopResult, done_reason, grid_points, open_study, planned_total, run_loop, save_results
+from nasplay.sweep.loop import (
+    FINISHED,
+    LoopResult,
+    done_reason,
+    grid_points,
+    open_study,
+    planned_total,
+    run_loop,
+    save_results,
+    trials_left,
+)
 from nasplay.sweep.plan import Plan, make_plan
 from nasplay.sweep.results import format_summary, summary_rows
 from nasplay.sweep.storage import storage_url
@@ -73,6 +83,8 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     console.print(f"study {plan.name!r} ({'resumed, ' + str(finished) + ' finished' if started else 'new'}) in "
                   f"{plan.study_dir}  storage {storage_url(c.sweep.storage, plan.study_dir)}", highlight=False, markup=False)
     console.print(_what(plan, total), highlight=False, markup=False)
+    for note in plan.notes:  # what happens to the data (an image folder: its size, conversions, where it lives)
+        console.print(note, highlight=False, markup=False)
     if moved:
         console.print(moved, highlight=False, markup=False)
     if len(c.sweep.objectives) > 1 and c.sweep.pruner.kind != "none":
@@ -80,6 +92,9 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     from nasplay.sweep.workers import resolve_workers, run_workers
 
     n_workers, devices = resolve_workers(c)
+    left = trials_left(plan, study, points) if n_workers > 1 else None
+    if left is not None and left < n_workers:  # a worker with nothing to claim costs its start-up (seconds) and no more
+        n_workers, devices = max(1, left), devices[:max(1, left)]
     done = done_reason(plan, study, points) if n_workers > 1 else None
     problems: list[str] = []
     if done:  # nothing to claim: no worker processes to start

@@ -11,6 +11,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import logging
 import math
 import shutil
 import signal
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from nasplay.complexity import complexity
 from nasplay.space.knobs.parse import format_value
+from nasplay.sweep import weights
 from nasplay.sweep.conditional import check_refused, suggest_conditional
 from nasplay.sweep.faults import as_disk_full
 from nasplay.sweep.plan import STAGES, Plan
@@ -223,9 +225,10 @@ class TrialRunner:
             if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
                 trial.set_user_attr("resumed_from_epoch", _ckpt_epoch(ckpt / "last.ckpt"))
             fitting, distributed = True, trainer_cfg.distributed
+            trained: list[Any] = []
             with self._interruptible(), _sigint_kept():
                 metrics = fit(genome, dm, trainer_cfg, optim_cfg, seed=spec.seed, callbacks=callbacks, logger=loggers,
-                              ckpt_dir=ckpt, resume=True)
+                              ckpt_dir=ckpt, resume=True, on_fitted=trained.append)
             if pruning is not None and trainer_cfg.distributed:
                 pruning.check_pruned()
             values = [float(metrics[o]) for o in c.sweep.objectives]
@@ -235,6 +238,7 @@ class TrialRunner:
                 values = None
             else:
                 state = "COMPLETE"
+                self._keep_weights(trial, spec, trained, genome, dm, values, metrics)
         except optuna.TrialPruned as e:
             state, reason = "PRUNED", ""
             trial.set_user_attr("pruned_epoch", _pruned_epoch(str(e)))
@@ -273,6 +277,29 @@ class TrialRunner:
             shutil.rmtree(study_dir / "ckpt" / spec.key, ignore_errors=True)
         return Outcome(state, values, metrics, reason, interrupted, seconds, curves, disk_full=disk_full)
 
+
+    def _keep_weights(self, trial: optuna.Trial, spec: TrialSpec, trained: list[Any], genome: Any, dm: Any,
+                      values: list[float], metrics: dict[str, float]) -> None:
+        """The trained network into ``<study dir>/weights/`` as ``sweep.keep_weights`` says (:mod:`nasplay.sweep.weights`).
+        A failure to write is said in the trial's ``weights_error`` attribute and the log; the trial's numbers stand."""
+        from nasplay.manifest import kind_of
+
+        c = self.plan.cfg
+        keep = weights.resolve_keep(c.sweep.keep_weights, kind_of(c.experiment.name, c.experiment.kind))
+        if keep == "none" or not trained:
+            return
+        meta = {"study": self.plan.name, "experiment": c.experiment.name, "arm": spec.arm, "arch": spec.arch,
+                "knobs": spec.knobs, "seed": spec.seed, **({"stage": spec.stage} if spec.stage else {}),
+                "objectives": list(c.sweep.objectives), "directions": c.sweep.directions_resolved, "values": values,
+                "metrics": {k: metrics[k] for k in ("val/acc", "val/loss", "test/acc", "test/loss", "params", "flops")
+                            if isinstance(metrics.get(k), float) and math.isfinite(metrics[k])},
+                "genome_hash": genome.hash, "num_classes": dm.num_classes, "data": c.data.name, "input": dm.input_spec()}
+        try:
+            if weights.keep(self.plan.study_dir, keep, trial.number, trained[0], genome, meta, c.sweep.directions_resolved):
+                trial.set_user_attr("weights", str(weights.trial_dir(self.plan.study_dir, trial.number)))
+        except Exception as e:  # noqa: BLE001 - a full disk: the trial trained and is told; its weights are not kept
+            trial.set_user_attr("weights_error", _failure(e))
+            logging.getLogger(__name__).warning("trial %d: weights not kept (%s)", trial.number, _failure(e))
 
     def _interruptible(self) -> contextlib.AbstractContextManager:
         return self.interrupts.armed() if self.interrupts is not None else contextlib.nullcontext()

@@ -76,7 +76,11 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
     q = ctx.Queue()
     data = _plain(cfg)
     data.setdefault("sweep", {})["workers"] = 1
-    procs = [ctx.Process(target=worker_main, args=(data, i, threads, devices[i], q, callbacks, os.getpid()),
+    # The names plugins (or the caller's own modules) registered here: each worker loads the same or stops saying which.
+    from nasplay.space.registry import extensions
+
+    ext = extensions()
+    procs = [ctx.Process(target=worker_main, args=(data, i, threads, devices[i], q, callbacks, ext, os.getpid()),
                          name=f"nasplay-worker-{i}") for i in range(n)]
     pinned = ", ".join(f"w{i}: GPU {d}" for i, d in enumerate(devices) if d is not None)
     console.print(f"{n} workers ({pinned or f'{threads} CPU thread(s) each'})", markup=False, highlight=False)
@@ -174,11 +178,14 @@ class _QueueFile:
 
 
 def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any, callbacks: tuple = (),
-                coordinator: int | None = None) -> None:
-    """A worker process: pin it, then run the study loop until the study needs nothing more.
+                extensions: dict | None = None, coordinator: int | None = None) -> None:
+    """A worker process: pin it, load the vocabulary its coordinator has (``extensions``: the plugins' names and the
+    modules that registered them), then run the study loop until the study needs nothing more.
 
     An error ends it with one line to the coordinator (:func:`nasplay.sweep.faults.one_line`) and the traceback
-    in the study's log. ``coordinator`` is the pid of the process that started it (see :mod:`nasplay.sweep.orphans`).
+    in the study's log. ``coordinator`` is the pid of the process that started it: when that process is gone (killed
+    with SIGKILL), the worker is an orphan: it finishes and records the trial it is training, claims no new one, and
+    exits (the same command, run again, finishes the study).
     """
     import sys
 
@@ -201,13 +208,18 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     study_dir = study_dir_of(cfg)
     _log_to_study(study_dir, q, worker)
     try:
-        plan = make_plan(cfg)
+        from nasplay.space.registry import import_extensions
+
+        import_extensions(extensions or {})
+        plan = make_plan(cfg, check_files=False)  # the command checked the data before it started the workers
         orphaned = _Orphan(coordinator, q) if coordinator is not None else None
         r = run_loop(plan, open_study(plan), console, callbacks, worker=worker, orphaned=orphaned)
         q.put(("done", worker, dataclasses.astuple(r)))
     except KeyboardInterrupt:
         q.put(("line", worker, f"[w{worker}] interrupted"))
         sys.exit(130)
+    except SystemExit:
+        raise
     except BaseException as e:  # noqa: BLE001 - whatever ends a worker is reported, in one line, not a traceback
         import traceback
 

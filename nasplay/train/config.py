@@ -25,12 +25,14 @@ PRECISIONS = ("32-true", "32", "bf16-mixed", "16-mixed", "bf16-true", "64-true")
 class DataConfig:
     """Which images, how big, how many, and how they are split.
 
-    ``size=None`` keeps the dataset's own size (digits: 16, bilinearly upsampled from 8 x 8);
-    ``channels=None`` keeps its own channels (1 -> 3 repeats the grey map, 3 -> 1 takes the luminance).
+    ``size=None`` keeps the dataset's own size (digits: 16, bilinearly upsampled from 8 x 8; an image folder: its
+    images' own when they share one); ``channels=None`` keeps its own channels (1 -> 3 repeats the grey map, 3 -> 1
+    takes the luminance; an image folder: 1 when every image is greyscale, else 3).
     ``val_fraction`` of the training set is held out for validation; ``test_fraction`` applies only
     where the dataset has no test split of its own (digits; an image folder without ``test/``).
     ``limit`` caps the training examples (smoke runs). ``seed`` fixes the split, not the training.
-    ``in_memory=None`` keeps every dataset except ``imagefolder`` as tensors on the training device.
+    ``in_memory=None`` keeps every dataset as tensors on the training device, an image folder when its tensors fit
+    in 1 GiB (a larger one streams through a ``DataLoader`` with ``num_workers`` worker processes).
 
     ``clutter_*`` configure the generated ``clutter`` data (:mod:`nasplay.train.clutter`; ``size`` is
     its canvas, default 32): fragments per image, the digit's side as a fraction of the canvas, pixel
@@ -92,7 +94,8 @@ class DataConfig:
         if self.name == "clutter" and self.size is not None and self.size < 8:
             raise ValueError(f"data.size must be >= 8 for clutter (the canvas), got {self.size}")
         if self.name == "imagefolder" and not self.path:
-            raise ValueError("data.path must name the class-folder tree when data.name is 'imagefolder'")
+            raise ValueError("data.path must name the class-folder tree when data.name is 'imagefolder' "
+                             "(data.path=DIR; data.root is where downloaded datasets go)")
         return self
 
 

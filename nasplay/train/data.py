@@ -3,8 +3,8 @@
 Every dataset that fits in memory becomes float tensors (converted channels, resized, normalised with
 the training split's per-channel mean and std), split train / val / test deterministically and
 stratified by ``data.seed``, and is batched by :class:`~nasplay.train.loader.InMemoryLoader` on the
-training device. Class-folder trees stream through a ``DataLoader`` with workers unless
-``data.in_memory`` asks for tensors.
+training device, with no loader workers. Class-folder trees (:mod:`nasplay.train.folder`) are too when they fit
+(``data.in_memory``); larger ones stream through a ``DataLoader`` with workers.
 
 The default, ``digits``, is scikit-learn's copy of the UCI handwritten digits (1797 8 x 8 grey
 images of 10 classes, read from the installed package: no network), bilinearly upsampled to 16 x 16
@@ -41,9 +41,8 @@ NATIVE = {
     "fashion_mnist": (1, 28, 10),
     "cifar10": (3, 32, 10),
     "cifar100": (3, 32, 100),
-    "imagefolder": (3, 224, None),
+    "imagefolder": (3, None, None),  # the images' own (nasplay.train.folder)
 }
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -105,6 +104,16 @@ class NasplayDataModule(pl.LightningDataModule):
     def _count(self, split: str) -> int:
         raise NotImplementedError
 
+    def input_spec(self) -> dict[str, Any]:
+        """What a network trained on this data takes: ``channels`` x ``size`` x ``size`` images, pixels scaled to
+        [0, 1], then ``(x - mean) / std`` per channel (``mean`` null: not normalised); ``class_names`` where known."""
+        mean, std = self._normalization()
+        return {"channels": self.channels, "size": self.size, "mean": mean, "std": std,
+                "class_names": list(getattr(self, "classes", None) or []) or None}
+
+    def _normalization(self) -> tuple[list[float] | None, list[float] | None]:
+        return None, None
+
     def transfer_batch_to_device(self, batch: Any, device: torch.device, dataloader_idx: int) -> Any:
         # in-memory batches are already on the device: skip Lightning's generic walk over the batch
         if isinstance(batch, (tuple, list)) and all(isinstance(t, torch.Tensor) and t.device == device for t in batch):
@@ -126,6 +135,7 @@ class TensorDataModule(NasplayDataModule):
     def __init__(self, cfg: DataConfig, num_classes: int | None = None, splits: dict[str, Split] | None = None):
         super().__init__(cfg, num_classes or NATIVE[cfg.name][2])
         self._splits = splits
+        self._stats: tuple[list[float], list[float]] | None = None  # the training split's mean and std, once read
         self._device_cache: dict[tuple[str, str], Split] = {}
 
     # --- reading ----------------------------------------------------------------------------------
@@ -175,6 +185,7 @@ class TensorDataModule(NasplayDataModule):
         if cfg.normalize:
             mean, std = channel_stats(tensors["train"])
             tensors = {k: (v - mean) / std for k, v in tensors.items()}
+            self._stats = (mean.flatten().tolist(), std.flatten().tolist())
         return {k: Split(tensors[k].contiguous(), torch.from_numpy(np.asarray(parts[k][1], dtype=np.int64))) for k in parts}
 
     def _shape(self, x: torch.Tensor) -> torch.Tensor:
@@ -184,6 +195,12 @@ class TensorDataModule(NasplayDataModule):
 
     def _count(self, split: str) -> int:
         return len(self.splits()[split].y)
+
+    def _normalization(self) -> tuple[list[float] | None, list[float] | None]:
+        if not self.cfg.normalize:
+            return None, None
+        self.splits()
+        return self._stats or (None, None)
 
     # --- batching ---------------------------------------------------------------------------------
     def _device(self) -> torch.device:
@@ -239,107 +256,102 @@ class ClutterDataModule(TensorDataModule):
         return parts
 
 
-class ImageFolderDataModule(NasplayDataModule):
-    """An ImageNet-style tree: ``path/<class>/<image>``, or ``path/{train,val,test}/<class>/<image>``.
+class ImageFolderDataModule(TensorDataModule):
+    """An ImageNet-style tree: ``path/<class>/<image>``, or ``path/{train,val,test}/<class>/<image>``
+    (:mod:`nasplay.train.folder` reads it).
 
     ``train/`` (or ``path`` itself) is the training tree. The test split is ``test/``, else ``val/``,
     else ``data.test_fraction`` of the training tree; validation is ``val/`` when ``test/`` exists too,
-    else ``data.val_fraction`` of the training tree. Images are resized (shorter side) and centre-cropped
-    to ``data.size`` and normalised with ImageNet's statistics (in memory: the training split's).
+    else ``data.val_fraction`` of the training tree. ``data.size`` null keeps the images' own size (when they
+    share one); images of another size are resized (shorter side) and centre-cropped. A folder whose tensors fit
+    in :data:`~nasplay.train.folder.IN_MEMORY_LIMIT` (or ``data.in_memory=true``) is decoded once and held in
+    memory like the other datasets, normalised with its training split's statistics, with no loader workers;
+    a larger one streams from disk through a ``DataLoader`` with ``data.num_workers`` workers, normalised with
+    ImageNet's statistics. ``notes`` say what happens to the images (size, conversions, where they live).
     """
 
     def __init__(self, cfg: DataConfig):
-        root = Path(cfg.path).expanduser()  # type: ignore[arg-type]
-        if not root.is_dir():
-            raise ValueError(f"data.path: {str(root)!r} is not a directory")
-        self.dirs = _folder_layout(root)
-        self.classes = _classes(self.dirs["train"])
-        for split, d in self.dirs.items():
-            if split != "train" and d is not None and _classes(d) != self.classes:
-                raise ValueError(f"data.path: the classes of {d} differ from those of {self.dirs['train']}")
-        super().__init__(cfg, len(self.classes))
-        self._tensors: TensorDataModule | None = None
-        self._subsets: dict[str, Any] | None = None
+        from nasplay.train import folder
 
-    def _datasets(self) -> dict[str, Any]:
-        """torchvision ``ImageFolder`` subsets for the three splits (file lists only, no pixels)."""
-        if self._subsets is None:
-            from torch.utils.data import Subset
-            from torchvision.datasets import ImageFolder
+        tree = folder.scan(cfg.path)  # type: ignore[arg-type]
+        found = folder.survey(tree)
+        channels, size, notes = folder.shape(tree, found, cfg.size, cfg.channels)
+        super().__init__(cfg, len(tree.classes))
+        self.tree, self.classes = tree, tree.classes
+        self.channels, self.size = channels, size
+        n = len(tree.all_files)
+        nbytes = n * channels * size * size * 4
+        self.in_memory = cfg.in_memory if cfg.in_memory is not None else nbytes <= folder.IN_MEMORY_LIMIT
+        where = (f"decoded once and held in memory ({nbytes / 2**20:.1f} MiB as float tensors)" if self.in_memory else
+                 f"streamed from disk, {cfg.num_workers} loader worker process(es) (data.num_workers)")
+        skipped = f", {tree.ignored} other file(s) ignored" if tree.ignored else ""
+        self.notes = [f"data: {tree.root}: {n} images of {len(tree.classes)} classes at {channels}x{size}x{size}{skipped}; "
+                      f"{where}", *notes]
+        self._index: dict[str, np.ndarray] | None = None
 
-            tf = self._transform()
-            train = ImageFolder(str(self.dirs["train"]), transform=tf)
-            y = np.asarray(train.targets)
-            cfg, out = self.cfg, {}
-            if self.dirs["test"] is None:
+    def check(self) -> None:
+        """Decode every file (kept when the data is held in memory); a ``ValueError`` names every one that fails."""
+        from nasplay.train import folder
+
+        folder.read_images(self.tree, self.channels, self.size, keep=self.in_memory)
+
+    def _split_index(self) -> dict[str, np.ndarray]:
+        """Each split's rows of :attr:`Tree.all_files <nasplay.train.folder.Tree.all_files>` (``data.limit`` applied)."""
+        if self._index is None:
+            files, cfg = self.tree.files, self.cfg
+            y = np.asarray([label for _, label in files["train"]], dtype=np.int64)
+            n_train = len(y)
+            out: dict[str, np.ndarray] = {}
+            if self.tree.dirs["test"] is None:
                 test_idx, rest = stratified_split(y, (cfg.test_fraction,), cfg.seed)
-                out["test"] = Subset(train, test_idx.tolist())
+                out["test"] = test_idx
             else:
-                rest = np.arange(len(y))
-                out["test"] = ImageFolder(str(self.dirs["test"]), transform=tf)
-            if self.dirs["val"] is None:
+                rest = np.arange(n_train)
+                out["test"] = n_train + len(files.get("val", [])) + np.arange(len(files["test"]))
+            if self.tree.dirs["val"] is None:
                 val_i, train_i = stratified_split(y[rest], (cfg.val_fraction,), cfg.seed + 1)
-                out["val"], train_idx = Subset(train, rest[val_i].tolist()), rest[train_i]
+                out["val"], train_idx = rest[val_i], rest[train_i]
             else:
-                out["val"], train_idx = ImageFolder(str(self.dirs["val"]), transform=tf), rest
-            if cfg.limit is not None:
-                train_idx = train_idx[: cfg.limit]
-            out["train"] = Subset(train, train_idx.tolist())
-            self._subsets = out
-        return self._subsets
+                out["val"], train_idx = n_train + np.arange(len(files["val"])), rest
+            out["train"] = train_idx[: cfg.limit] if cfg.limit is not None else train_idx
+            self._index = out
+        return self._index
 
-    def _transform(self):
-        from torchvision import transforms as T
+    def _parts(self) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+        from nasplay.train import folder
 
-        tf = [T.Resize(self.size), T.CenterCrop(self.size), T.Grayscale(1) if self.channels == 1 else T.Lambda(_rgb), T.ToTensor()]
-        if self.cfg.normalize:
-            mean, std = (IMAGENET_MEAN, IMAGENET_STD) if self.channels == 3 else ((0.449,), (0.226,))
-            tf.append(T.Normalize(mean, std))
-        return T.Compose(tf)
-
-    def _in_memory(self) -> TensorDataModule:
-        """The same splits read once into tensors (``data.in_memory=true``), normalised by the train split."""
-        if self._tensors is None:
-            raw = {k: _stack(v, self.channels, self.size) for k, v in self._datasets().items()}
-            if self.cfg.normalize:  # the transform normalised with ImageNet's stats; use the data's own
-                mean, std = channel_stats(raw["train"][0])
-                raw = {k: ((x - mean) / std, y) for k, (x, y) in raw.items()}
-            splits = {k: Split(x.contiguous(), y) for k, (x, y) in raw.items()}
-            self._tensors = TensorDataModule(self.cfg, self.num_classes, splits)
-        self._tensors.trainer = self.trainer
-        self._tensors.seed, self._tensors.channels_last = self.seed, self.channels_last
-        return self._tensors
+        x = folder.read_images(self.tree, self.channels, self.size, keep=True)
+        y = np.asarray([label for _, label in self.tree.all_files], dtype=np.int64)
+        return {k: (x[i], y[i]) for k, i in self._split_index().items()}  # type: ignore[index]
 
     def setup(self, stage: str | None = None) -> None:
-        if self.cfg.in_memory:
-            self._in_memory()
-        else:
-            self._datasets()
+        if self.in_memory:
+            self.splits()
 
     def _count(self, split: str) -> int:
-        return len(self._datasets()[split])
+        return len(self._split_index()[split])
 
-    def _dataloader(self, split: str, shuffle: bool):
-        if self.cfg.in_memory:
-            return self._in_memory()._loader(split, shuffle)
+    def _normalization(self) -> tuple[list[float] | None, list[float] | None]:
+        if self.in_memory or not self.cfg.normalize:
+            return super()._normalization()
+        return (list(IMAGENET_MEAN), list(IMAGENET_STD)) if self.channels == 3 else ([0.449], [0.226])
+
+    def _loader(self, split: str, shuffle: bool):
+        if self.in_memory:
+            return super()._loader(split, shuffle)
         from torch.utils.data import DataLoader
 
+        from nasplay.train.folder import FolderDataset
+
+        files = self.tree.all_files
+        mean, std = self._normalization()
+        ds = FolderDataset([files[i] for i in self._split_index()[split]], self.channels, self.size, mean, std)
         g = torch.Generator().manual_seed(self.seed)
         t = self.trainer
         pin = t is not None and t.strategy.root_device.type == "cuda"
         w = self.cfg.num_workers
-        return DataLoader(self._datasets()[split], batch_size=self.batch_size if shuffle else self.eval_batch_size,
-                          shuffle=shuffle, generator=g, num_workers=w, persistent_workers=w > 0, pin_memory=pin,
-                          drop_last=False)
-
-    def train_dataloader(self):
-        return self._dataloader("train", True)
-
-    def val_dataloader(self):
-        return self._dataloader("val", False)
-
-    def test_dataloader(self):
-        return self._dataloader("test", False)
+        return DataLoader(ds, batch_size=self.batch_size if shuffle else self.eval_batch_size, shuffle=shuffle,
+                          generator=g, num_workers=w, persistent_workers=w > 0, pin_memory=pin, drop_last=False)
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -416,33 +428,3 @@ def _trusting_cifar(cls: type) -> type:
         "test_list": [[f, None] for f, _ in cls.test_list],
         "meta": {**cls.meta, "md5": None},
     })
-
-
-def _folder_layout(root: Path) -> dict[str, Path | None]:
-    sub = {name: root / name for name in ("train", "val", "test") if (root / name).is_dir()}
-    if "train" not in sub:
-        return {"train": root, "val": None, "test": None}
-    test = sub.get("test") or sub.get("val")
-    val = sub.get("val") if "test" in sub else None
-    return {"train": sub["train"], "val": val, "test": test}
-
-
-def _classes(d: Path) -> list[str]:
-    classes = sorted(e.name for e in os.scandir(d) if e.is_dir())
-    if not classes:
-        raise ValueError(f"data.path: {str(d)!r} holds no class folders (expected <class>/<image> files)")
-    for c in classes:
-        if not any(f.lower().endswith(IMAGE_EXTENSIONS) for f in os.listdir(d / c)):
-            raise ValueError(f"data.path: class folder {str(d / c)!r} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
-    return classes
-
-
-def _rgb(img):
-    return img.convert("RGB")
-
-
-def _stack(ds, channels: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    if not len(ds):
-        return torch.zeros(0, channels, size, size), torch.zeros(0, dtype=torch.int64)
-    xs, ys = zip(*(ds[i] for i in range(len(ds))))
-    return torch.stack(xs), torch.tensor(ys, dtype=torch.int64)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -71,12 +71,13 @@ def _trainer(cfg: TrainerConfig, callbacks: Sequence[pl.Callback], logger: Any, 
 
 def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig | Any, optim_cfg: OptimConfig | Any, *,
         seed: int, callbacks: Sequence[pl.Callback] = (), logger: Any = None, ckpt_dir: str | Path | None = None,
-        resume: bool = True) -> dict[str, float]:
+        resume: bool = True, on_fitted: Callable[[torch.nn.Module], None] | None = None) -> dict[str, float]:
     """Train ``genome`` on ``dm`` and return its metrics (see ``METRIC_KEYS``).
 
     Everything is seeded by ``seed`` (initialisation, batch order, dropout), so the same call gives the
     same numbers. With ``ckpt_dir`` the trial keeps ``last.ckpt`` there after every epoch and, with
-    ``resume``, continues from it. Raises ``TrialDiverged`` when the loss becomes NaN/inf.
+    ``resume``, continues from it. ``on_fitted`` receives the trained network (``sweep.keep_weights``).
+    Raises ``TrialDiverged`` when the loss becomes NaN/inf.
     """
     start = time.perf_counter()
     tcfg = as_config(TrainerConfig, trainer_cfg)
@@ -120,6 +121,8 @@ def fit(genome: Genome | str, dm: NasplayDataModule, trainer_cfg: TrainerConfig 
                 trainer.test(module, datamodule=dm, verbose=False)
     finally:  # Lightning sets the flag process-wide; later work in this process should not inherit it
         torch.use_deterministic_algorithms(deterministic[0], warn_only=deterministic[1])
+    if on_fitted is not None:  # ddp_spawn: Lightning has loaded rank 0's trained weights back into this process's module
+        on_fitted(module.net)
 
     steps, epochs = trainer.global_step, trainer.current_epoch
     if steps == 0 and ckpt_dir is not None and (ckpt_dir / LAST).exists():  # ddp_spawn: progress stays in the ranks

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from nasplay.space import registry
 from nasplay.space.genome import ACTIVATIONS, POOL_KINDS, Genome
 from nasplay.space.knobs import branches, heads, hold, inputs, modern, ops, parse, roadmap, widths, wiring
 from nasplay.space.knobs.hold import Measure
@@ -45,7 +46,7 @@ class KnobSpec:
 
 
 class KnobTable(Mapping[str, KnobSpec]):
-    """Every knob by name, in the order they apply; ``print()`` it for a readable list."""
+    """Every knob by name (the built-in ones, then the plugins'); ``print()`` it for a readable list."""
 
     def __init__(self, specs: dict[str, KnobSpec]):
         self._specs = specs
@@ -66,7 +67,15 @@ class KnobTable(Mapping[str, KnobSpec]):
         return f"KnobTable({', '.join(self._specs)})"
 
 
-_ACTS = tuple(a for a in ACTIVATIONS if a != "none")
+def _acts() -> tuple[str, ...]:
+    """The values of the activation knob: every registered activation but none (plugins' included)."""
+    return tuple(a for a in ACTIVATIONS if a != "none")
+
+
+def _acts_text() -> str:
+    return " | ".join(_acts())
+
+
 _ON_OFF = parse.on_off()
 
 
@@ -82,8 +91,8 @@ def _rate(knob: str, value: Any) -> float:
         raise KnobError(f"{knob}={show(value)!r} is not allowed; allowed: a number in [0, 1)")
     return v
 
-# name: (values, help, example, parser, goes_with)
-_TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
+# The built-in knobs, registered in nasplay.space.registry.KNOBS below. name: (values, help, example, parser, goes_with)
+_TABLE: dict[str, tuple[str | Callable[[], str], str, str, parse.Parser, str]] = {
     "depth": ("a multiplier > 0, or one block count per stage (3,4,6,3)",
               "Blocks per stage; the stage's repeating block takes the difference (vgg16 + depth=2,2,4,4,4 is vgg19).",
               "depth=3,4,23,3", parse.depth, ""),
@@ -137,12 +146,12 @@ _TABLE: dict[str, tuple[str, str, str, parse.Parser, str]] = {
                   "probability growing linearly from 0 to this at the last block (0: off).", "drop_path=0.1", _rate, ""),
     "layer_scale": ("a number > 0, or off", "A learned per-channel scale on every residual, initialised to this "
                     "(ConvNeXt: 1e-6).", "layer_scale=1e-6", _layer_scale, ""),
-    "activation": (" | ".join(_ACTS), "Every activation of the network.", "activation=tanh",
-                   parse.choice(*_ACTS, aliases={"swish": "silu", "leakyrelu": "leaky_relu"}), ""),
-    "norm": (" | ".join(ops.NORMS), "batch: BatchNorm after every conv; none: no normalisation (convs get a bias); lrn: "
+    "activation": (_acts_text, "Every activation of the network.", "activation=tanh",
+                   parse.live_choice(_acts, aliases={"swish": "silu", "leakyrelu": "leaky_relu"}), ""),
+    "norm": (lambda: " | ".join(ops.NORMS), "batch: BatchNorm after every conv; none: no normalisation (convs get a bias); lrn: "
              "local response normalisation after the first two k x k convs, as in AlexNet; layer: LayerNorm where "
-             "BatchNorm was (ConvNeXt).", "norm=batch",
-             parse.choice(*ops.NORMS, aliases={"bn": "batch", "batchnorm": "batch", "off": "none", "ln": "layer",
+             "BatchNorm was (ConvNeXt); a plugin's norm goes where layer would.", "norm=batch",
+             parse.live_choice(lambda: tuple(ops.NORMS), aliases={"bn": "batch", "batchnorm": "batch", "off": "none", "ln": "layer",
                                                "layernorm": "layer"}), ""),
     "pool_kind": (" | ".join(POOL_KINDS), "Max or average downsampling pools (LeNet's trainable subsampling becomes "
                   "a pool).", "pool_kind=avg", parse.choice(*POOL_KINDS, aliases={"average": "avg"}), ""),
@@ -184,7 +193,7 @@ _STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]]
     (("block_norms",), lambda g, v: roadmap.block_norms(g, v["block_norms"])),
     (("drop_path",), lambda g, v: modern.drop_path(g, v["drop_path"])),
     (("layer_scale",), lambda g, v: modern.layer_scale(g, None if v["layer_scale"] == "off" else v["layer_scale"])),
-    (("activation",), lambda g, v: ops.activation(g, v["activation"], _TABLE["activation"][0])),
+    (("activation",), lambda g, v: ops.activation(g, v["activation"], _acts_text())),
     (("norm",), lambda g, v: ops.norm(g, v["norm"])),
     (("pool_kind",), lambda g, v: ops.pool_kind(g, v["pool_kind"])),
     (("aux",), lambda g, v: heads.aux(g, v["aux"])),
@@ -194,14 +203,34 @@ _STEPS: tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]]
     (("pool",), lambda g, v: ops.pool(g, v["pool"])),
 )
 
-_SPECS = KnobTable({name: KnobSpec(name, t[0], t[1], t[2], t[4]) for name, t in _TABLE.items()})
-_ORDER = [n for names, _ in _STEPS for n in names]
-assert sorted(_ORDER) == sorted(_TABLE), "every knob has one step"
+for _name, _t in _TABLE.items():
+    if registry.KNOBS.peek(_name) is None:
+        registry.KNOBS.add(registry.Knob(_name, _t[0], _t[1], _t[2], _t[3], None, _t[4], builtin=True, module=__name__))
+assert sorted(n for names, _ in _STEPS for n in names) == sorted(_TABLE), "every knob has one step"
+_INPUT = next(i for i, (names, _) in enumerate(_STEPS) if names == ("input",))
+
+
+def _steps() -> tuple[tuple[tuple[str, ...], Callable[[Genome, dict[str, Any]], Genome]], ...]:
+    """Every knob's transform in the order they apply: the built-in ones, the plugins' (in the order they registered)
+    before the input is fitted, then the input and the pools' geometry."""
+    plugins = tuple(((e.name,), _plugin_step(e)) for e in registry.KNOBS.entries() if not e.builtin)
+    return _STEPS[:_INPUT] + plugins + _STEPS[_INPUT:]
+
+
+def _plugin_step(e: registry.Knob) -> Callable[[Genome, dict[str, Any]], Genome]:
+    def step(g: Genome, v: dict[str, Any]) -> Genome:
+        out = e.apply(g, v[e.name])  # type: ignore[misc]
+        if not isinstance(out, Genome):
+            raise KnobError(f"{e.name}: the plugin's transform ({e.module or 'unknown module'}) returned "
+                            f"{type(out).__name__}, not a Genome")
+        return out
+
+    return step
 
 
 def knobs() -> KnobTable:
     """Every knob by name with its allowed values, help and an example (``print(nasplay.knobs())``)."""
-    return _SPECS
+    return KnobTable({e.name: KnobSpec(e.name, e.allowed(), e.help, e.example, e.goes_with) for e in registry.KNOBS.entries()})
 
 
 def _parse_keep(keep: Any, tol: Any) -> tuple[str | None, float]:
@@ -238,13 +267,14 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, m
     if not isinstance(genome, Genome):
         raise ValueError(f"genome: expected a Genome or a zoo name, got {type(genome).__name__}")
     walk(genome)
-    unknown = [k for k in knobs if k not in _TABLE]
+    names = registry.KNOBS.names()
+    unknown = [k for k in knobs if k not in names]
     if unknown:
         k = unknown[0]
-        close = difflib.get_close_matches(k, list(_TABLE) + ["keep", "tol"], n=3, cutoff=0.5)
+        close = difflib.get_close_matches(k, [*names, "keep", "tol"], n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(close)}? " if close else ""
-        raise KnobError(f"unknown knob {k!r}; {hint}knobs: {', '.join(_TABLE)} (and keep, tol)")
-    values = {k: _TABLE[k][3](k, v) for k, v in knobs.items() if v is not None}
+        raise KnobError(f"unknown knob {k!r}; {hint}knobs: {', '.join(names)} (and keep, tol)")
+    values = {k: registry.KNOBS.get(k).parse(k, v) for k, v in knobs.items() if v is not None}
     if "layer_scale" in values and values["layer_scale"] is None:
         values["layer_scale"] = "off"  # parsed: None means off, kept apart from a knob not given
     keep_, tol_ = _parse_keep(keep, tol)
@@ -254,7 +284,8 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, m
     if keep_ and "width" in values:
         raise KnobError(f"keep={keep_!r} re-solves the width multiplier itself; drop width={show(values['width'])!r} or keep")
     out = genome
-    for names, step in _STEPS:
+    steps = _steps()
+    for names, step in steps:
         given = {n: values[n] for n in names if n in values}
         if not given:
             continue
@@ -273,6 +304,6 @@ def apply(genome: Genome | str, *, keep: str | None = None, tol: float = 0.02, m
         walk(out)
     if not values and not keep_:
         return genome
-    shown = {n: _show_input(values[n], genome) if n == "input" else _text(values[n]) for n in _ORDER if n in values}
+    shown = {n: _show_input(values[n], genome) if n == "input" else _text(values[n]) for names, _ in steps for n in names if n in values}
     name = genome.name + "".join(f"+{k}={v}" for k, v in shown.items()) + (f"+keep={keep_}" if keep_ else "")
     return out.replace(name=name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from nasplay.space import registry
 from nasplay.space.knobs import apply
 from nasplay.space.zoo import get_genome
 
@@ -19,11 +20,21 @@ TRY = {
 }
 
 
+def tries() -> dict[str, tuple[str, ...]]:
+    """:data:`TRY`, and for a plugin's knob each of its values (a choice) or its example's value."""
+    out = dict(TRY)
+    for e in registry.KNOBS.entries():
+        if e.name not in out:
+            values = e.allowed().split(" | ")
+            out[e.name] = tuple(values) if len(values) > 1 else (e.example.partition("=")[2] or e.example,)
+    return out
+
+
 def effects(name: str) -> list[dict]:
-    """For each knob value in :data:`TRY`: ``same`` (no change), ``changed`` (with the new params) or ``refused``."""
+    """For each knob value in :func:`tries`: ``same`` (no change), ``changed`` (with the new params) or ``refused``."""
     base = get_genome(name)
     rows = []
-    for knob, values in TRY.items():
+    for knob, values in tries().items():
         for v in values:
             try:
                 g = apply(base, **{knob: v})

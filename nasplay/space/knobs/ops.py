@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from nasplay.space import registry
 from nasplay.space.genome import POOL_KINDS, Act, Conv, Genome, Linear, Norm, Op, Pool, Subsample, pair
 from nasplay.space.knobs.tree import Site, downsampling_pool, iter_ops, map_blocks, map_ops, op_shapes, refuse, uses_bn
 from nasplay.space.shapes import pool_out
 
 FACTORIZE = ("none", "stacked", "asymmetric")
-NORMS = ("none", "batch", "lrn", "layer")
+# none, batch, lrn, layer and the norms plugins register for convs (a live view of the registry)
+NORMS = registry.Names(registry.NORMS, ("none",), lambda e: e.conv or e.name == "lrn")
 POOL_GEOMETRY = ("overlap", "nonoverlap")
 BODY = ("stem", "stage")
 
@@ -95,13 +97,14 @@ def _linear_projection(op: Conv, s: Site) -> bool:
     return s.part == "merge" and s.block is not None and s.block.skip != "none" and op.norm == "none"
 
 
-def _layer(g: Genome) -> Genome:
-    """Every BatchNorm (after a conv, stand-alone, on a projection shortcut) becomes a LayerNorm; LRN goes. Convs
-    that had a BatchNorm get a bias: a LayerNorm normalises across channels and does not absorb it."""
+def _layer(g: Genome, kind: str = "layer") -> Genome:
+    """Every BatchNorm (after a conv, stand-alone, on a projection shortcut) becomes a LayerNorm (or a plugin's norm
+    ``kind``); LRN goes. Convs that had a BatchNorm get a bias: a LayerNorm normalises across channels and does not
+    absorb it (nor, not knowing better, does a plugin's norm)."""
     out = map_ops(g, lambda op, s: None if isinstance(op, Norm) and op.kind == "lrn" else
-                  replace(op, kind="layer") if isinstance(op, Norm) else
-                  replace(op, norm="layer", bias=True) if isinstance(op, Conv) and op.norm == "batch" else op)
-    return map_blocks(out, lambda b, shape, path, where: replace(b, skip_norm="layer") if b.skip == "projection"
+                  replace(op, kind=kind) if isinstance(op, Norm) else
+                  replace(op, norm=kind, bias=True) if isinstance(op, Conv) and op.norm == "batch" else op)
+    return map_blocks(out, lambda b, shape, path, where: replace(b, skip_norm=kind) if b.skip == "projection"
                       and b.skip_norm == "batch" else b)
 
 
@@ -109,11 +112,11 @@ def norm(g: Genome, value: str) -> Genome:
     """batch: BatchNorm after every conv (no bias, no LRN); none: no BatchNorm, no LRN (convs that lose their
     BatchNorm get a bias); lrn: no BatchNorm, LRN after the first two k x k convs (k > 1), as in AlexNet;
     layer: every BatchNorm becomes a LayerNorm over the channels (ConvNeXt), or, on a network without
-    BatchNorm, LayerNorm after every conv."""
-    if value == "layer":
-        normed = uses_bn(g) or any((isinstance(op, Norm) and op.kind in ("batch", "layer")) or
-                                   (isinstance(op, Conv) and op.norm == "layer") for op, _ in iter_ops(g))
-        return _layer(g if normed else norm(g, "batch"))
+    BatchNorm, LayerNorm after every conv. A plugin's norm goes where layer would."""
+    if value not in ("none", "batch", "lrn"):
+        normed = uses_bn(g) or any((isinstance(op, Norm) and op.kind in ("batch", value)) or
+                                   (isinstance(op, Conv) and op.norm == value) for op, _ in iter_ops(g))
+        return _layer(g if normed else norm(g, "batch"), value)
     bn = value == "batch"
 
     def fn(op: Op, s: Site) -> Op | None:

@@ -36,6 +36,16 @@ def choice(*allowed: str, aliases: dict[str, str] | None = None) -> Parser:
     return parse
 
 
+def live_choice(names: Callable[[], Sequence[str]], aliases: dict[str, str] | None = None) -> Parser:
+    """:func:`choice` over a vocabulary that plugins may grow: ``names()`` is read at every call."""
+    aliases = aliases or {}
+
+    def parse(knob: str, value: Any) -> str:
+        return choice(*names(), aliases=aliases)(knob, value)
+
+    return parse
+
+
 def on_off() -> Parser:
     return choice("on", "off", aliases={**{t: "on" for t in _TRUE}, **{f: "off" for f in _FALSE}})
 
