@@ -39,7 +39,11 @@ register_configs()
 def _run(cfg: DictConfig) -> None:
     import logging
 
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
     from nasplay.experiment import run_experiment
+    from nasplay.sweep.faults import log_traceback, one_line, study_dir_of
 
     logging.captureWarnings(True)  # per-trial warnings go to <study dir>/nasplay.log, not between the trial lines
 
@@ -47,20 +51,30 @@ def _run(cfg: DictConfig) -> None:
     try:
         overrides, made = job_setup(cfg)
         result = run_experiment(cfg, overrides=overrides)
-        if result.failed:  # the report is written; the command still did not do all its work
-            print(f"error: {result.failed}; the tracebacks are above and in the study's log", file=sys.stderr)
-            sys.exit(1)
     except ValueError as e:  # a bad value found by the checks: say which, without a traceback
         _remove_if_unused(made)  # a study that could not start leaves no folder behind
         sys.exit(bad_input(mask_text(str(e))))
     except KeyboardInterrupt:
         print("interrupted; run the same command again to continue the study", file=sys.stderr)
         sys.exit(130)
-    except Exception:  # Hydra would print the overrides, which may hold a storage password
+    except Exception as e:  # one line; the traceback (Hydra would print the overrides: a password) to the study's log
         import traceback
 
-        print(mask_text(traceback.format_exc()), file=sys.stderr)
+        log = log_traceback(study_dir_of(cfg), f"the command stopped: {one_line(e)}", traceback.format_exc())
+        print(f"error: {one_line(e)}" + (f" (traceback in {log})" if log else ""), file=sys.stderr)
+        if log is None:
+            print(mask_text(traceback.format_exc()), file=sys.stderr)
         sys.exit(1)
+    if result.problems:  # its lines are printed: a worker died, or every trial of the run failed
+        if HydraConfig.get().mode == RunMode.MULTIRUN and _UNFINISHED is not None:
+            _UNFINISHED.extend(result.problems)  # the other jobs of the multirun still run; main() exits non-zero
+        else:
+            sys.exit(1)
+
+
+# The causes of the jobs of an in-process multirun that did not finish their work (main() sets it: the
+# jobs that a launcher runs in other processes exit non-zero themselves).
+_UNFINISHED: list[str] | None = None
 
 
 def job_setup(cfg: DictConfig) -> tuple[list[str], Any]:
@@ -221,7 +235,11 @@ def main(argv: list[str] | None = None) -> None:
     if swept:  # every job (in this process or one a launcher started elsewhere) learns what the multirun sweeps
         args.append(f"+hydra.job.env_set.{SWEPT}='{' '.join(swept)}'")
     sys.argv[1:] = args
+    global _UNFINISHED
+    _UNFINISHED = []
     _run()
+    if _UNFINISHED:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

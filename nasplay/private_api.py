@@ -1,6 +1,6 @@
-"""The two places where nasplay reads a library's private corners, kept here so that nothing else does.
+"""The places where nasplay reads a library's private corners, kept here so that nothing else does.
 
-Neither has a public equivalent that does the job:
+None has a public equivalent that does the job:
 
 - Hydra parses its own command line (``--multirun``, ``-sc``, ``--info``, the overrides) with a parser it keeps in
   ``hydra._internal.utils``; nasplay checks the overrides against its schema, and learns which keys a multirun
@@ -9,8 +9,14 @@ Neither has a public equivalent that does the job:
   but only after importing Lightning (seconds), and the schema is needed by ``--help`` and shell completion: so
   the arguments are read from ``Trainer.__init__``'s source, found without importing the package.
 
-``tests/test_private_api.py`` fails loudly when either library changes what these rely on (the source read here
-must equal ``inspect.signature(lightning.pytorch.Trainer)``).
+- Optuna: the study loop is nasplay's own (ask and tell, a heartbeat that works with every storage, stale trials
+  failed under a lock), so it writes to a trial's storage directly, which needs the study's storage
+  (``Study._storage``) and the trial's id (``Trial._trial_id``, ``FrozenTrial._trial_id``); and the storage is wrapped
+  (retries through outages: :mod:`nasplay.sweep.retry`), which would hide an RDB storage from the cache Optuna puts in
+  front of one (``optuna.storages._cached_storage._CachedStorage``), so the wrapper goes around that cache.
+
+``tests/test_private_api.py`` fails loudly when a library changes what these rely on (the source read here
+must equal ``inspect.signature(lightning.pytorch.Trainer)``; Optuna's cache and attributes must be where they are read).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import argparse
 import ast
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 
 def hydra_args_parser() -> argparse.ArgumentParser:
@@ -43,3 +50,20 @@ def lightning_trainer_args() -> list[str]:
         import lightning.pytorch as pl
 
         return ["self", *inspect.signature(pl.Trainer).parameters]
+
+
+def study_storage(study: Any) -> Any:
+    """The storage an Optuna study reads and writes (``Study._storage``)."""
+    return study._storage
+
+
+def trial_id(trial: Any) -> int:
+    """The storage's id of a trial (``Trial._trial_id`` / ``FrozenTrial._trial_id``; ``number`` counts in the study)."""
+    return trial._trial_id
+
+
+def cached_rdb(storage: Any) -> Any:
+    """An ``RDBStorage`` behind the cache Optuna's ``get_storage`` puts in front of one (finished trials read once)."""
+    from optuna.storages._cached_storage import _CachedStorage
+
+    return _CachedStorage(storage)

@@ -37,3 +37,19 @@ def test_hydra_args_parser_parses_hydras_flags_as_nasplay_reads_them():
     p = hydra_args_parser().parse_args(["-sc", "install=bash"])
     assert p.shell_completion and p.overrides == ["install=bash"]
     assert hydra_args_parser().parse_args(["--info", "config"]).info == "config"
+
+
+def test_optunas_study_storage_trial_id_and_rdb_cache_are_where_nasplay_reads_them(tmp_path):
+    import optuna
+
+    from nasplay.private_api import cached_rdb, study_storage, trial_id
+
+    rdb = optuna.storages.RDBStorage(f"sqlite:///{tmp_path / 'x.db'}")
+    assert type(optuna.storages.get_storage(rdb)) is type(cached_rdb(rdb)), (
+        "Optuna no longer caches an RDB storage as nasplay.private_api.cached_rdb does: update it")
+    study = optuna.create_study(storage=cached_rdb(rdb))
+    assert study_storage(study) is study._storage
+    trial = study.ask()
+    study_storage(study).set_trial_user_attr(trial_id(trial), "k", 1)
+    (frozen,) = study.get_trials()
+    assert trial_id(frozen) == trial_id(trial) and frozen.user_attrs == {"k": 1}

@@ -106,6 +106,7 @@ class SweepConfig:
     workers: Any = 1  # worker processes on this host; "auto": one per visible GPU (or 1 without GPUs)
     heartbeat_interval: float = 10.0  # seconds between a running trial's heartbeats
     heartbeat_grace: float = 60.0  # a RUNNING trial silent this long belongs to a dead worker: FAIL, retried
+    storage_retry: float = 300.0  # seconds storage calls are retried through an outage (a database restart); 0: not at all
     retry_failed: bool = False  # rerun failed grid points when the study is resumed
     max_failures: int | None = None  # stop this run after so many failed trials (null: n_trials or the grid size)
     timeout: float | None = None  # seconds; no new trial starts after it
@@ -145,6 +146,10 @@ class SweepConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 raise ValueError(f"sweep.{name} must be a positive number of seconds, got {v!r}")
+        v = self.storage_retry
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < float("inf"):
+            raise ValueError(f"sweep.storage_retry must be a number of seconds >= 0 (how long storage calls are retried "
+                             f"through an outage such as a database restart; 0: not at all), got {v!r}")
         if self.heartbeat_grace < 2 * self.heartbeat_interval:
             raise ValueError(f"sweep.heartbeat_grace ({self.heartbeat_grace}) must be at least twice "
                              f"sweep.heartbeat_interval ({self.heartbeat_interval}), or live trials would look dead")

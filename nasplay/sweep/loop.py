@@ -10,6 +10,9 @@ opened.
 Ctrl-C never leaves a trial RUNNING: :class:`Interrupts` holds a SIGINT back while the loop claims,
 sets up, tells or records a trial, and lets it through only while the trial trains (the trial then
 ends FAIL with ``retry``, told like any other); the loop stops before it claims another.
+
+A storage outage (a database restart) is waited out (:mod:`nasplay.sweep.retry`): the trial's own calls and
+the tell are retried one by one, a claim is made again whole under a new lock.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ class LoopResult:
     ran: int
     stopped: str
     complete: bool
+    failed: int = 0  # of the trials it ran, those that ended FAIL
+    fail_reason: str = ""  # the last one's reason
 
 
 class Interrupts:
@@ -101,7 +106,7 @@ def open_study(plan: Plan, worker: int | None = None) -> Any:
 
     c = plan.cfg
     plan.study_dir.mkdir(parents=True, exist_ok=True)
-    storage = make_storage(c.sweep.storage, plan.study_dir)
+    storage = make_storage(c.sweep.storage, plan.study_dir, retry=c.sweep.storage_retry)
     sampler = make_sampler(c.sweep, plan.grid, worker=worker, conditional=bool(c.experiment.conditional))
     sampler = wrap(sampler, plan, seed=worker_seed(c.sweep.seed, worker))  # a conditional search: the refusal-free ask
     with study_lock(c.sweep.storage, plan.study_dir, plan.name):  # hosts starting at once create it once
@@ -195,27 +200,30 @@ def done_reason(plan: Plan, study: Any, points: list[dict[str, Any]] | None) -> 
 
 
 def run_loop(plan: Plan, study: Any, console: Any, callbacks: tuple = (), worker: int | None = None,
-             live: bool = False) -> LoopResult:
+             live: bool = False, orphaned: Any = None) -> LoopResult:
     """One worker's ask-train-tell loop, until the study needs nothing more from it.
 
     The next trial is claimed under the study lock (stale trials of dead workers are failed and
     re-queued first), so workers in other processes or on other hosts never run a grid point twice and
     never start more than ``sweep.n_trials`` trials. A worker with nothing to claim while other trials
     are RUNNING waits for them: they may finish, fail and be retried, or turn out to be stale. Raises
-    ``KeyboardInterrupt`` after a Ctrl-C, once every trial it claimed is told.
+    ``KeyboardInterrupt`` after a Ctrl-C, once every trial it claimed is told. ``orphaned()`` (a worker's: its
+    coordinator is gone) returns why to claim no more ('' to go on): the loop then stops before its next claim.
     """
     with Interrupts() as interrupts:
-        result = _loop(plan, study, console, callbacks, worker, live, interrupts)
+        result = _loop(plan, study, console, callbacks, worker, live, interrupts, orphaned)
     if interrupts.requested:
         raise KeyboardInterrupt
     return result
 
 
 def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | None, live: bool,
-          interrupts: Interrupts) -> LoopResult:
+          interrupts: Interrupts, orphaned: Any = None) -> LoopResult:
     import optuna
 
+    from nasplay.private_api import study_storage, trial_id
     from nasplay.sweep.progress import EpochProgress, Progress
+    from nasplay.sweep.retry import call, paused
     from nasplay.sweep.trial import TrialRunner, suggest
     from nasplay.track.tracker import make_tracker
 
@@ -230,60 +238,81 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
     progress.seed_counts(study.get_trials(deepcopy=False))
     env = environment.of_trainer(c.trainer)  # what this worker's trials are computed with
     environment.claim(study, env)
+    storage = study_storage(study)
 
     attempted: set[tuple] = set()
     failures, ran, begun = 0, 0, time.perf_counter()
     max_failures = c.sweep.max_failures or total or 10
-    stopped, complete = "", False
+    stopped, complete, fail_reason = "", False, ""
     with progress:
         while not interrupts.requested:
+            gone = orphaned() if orphaned is not None else ""
+            if gone:
+                stopped = gone
+                break
             trial, spec, wait = None, None, ""
-            with study_lock(c.sweep.storage, plan.study_dir, plan.name):
-                for n in fail_stale(study, c.sweep.heartbeat_grace):
-                    progress.note(f"{tag}trial {n:>3} FAIL     {STALE}: no heartbeat for {c.sweep.heartbeat_grace:g} s; "
-                                  "its parameters are queued again")
-                trials = study.get_trials(deepcopy=False)
-                finished = sum(t.state.name in FINISHED for t in trials)
-                running = sum(t.state.name == "RUNNING" for t in trials)
-                waiting = sum(t.state.name == "WAITING" for t in trials)
-                progress.sync(trials)
-                point = None
-                if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
-                    stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
-                elif points is not None:
-                    pending = _pending(plan, points, trials, attempted)
-                    ready = _claimable(plan, pending, trials)
-                    if ready or waiting:
-                        point = ready[0] if not waiting else None
-                    elif running or pending:
-                        wait = f"the grid's other {running} point(s) are running"
-                    else:
-                        stopped, complete = f"every grid point has a finished trial ({len(points)} points)", True
-                elif not waiting and finished + running >= c.sweep.n_trials:  # the rest of the budget is in flight
-                    wait = f"{running} trial(s) are running"
-                if not stopped and failures >= max_failures:
-                    stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
-                if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
-                    stopped = f"sweep.timeout={c.sweep.timeout} s reached"
-                if not stopped and not wait and not interrupts.requested:
-                    if point is not None:
-                        attempted.add(_key(point))
-                        study.enqueue_trial(point, skip_if_exists=False)
-                    # pops a WAITING trial (a grid point, a retry) before sampling; a conditional search proposes
-                    # until a network is feasible and new (nasplay.sweep.feasible: a refusal is not a trial)
-                    propose = getattr(study.sampler, "propose", None)
-                    trial = propose(study) if propose is not None and point is None and not waiting else study.ask()
+            asked: list[Any] = []  # the trial this claim asked for, kept when a storage outage makes it start again
+
+            def claim(asked: list[Any] = asked, failures: int = failures) -> tuple[Any, Any, str, str, bool]:
+                """Pick and claim the next trial under the study lock: (trial, spec, why wait, why stop, complete)."""
+                trial = spec = None
+                wait, stopped, complete = "", "", False
+                with study_lock(c.sweep.storage, plan.study_dir, plan.name):
+                    if not asked:
+                        for n in fail_stale(study, c.sweep.heartbeat_grace):
+                            progress.note(f"{tag}trial {n:>3} FAIL     {STALE}: no heartbeat for {c.sweep.heartbeat_grace:g} s; "
+                                          "its parameters are queued again")
+                        trials = study.get_trials(deepcopy=False)
+                        finished = sum(t.state.name in FINISHED for t in trials)
+                        running = sum(t.state.name == "RUNNING" for t in trials)
+                        waiting = sum(t.state.name == "WAITING" for t in trials)
+                        progress.sync(trials)
+                        point = None
+                        if c.sweep.n_trials is not None and finished >= c.sweep.n_trials:
+                            stopped, complete = f"{finished} trials finished (sweep.n_trials={c.sweep.n_trials})", True
+                        elif points is not None:
+                            pending = _pending(plan, points, trials, attempted)
+                            ready = _claimable(plan, pending, trials)
+                            if ready or waiting:
+                                point = ready[0] if not waiting else None
+                            elif running or pending:
+                                wait = f"the grid's other {running} point(s) are running"
+                            else:
+                                stopped, complete = f"every grid point has a finished trial ({len(points)} points)", True
+                        elif not waiting and finished + running >= c.sweep.n_trials:  # the rest of the budget is in flight
+                            wait = f"{running} trial(s) are running"
+                        if not stopped and failures >= max_failures:
+                            stopped = f"{failures} trials failed in this run (sweep.max_failures={max_failures})"
+                        if not stopped and c.sweep.timeout is not None and time.perf_counter() - begun > c.sweep.timeout:
+                            stopped = f"sweep.timeout={c.sweep.timeout} s reached"
+                        if stopped or wait or interrupts.requested:
+                            return None, None, wait, stopped, complete
+                        if point is not None:
+                            study.enqueue_trial(point, skip_if_exists=False)
+                        # pops a WAITING trial (a grid point, a retry) before sampling; a conditional search proposes
+                        # until a network is feasible and new (nasplay.sweep.feasible: a refusal is not a trial)
+                        propose = getattr(study.sampler, "propose", None)
+                        asked.append(propose(study) if propose is not None and point is None and not waiting else study.ask())
+                        if point is not None:
+                            attempted.add(_key(point))
+                    trial = asked[0]
                     spec = suggest(trial, plan)
                     trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
                     trial.set_user_attr(environment.TRIAL_ATTR, env["fingerprint"])
-                    study._storage.set_trial_system_attr(trial._trial_id, HEARTBEAT, time.time())
+                    storage.set_trial_system_attr(trial_id(trial), HEARTBEAT, time.time())
+                return trial, spec, wait, stopped, complete
+
+            # A claim is made whole under one lock: an outage (whose restart also ends a database's lock) makes it
+            # start again, from the trial it asked for if it got that far (sweep.storage_retry bounds the wait).
+            with paused(storage):
+                trial, spec, wait, stopped, complete = call(claim, c.sweep.storage_retry)
             if stopped:
                 break
             if trial is None:  # wait for the running trials (of this host or others) outside the lock
                 time.sleep(min(c.sweep.heartbeat_interval, 1.0))
                 continue
             progress.trial_started(trial.number, spec.arm, spec.seed)
-            with Heartbeat(study._storage, trial._trial_id, c.sweep.heartbeat_interval):
+            with Heartbeat(storage, trial_id(trial), c.sweep.heartbeat_interval):
                 outcome = runner.run(trial, spec)
             state = {"COMPLETE": optuna.trial.TrialState.COMPLETE, "PRUNED": optuna.trial.TrialState.PRUNED,
                      "FAIL": optuna.trial.TrialState.FAIL}[outcome.state]
@@ -294,8 +323,12 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                 continue
             ran += 1
             failures += outcome.state == "FAIL"
+            fail_reason = outcome.fail_reason or fail_reason
             append_curves(plan.study_dir, trial.number, outcome.curves)
             save_results(plan, study)
+            if outcome.disk_full is not None:  # recorded (FAIL, retry, checkpoint kept): stop here, one line says why
+                progress.note(f"{tag}trial {trial.number:>3} FAIL     {outcome.fail_reason}")
+                raise outcome.disk_full
             value = outcome.values[0] if outcome.values else outcome.metrics.get(c.sweep.objectives[0])
             progress.trial_finished(trial.number, outcome.state, spec.arm, spec.seed, value, outcome.seconds,
                                     outcome.fail_reason, prefix=tag)
@@ -304,7 +337,7 @@ def _loop(plan: Plan, study: Any, console: Any, callbacks: tuple, worker: int | 
                 progress.note(f"{tag}interrupted: the trial is marked FAIL (retry) and runs again when the study resumes")
         if interrupts.requested and not stopped:
             stopped = "interrupted"
-    return LoopResult(ran, stopped, complete)
+    return LoopResult(ran, stopped, complete, failures, fail_reason)
 
 
 def save_results(plan: Plan, study: Any) -> None:

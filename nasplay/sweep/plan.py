@@ -35,7 +35,7 @@ STAGES = ("tune", "final")
 # (more seeds included; other arms are another study, as Optuna cannot widen a categorical parameter).
 FREE_KEYS = (
     "runs_dir", "study", "progress", "logger", "sweep.n_trials", "sweep.storage", "sweep.workers",
-    "sweep.heartbeat_interval", "sweep.heartbeat_grace",
+    "sweep.heartbeat_interval", "sweep.heartbeat_grace", "sweep.storage_retry",
     "sweep.retry_failed", "sweep.max_failures", "sweep.timeout", "sweep.pruner", "sweep.keep_weights", "experiment.seeds",
     "experiment.description", "experiment.baseline", "data.root",
     "data.download", "data.num_workers", "data.in_memory", "data.eval_batch_size", "data.clutter_cache", "trainer.accelerator",

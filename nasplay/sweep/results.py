@@ -44,6 +44,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
+from nasplay.sweep.faults import writing
+
 ArrayLike = Sequence[float] | np.ndarray
 RESULTS = "results.csv"
 CURVES = "curves.csv"
@@ -107,21 +109,38 @@ def write_results(study_dir: Path, trials: Sequence[Any]) -> Path:
     w.writerows(rows)
     path = Path(study_dir) / RESULTS
     tmp = path.with_name(f".{RESULTS}.{os.getpid()}")
-    tmp.write_text(buf.getvalue())
-    os.replace(tmp, path)
+    with writing(path, "the study's results table"):  # a full disk: one line naming it; the storage still has all
+        try:
+            tmp.write_text(buf.getvalue())
+        except OSError:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, path)
     return path
 
 
 def append_curves(study_dir: Path, trial: int, rows: Iterable[tuple[int, int, str, float]]) -> None:
-    """Append a trial's ``(epoch, step, metric, value)`` rows to ``curves.csv`` (locked: workers share it)."""
+    """Append a trial's ``(epoch, step, metric, value)`` rows to ``curves.csv`` (locked: workers share it).
+
+    All or nothing: rows cut short by a full disk are taken back, and :class:`nasplay.sweep.faults.DiskFull` says so."""
     path = Path(study_dir) / CURVES
-    with open(path, "a", newline="") as f:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerows((trial, e, s, m, _cell(v)) for e, s, m, v in rows)
+    with writing(path, "the study's learning curves"), open(path, "ab", buffering=0) as f:
         fcntl.flock(f, fcntl.LOCK_EX)
         try:
-            w = csv.writer(f, lineterminator="\n")
-            if f.tell() == 0:
-                w.writerow(CURVE_COLUMNS)
-            w.writerows((trial, e, s, m, _cell(v)) for e, s, m, v in rows)
+            size = f.seek(0, os.SEEK_END)
+            head = io.StringIO()
+            if size == 0:
+                csv.writer(head, lineterminator="\n").writerow(CURVE_COLUMNS)
+            data = memoryview((head.getvalue() + buf.getvalue()).encode())
+            try:
+                while data:
+                    data = data[f.write(data):]
+            except OSError:
+                os.ftruncate(f.fileno(), size)
+                raise
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 

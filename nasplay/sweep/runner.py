@@ -10,7 +10,6 @@ business (:mod:`nasplay.experiment`), after the study.
 from __future__ import annotations
 
 import dataclasses
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from typing import Any
 from nasplay import environment
 from nasplay.sweep.loop import (
     FINISHED,
+    LoopResult,
     done_reason,
     grid_points,
     open_study,
@@ -46,7 +46,7 @@ class StudyResult:
     stopped: str  # why the loop ended
     complete: bool = False  # whether the study has all its trials
     plan: Plan | None = None
-    failed: str = ""  # why the command did not do its work (workers that died): it then exits non-zero
+    problems: list[str] = dataclasses.field(default_factory=list)  # why the command must exit non-zero, one line each
 
 
 def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides: list[str] | None = None) -> StudyResult:
@@ -96,13 +96,16 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     if left is not None and left < n_workers:  # a worker with nothing to claim costs its start-up (seconds) and no more
         n_workers, devices = max(1, left), devices[:max(1, left)]
     done = done_reason(plan, study, points) if n_workers > 1 else None
+    problems: list[str] = []
     if done:  # nothing to claim: no worker processes to start
-        ran, stopped, complete = 0, done, True
+        r = LoopResult(0, done, True)
     elif n_workers > 1:
-        ran, stopped, complete = run_workers(cfg, plan, n_workers, devices, console, tuple(callbacks))
+        r, problems = run_workers(cfg, plan, n_workers, devices, console, tuple(callbacks))
     else:
         r = run_loop(plan, study, console, callbacks, live=_live(c.progress, console))
-        ran, stopped, complete = r.ran, r.stopped, r.complete
+    ran, stopped, complete = r.ran, r.stopped, r.complete
+    if ran and r.failed == ran:  # a run that did nothing but fail did not do its work
+        problems.append(f"all {ran} trial(s) of this run failed (the last: {r.fail_reason or 'no reason given'})")
 
     trials = study.get_trials(deepcopy=False)
     save_results(plan, study)
@@ -124,8 +127,9 @@ def run_study(cfg: Any, *, console: Any = None, callbacks: tuple = (), overrides
     log = plan.study_dir / "nasplay.log"
     console.print(f"results: {plan.study_dir / 'results.csv'}  curves: {plan.study_dir / 'curves.csv'}"
                   + (f"  log: {log}" if log.exists() else ""), markup=False, highlight=False)
-    died = re.findall(r"worker \d+ died \([^)]*\)", stopped) if n_workers > 1 else []
-    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete, plan, failed="; ".join(died))
+    for p in problems:
+        console.print(f"error: {p}", markup=False, highlight=False)
+    return StudyResult(plan.name, plan.study_dir, ran, counts, rows, stopped, complete, plan, problems)
 
 
 def _live(setting: bool | None, console: Any) -> bool:

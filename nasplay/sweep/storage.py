@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import hashlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -28,6 +29,7 @@ from nasplay.track.secrets import mask_text
 if TYPE_CHECKING:
     import optuna
 
+log = logging.getLogger("nasplay.sweep.storage")
 JOURNAL = "optuna.journal"
 RDB_SCHEMES = ("sqlite", "postgresql", "mysql", "oracle", "mssql")
 HEARTBEAT = "nasplay:heartbeat"  # system attr: unix time of a running trial's last heartbeat
@@ -46,32 +48,45 @@ def rdb_url(storage: str) -> str:
     return storage
 
 
-def make_storage(storage: str | None, study_dir: Path) -> optuna.storages.BaseStorage:
-    """``None`` -> ``<study_dir>/optuna.journal``; ``*.journal`` -> that journal file; else an RDB URL."""
+def make_storage(storage: str | None, study_dir: Path, retry: float | None = None) -> optuna.storages.BaseStorage:
+    """``None`` -> ``<study_dir>/optuna.journal``; ``*.journal`` -> that journal file (its torn last record
+    repaired: :mod:`nasplay.sweep.journal`); else an RDB URL. With ``retry`` (``sweep.storage_retry``) every call
+    is retried through transient faults for up to that many seconds (:class:`nasplay.sweep.retry.RetryingStorage`)."""
     import optuna
-    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.storages.journal import JournalStorage
+
+    from nasplay.private_api import cached_rdb
+    from nasplay.sweep.journal import JournalBackend
+    from nasplay.sweep.retry import RetryingStorage
+
+    def retrying(s: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+        return s if retry is None else RetryingStorage(s, retry)
 
     if storage is None or storage.endswith(".journal"):
         path = Path(storage) if storage else study_dir / JOURNAL
         path.parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(path)))
+        return retrying(JournalStorage(JournalBackend(str(path))))  # a torn last record is repaired here
     scheme = storage.split(":", 1)[0].split("+", 1)[0]
     if "://" not in storage or scheme not in (*RDB_SCHEMES, "postgres"):
         raise ValueError(f"sweep.storage: {mask_text(storage)!r} is neither a .journal file nor an RDB URL "
                          f"({', '.join(s + '://...' for s in RDB_SCHEMES)})")
     from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+    # A server that does not answer at all (a host down) fails a connection after 10 s, not the OS's minutes.
+    connect = {"connect_args": {"connect_timeout": 10}} if scheme in ("postgresql", "postgres") else {}
     attempts = 5
     for attempt in range(attempts):
         try:
-            return optuna.storages.RDBStorage(rdb_url(storage), engine_kwargs={"pool_pre_ping": True})
+            rdb = optuna.storages.RDBStorage(rdb_url(storage), engine_kwargs={"pool_pre_ping": True, **connect})
+            return retrying(cached_rdb(rdb))  # the cache Optuna itself puts in front of an RDB storage
         except Exception as e:
             # Hosts that start together on an empty database race to create Optuna's tables; the loser
             # sees "already exists" and finds the tables there on its next try.
             if isinstance(e, (IntegrityError, ProgrammingError)) and attempt < attempts - 1:
                 time.sleep(0.2 * (attempt + 1))
                 continue
-            # the driver's message may quote the URL: mask it
+            # the driver's message may quote the URL: mask it. Not retried: at the start, a server that does not
+            # answer is more often a wrong URL than an outage.
             raise ValueError(f"sweep.storage: cannot open {mask_text(storage)!r}: {mask_text(str(e))}") from None
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -120,14 +135,29 @@ class _DatabaseLock:
                 try:
                     yield
                 finally:
-                    conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": self.key})
-                    conn.commit()
+                    _unlock(conn, "SELECT pg_advisory_unlock(:k)", {"k": self.key})
             else:  # mysql / mariadb
                 conn.execute(text("SELECT GET_LOCK(:n, -1)"), {"n": self.name})
                 try:
                     yield
                 finally:
-                    conn.execute(text("SELECT RELEASE_LOCK(:n)"), {"n": self.name})
+                    _unlock(conn, "SELECT RELEASE_LOCK(:n)", {"n": self.name})
+
+
+def _unlock(conn: Any, sql: str, params: dict) -> None:
+    """Release an advisory lock; when the connection died with the server (a restart), the lock died with it."""
+    from sqlalchemy import text
+
+    from nasplay.sweep.retry import transient
+
+    try:
+        conn.execute(text(sql), params)
+        conn.commit()
+    except Exception as e:
+        if not transient(e):
+            raise
+        with contextlib.suppress(Exception):
+            conn.invalidate()
 
 
 _LOCKS: dict[tuple[str, str], Any] = {}
@@ -150,19 +180,36 @@ def _lock(storage: str | None, study_dir: Path, study: str) -> Any:
 
 
 class Heartbeat:
-    """Stamps a running trial every ``interval`` seconds from a thread, while the ``with`` block runs."""
+    """Stamps a running trial every ``interval`` seconds from a thread, while the ``with`` block runs.
+
+    A beat the storage does not take (an outage) is tried again at the next beat; the trial trains on. The beats
+    stop when the trial is finished (told, or failed as stale by another worker)."""
 
     def __init__(self, storage: optuna.storages.BaseStorage, trial_id: int, interval: float):
         self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self.missed = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat-{trial_id}", daemon=True)
 
     def _beat(self) -> None:
+        import optuna
+
+        from nasplay.sweep.retry import OUTAGE, describe, paused, transient
+
         while True:
             try:
-                self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT, time.time())
-            except Exception:  # the trial is finished (told, or failed as stale by another worker): stop
+                with paused(self.storage):  # one try: the next beat is the retry
+                    self.storage.set_trial_system_attr(self.trial_id, HEARTBEAT, time.time())
+                OUTAGE.succeeded()
+                self.missed = 0
+            except optuna.exceptions.UpdateFinishedTrialError:
                 return
+            except Exception as e:
+                if transient(e):
+                    OUTAGE.failed(e, getattr(self.storage, "seconds", 0))
+                elif not self.missed:
+                    log.warning(f"heartbeat of a running trial not written ({describe(e)}); it trains on")
+                self.missed += 1
             if self._stop.wait(self.interval):
                 return
 
@@ -196,6 +243,9 @@ def holds_its_point(trial: Any, retry_failed: bool) -> bool:
 def fail_stale(study: optuna.Study, grace: float) -> list[int]:
     """Mark RUNNING trials silent for more than ``grace`` seconds FAIL and re-queue their parameters.
 
+    Silence is counted from the later of a trial's last heartbeat and the end of the last storage outage this
+    process saw (:func:`nasplay.sweep.retry.outage_ended`): a restart of the database stops every heartbeat.
+
     Call it holding :func:`study_lock`. The failed trial keeps ``fail_reason`` = ``STALE`` and
     ``retry`` = true; the re-queued one carries ``retry_of`` = the failed trial's number (and its ``seed``,
     which a sampled study would otherwise draw from the new trial's number). Returns the numbers of the
@@ -203,15 +253,20 @@ def fail_stale(study: optuna.Study, grace: float) -> list[int]:
     """
     import optuna
 
+    from nasplay.private_api import study_storage, trial_id
+    from nasplay.sweep.retry import outage_ended
+
     now = time.time()
+    since = outage_ended()  # no trial could beat while the storage was down: count their silence from its end
+    storage = study_storage(study)
     out = []
     for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
-        if now - last_beat(t) <= grace:
+        if now - max(last_beat(t), since) <= grace:
             continue
         try:
-            study._storage.set_trial_user_attr(t._trial_id, "fail_reason", STALE)
-            study._storage.set_trial_user_attr(t._trial_id, "retry", True)
-            if not study._storage.set_trial_state_values(t._trial_id, optuna.trial.TrialState.FAIL):
+            storage.set_trial_user_attr(trial_id(t), "fail_reason", STALE)
+            storage.set_trial_user_attr(trial_id(t), "retry", True)
+            if not storage.set_trial_state_values(trial_id(t), optuna.trial.TrialState.FAIL):
                 continue
         except optuna.exceptions.UpdateFinishedTrialError:  # its worker told it after all
             continue

@@ -1,8 +1,8 @@
 """One trial: parameters from the sampler, genome, tracked Lightning fit, and the outcome for Optuna.
 
 A trial that raises, diverges or runs out of memory ends as FAIL with its reason; one the pruner stops
-ends as PRUNED; an interrupt (Ctrl-C) ends it as FAIL with ``retry`` set, so a resumed study runs it
-again, from its last checkpoint.
+ends as PRUNED; an interrupt (Ctrl-C) or a full disk ends it as FAIL with ``retry`` set, so a resumed study
+runs it again, from its last checkpoint (a full disk also stops the study: :class:`nasplay.sweep.faults.DiskFull`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from nasplay.complexity import complexity
 from nasplay.space.knobs.parse import format_value
 from nasplay.sweep import weights
 from nasplay.sweep.conditional import check_refused, suggest_conditional
+from nasplay.sweep.faults import as_disk_full
 from nasplay.sweep.plan import STAGES, Plan
 from nasplay.sweep.progress import TrainingBegan
 from nasplay.sweep.space import TrialSpec, choices, suggest_value
@@ -50,6 +51,7 @@ class Outcome:
     interrupted: bool = False
     seconds: float = 0.0
     curves: list[tuple[int, int, str, float]] = field(default_factory=list)
+    disk_full: Any = None  # a nasplay.sweep.faults.DiskFull met while the trial trained: the study stops, resumable
 
 
 def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
@@ -182,7 +184,7 @@ class TrialRunner:
         study_dir = self.plan.study_dir
         start = time.perf_counter()
         metrics: dict[str, float] = {}
-        state, reason, interrupted, values = "FAIL", "", False, None
+        state, reason, interrupted, values, disk_full = "FAIL", "", False, None, None
         started_tracker = False
         began, fitting, distributed = TrainingBegan(), False, False
         try:
@@ -211,9 +213,13 @@ class TrialRunner:
             if len(c.sweep.objectives) == 1 and not spec.classic:  # Optuna records intermediate values of single-objective studies only
                 from optuna_integration import PyTorchLightningPruningCallback
 
+                from nasplay.sweep.retry import without_retry
+
                 # Under DDP, rank 0 reports and decides, broadcasts the decision, and leaves it in the (RDB)
                 # storage's system attrs; check_pruned() reads it back here, in the process that tells.
-                pruning = PyTorchLightningPruningCallback(trial, monitor=c.sweep.monitor)
+                # The callback insists on Optuna's own RDB storage under DDP: it gets one, without nasplay's retries.
+                pruning = PyTorchLightningPruningCallback(without_retry(trial) if trainer_cfg.distributed else trial,
+                                                          monitor=c.sweep.monitor)
                 callbacks.append(pruning)
             ckpt = study_dir / "ckpt" / spec.key
             if (ckpt / "last.ckpt").exists():  # a retried or interrupted trial continues from its checkpoint
@@ -241,10 +247,12 @@ class TrialRunner:
         except (KeyboardInterrupt, SystemExit):  # Lightning turns Ctrl-C into SystemExit(1)
             reason, interrupted = "interrupted", True
         except Exception as e:
-            reason = _failure(e)
+            # a full disk is not the trial's fault: it runs again (from its checkpoint) once space is freed
+            disk_full = as_disk_full(e, study_dir / "ckpt" / spec.key / "last.ckpt", f"while trial {trial.number} trained")
+            reason = str(disk_full) if disk_full else _failure(e)
             # before training began (data, packages, the network): the next run tries again. A DDP trial's ranks
             # train in other processes: only a failure before its fit counts there.
-            if not fitting or (not began.began and not distributed):
+            if not disk_full and (not fitting or (not began.began and not distributed)):
                 trial.set_user_attr("setup_error", True)
         curves = list(self.tracker.curves.rows) if started_tracker else []  # not the previous trial's (a refused one never starts)
         if not metrics:  # pruned or failed: the last value of each metric it logged
@@ -263,11 +271,11 @@ class TrialRunner:
         trial.set_user_attr("duration_s", round(seconds, 3))
         if reason:
             trial.set_user_attr("fail_reason", reason)
-        if interrupted:  # it keeps its checkpoint: the resumed study continues it from there
+        if interrupted or disk_full:  # it keeps its checkpoint: the resumed study continues it from there
             trial.set_user_attr("retry", True)
         else:
             shutil.rmtree(study_dir / "ckpt" / spec.key, ignore_errors=True)
-        return Outcome(state, values, metrics, reason, interrupted, seconds, curves)
+        return Outcome(state, values, metrics, reason, interrupted, seconds, curves, disk_full=disk_full)
 
 
     def _keep_weights(self, trial: optuna.Trial, spec: TrialSpec, trained: list[Any], genome: Any, dm: Any,

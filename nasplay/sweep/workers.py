@@ -15,6 +15,8 @@ Other hosts join the same study by running the same command with the same RDB ``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import logging
 import os
 import queue as queue_mod
 import signal
@@ -22,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from nasplay.sweep.loop import LoopResult
 from nasplay.track.secrets import mask_text
 
 
@@ -61,8 +64,11 @@ def resolve_workers(c: Any) -> tuple[int, list[str | None]]:
 
 
 def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console: Any,
-                callbacks: tuple = ()) -> tuple[int, str, bool]:
-    """Start ``n`` workers on the study, relay their output, wait for them; (trials run, why stopped, complete)."""
+                callbacks: tuple = ()) -> tuple[LoopResult, list[str]]:
+    """Start ``n`` workers on the study, relay their output, wait for them.
+
+    Returns what they did together (trials run, why they stopped, whether the study is complete, failures) and
+    one line per worker that died (an error's traceback is in the study's log, ``nasplay.log``)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")  # fork would copy torch's thread pools and CUDA state
@@ -74,11 +80,12 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
     from nasplay.space.registry import extensions
 
     ext = extensions()
-    procs = [ctx.Process(target=worker_main, args=(data, i, threads, devices[i], q, callbacks, ext), name=f"nasplay-worker-{i}")
-             for i in range(n)]
+    procs = [ctx.Process(target=worker_main, args=(data, i, threads, devices[i], q, callbacks, ext, os.getpid()),
+                         name=f"nasplay-worker-{i}") for i in range(n)]
     pinned = ", ".join(f"w{i}: GPU {d}" for i, d in enumerate(devices) if d is not None)
     console.print(f"{n} workers ({pinned or f'{threads} CPU thread(s) each'})", markup=False, highlight=False)
-    done: dict[int, tuple[int, str, bool]] = {}
+    done: dict[int, LoopResult] = {}
+    errors: dict[int, str] = {}
     # Ctrl-C at a terminal reaches the workers too (one process group); a kill -INT of this process alone does
     # not, so it is passed on. Either way this process then waits for every worker to record its trial.
     interrupted = threading.Event()
@@ -98,7 +105,7 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
         if interrupted.is_set():  # a Ctrl-C while they were starting: the ones started before it did not get it
             interrupted.clear()
             on_sigint(signal.SIGINT, None)
-        _relay(procs, q, console, done)
+        _relay(procs, q, console, done, errors)
     finally:
         if old is not None:
             signal.signal(signal.SIGINT, old)
@@ -108,38 +115,46 @@ def run_workers(cfg: Any, plan: Any, n: int, devices: list[str | None], console:
         p.join(timeout=5)
         if p.exitcode not in (0, None) and not interrupted:
             why = f"signal {-p.exitcode}" if p.exitcode < 0 else f"exit code {p.exitcode}"
-            died.append(f"worker {i} died ({why})")
-            console.print(f"worker {i} died ({why}); a trial it left RUNNING is retried once its heartbeat is "
-                          f"older than sweep.heartbeat_grace", markup=False, highlight=False)
+            if i in errors:
+                died.append(f"worker {i} died ({why}): {errors[i]}")
+            else:
+                died.append(f"worker {i} died ({why}); a trial it left RUNNING is retried once its heartbeat is "
+                            f"older than sweep.heartbeat_grace")
     if interrupted:
         raise KeyboardInterrupt
-    ran = sum(r for r, _, _ in done.values())
-    reasons = list(dict.fromkeys([*(s for _, s, _ in done.values() if s), *died]))
-    return ran, "; ".join(reasons), any(c for _, _, c in done.values())
+    results = list(done.values())
+    stopped = "; ".join(dict.fromkeys(r.stopped for r in results if r.stopped))
+    reasons = [r.fail_reason for r in results if r.fail_reason]
+    total = LoopResult(sum(r.ran for r in results), stopped, any(r.complete for r in results),
+                       sum(r.failed for r in results), reasons[-1] if reasons else "")
+    return total, died
 
 
-def _relay(procs: list[Any], q: Any, console: Any, done: dict, timeout: float | None = None) -> None:
+def _relay(procs: list[Any], q: Any, console: Any, done: dict, errors: dict, timeout: float | None = None) -> None:
     end = None if timeout is None else time.monotonic() + timeout
+
+    def take(kind: str, worker: int, payload: Any) -> None:
+        if kind == "line":
+            console.print(payload, markup=False, highlight=False, soft_wrap=True)
+        elif kind == "done":
+            done[worker] = LoopResult(*payload)
+        elif kind == "error":  # the one line of why it died; the traceback is in the study's log
+            errors[worker] = payload
+
     while True:
         try:
-            kind, worker, payload = q.get(timeout=0.2)
+            item = q.get(timeout=0.2)
         except queue_mod.Empty:
             if not any(p.is_alive() for p in procs) or (end is not None and time.monotonic() > end):
                 break
             continue
-        if kind == "line":
-            console.print(payload, markup=False, highlight=False, soft_wrap=True)
-        elif kind == "done":
-            done[worker] = payload
+        take(*item)
     while True:  # what the last worker printed before it exited
         try:
-            kind, worker, payload = q.get_nowait()
+            item = q.get_nowait()
         except (queue_mod.Empty, OSError, ValueError):
             break
-        if kind == "line":
-            console.print(payload, markup=False, highlight=False, soft_wrap=True)
-        elif kind == "done":
-            done[worker] = payload
+        take(*item)
 
 
 class _QueueFile:
@@ -163,9 +178,15 @@ class _QueueFile:
 
 
 def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any, callbacks: tuple = (),
-                extensions: dict | None = None) -> None:
+                extensions: dict | None = None, coordinator: int | None = None) -> None:
     """A worker process: pin it, load the vocabulary its coordinator has (``extensions``: the plugins' names and the
-    modules that registered them), then run the study loop until the study needs nothing more."""
+    modules that registered them), then run the study loop until the study needs nothing more.
+
+    An error ends it with one line to the coordinator (:func:`nasplay.sweep.faults.one_line`) and the traceback
+    in the study's log. ``coordinator`` is the pid of the process that started it: when that process is gone (killed
+    with SIGKILL), the worker is an orphan: it finishes and records the trial it is training, claims no new one, and
+    exits (the same command, run again, finishes the study).
+    """
     import sys
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -176,6 +197,7 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
     import torch
     from rich.console import Console
 
+    from nasplay.sweep.faults import log_traceback, one_line, study_dir_of
     from nasplay.sweep.loop import open_study, run_loop
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -183,24 +205,63 @@ def worker_main(cfg: dict, worker: int, threads: int, device: str | None, q: Any
 
     torch.set_num_threads(threads)
     console = Console(file=_QueueFile(q, worker), width=200, highlight=False, soft_wrap=True, force_terminal=False)
+    study_dir = study_dir_of(cfg)
+    _log_to_study(study_dir, q, worker)
     try:
         from nasplay.space.registry import import_extensions
 
         import_extensions(extensions or {})
         plan = make_plan(cfg, check_files=False)  # the command checked the data before it started the workers
-        r = run_loop(plan, open_study(plan, worker), console, callbacks, worker=worker)
-        q.put(("done", worker, (r.ran, r.stopped, r.complete)))
+        orphaned = _Orphan(coordinator, q) if coordinator is not None else None
+        r = run_loop(plan, open_study(plan, worker), console, callbacks, worker=worker, orphaned=orphaned)
+        q.put(("done", worker, dataclasses.astuple(r)))
     except KeyboardInterrupt:
         q.put(("line", worker, f"[w{worker}] interrupted"))
         sys.exit(130)
-    except ValueError as e:  # a finding of the checks (an empty space): one line, as the single process says it
-        q.put(("line", worker, f"[w{worker}] error: {mask_text(str(e))}"))
-        sys.exit(2)
-    except Exception:
+    except SystemExit:
+        raise
+    except BaseException as e:  # noqa: BLE001 - whatever ends a worker is reported, in one line, not a traceback
         import traceback
 
-        q.put(("line", worker, f"[w{worker}] " + mask_text(traceback.format_exc())))
-        sys.exit(1)
+        log = log_traceback(study_dir, f"worker {worker} ({os.getpid()}) died: {one_line(e)}", traceback.format_exc())
+        q.put(("error", worker, one_line(e) + (f" (traceback in {log})" if log else "")))
+        sys.exit(1)  # the command then exits 1 with this line (a finding of the checks, an empty space, included)
+
+
+class _Orphan:
+    """Whether the coordinator that started this worker is gone (this process was handed to another parent)."""
+
+    def __init__(self, coordinator: int, q: Any):
+        self.coordinator, self.q = coordinator, q
+
+    def __call__(self) -> str:
+        if os.getppid() == self.coordinator:
+            return ""
+        # Nobody reads the queue any more: exit without waiting for its buffered lines to be read.
+        self.q.cancel_join_thread()
+        why = (f"the coordinator (pid {self.coordinator}) is gone: this worker claims no new trial and exits; "
+               "run the same command again to finish the study")
+        logging.getLogger("nasplay").warning(why)
+        return why
+
+
+def _log_to_study(study_dir: Any, q: Any, worker: int) -> None:
+    """nasplay's log records of this worker: to the study's log, and its warnings as lines for the console too."""
+    class ToConsole(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            q.put(("line", worker, f"[w{worker}] " + mask_text(record.getMessage())))
+
+    log = logging.getLogger("nasplay")
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    console = ToConsole(logging.WARNING)
+    log.addHandler(console)
+    if study_dir is not None:
+        with contextlib.suppress(OSError):
+            study_dir.mkdir(parents=True, exist_ok=True)
+            f = logging.FileHandler(study_dir / "nasplay.log", delay=True)
+            f.setFormatter(logging.Formatter(f"[%(asctime)s][%(name)s][%(levelname)s] - [w{worker}] %(message)s"))
+            log.addHandler(f)
 
 
 def _plain(cfg: Any) -> dict:
