@@ -145,7 +145,7 @@ def test_the_table_is_written_from_the_study(tmp_path):
 
 @pytest.mark.slow
 def test_the_tabulated_subspace_has_at_least_300_architectures(tmp_path, capsys):
-    spec = importlib.util.spec_from_file_location("tabulate_script", ROOT / "scripts" / "tabulate.py")
+    spec = importlib.util.spec_from_file_location("tabulate_script", ROOT / "scripts" / "build_table.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert mod.main(["size", "--runs-dir", str(tmp_path)]) == 0

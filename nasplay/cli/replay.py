@@ -10,14 +10,14 @@ from pathlib import Path
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "replay", help="replay searchers on a tabulated space (anytime regret, P(beats random), importances)",
-        description="Run each searcher for many seeds against a table of trained architectures (scripts/tabulate.py): "
+        description="Run each searcher for many seeds against a table of trained architectures (scripts/build_table.py): "
                     "each proposal's result is looked up, its cost is the recorded train time, a refused one costs nothing. "
                     "Writes replay.md, replay.json and replay.png: regret against trials and train time (median, IQR), the "
                     "probability that each searcher beats random search with a bootstrap interval, the final regret; and "
                     "the importance of each knob over the whole table with its split-half stability.",
         epilog="examples:\n  nasplay replay docs/results/table/classic_clutter.json --searchers random,tpe,nsga2,evolution --seeds 50\n",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("table", help="a table file (JSON) written by scripts/tabulate.py")
+    p.add_argument("table", help="a table file (JSON) written by scripts/build_table.py")
     p.add_argument("--searchers", default="random,tpe,nsga2,evolution", help="comma-separated samplers (sweep=NAME)")
     p.add_argument("--seeds", type=int, default=50, help="runs per searcher (seeds 0 .. N-1)")
     p.add_argument("--trials", type=int, default=50, help="architectures each run trains (looks up)")

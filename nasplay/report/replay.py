@@ -1,6 +1,6 @@
 """Searchers replayed on a tabulated space (issue 21; NAS-Bench-201 / NATS-Bench's method): ``nasplay replay TABLE``.
 
-A table (:mod:`nasplay.sweep.table`, made by ``scripts/tabulate.py``) holds every architecture of a subspace trained
+A table (:mod:`nasplay.sweep.table`, made by ``scripts/build_table.py``) holds every architecture of a subspace trained
 with a few seeds. A searcher (random, TPE, NSGA-II, evolution: the samplers of ``sweep=``, built as a study of the
 classics' space builds them) runs its define-by-run space against the table: a proposal the knobs refuse is told to
 it as infeasible and costs nothing (as the refusal-free ask does); a trained one is looked up: the validation
@@ -51,7 +51,7 @@ class Table:
                 self.results[a["hash"]] = seeds
                 self.arch[a["hash"]] = a
         if not self.results:
-            raise ValueError("the table has no trained architecture yet: build it with scripts/tabulate.py")
+            raise ValueError("the table has no trained architecture yet: build it with scripts/build_table.py")
         self.test = {h: float(np.mean([r["test_acc"] for r in s.values()])) for h, s in self.results.items()}
         self.best = max(self.test.values())
 

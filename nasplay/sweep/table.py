@@ -6,7 +6,7 @@ a few bases x the card's knobs, trained once per seed, so that searchers can be 
 (:func:`nasplay.sweep.conditional.allowed`, each value alone) is resolved through the one door
 (:func:`nasplay.complexity.resolve`); combinations the knobs refuse are kept as refusals (a searcher replayed on the
 table is told they are infeasible, as the refusal-free ask tells it), and combinations that give the same network
-are one architecture. :func:`table_from_study` turns the study that trained them (``scripts/tabulate.py``) into the
+are one architecture. :func:`table_from_study` turns the study that trained them (``scripts/build_table.py``) into the
 table: per architecture its genome hash, arch, knobs, params, FLOPs and per seed the per-epoch validation accuracy,
 the final test accuracy and the train time.
 """
@@ -128,5 +128,5 @@ def load_table(path: str | Path) -> dict[str, Any]:
     doc = json.loads(Path(path).read_text())
     for key in ("space", "architectures"):
         if key not in doc:
-            raise ValueError(f"{path}: not a nasplay table (no {key!r}); make one with scripts/tabulate.py")
+            raise ValueError(f"{path}: not a nasplay table (no {key!r}); make one with scripts/build_table.py")
     return doc

@@ -1,11 +1,11 @@
 """Tabulate a subspace of the classics' space (issue 21): every architecture trained with 2 seeds, for ``nasplay replay``.
 
-    python scripts/tabulate.py size                       # enumerate the subspace, print its size (no training)
-    python scripts/tabulate.py estimate                   # train the cheapest and the costliest architecture once,
+    python scripts/build_table.py size                       # enumerate the subspace, print its size (no training)
+    python scripts/build_table.py estimate                   # train the cheapest and the costliest architecture once,
                                                           # extrapolate the whole table's CPU time by FLOPs
-    python scripts/tabulate.py build --hours 3            # start the table's study (runs/table/table_classic)
-    python scripts/tabulate.py build --missing --hours 3  # continue it: only architectures x seeds not yet trained
-    python scripts/tabulate.py write                      # (re)write the table file from the study
+    python scripts/build_table.py build --hours 3            # start the table's study (runs/table/table_classic)
+    python scripts/build_table.py build --missing --hours 3  # continue it: only architectures x seeds not yet trained
+    python scripts/build_table.py write                      # (re)write the table file from the study
 
 The subspace is ``search_spaces/table_classic.yaml`` (six bases x depth, factorize, cardinality, skip, separable,
 norm: 304 distinct architectures), enumerated by :func:`nasplay.sweep.table.enumerate_space` at the budget's input.
@@ -31,8 +31,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# this file's folder comes first on the path, and its name would hide the `tabulate` package torch imports
-sys.path[:] = [str(ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+sys.path.insert(0, str(ROOT))  # nasplay from this checkout (a script in scripts/ must not be named after a package torch imports)
 
 SPACE = "table_classic"
 TABLE = ROOT / "docs" / "results" / "table" / "classic_clutter.json"
@@ -138,7 +137,7 @@ def write(sub, shape, study_dir: Path, args: argparse.Namespace) -> None:
     from nasplay.sweep.table import measure, table_from_study
 
     measure(sub, shape)
-    meta = {"command": "python scripts/tabulate.py build --missing", "budget": BUDGET, "space_file": f"search_spaces/{SPACE}.yaml",
+    meta = {"command": "python scripts/build_table.py build --missing", "budget": BUDGET, "space_file": f"search_spaces/{SPACE}.yaml",
             "input": list(shape)}
     doc = table_from_study(study_dir, sub, meta)
     done = sum(len(a["seeds"]) for a in doc["architectures"])
