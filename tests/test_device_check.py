@@ -59,7 +59,7 @@ def test_dry_run_writes_the_summary_of_every_step_in_under_three_minutes(tmp_pat
     assert step["workers_1"]["speedup_vs_1"] == 1.0
     study = step["study"]
     assert study["trials"] == {"total": 6, "COMPLETE": 6} and sorted(study["arms"]) == ["skip=identity", "skip=none"]
-    assert all(a["n"] == 3 for a in study["arms"].values())  # the experiment's three seeds
+    assert all(a["n"] == 3 for a in study["arms"].values())  # the check's three seeds (the experiment has five)
     assert s["figures"]["lvr_main_ratio"] == round(step["lvr_main"]["ratio"], 3)
     assert set(s["figures"]["workers"]) == {"1", "2"}
 
