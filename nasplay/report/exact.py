@@ -26,6 +26,8 @@ from itertools import combinations
 
 import numpy as np
 
+from nasplay.sweep.results import finite as _clean  # values as floats, NaN and None dropped
+
 #: Seeds per arm up to which the deciding p enumerates every relabelling (C(20, 10) = 184,756 splits).
 MAX_EXACT = 10
 _TOL = 1e-12
@@ -79,11 +81,6 @@ def _p(stats_: np.ndarray, exact: bool) -> float:
     obs = stats_[0]
     hits = stats_ >= obs - _TOL * max(1.0, abs(obs))
     return float(hits.mean()) if exact else float(hits.sum() / len(hits))  # row 0 is the "+1" of both counts
-
-
-def _clean(x) -> np.ndarray:
-    x = np.asarray(x, dtype=float).ravel()
-    return x[np.isfinite(x)]
 
 
 def permutation_p(a, b, *, max_exact: int = MAX_EXACT, draws: int = 20_000, seed: int = 0) -> ExactTest:

@@ -27,6 +27,8 @@ import numpy as np
 from scipy import special
 from scipy import stats as sps
 
+from nasplay.sweep.results import finite as _clean  # values as floats, NaN and None dropped
+
 
 @dataclass(frozen=True)
 class Equivalence:
@@ -41,11 +43,6 @@ class Equivalence:
     p_adjusted: float = math.nan  # within the family (Holm), set by adjust_family
     paired: bool = False  # one-sample TOST of paired differences (nasplay.report.intervals.tost_paired)
     note: str = ""
-
-
-def _clean(x) -> np.ndarray:
-    x = np.asarray(x, dtype=float).ravel()
-    return x[np.isfinite(x)]
 
 
 def effective_test_size(n_test: int | None, sources: int | None = None, icc: float = 1.0) -> float | None:
