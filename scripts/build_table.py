@@ -3,17 +3,19 @@
     python scripts/build_table.py size                       # enumerate the subspace, print its size (no training)
     python scripts/build_table.py estimate                   # train the cheapest and the costliest architecture once,
                                                           # extrapolate the whole table's CPU time by FLOPs
-    python scripts/build_table.py build --hours 3            # start the table's study (runs/table/table_classic)
-    python scripts/build_table.py build --missing --hours 3  # continue it: only architectures x seeds not yet trained
-    python scripts/build_table.py write                      # (re)write the table file from the study
+    python scripts/build_table.py build --hours 3            # start the table (runs/table/table_classic/...)
+    python scripts/build_table.py build --missing --hours 3  # continue it: only the architectures the table lacks
+    python scripts/build_table.py write                      # (re)write the table file from the studies
 
 The subspace is ``search_spaces/table_classic.yaml`` (six bases x depth, factorize, cardinality, skip, separable,
 norm: 304 distinct architectures), enumerated by :func:`nasplay.sweep.table.enumerate_space` at the budget's input.
-Every architecture is one named arm of one grid study (``sweep=grid``, seeds 0 and 1), so the build is an ordinary
-nasplay study: resumable, split across runs (``--hours`` stops starting trials after that long; ``--missing`` goes
-on), parallel with ``--workers``. After each run the table is written to ``docs/results/table/classic_clutter.json``
-(genome hash, arch, knobs, params, FLOPs and per seed the per-epoch validation accuracy, the final test accuracy and
-the train time), with the command and the budget that made it; architectures not yet trained have no seeds.
+Every architecture is one named arm of a grid study (``sweep=grid``, seeds 0 and 1), so the build is an ordinary
+nasplay study: resumable, parallel with ``--workers``, split across runs (``--hours`` stops starting trials after that
+long). After each run the table is written to ``docs/results/table/classic_clutter.json`` (genome hash, arch, knobs,
+params, FLOPs and per seed the per-epoch validation accuracy, the final test accuracy and the train time), with the
+command and the budget that made it; architectures not yet trained have no seeds. ``--missing`` reads that file, not
+the runs folder: it trains only the architectures the file lacks, in a study named after them, so a build goes on in a
+fresh clone (runs/ is not committed) as well as on the machine that began it, and the file adds the runs up.
 
 Budget (CPU, fixed before any result): ``data=clutter`` at 32x32 (1 channel, 10 classes), 2,000 training images
 (``data.limit``), batch 64, 4 epochs, widths 1/8, one thread per trial, seeds 0 and 1. The CPU time this asks for is
@@ -25,6 +27,7 @@ shared, loaded 2-core machine), about 1.3 hours of wall time with ``--workers 2`
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -112,40 +115,75 @@ def cmd_estimate(args: argparse.Namespace) -> int:
     return 0
 
 
+def committed(out: Path) -> dict | None:
+    """The table file written before (the committed one in a fresh clone), checked to be of this budget; None if none."""
+    from nasplay.sweep.table import load_table
+
+    if not out.exists():
+        return None
+    doc = load_table(out)
+    if doc.get("budget") != json.loads(json.dumps(BUDGET)):
+        raise SystemExit(f"{out} was built at another budget ({doc.get('budget')}, this script's is {BUDGET}): "
+                         f"give the new table its own file with --out")
+    return doc
+
+
+def part_name(arms: dict) -> str:
+    """The study of one build run, named by the architectures it trains: a run cut short and started again with the
+    same ones resumes its journal; a later run (fewer left) is a study of its own, and the table adds them up."""
+    return "table_classic_" + hashlib.sha1("\n".join(sorted(arms)).encode()).hexdigest()[:8]
+
+
 def cmd_build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from nasplay.sweep.runner import run_study
+    from nasplay.sweep.table import missing
 
-    study_dir = Path(args.runs_dir) / "table_classic" / "table_classic"
-    if (study_dir / "optuna.journal").exists() and not args.missing:
-        raise SystemExit(f"{study_dir} exists: --missing continues it (only what is not trained yet runs)")
+    out = Path(args.out)
+    prior = committed(out)
+    held = sum(len(a["seeds"]) for a in prior["architectures"]) if prior else 0
+    if held and not args.missing:
+        raise SystemExit(f"{out} already holds {held} results: --missing continues the table (only what it lacks runs)")
     sub, shape = subspace(args.runs_dir)
-    extra = [f"sweep.timeout={args.hours * 3600:g}"] if args.hours else []
-    result = run_study(study_config(sub, args.runs_dir, args.workers, extra), console=Console())
-    write(sub, shape, study_dir, args)
-    return 0 if result.complete else 3  # a table not yet complete: run again with --missing
+    todo = missing(sub, prior, SEEDS)
+    if todo:
+        arms = {sub.architectures[h]["arm"]: {"arch": sub.architectures[h]["arch"], "knobs": sub.architectures[h]["knobs"]}
+                for h in todo}
+        print(f"{len(todo)} of {len(sub.architectures)} architectures to train (seeds {SEEDS}): study {part_name(arms)}")
+        extra = [f"study={part_name(arms)}", *([f"sweep.timeout={args.hours * 3600:g}"] if args.hours else [])]
+        run_study(study_config(sub, args.runs_dir, args.workers, extra, arms=arms), console=Console())
+    left = write(sub, shape, args)
+    return 0 if not left else 3  # a table not yet complete: run again with --missing
 
 
 def cmd_write(args: argparse.Namespace) -> int:
     sub, shape = subspace(args.runs_dir)
-    write(sub, shape, Path(args.runs_dir) / "table_classic" / "table_classic", args)
+    write(sub, shape, args)
     return 0
 
 
-def write(sub, shape, study_dir: Path, args: argparse.Namespace) -> None:
-    from nasplay.sweep.table import measure, table_from_study
+def write(sub, shape, args: argparse.Namespace) -> int:
+    """Write the table from the committed file and every build study under --runs-dir; return how many architectures
+    still lack a seed."""
+    from nasplay.sweep.table import measure, missing, table_from_study
 
     measure(sub, shape)
     meta = {"command": "python scripts/build_table.py build --missing", "budget": BUDGET, "space_file": f"search_spaces/{SPACE}.yaml",
             "input": list(shape)}
-    doc = table_from_study(study_dir, sub, meta)
+    out = Path(args.out)
+    root = Path(args.runs_dir) / "table_classic"
+    studies = sorted((d for d in root.glob("table_classic*") if (d / "results.csv").exists()),
+                     key=lambda d: (d / "results.csv").stat().st_mtime)  # older first: a later measurement replaces
+    doc = table_from_study(studies, sub, meta, prior=committed(out))
     done = sum(len(a["seeds"]) for a in doc["architectures"])
     doc["trained"] = {"trials": done, "of": len(doc["architectures"]) * len(SEEDS)}
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(doc, separators=(",", ":"), default=str))
-    print(f"table: {out} ({done} of {len(doc['architectures']) * len(SEEDS)} architecture x seed results)")
+    left = missing(sub, doc, SEEDS)
+    print(f"table: {out} ({done} of {len(doc['architectures']) * len(SEEDS)} architecture x seed results; "
+          f"{len(left)} architectures still lack a seed{': build --missing goes on' if left else ''})")
+    return len(left)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -143,6 +143,47 @@ def test_the_table_is_written_from_the_study(tmp_path):
     assert t.best == pytest.approx(0.75) and t.lookup("b", {"x": 1}) is None and t.lookup("b", {"x": 0}) == "h0"
 
 
+def test_a_table_built_across_runs_adds_up_and_missing_names_what_it_lacks(tmp_path):
+    """A second build run (in a fresh clone, say) starts from the committed table: its results stay, the new study
+    adds what it trained and replaces what it trained again; ``missing`` names the architectures still short a seed."""
+    from nasplay.sweep.table import missing
+
+    sub = Subspace(["b"], {"b": {"x": [0, 1, 2]}}, {"b": {}})
+    for x in (0, 1, 2):
+        sub.combos[combo_key("b", {"x": x})] = f"h{x}"
+        sub.architectures[f"h{x}"] = {"arch": "b", "knobs": {"x": x}, "labels": {"x": x}, "arm": f"b x={x}", "params": 1, "flops": 1}
+    assert missing(sub, None, [0, 1]) == ["h0", "h1", "h2"]
+    first = tmp_path / "first"
+    first.mkdir()
+    (first / "results.csv").write_text("number,state,arm,seed,test/acc,train_time\n0,COMPLETE,b x=0,0,0.7,3\n"
+                                       "1,COMPLETE,b x=0,1,0.8,3\n2,COMPLETE,b x=1,0,0.5,2\n")
+    committed = table_from_study(first, sub, {"budget": {}})
+    assert missing(sub, committed, [0, 1]) == ["h1", "h2"]  # h1 has seed 0 only
+    second = tmp_path / "second"  # the run that went on: h1 trained again (both seeds), h2 for the first time
+    second.mkdir()
+    (second / "results.csv").write_text("number,state,arm,seed,test/acc,train_time\n0,COMPLETE,b x=1,0,0.55,2\n"
+                                        "1,COMPLETE,b x=1,1,0.6,2\n2,COMPLETE,b x=2,0,0.9,4\n3,FAIL,b x=2,1,,\n")
+    doc = table_from_study([second], sub, {"budget": {}}, prior=committed)
+    tests = {a["hash"]: {s: r["test_acc"] for s, r in a["seeds"].items()} for a in doc["architectures"]}
+    assert tests == {"h0": {"0": 0.7, "1": 0.8}, "h1": {"0": 0.55, "1": 0.6}, "h2": {"0": 0.9}}
+    assert missing(sub, doc, [0, 1]) == ["h2"] and missing(sub, doc, [0]) == []
+
+
+def test_the_build_refuses_a_table_of_another_budget_and_names_its_study_by_what_it_trains(tmp_path):
+    spec = importlib.util.spec_from_file_location("tabulate_script", ROOT / "scripts" / "build_table.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "t.json"
+    assert mod.committed(out) is None
+    out.write_text(json.dumps({"space": {}, "architectures": [], "budget": {**mod.BUDGET, "trainer.max_epochs": 9}}))
+    with pytest.raises(SystemExit, match="another budget"):
+        mod.committed(out)
+    out.write_text(json.dumps({"space": {}, "architectures": [], "budget": mod.BUDGET}))
+    assert mod.committed(out)["budget"]["seeds"] == [0, 1]
+    a, b = mod.part_name({"p": 1, "q": 2}), mod.part_name({"q": 0, "p": 0})
+    assert a == b and a.startswith("table_classic_") and mod.part_name({"p": 1}) != a
+
+
 @pytest.mark.slow
 def test_the_tabulated_subspace_has_at_least_300_architectures(tmp_path, capsys):
     spec = importlib.util.spec_from_file_location("tabulate_script", ROOT / "scripts" / "build_table.py")

@@ -86,34 +86,56 @@ def measure(sub: Subspace, data_shape: tuple[int, int, int]) -> None:
         a["params"], a["flops"] = int(cx.params), int(cx.flops)
 
 
-def table_from_study(study_dir: str | Path, sub: Subspace, meta: dict[str, Any]) -> dict[str, Any]:
-    """The table: per architecture of ``sub`` its complexity and per seed what the study measured (a missing seed is
-    absent). ``meta`` (the command, the budget) is kept as it is."""
+def table_from_study(study_dirs: str | Path | list[str | Path], sub: Subspace, meta: dict[str, Any],
+                     prior: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The table: per architecture of ``sub`` its complexity and per seed what the studies measured (a missing seed is
+    absent). ``prior`` is a table written before (the committed file): its results are kept, and a study that measured
+    the same architecture and seed again replaces them, so a build split across runs and across clones adds up.
+    ``meta`` (the command, the budget) is kept as it is."""
+    dirs = [study_dirs] if isinstance(study_dirs, (str, Path)) else list(study_dirs)
+    results: dict[str, dict[str, Any]] = {}
+    for a in (prior or {}).get("architectures", []):
+        if a["hash"] in sub.architectures and a.get("seeds"):
+            results[a["hash"]] = dict(a["seeds"])
+    by_arm = {a["arm"]: h for h, a in sub.architectures.items()}
+    for d in dirs:
+        for h, seed, r in _study_results(Path(d), by_arm):
+            results.setdefault(h, {})[seed] = r
+    archs = []
+    for h, a in sub.architectures.items():
+        archs.append({"hash": h, **{k: a[k] for k in ("arch", "arm", "knobs", "labels")},
+                      "params": a.get("params"), "flops": a.get("flops"),
+                      "seeds": dict(sorted(results.get(h, {}).items(), key=lambda kv: int(kv[0])))})
+    return {"version": TABLE_VERSION, **meta, "space": {"bases": sub.bases, "knobs": sub.knobs, "combos": sub.combos},
+            "architectures": archs}
+
+
+def _study_results(study_dir: Path, by_arm: dict[str, str]):
+    """(architecture hash, seed, result) of every finished trial of one study whose arm is an architecture of the table."""
     import csv
 
-    study_dir = Path(study_dir)
     rows = list(csv.DictReader(open(study_dir / "results.csv"))) if (study_dir / "results.csv").exists() else []
     curves: dict[int, dict[int, float]] = {}
     if (study_dir / "curves.csv").exists():
         for r in csv.DictReader(open(study_dir / "curves.csv")):
             if r["metric"] == "val/acc":
                 curves.setdefault(int(r["trial"]), {})[int(r["epoch"])] = float(r["value"])
-    by_arm = {a["arm"]: h for h, a in sub.architectures.items()}
-    results: dict[str, dict[str, Any]] = {}
     for r in rows:
         if r["state"] != "COMPLETE" or r["arm"] not in by_arm:
             continue
         seed = str(int(float(r["seed"])))
         per_epoch = [v for _, v in sorted(curves.get(int(r["number"]), {}).items())]
-        train_time = _num(r.get("train_time")) if _num(r.get("train_time")) == _num(r.get("train_time")) else _num(r.get("duration_s"))
-        results.setdefault(by_arm[r["arm"]], {})[seed] = {"val_acc": per_epoch, "test_acc": _num(r.get("test/acc")),
-                                                         "train_time": train_time}
-    archs = []
-    for h, a in sub.architectures.items():
-        archs.append({"hash": h, **{k: a[k] for k in ("arch", "arm", "knobs", "labels")},
-                      "params": a.get("params"), "flops": a.get("flops"), "seeds": results.get(h, {})})
-    return {"version": TABLE_VERSION, **meta, "space": {"bases": sub.bases, "knobs": sub.knobs, "combos": sub.combos},
-            "architectures": archs}
+        train_time = _num(r.get("train_time"))
+        if train_time != train_time:
+            train_time = _num(r.get("duration_s"))
+        yield by_arm[r["arm"]], seed, {"val_acc": per_epoch, "test_acc": _num(r.get("test/acc")), "train_time": train_time}
+
+
+def missing(sub: Subspace, table: dict[str, Any] | None, seeds: list[int]) -> list[str]:
+    """Hashes of the architectures of ``sub`` that ``table`` does not hold for every one of ``seeds``."""
+    held = {a["hash"]: set(a.get("seeds", {})) for a in (table or {}).get("architectures", [])}
+    want = {str(s) for s in seeds}
+    return [h for h in sub.architectures if not want <= held.get(h, set())]
 
 
 def _num(x: Any) -> float:
