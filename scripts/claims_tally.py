@@ -7,8 +7,10 @@ A claim's category, one of :data:`CATEGORIES`:
 * **direction only** — significant in the paper's direction, the size not compatible (a network that trains at this
   budget against one that barely does, not the paper's effect);
 * **untestable at this budget** — an arm with no seed above chance, a time target no seed of either arm reached, or
-  (a difference not shown) a minimum detectable effect at least ``rules.untestable_mde_ratio`` times the paper's
-  effect; the row names the budget that would test it;
+  a minimum detectable effect at least ``rules.untestable_mde_ratio`` times the paper's effect where the paper claims
+  a difference and the measured one is not significant in the paper's direction (a comparison not powered for the
+  paper's effect cannot contradict it: a significant difference the other way there says the budget does not train
+  the arm to where the claim is about); the row names the budget that would test it;
 * **contradicted** — a powered comparison in which both arms trained, against the paper: significant the other way,
   a difference where the paper reports none, or equivalence where it reports one;
 * **inconclusive** — none of these.
