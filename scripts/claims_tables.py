@@ -373,11 +373,9 @@ def _exploratory(r: dict[str, Any], skip: set[tuple[str, str]]) -> list[tuple[di
 
 
 def _beside_a_claim(row: dict[str, Any], claims: list[dict[str, Any]], default: str | None) -> bool:
-    """An unclaimed comparison worth showing beside an experiment's claims: on an outcome a claim reads, against a
-    baseline a claim uses, of an arm no claim compares with another baseline (ablate_depth's plain-34 against VGG-11
-    is not shown)."""
-    bases = {c.get("baseline") or default for c in claims}
-    if row.get("metric") not in {c["metric"] for c in claims} or row.get("baseline") not in bases:
+    """An unclaimed comparison worth showing beside an experiment's claims: against a baseline a claim uses, of an arm
+    no claim compares with another baseline (ablate_depth's plain-34 against VGG-11 is not shown)."""
+    if row.get("baseline") not in {c.get("baseline") or default for c in claims}:
         return False
     elsewhere = {a for c in claims if (c.get("baseline") or default) != row.get("baseline")
                  for a in (c["arm"], c.get("baseline") or default)}
