@@ -283,7 +283,8 @@ def _design(suite: str, r: dict[str, Any]) -> str:
                f"{seeds[0]}–{seeds[-1]} seeds per arm" if seeds else "no arms")
     if r.get("design_space"):
         sizes = sorted({int(a.get("n") or 0) for a in r.get("arms", [])})
-        per_arm = f"{'–'.join(str(n) for n in sizes)} sampled networks per design space, {len(seeds and r['arms'][0].get('seeds') or [])} seeds cycled"
+        cycled = len((r["arms"][0].get("seeds") or []) if r.get("arms") else [])
+        per_arm = f"{'–'.join(str(n) for n in sizes)} sampled networks per design space, {cycled} seeds cycled"
     trials = r.get("trials") or {}
     minutes = r.get("wall_minutes")
     commit = ((r.get("environment") or {}).get("created") or {}).get("commit")
@@ -429,6 +430,10 @@ def measured_blocks(claims: list[dict[str, Any]] | None = None,
     return {f"measured-{n}": "\n\n".join(suite_measured(s, n, claims, judged[s]) for s in SUITES) for n in experiments()}
 
 
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
 def suite_summary(suite: str, claims: list[dict[str, Any]], judged: list[dict[str, Any] | None]) -> str:
     """A suite's counted claims by category, by name, and what its reports are: seeds per arm, rules, commits."""
     by: dict[str, list[str]] = {}
@@ -451,10 +456,10 @@ def suite_summary(suite: str, claims: list[dict[str, Any]], judged: list[dict[st
     old = [r["experiment"] for r in reports if not under_rules(r)]
     commits = sorted({c[:7] for r in reports if (c := ((r.get("environment") or {}).get("created") or {}).get("commit"))})
     facts = [f"{len(reports)} of {len(experiments())} experiments have a report."]
-    facts += [f"{k} seeds per arm: {len(v)} report{'s' if len(v) != 1 else ''}" + (f" ({', '.join(f'`{n}`' for n in v)})" if len(v) <= 6 else "") + "."
+    facts += [f"{k} seeds per arm: {len(v)} report{'s' if len(v) != 1 else ''}" + (f" ({_names(v)})" if len(v) <= 6 else "") + "."
               for k, v in sorted(seeds.items(), key=lambda kv: -len(kv[1]))]
     facts.append(f"Made under the rules of {ENVIRONMENT_SINCE}: {len(reports) - len(old)}" +
-                 (f"; before them, read under them: {len(old)}" + (f" ({', '.join(f'`{n}`' for n in old)})" if len(old) <= 6 else "")
+                 (f"; before them, read under them: {len(old)}" + (f" ({_names(old)})" if len(old) <= 6 else "")
                   if old else "") + ".")
     if commits:
         facts.append("Commits recorded: " + ", ".join(f"`{c}`" for c in commits) + ".")
