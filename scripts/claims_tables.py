@@ -347,7 +347,7 @@ def _delta(row: dict[str, Any]) -> str:
     if row.get("kind") == "censored":
         a, b = row.get("arm_summary") or {}, row.get("baseline_summary") or {}
         return f"reached {a.get('reached')} of {a.get('n')} vs {b.get('reached')} of {b.get('n')}"
-    return effect(row, row.get("metric", "")).replace("Δ ", "")
+    return effect(row, row.get("metric", "")).replace("Δ ", "").replace("(95% CI ", "(")
 
 
 def _rows(r: dict[str, Any]) -> list[dict[str, Any]]:
