@@ -132,9 +132,10 @@ def cell(suite: str, claim: dict[str, Any], judged: dict[str, Any] | None = None
     return judged["category"], ", ".join(p for p in parts if p)
 
 
-def claims_table() -> tuple[str, str]:
-    claims = load_claims()
-    judged = {s: _judged(s, claims) for s in SUITES}
+def claims_table(claims: list[dict[str, Any]] | None = None,
+                 judged: dict[str, list[dict[str, Any] | None]] | None = None) -> tuple[str, str]:
+    claims = claims if claims is not None else load_claims()
+    judged = judged if judged is not None else {s: _judged(s, claims) for s in SUITES}
     rows, cats = [], {s: [] for s in SUITES}
     for i, c in enumerate(claims):
         cells = []
@@ -217,9 +218,12 @@ def environment_text(suite: str) -> str:
 
 
 def blocks() -> dict[str, str]:
-    tallies, table = claims_table()
+    claims = load_claims()
+    judged = {s: _judged(s, claims) for s in SUITES}
+    tallies, table = claims_table(claims, judged)
     return {"tally": tallies, "claims": table, "runs-clutter": runs_table("clutter"), "runs-digits": runs_table("digits"),
-            "env-clutter": environment_text("clutter"), "env-digits": environment_text("digits")}
+            "env-clutter": environment_text("clutter"), "env-digits": environment_text("digits"),
+            **summary_blocks(claims, judged), **measured_blocks(claims, judged)}
 
 
 def render(text: str, made: dict[str, str]) -> str:
@@ -243,3 +247,228 @@ def write_tables(check: bool = False) -> int:
     CLAIMS_MD.write_text(new)
     print(f"wrote {CLAIMS_MD.relative_to(ROOT)}")
     return 0
+
+
+# --- each experiment's measured block and each suite's summary ----------------------------------------------------------
+def experiments() -> list[str]:
+    """Every experiment of the claims suites (scripts/claims/<suite>.yaml), in the digits suite's order."""
+    import yaml
+
+    names: list[str] = []
+    for s in SUITES:
+        spec = yaml.safe_load((CLAIMS.parent / f"{s}.yaml").read_text()) or {}
+        names += [n for n in spec.get("experiments") or {} if n not in names]
+    return names
+
+
+def under_rules(report: dict[str, Any]) -> bool:
+    """Whether a report was made under the rules of 2026-12-06 (its rows name their Holm family)."""
+    rows = list(report.get("comparisons") or []) + [r for rs in (report.get("secondary") or {}).values() for r in rs or []]
+    return any("family_kind" in r for r in rows)
+
+
+def seeds_of(arm: dict[str, Any]) -> int:
+    if isinstance(arm.get("seeds"), list):
+        return len(arm["seeds"])
+    return int((arm.get("trained") or {}).get("n") or arm.get("n") or 0)
+
+
+def _pct(x: Any) -> str:
+    return f"{100 * x:.1f}" if isinstance(x, (int, float)) and math.isfinite(x) else "n/a"
+
+
+def _design(suite: str, r: dict[str, Any]) -> str:
+    seeds = sorted({seeds_of(a) for a in r.get("arms", [])})
+    per_arm = (f"{seeds[0]} seeds per arm" if len(seeds) == 1 else
+               f"{seeds[0]}–{seeds[-1]} seeds per arm" if seeds else "no arms")
+    if r.get("design_space"):
+        sizes = sorted({int(a.get("n") or 0) for a in r.get("arms", [])})
+        cycled = len((r["arms"][0].get("seeds") or []) if r.get("arms") else [])
+        per_arm = f"{'–'.join(str(n) for n in sizes)} sampled networks per design space, {cycled} seeds cycled"
+    trials = r.get("trials") or {}
+    minutes = r.get("wall_minutes")
+    commit = ((r.get("environment") or {}).get("created") or {}).get("commit")
+    rules = (f"made under the rules of {ENVIRONMENT_SINCE}" if under_rules(r) else
+             f"made before the rules of {ENVIRONMENT_SINCE} and read under them")
+    parts = [f"{len(r.get('arms', []))} arms", per_arm]
+    if trials:
+        parts.append(f"{trials.get('COMPLETE', 0)} of {trials.get('total', 0)} trials complete")
+    if isinstance(minutes, (int, float)):
+        parts.append(f"{minutes:.1f} min wall")
+    parts.append(rules + (f", commit `{commit[:7]}`" if commit else ", no environment recorded"))
+    cmd = (r.get("command") or "").strip()
+    return (f"**{suite}**: " + ", ".join(parts) + "." + (f" Run: `{cmd}`." if cmd else " No command recorded."))
+
+
+def _arm_table(r: dict[str, Any]) -> str:
+    metric = r.get("metric", "test/acc")
+    other = metric != "test/acc"
+    head = ("| arm | params | MFLOPs | test accuracy, % (95% CI) | seeds trained |" + (f" {metric} |" if other else "")
+            + "\n|---|---:|---:|---|---|" + ("---|" if other else ""))
+    rows = []
+    for a in r.get("arms", []):
+        x = test_accuracy(r, a)
+        acc = f"{_pct(x['mean'])} ({_pct(x.get('ci_low'))}–{_pct(x.get('ci_high'))})" if x else "n/a"
+        tr = a.get("trained") or {}
+        trained = f"{tr['k']} of {tr.get('n', seeds_of(a))}" if isinstance(tr.get("k"), int) else "n/a"
+        params = f"{a['params'] / 1e3:,.0f} k" if isinstance(a.get("params"), (int, float)) else ""
+        flops = f"{a['flops'] / 1e6:.1f}" if isinstance(a.get("flops"), (int, float)) else ""
+        name = f"{a['arm']}" + (" (baseline)" if a.get("baseline") is True else "")
+        row = f"| {name} | {params} | {flops} | {acc} | {trained} |"
+        if other:
+            t = a.get(metric)
+            if isinstance(t, dict) and "reached" in t:
+                med = t.get("median")
+                row += f" {t['reached']} of {t.get('n')} reached" + (f", median {med:g}" if isinstance(med, (int, float)) else "") + " |"
+            else:
+                row += f" {a['mean']:.3f} |" if isinstance(a.get("mean"), (int, float)) else " n/a |"
+        rows.append(row)
+    return head + "\n" + "\n".join(rows)
+
+
+def _populations(space: dict[str, Any]) -> str:
+    """A design-space comparison's error distributions (edf_skip): mean error (bootstrap CI), min, median, KS."""
+    rows = []
+    for p in space["populations"]:
+        ci = p.get("mean_error_ci") or [math.nan, math.nan]
+        rows.append(f"| {p['arm']} | {p.get('n')} | {p['mean_error']:.1f} ({ci[0]:.1f}–{ci[1]:.1f}) | "
+                    f"{p['min_error']:.1f} | {p['median_error']:.1f} |")
+    tests = []
+    for x in space.get("tests") or []:
+        ks = x.get("ks") or {}
+        if isinstance(ks.get("statistic"), (int, float)):
+            tests.append(f"KS {x['arm']} vs {x['baseline']}: D {ks['statistic']:.2f}, permutation p "
+                         f"{fmt_p(x.get('ks_permutation_p'))}")
+    return ("| design space | networks | mean error, % (bootstrap 95% CI) | min error, % | median error, % |\n"
+            "|---|---:|---|---:|---:|\n" + "\n".join(rows) + ("\n\n" + "; ".join(tests) + "." if tests else ""))
+
+
+def _delta(row: dict[str, Any]) -> str:
+    if row.get("kind") == "censored":
+        a, b = row.get("arm_summary") or {}, row.get("baseline_summary") or {}
+        return f"reached {a.get('reached')} of {a.get('n')} vs {b.get('reached')} of {b.get('n')}"
+    return effect(row, row.get("metric", "")).replace("Δ ", "").replace("(95% CI ", "(")
+
+
+def _rows(r: dict[str, Any]) -> list[dict[str, Any]]:
+    out = list(r.get("comparisons") or [])
+    for rows in (r.get("secondary") or {}).values():
+        out += list(rows or [])
+    return out
+
+
+def _exploratory(r: dict[str, Any], skip: set[tuple[str, str]]) -> list[tuple[dict[str, Any], str, float, float, str]]:
+    """The report's comparisons no claim reads: (row, outcome word, deciding p, p_adj, test). A report made under the
+    rules gives them; an older one is re-read as the claims are (Holm within each outcome's unclaimed rows)."""
+    rows = [x for x in _rows(r) if (x.get("metric"), x.get("arm"), x.get("baseline")) not in skip]
+    if under_rules(r):
+        return [(x, str(x.get("outcome")), _f(x.get("p")), _f(x.get("p_adjusted")), str(x.get("test"))) for x in rows]
+    ps = [deciding_p(x) for x in rows]
+    adjusted = holm_by_report([(str(x.get("metric")), str(i), p) for i, (x, (p, _)) in enumerate(zip(rows, ps))])
+    out = []
+    for i, (x, (p, test)) in enumerate(zip(rows, ps)):
+        pa = adjusted[(str(x.get("metric")), str(i))]
+        word = classify({"expected": "better"}, r, x, pa, load_rules())["word"]
+        out.append((x, word, p, pa, test))
+    return out
+
+
+def _beside_a_claim(row: dict[str, Any], claims: list[dict[str, Any]], default: str | None) -> bool:
+    """An unclaimed comparison worth showing beside an experiment's claims: against a baseline a claim uses, of an arm
+    no claim compares with another baseline (ablate_depth's plain-34 against VGG-11 is not shown)."""
+    if row.get("baseline") not in {c.get("baseline") or default for c in claims}:
+        return False
+    elsewhere = {a for c in claims if (c.get("baseline") or default) != row.get("baseline")
+                 for a in (c["arm"], c.get("baseline") or default)}
+    return row.get("arm") not in elsewhere
+
+
+def suite_measured(suite: str, name: str, claims: list[dict[str, Any]], judged: list[dict[str, Any] | None]) -> str:
+    """What one suite's committed report of an experiment holds: its design, each arm, each comparison."""
+    path = RESULTS / suite / name / "report.json"
+    if not path.exists():
+        return f"**{suite}**: no report of `{name}` is committed under `docs/results/{suite}/` yet."
+    r = json.loads(path.read_text())
+    lines = [_design(suite, r), "", _arm_table(r), ""]
+    if (r.get("design_space") or {}).get("populations"):
+        lines += [_populations(r["design_space"]), ""]
+    head = ("| comparison (outcome) | result | Δ (95% CI) | deciding p (test) | p_adj | tally |\n"
+            "|---|---|---|---|---|---|")
+    rows, claimed = [], set()
+    for c, j in zip(claims, judged):
+        if c["experiment"] != name:
+            continue
+        base = c.get("baseline") or r.get("baseline")
+        claimed.add((c["metric"], c["arm"], base))
+        label = f"{c['arm']} vs {base} ({c['metric']})"
+        if j is None:
+            k, _ = cell(suite, c, j)
+            rows.append(f"| {label} | — | — | — | — | {k} |")
+            continue
+        tally = j["category"] + ("" if c.get("counted", True) and not c.get("counted_with") else
+                                 " (a control, not counted)" if not c.get("counted", True) else " (counted once, with its twin)")
+        rows.append(f"| {label} | **{j['word']}** | {_delta(j['row'])} | {fmt_p(j['p'])} ({j['test']}) | "
+                    f"{fmt_p(j['p_adjusted'])} | {tally} |")
+    mine = [c for c in claims if c["experiment"] == name]
+    for x, word, p, pa, test in _exploratory(r, claimed):
+        if mine and not _beside_a_claim(x, mine, r.get("baseline")):
+            continue
+        rows.append(f"| {x.get('arm')} vs {x.get('baseline')} ({x.get('metric')}) | {word} | {_delta(x)} | "
+                    f"{fmt_p(p)} ({test}) | {fmt_p(pa)} | exploratory |")
+    if rows:
+        lines += [head, *rows]
+    else:
+        lines.append("(the report holds no comparison)")
+    return "\n".join(lines).rstrip()
+
+
+def measured_blocks(claims: list[dict[str, Any]] | None = None,
+                    judged: dict[str, list[dict[str, Any] | None]] | None = None) -> dict[str, str]:
+    """``measured-EXPERIMENT``: both suites' reports of each experiment of the claims suites."""
+    claims = claims if claims is not None else load_claims()
+    judged = judged if judged is not None else {s: _judged(s, claims) for s in SUITES}
+    return {f"measured-{n}": "\n\n".join(suite_measured(s, n, claims, judged[s]) for s in SUITES) for n in experiments()}
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(f"`{n}`" for n in names)
+
+
+def suite_summary(suite: str, claims: list[dict[str, Any]], judged: list[dict[str, Any] | None]) -> str:
+    """A suite's counted claims by category, by name, and what its reports are: seeds per arm, rules, commits."""
+    by: dict[str, list[str]] = {}
+    for c, j in zip(claims, judged):
+        if not c.get("counted", True) or c.get("counted_with"):
+            continue
+        k = j["category"] if j else cell(suite, c, j)[0]
+        by.setdefault(k, []).append(c["innovation"])
+    order = [*CATEGORIES, *sorted(k for k in by if k not in CATEGORIES)]
+    lines = [f"- **{k}** ({len(by[k])}): " + "; ".join(by[k]) + "." for k in order if by.get(k)]
+    d = RESULTS / suite
+    reports = [json.loads(p.read_text()) for p in sorted(d.glob("*/report.json"))] if d.exists() else []
+    seeds: dict[str, list[str]] = {}
+    for r in reports:
+        if r.get("design_space"):
+            continue
+        ns = sorted({seeds_of(a) for a in r.get("arms", [])})
+        key = str(ns[0]) if len(ns) == 1 else f"{ns[0]}–{ns[-1]}" if ns else "no"
+        seeds.setdefault(key, []).append(r["experiment"])
+    old = [r["experiment"] for r in reports if not under_rules(r)]
+    commits = sorted({c[:7] for r in reports if (c := ((r.get("environment") or {}).get("created") or {}).get("commit"))})
+    facts = [f"{len(reports)} of {len(experiments())} experiments have a report."]
+    facts += [f"{k} seeds per arm: {len(v)} report{'s' if len(v) != 1 else ''}" + (f" ({_names(v)})" if len(v) <= 6 else "") + "."
+              for k, v in sorted(seeds.items(), key=lambda kv: -len(kv[1]))]
+    facts.append(f"Made under the rules of {ENVIRONMENT_SINCE}: {len(reports) - len(old)}" +
+                 (f"; before them, read under them: {len(old)}" + (f" ({_names(old)})" if len(old) <= 6 else "")
+                  if old else "") + ".")
+    if commits:
+        facts.append("Commits recorded: " + ", ".join(f"`{c}`" for c in commits) + ".")
+    return " ".join(facts) + ("\n\n" + "\n".join(lines) if lines else "")
+
+
+def summary_blocks(claims: list[dict[str, Any]] | None = None,
+                   judged: dict[str, list[dict[str, Any] | None]] | None = None) -> dict[str, str]:
+    """``summary-SUITE``: each suite's counted claims by category and what its reports hold."""
+    claims = claims if claims is not None else load_claims()
+    judged = judged if judged is not None else {s: _judged(s, claims) for s in SUITES}
+    return {f"summary-{s}": suite_summary(s, claims, judged[s]) for s in SUITES}

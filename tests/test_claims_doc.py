@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -143,3 +144,88 @@ def test_claims_md_states_the_environment_of_the_runs_from_their_reports(tmp_pat
     one = tables.environment_text("s")
     assert one.startswith(f"Environment of these runs (from their reports, fingerprint `{env['fingerprint']}`): nasplay ")
     assert f"torch {env['torch']}" in one
+
+
+def _block(text: str, name: str) -> str:
+    m = re.search(rf"<!-- generated:{re.escape(name)} -->\n(.*?)<!-- /generated:{re.escape(name)} -->", text, re.S)
+    assert m, f"docs/claims.md has no <!-- generated:{name} --> block"
+    return m.group(1)
+
+
+def test_every_digits_experiment_has_its_measured_block_with_the_reports_arm_means():
+    """Each experiment of the digits suite has a generated block in its section, and the digits part of that block
+    gives each arm's test accuracy as its committed report does (read here from the JSON, not through the generator)."""
+    runner = load("claims")
+    text = (ROOT / "docs" / "claims.md").read_text()
+    checked = 0
+    for name in runner.load_suite("digits")["experiments"]:
+        block = _block(text, f"measured-{name}")
+        digits, _, clutter = block.partition("**clutter**")
+        assert digits.startswith("**digits**") and clutter, name
+        path = ROOT / "docs" / "results" / "digits" / name / "report.json"
+        if not path.exists():
+            assert "no report of" in digits, name
+            continue
+        report = json.loads(path.read_text())
+        for arm in report["arms"]:
+            acc = arm if report["metric"] == "test/acc" else arm["secondary"]["test/acc"]
+            row = next(line for line in digits.splitlines() if line.startswith(f"| {arm['arm']} "))
+            assert f"| {100 * acc['mean']:.1f} ({100 * acc['ci_low']:.1f}–{100 * acc['ci_high']:.1f}) |" in row, (name, row)
+            checked += 1
+    assert checked >= 40  # the digits suite's reports hold well over 40 arms
+
+
+def test_an_experiment_without_a_report_says_so_plainly(tmp_path, monkeypatch):
+    """The generator reads whatever results root it is given: with only the digits report of ablate_skip, the clutter
+    half of its block, and both halves of every other experiment's, say that no report is committed."""
+    tables = load("claims_tables")
+    src = ROOT / "docs" / "results" / "digits" / "ablate_skip" / "report.json"
+    (tmp_path / "digits" / "ablate_skip").mkdir(parents=True)
+    (tmp_path / "digits" / "ablate_skip" / "report.json").write_text(src.read_text())
+    monkeypatch.setattr(tables, "RESULTS", tmp_path)
+    made = tables.blocks()
+    skip = made["measured-ablate_skip"]
+    assert "**clutter**: no report of `ablate_skip` is committed under `docs/results/clutter/` yet." in skip
+    assert skip.startswith("**digits**: 2 arms, ") and "| skip=none vs skip=identity (train/loss_auc) | **" in skip
+    assert made["measured-ablate_gap"] == ("**digits**: no report of `ablate_gap` is committed under `docs/results/digits/` yet."
+                                           "\n\n**clutter**: no report of `ablate_gap` is committed under "
+                                           "`docs/results/clutter/` yet.")
+    n = len(tables.experiments())
+    assert made["summary-clutter"].startswith(f"0 of {n} experiments have a report.")
+    assert made["summary-digits"].startswith(f"1 of {n} experiments have a report. 5 seeds per arm: 1 report (`ablate_skip`).")
+    counted = [c for c in tables.load_claims() if c.get("counted", True) and not c.get("counted_with")]
+    assert f"- **not run** ({len(counted)}): " in made["summary-clutter"]
+    assert "- **reproduced** (" not in made["summary-clutter"]
+
+
+# Bullets that describe the papers and the designs (stated before a run) may quote the papers' numbers.
+_PAPER_BULLETS = ("Claim", "What the paper held fixed", "What it tests", "Outcome stated", "Outcomes stated",
+                  "How nasplay matches", "What nasplay does now")
+_MEASURED = [re.compile(p) for p in (r"\d+(\.\d+)?\s?%", r"\bp(_adj)?\s*[=<≤]\s*0?\.\d", r"\bp_adj\b",
+                                     r"[+−-]\d+\.\d+ points", r"recorded 2026-11-25", r"from the recorded numbers")]
+
+
+def hand_written_measurements(text: str) -> list[str]:
+    """Lines of hand-written text after "## Every claim" (outside generated blocks and outside the bullets that quote
+    the papers or state a design) that hold a measured number: a percentage, a p-value, a difference in points."""
+    text = text[text.index("## Every claim"):]
+    text = re.sub(r"<!-- generated:([\w-]+) -->\n.*?<!-- /generated:\1 -->", "", text, flags=re.S)
+    hits, exempt = [], False
+    for line in text.splitlines():
+        if line.startswith("- **"):
+            exempt = line[4:].startswith(_PAPER_BULLETS)
+        elif not line.startswith("  "):
+            exempt = False
+        if not exempt and any(p.search(line) for p in _MEASURED):
+            hits.append(line)
+    return hits
+
+
+def test_hand_written_sections_hold_no_measured_numbers():
+    assert hand_written_measurements((ROOT / "docs" / "claims.md").read_text()) == []
+    # the check is not empty: the hand-written "Measured" bullets the document had before the blocks fail it
+    old = ("## Every claim\n\n- **Measured** (3 seeds): skip=identity 97.86% (95% CI 97.07–98.66); Δ = -0.28 points, p = 0.52.\n"
+           "- **Outcome.** **inconclusive** (*from the recorded numbers*), p_adj 0.066.\n"
+           "- **Claim.** plain-18 27.94% vs ResNet-18 27.88% top-1 error.\n"
+           "<!-- generated:x -->\n| a | 97.9 (95.8–99.0) | p 0.008 | p_adj 0.008 |\n<!-- /generated:x -->\n")
+    assert len(hand_written_measurements(old)) == 2
