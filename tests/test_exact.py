@@ -237,6 +237,17 @@ def test_a_tuned_setting_at_the_grids_edge_is_noted():
     assert table["arms"]["relu"]["at_edge"] == {"optim.lr": "lowest"} and "at_edge" not in table["arms"]["tanh"]
     assert tuning_notes(table) == ["tuning: relu chose the lowest optim.lr tried (0.0167): the grid does not bracket its "
                                    "optimum; extend it past that edge"]
+    assert table["criterion"] == "objective" and table["arms"]["tanh"]["curve"][1]["mean"] == pytest.approx(0.9)
+    # experiment.tune_on: the table shows what the tuning judged (epochs to target; a seed without it does not count)
+    st.config = {"experiment": {"tune_on": "epochs_to_target"}}
+    for t in st.tuning:
+        t["epochs_to_target"] = 2.0 if t["param.optim.lr"] == 0.15 else float("nan")
+    table = tuning_table(st)
+    assert table["criterion"] == "epochs_to_target"
+    assert [(r["setting"]["optim.lr"], r["finished"]) for r in table["arms"]["relu"]["curve"]] == [(0.0167, 0), (0.05, 0), (0.15, 1)]
+    from nasplay.report.markdown import tuning_section
+
+    assert "mean epochs_to_target, seeds that have it/run" in tuning_section(table)
 
 
 def test_steps_to_the_baselines_own_final_accuracy(tmp_path):

@@ -107,3 +107,48 @@ def test_an_experiment_that_tunes_by_default_turns_it_off_with_null(compose, tmp
     assert tuned.cfg.experiment.tune == {"optim.lr": [0.0167, 0.05, 0.15]} and len(grid_points(tuned)) == 2 * 3 * 2 + 2 * 5
     plain = make_plan(compose("experiment=ablate_batchnorm", "experiment.tune=null", f"runs_dir={tmp_path}"), data_shape=(1, 16, 10))
     assert plain.cfg.experiment.tune == {} and "stage" not in plain.grid and len(grid_points(plain)) == 2 * 5
+
+
+def _tuning_study(rows):
+    """An Optuna study holding finished tuning trials: (arm, lr, validation value, epochs_to_target or None)."""
+    from optuna.distributions import CategoricalDistribution
+
+    study = optuna.create_study(direction="maximize")
+    for arm, lr, val, epochs in rows:
+        study.add_trial(optuna.trial.create_trial(
+            params={"arm": arm, "stage": "tune", "optim.lr": lr},
+            distributions={"arm": CategoricalDistribution(["activation=relu", "activation=tanh"]),
+                           "stage": CategoricalDistribution(["tune", "final"]), "optim.lr": CategoricalDistribution([0.002, 0.1])},
+            value=val, user_attrs={"metrics": {"val/acc": val, "epochs_to_target": float("nan") if epochs is None else epochs}}))
+    return study
+
+
+def test_tune_on_judges_the_settings_by_the_claimed_criterion_not_the_final_accuracy(compose, tmp_path):
+    """Krizhevsky et al. tuned each network's rate "to make training as fast as possible": with
+    experiment.tune_on=epochs_to_target the setting whose seeds all reach the target soonest wins, whatever the final
+    validation accuracy says; a setting with a seed that never got there loses to one whose seeds all did."""
+    from nasplay.sweep.plan import make_plan
+    from nasplay.sweep.trial import tuned_values
+
+    rows = [("activation=relu", 0.002, 0.95, 3.0), ("activation=relu", 0.002, 0.93, None),  # higher accuracy, 1 of 2 reach
+            ("activation=relu", 0.1, 0.80, 5.0), ("activation=relu", 0.1, 0.82, 6.0),  # both reach
+            ("activation=tanh", 0.002, 0.70, 4.0), ("activation=tanh", 0.002, 0.71, 2.0),  # both reach, sooner (3.0)
+            ("activation=tanh", 0.1, 0.90, 5.0), ("activation=tanh", 0.1, 0.91, 4.0)]  # both reach later (4.5), more accurate
+    study = _tuning_study(rows)
+    by_acc = make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_seeds=[7, 8]"))
+    by_time = make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_seeds=[7, 8]", "experiment.tune_on=epochs_to_target"))
+    assert tuned_values(study, by_acc, "activation=relu") == {"optim.lr": 0.002}
+    assert tuned_values(study, by_acc, "activation=tanh") == {"optim.lr": 0.1}
+    assert tuned_values(study, by_time, "activation=relu") == {"optim.lr": 0.1}
+    assert tuned_values(study, by_time, "activation=tanh") == {"optim.lr": 0.002}
+    # no seed of any setting reaches the target: the validation objective decides among equals
+    none = _tuning_study([("activation=relu", 0.002, 0.5, None), ("activation=relu", 0.1, 0.6, None)])
+    assert tuned_values(none, by_time, "activation=relu") == {"optim.lr": 0.1}
+
+
+def test_tune_on_names_the_allowed_measures(compose, tmp_path):
+    from nasplay.sweep.plan import make_plan
+
+    with pytest.raises(ValueError, match=r"experiment.tune_on must be one of \['val/acc'.*'epochs_to_target'.*got 'test/acc'"):
+        make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_on=test/acc"))
+    assert not (tmp_path / "tuned").exists()

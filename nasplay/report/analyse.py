@@ -217,19 +217,21 @@ def _compute_held(study: Study, arm: str) -> dict[str, Any] | None:
 
 
 def tuning_table(study: Study) -> dict[str, Any]:
-    """experiment.tune: per arm, the objective (validation) of each tried setting over the tuning seeds, and the
-    setting its comparison trials trained with (the ``tuned.*`` columns)."""
+    """experiment.tune: per arm, what the tuning judged (``experiment.tune_on``, else the study's objective on the
+    validation split) for each tried setting over the tuning seeds, and the setting its comparison trials trained
+    with (the ``tuned.*`` columns)."""
     if not study.tuning:
         return {}
     names = sorted({k.removeprefix("param.") for t in study.tuning for k in t if k.startswith("param.")})
-    out: dict[str, Any] = {"settings": names, "arms": {}}
+    on = ((study.config.get("experiment") or {}).get("tune_on")) or None
+    out: dict[str, Any] = {"settings": names, "arms": {}, "criterion": on or "objective"}
     for arm in study.arms:
         rows = [t for t in study.tuning if t["arm"] == arm]
         if not rows:
             continue
         curve: dict[tuple, list[float]] = defaultdict(list)
         for t in rows:
-            v = num(t.get("value"))
+            v = num(t.get(on or "value"))
             curve[tuple(t.get(f"param.{n}") for n in names)].append(v if t["state"] == "COMPLETE" else math.nan)
         chosen = next(({n: t.get(f"tuned.{n}") for n in names} for t in study.trials
                        if t["arm"] == arm and any(t.get(f"tuned.{n}") not in (None, "") for n in names)), {})

@@ -264,8 +264,12 @@ def tuning_section(tuning: dict[str, Any]) -> str:
         tried = "; ".join(f"{', '.join(str(r['setting'][n]) for n in names)}: {num(r['mean'], 4)} ({r['finished']}/{r['n']})"
                           for r in d["curve"])
         rows.append([arm, ", ".join(f"{n}={d['chosen'].get(n)}" for n in names), tried])
-    return table(["arm", "chosen", f"tried ({', '.join(names)}: mean validation objective, finished/run)"], rows) + \
-        "\n\nEach arm tuned on its own seeds, not the comparison's; the comparison's seeds trained at the chosen value."
+    on = tuning.get("criterion", "objective")
+    judged = "mean validation objective, finished/run" if on == "objective" else f"mean {on}, seeds that have it/run"
+    how = "" if on == "objective" else (f" Settings were judged by {on} (experiment.tune_on): the fewest tuning seeds "
+                                        f"without it first, then its mean, then the validation objective.")
+    return table(["arm", "chosen", f"tried ({', '.join(names)}: {judged})"], rows) + \
+        f"\n\nEach arm tuned on its own seeds, not the comparison's; the comparison's seeds trained at the chosen value.{how}"
 
 
 def budgets_section(report: dict[str, Any]) -> str:

@@ -32,6 +32,9 @@ PRUNER_TARGETS = {"none": "optuna.pruners.NopPruner", "median": "optuna.pruners.
 PRUNER_ARGS = {"none": (), "median": ("n_startup_trials", "n_warmup_steps", "interval_steps"),
                "hyperband": ("min_resource", "max_resource", "reduction_factor")}
 SAMPLERS = tuple(SAMPLER_TARGETS)
+# What experiment.tune may judge a setting by (never a test metric): validation accuracy or loss, training loss, or the
+# time to a target (trainer.target_train_error / target_val_acc), as a paper that tuned "for the fastest training" did.
+TUNE_ON = ("val/acc", "val/acc_best", "val/loss", "train/loss", "epochs_to_target", "steps_to_target_train", "steps_to_target")
 PRUNERS = tuple(PRUNER_TARGETS)
 KEEPS = ("flops", "params")
 # Integer knobs experiment.keep_by can re-solve in place of the uniform width multiplier.
@@ -217,8 +220,10 @@ class ExperimentConfig:
     ``tune`` gives every arm the same chance: a grid of settings tuned per arm (``{optim.lr: [0.01, 0.1]}``,
     keys ``optim.*`` / ``trainer.*`` / ``data.*``), each value trained with each of ``tune_seeds`` (seeds the
     comparison does not use) and judged by the study's first objective on the validation split; each
-    arm's final seeds then train with its best value. ``budgets`` runs the comparison at several
-    training budgets, multiples of ``trainer.max_epochs`` (tuning runs at the first).
+    arm's final seeds then train with its best value. ``tune_on`` judges the settings by another measure of
+    the tuning trials (:data:`TUNE_ON`; a time to target: the setting whose seeds all reach it soonest).
+    ``budgets`` runs the comparison at several training budgets, multiples of ``trainer.max_epochs`` (tuning
+    runs at the first).
     """
 
     name: str = "${arch.name}"
@@ -240,6 +245,7 @@ class ExperimentConfig:
     classics: dict[str, Any] | None = None
     tune: dict[str, Any] | None = field(default_factory=dict)  # null turns off a tuning the experiment file sets
     tune_seeds: list[int] = field(default_factory=lambda: [100, 101])
+    tune_on: str | None = None  # what the tuning judges by (TUNE_ON); null: the study's first objective
     budgets: list[float] = field(default_factory=list)
     pairs: int | None = None  # a paired design-space comparison: this many architectures from sweep.space, each under every arm
     outcomes: OutcomesConfig = field(default_factory=OutcomesConfig)  # primary / secondary outcomes, margins, claims
@@ -283,6 +289,9 @@ class ExperimentConfig:
                 raise ValueError(f"experiment.tune.{name}: a tuned setting is optim.*, trainer.* or data.* (e.g. optim.lr)")
             if not isinstance(values, (list, tuple)) or not values:
                 raise ValueError(f"experiment.tune.{name}: a non-empty list of values to try, got {values!r}")
+        if self.tune_on is not None and self.tune_on not in TUNE_ON:
+            raise ValueError(f"experiment.tune_on must be one of {list(TUNE_ON)} or null (the study's first objective), "
+                             f"got {self.tune_on!r}")
         if self.tune:
             for s in self.tune_seeds:
                 _int_at_least("experiment.tune_seeds[]", s, 0)

@@ -121,26 +121,42 @@ def suggest(trial: optuna.Trial, plan: Plan) -> TrialSpec:
 
 
 def tuned_values(study: optuna.Study, plan: Plan, arm: str) -> dict[str, Any]:
-    """An arm's best ``experiment.tune`` setting: the best mean of the study's first objective over the tuning
-    seeds (validation split); a tuning trial that diverged, was pruned or failed for good counts as the worst
-    value; ties go to the setting listed first."""
+    """An arm's best ``experiment.tune`` setting over the tuning seeds: by default the best mean of the study's first
+    objective (validation split), a tuning trial that diverged, was pruned or failed for good counting as the worst
+    value. With ``experiment.tune_on`` the setting is judged by that measure: the fewest tuning seeds that lack it (a
+    target not reached), then its best mean over the seeds that have it, then the first objective. Ties go to the
+    setting listed first."""
+    from nasplay.manifest import direction
+
     exp, sweep = plan.cfg.experiment, plan.cfg.sweep
     names = list(exp.tune)
     backs = [choices(list(exp.tune[n])) for n in names]
-    maximize = sweep.directions_resolved[0] == "maximize"
-    worst = -math.inf if maximize else math.inf
-    scores: dict[tuple, list[float]] = {combo: [] for combo in itertools.product(*(labels for labels, _ in backs))}
+    sign = 1.0 if sweep.directions_resolved[0] == "maximize" else -1.0
+    on = getattr(exp, "tune_on", None)
+    on_sign = 1.0 if on is None or direction(on) == "maximize" else -1.0
+    objective: dict[tuple, list[float]] = {combo: [] for combo in itertools.product(*(labels for labels, _ in backs))}
+    measure: dict[tuple, list[float]] = {combo: [] for combo in objective}
     for t in study.get_trials(deepcopy=False):
         if t.params.get("stage") != "tune" or t.params.get("arm", arm) != arm:
             continue
         if t.state.name == "FAIL" and t.user_attrs.get("retry"):
             continue  # interrupted or stale: its retry stands for it
         combo = tuple(t.params.get(n) for n in names)
-        if combo in scores:
+        if combo in objective:
             ok = t.state.name == "COMPLETE" and t.values and math.isfinite(t.values[0])
-            scores[combo].append(float(t.values[0]) if ok else worst)
-    means = {combo: (sum(v) / len(v) if v else worst) for combo, v in scores.items()}
-    best = max(means, key=lambda k: means[k]) if maximize else min(means, key=lambda k: means[k])
+            objective[combo].append(sign * float(t.values[0]) if ok else -math.inf)
+            v = (t.user_attrs.get("metrics") or {}).get(on) if on and t.state.name == "COMPLETE" else None
+            measure[combo].append(on_sign * float(v) if isinstance(v, (int, float)) and math.isfinite(v) else math.nan)
+
+    def score(combo: tuple) -> tuple:
+        first = sum(objective[combo]) / len(objective[combo]) if objective[combo] else -math.inf
+        if not on:
+            return (first,)
+        have = [v for v in measure[combo] if math.isfinite(v)]
+        lacking = len(measure[combo]) - len(have) if measure[combo] else math.inf
+        return (-lacking, sum(have) / len(have) if have else -math.inf, first)
+
+    best = max(objective, key=score)  # max keeps the first of equals: the setting listed first
     return {n: back[label] for n, (_, back), label in zip(names, backs, best)}
 
 
