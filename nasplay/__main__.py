@@ -11,6 +11,8 @@ overrides (``eval "$(nasplay -sc install=bash)"``: the ``nasplay`` command takes
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import sys
@@ -167,7 +169,8 @@ def swept_keys(args: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        parsed = hydra_args_parser().parse_args(args)
+        with contextlib.redirect_stderr(io.StringIO()):  # Hydra reports a bad command line itself, once
+            parsed = hydra_args_parser().parse_args(args)
         if not parsed.multirun:
             return []
         overrides = OverridesParser.create().parse_overrides(parsed.overrides)
@@ -226,6 +229,9 @@ def main(argv: list[str] | None = None) -> None:
         load_plugins()  # the coordinator's vocabulary; each worker loads the same (nasplay.sweep.workers)
     except PluginError as e:
         sys.exit(bad_input(str(e)))
+    if args and "=" not in args[0] and not args[0].startswith(("-", "~")):
+        sys.exit(bad_input(f"{args[0]!r} is not an override (KEY=VALUE or GROUP=OPTION); nasplay's commands run as "
+                           f"`nasplay {args[0]} ...` (`nasplay --help` lists them)"))
     problem = check_overrides(args)
     if problem:
         sys.exit(bad_input(problem))

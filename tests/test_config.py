@@ -188,6 +188,13 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path):
     assert r.returncode == 2, r.stderr
     assert "error: arm 'resnet18': skip='sometimes' is not allowed; allowed: none | identity | projection | scaled" in r.stderr
     assert "Traceback" not in r.stderr
+    # a command of `nasplay` typed after `python -m nasplay`: said once, with the command that runs it
+    r = _cli("replay", "table.json", "--seeds", "5", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.count("error:") == 1
+    assert "'replay' is not an override (KEY=VALUE or GROUP=OPTION); nasplay's commands run as `nasplay replay ...`" in r.stderr
+    r = _cli("experiment=ablate_skip", "--bogus", cwd=tmp_path)  # argparse's refusal, printed by Hydra once
+    assert r.returncode == 2 and r.stderr.count("unrecognized arguments: --bogus") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_arms_crossed_with_a_search_space(compose):

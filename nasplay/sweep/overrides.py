@@ -3,8 +3,10 @@ named together with the keys that are allowed (Hydra itself only says that the k
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import io
 import types
 import typing
 from typing import Any
@@ -19,8 +21,9 @@ def check_overrides(args: list[str]) -> str | None:
     """The first problem with the ``KEY=VALUE`` overrides in ``args`` (Hydra's argv), or ``None``."""
 
     try:
-        parsed = hydra_args_parser().parse_args(args)
-    except SystemExit:  # argparse already printed the problem; let Hydra say it again in full
+        with contextlib.redirect_stderr(io.StringIO()):
+            parsed = hydra_args_parser().parse_args(args)
+    except SystemExit:  # a command line argparse refuses: Hydra says so itself, once
         return None
     if parsed.shell_completion or parsed.info is not None:  # `-sc install=bash`, `-sc query=bash`: Hydra's commands
         return None
