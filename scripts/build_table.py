@@ -128,30 +128,48 @@ def committed(out: Path) -> dict | None:
     return doc
 
 
-def part_name(arms: dict) -> str:
+def part_name(arms) -> str:
     """The study of one build run, named by the architectures it trains: a run cut short and started again with the
     same ones resumes its journal; a later run (fewer left) is a study of its own, and the table adds them up."""
     return "table_classic_" + hashlib.sha1("\n".join(sorted(arms)).encode()).hexdigest()[:8]
+
+
+def plan_runs(sub, prior: dict | None) -> list[tuple[list[int], dict, str]]:
+    """The studies a build runs: per set of seeds the table lacks, its architectures' arms and the study's name (most
+    seeds first); a seed the table already holds is not trained again."""
+    from nasplay.sweep.table import missing
+
+    held = {a["hash"]: set(a["seeds"]) for a in prior["architectures"]} if prior else {}
+    groups: dict[tuple[int, ...], dict] = {}
+    for h in missing(sub, prior, SEEDS):
+        a = sub.architectures[h]
+        lacking = tuple(s for s in SEEDS if str(s) not in held.get(h, set()))
+        groups.setdefault(lacking, {})[a["arm"]] = {"arch": a["arch"], "knobs": a["knobs"]}
+    runs = []
+    for seeds, arms in sorted(groups.items(), key=lambda kv: -len(kv[0])):
+        name = part_name(arms if seeds == tuple(SEEDS) else {f"{arm} seeds={list(seeds)}" for arm in arms})
+        runs.append((list(seeds), arms, name))
+    return runs
 
 
 def cmd_build(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from nasplay.sweep.runner import run_study
-    from nasplay.sweep.table import missing
 
     out = Path(args.out)
     prior = committed(out)
-    held = sum(len(a["seeds"]) for a in prior["architectures"]) if prior else 0
-    if held and not args.missing:
-        raise SystemExit(f"{out} already holds {held} results: --missing continues the table (only what it lacks runs)")
+    n_held = sum(len(a["seeds"]) for a in prior["architectures"]) if prior else 0
+    if n_held and not args.missing:
+        raise SystemExit(f"{out} already holds {n_held} results: --missing continues the table (only what it lacks runs)")
     sub, shape = subspace(args.runs_dir)
-    todo = missing(sub, prior, SEEDS)
-    if todo:
-        arms = {sub.architectures[h]["arm"]: {"arch": sub.architectures[h]["arch"], "knobs": sub.architectures[h]["knobs"]}
-                for h in todo}
-        print(f"{len(todo)} of {len(sub.architectures)} architectures to train (seeds {SEEDS}): study {part_name(arms)}")
-        extra = [f"study={part_name(arms)}", *([f"sweep.timeout={args.hours * 3600:g}"] if args.hours else [])]
+    began = time.time()
+    for seeds, arms, name in plan_runs(sub, prior):
+        hours = args.hours - (time.time() - began) / 3600 if args.hours else None
+        if hours is not None and hours <= 0:
+            break
+        print(f"{len(arms)} of {len(sub.architectures)} architectures to train with seeds {seeds}: study {name}")
+        extra = [f"study={name}", f"experiment.seeds={seeds}", *([f"sweep.timeout={hours * 3600:g}"] if hours else [])]
         run_study(study_config(sub, args.runs_dir, args.workers, extra, arms=arms), console=Console())
     left = write(sub, shape, args)
     return 0 if not left else 3  # a table not yet complete: run again with --missing

@@ -182,6 +182,17 @@ def test_the_build_refuses_a_table_of_another_budget_and_names_its_study_by_what
     assert mod.committed(out)["budget"]["seeds"] == [0, 1]
     a, b = mod.part_name({"p": 1, "q": 2}), mod.part_name({"q": 0, "p": 0})
     assert a == b and a.startswith("table_classic_") and mod.part_name({"p": 1}) != a
+    # a build that goes on trains only the seeds the table lacks, each set of seeds as a study of its own
+    sub = Subspace(["b"], {"b": {"x": [0, 1, 2]}}, {"b": {}})
+    for x in (0, 1, 2):
+        sub.architectures[f"h{x}"] = {"arch": "b", "knobs": {"x": x}, "labels": {"x": x}, "arm": f"b x={x}"}
+    prior = {"architectures": [{"hash": "h0", "seeds": {"0": {}, "1": {}}}, {"hash": "h1", "seeds": {"0": {}}}]}
+    runs = mod.plan_runs(sub, prior)
+    assert [(seeds, list(arms)) for seeds, arms, _ in runs] == [([0, 1], ["b x=2"]), ([1], ["b x=1"])]
+    assert runs[0][2] == mod.part_name({"b x=2": 0}) and runs[1][2] != mod.part_name({"b x=1": 0})
+    assert [(s, list(a)) for s, a, _ in mod.plan_runs(sub, None)] == [([0, 1], ["b x=0", "b x=1", "b x=2"])]
+    cfg = mod.study_config(sub, str(tmp_path), 1, ["experiment.seeds=[1]"], arms=runs[1][1])
+    assert list(cfg.experiment.seeds) == [1] and list(cfg.experiment.arms) == ["b x=1"]
 
 
 @pytest.mark.slow
