@@ -25,7 +25,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import hydra  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
-from nasplay.cli.errors import bad_input  # noqa: E402
+from nasplay.cli.errors import COMMANDS, bad_input  # noqa: E402
 from nasplay.private_api import hydra_args_parser  # noqa: E402
 from nasplay.resources import project_dir  # noqa: E402
 from nasplay.sweep.config import register_configs  # noqa: E402
@@ -169,7 +169,7 @@ def swept_keys(args: list[str]) -> list[str]:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     try:
-        with contextlib.redirect_stderr(io.StringIO()):  # Hydra reports a bad command line itself, once
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):  # Hydra says it, once
             parsed = hydra_args_parser().parse_args(args)
         if not parsed.multirun:
             return []
@@ -230,8 +230,9 @@ def main(argv: list[str] | None = None) -> None:
     except PluginError as e:
         sys.exit(bad_input(str(e)))
     if args and "=" not in args[0] and not args[0].startswith(("-", "~")):
-        sys.exit(bad_input(f"{args[0]!r} is not an override (KEY=VALUE or GROUP=OPTION); nasplay's commands run as "
-                           f"`nasplay {args[0]} ...` (`nasplay --help` lists them)"))
+        hint = (f"`nasplay {args[0]} ...` runs that command" if args[0] in COMMANDS else
+                f"write KEY=VALUE{f' (did you mean {args[0]}={args[1]}?)' if len(args) > 1 and '=' not in args[1] else ''}")
+        sys.exit(bad_input(f"{args[0]!r} is not an override (KEY=VALUE or GROUP=OPTION): {hint}"))
     problem = check_overrides(args)
     if problem:
         sys.exit(bad_input(problem))

@@ -181,6 +181,16 @@ def test_help_is_readable(tmp_path):
     assert list(tmp_path.iterdir()) == []  # --help writes nothing
 
 
+def test_the_commands_python_m_nasplay_points_at_are_nasplays():
+    import argparse
+
+    from nasplay.cli import build_parser
+    from nasplay.cli.errors import COMMANDS
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(COMMANDS)
+
+
 def test_cli_errors_exit_2_with_the_reason(tmp_path):
     r = _cli("experiment=ablate_skip", "trainer.max_epoch=3", cwd=tmp_path)
     assert r.returncode == 2 and "unknown key 'trainer.max_epoch' (did you mean max_epochs" in r.stderr
@@ -191,7 +201,11 @@ def test_cli_errors_exit_2_with_the_reason(tmp_path):
     # a command of `nasplay` typed after `python -m nasplay`: said once, with the command that runs it
     r = _cli("replay", "table.json", "--seeds", "5", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.count("error:") == 1
-    assert "'replay' is not an override (KEY=VALUE or GROUP=OPTION); nasplay's commands run as `nasplay replay ...`" in r.stderr
+    assert "'replay' is not an override (KEY=VALUE or GROUP=OPTION): `nasplay replay ...` runs that command" in r.stderr
+    r = _cli("experiment", "ablate_skip", cwd=tmp_path)  # not a command: the override it looks like
+    assert r.returncode == 2 and "write KEY=VALUE (did you mean experiment=ablate_skip?)" in r.stderr
+    r = _cli("--version", cwd=tmp_path)
+    assert r.returncode == 0 and (r.stdout + r.stderr).count("Hydra") == 1
     r = _cli("experiment=ablate_skip", "--bogus", cwd=tmp_path)  # argparse's refusal, printed by Hydra once
     assert r.returncode == 2 and r.stderr.count("unrecognized arguments: --bogus") == 1
     assert list(tmp_path.iterdir()) == []

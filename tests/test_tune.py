@@ -136,7 +136,8 @@ def test_tune_on_judges_the_settings_by_the_claimed_criterion_not_the_final_accu
             ("activation=tanh", 0.1, 0.90, 5.0), ("activation=tanh", 0.1, 0.91, 4.0)]  # both reach later (4.5), more accurate
     study = _tuning_study(rows)
     by_acc = make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_seeds=[7, 8]"))
-    by_time = make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_seeds=[7, 8]", "experiment.tune_on=epochs_to_target"))
+    by_time = make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_seeds=[7, 8]", "experiment.tune_on=epochs_to_target",
+                                "trainer.target_train_error=0.25"))
     assert tuned_values(study, by_acc, "activation=relu") == {"optim.lr": 0.002}
     assert tuned_values(study, by_acc, "activation=tanh") == {"optim.lr": 0.1}
     assert tuned_values(study, by_time, "activation=relu") == {"optim.lr": 0.1}
@@ -152,3 +153,38 @@ def test_tune_on_names_the_allowed_measures(compose, tmp_path):
     with pytest.raises(ValueError, match=r"experiment.tune_on must be one of \['val/acc'.*'epochs_to_target'.*got 'test/acc'"):
         make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_on=test/acc"))
     assert not (tmp_path / "tuned").exists()
+
+
+def test_tune_on_without_a_tuning_or_a_target_is_refused_before_anything_trains(compose, tmp_path):
+    from nasplay.sweep.plan import make_plan
+
+    with pytest.raises(ValueError, match=r"experiment.tune_on=epochs_to_target needs trainer.target_train_error"):
+        make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_on=epochs_to_target"))
+    with pytest.raises(ValueError, match=r"experiment.tune_on=val/loss: nothing is tuned"):
+        make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune=null", "experiment.tune_on=val/loss"))
+    plan = make_plan(compose(*STUDY, f"runs_dir={tmp_path}", "experiment.tune_on=steps_to_target", "trainer.target_val_acc=0.5"))
+    assert plan.cfg.experiment.tune_on == "steps_to_target"
+    assert not (tmp_path / "tuned").exists()
+
+
+def test_a_tuning_trial_that_failed_before_training_does_not_count_against_its_setting(compose, tmp_path):
+    """A setup failure (missing data) is retried; the retry, not the failure, stands for that setting."""
+    from optuna.distributions import CategoricalDistribution
+
+    from nasplay.sweep.plan import make_plan
+    from nasplay.sweep.trial import tuned_values
+
+    study = _tuning_study([("activation=relu", 0.002, 0.6, None), ("activation=relu", 0.1, 0.9, None)])
+    study.add_trial(optuna.trial.create_trial(
+        params={"arm": "activation=relu", "stage": "tune", "optim.lr": 0.1},
+        distributions={"arm": CategoricalDistribution(["activation=relu", "activation=tanh"]),
+                       "stage": CategoricalDistribution(["tune", "final"]), "optim.lr": CategoricalDistribution([0.002, 0.1])},
+        state=optuna.trial.TrialState.FAIL, user_attrs={"setup_error": True}))
+    plan = make_plan(compose(*STUDY, f"runs_dir={tmp_path}"))
+    assert tuned_values(study, plan, "activation=relu") == {"optim.lr": 0.1}
+    study.add_trial(optuna.trial.create_trial(  # a failure for good (it trained and diverged) counts as the worst
+        params={"arm": "activation=relu", "stage": "tune", "optim.lr": 0.1},
+        distributions={"arm": CategoricalDistribution(["activation=relu", "activation=tanh"]),
+                       "stage": CategoricalDistribution(["tune", "final"]), "optim.lr": CategoricalDistribution([0.002, 0.1])},
+        state=optuna.trial.TrialState.FAIL))
+    assert tuned_values(study, plan, "activation=relu") == {"optim.lr": 0.002}

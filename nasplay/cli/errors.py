@@ -8,6 +8,9 @@ from __future__ import annotations
 import sys
 
 BAD_INPUT = 2  # the exit status of a command whose input the checks refused
+# The subcommands of ``nasplay`` (nasplay.cli builds them; a test keeps the two the same), named here so that
+# ``python -m nasplay COMMAND`` can point at ``nasplay COMMAND`` without loading the commands.
+COMMANDS = ("describe", "diff", "draw", "export", "knobs", "list", "replay", "report")
 
 
 def bad_input(message: str) -> int:

@@ -21,7 +21,7 @@ def check_overrides(args: list[str]) -> str | None:
     """The first problem with the ``KEY=VALUE`` overrides in ``args`` (Hydra's argv), or ``None``."""
 
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):  # --version, --help
             parsed = hydra_args_parser().parse_args(args)
     except SystemExit:  # a command line argparse refuses: Hydra says so itself, once
         return None

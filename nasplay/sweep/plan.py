@@ -381,6 +381,13 @@ def check_space(c: NasplayConfig, arms: list[Arm], data_shape: tuple[int, int, i
             raise ValueError(f"experiment.tune.{name}: {prefix} has no field {rest!r}; allowed: {allowed}")
         if name in c.sweep.space:
             raise ValueError(f"experiment.tune.{name}: also in sweep.space; tune it or sweep it, not both")
+    on = c.experiment.tune_on
+    if on and not c.experiment.tune:
+        raise ValueError(f"experiment.tune_on={on}: nothing is tuned (experiment.tune is empty); drop tune_on or tune something")
+    needs = {"epochs_to_target": "target_train_error", "steps_to_target_train": "target_train_error",
+             "steps_to_target": "target_val_acc"}.get(on or "")
+    if on and c.experiment.tune and needs and getattr(c.trainer, needs) is None:
+        raise ValueError(f"experiment.tune_on={on} needs trainer.{needs} (the target it times); set it, e.g. trainer.{needs}=0.25")
     knob = c.experiment.knob
     if knob and f"knobs.{knob}" in c.sweep.space:  # a sampled value would overwrite the arm's
         raise ValueError(f"sweep.space.knobs.{knob}: {knob} is the knob under study (its arms are experiment.values); "

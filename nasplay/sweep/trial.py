@@ -127,20 +127,21 @@ def tuned_values(study: optuna.Study, plan: Plan, arm: str) -> dict[str, Any]:
     target not reached), then its best mean over the seeds that have it, then the first objective. Ties go to the
     setting listed first."""
     from nasplay.manifest import direction
+    from nasplay.sweep.storage import holds_its_point
 
     exp, sweep = plan.cfg.experiment, plan.cfg.sweep
     names = list(exp.tune)
     backs = [choices(list(exp.tune[n])) for n in names]
     sign = 1.0 if sweep.directions_resolved[0] == "maximize" else -1.0
-    on = getattr(exp, "tune_on", None)
+    on = exp.tune_on
     on_sign = 1.0 if on is None or direction(on) == "maximize" else -1.0
     objective: dict[tuple, list[float]] = {combo: [] for combo in itertools.product(*(labels for labels, _ in backs))}
     measure: dict[tuple, list[float]] = {combo: [] for combo in objective}
     for t in study.get_trials(deepcopy=False):
         if t.params.get("stage") != "tune" or t.params.get("arm", arm) != arm:
             continue
-        if t.state.name == "FAIL" and t.user_attrs.get("retry"):
-            continue  # interrupted or stale: its retry stands for it
+        if not holds_its_point(t, sweep.retry_failed):
+            continue  # interrupted, stale, or failed before training (setup): its retry stands for it
         combo = tuple(t.params.get(n) for n in names)
         if combo in objective:
             ok = t.state.name == "COMPLETE" and t.values and math.isfinite(t.values[0])
