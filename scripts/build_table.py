@@ -121,11 +121,26 @@ def committed(out: Path) -> dict | None:
 
     if not out.exists():
         return None
+    from nasplay.sweep.table import TABLE_VERSION
+
     doc = load_table(out)
     if doc.get("budget") != json.loads(json.dumps(BUDGET)):
         raise SystemExit(f"{out} was built at another budget ({doc.get('budget')}, this script's is {BUDGET}): "
                          f"give the new table its own file with --out")
+    if doc.get("version") != TABLE_VERSION:
+        raise SystemExit(f"{out} is a table of version {doc.get('version')}, this script writes version {TABLE_VERSION}: "
+                         f"give the new table its own file with --out")
     return doc
+
+
+def same_space(sub, doc: dict) -> None:
+    """Refuse to go on from a table whose architectures are not the subspace's (the space file or a builder changed
+    since: the committed results would be of other networks)."""
+    theirs = {a["hash"] for a in doc["architectures"]}
+    if theirs != set(sub.architectures):
+        raise SystemExit(f"the table file's {len(theirs)} architectures are not the subspace's {len(sub.architectures)} "
+                         f"({len(theirs - set(sub.architectures))} of its genome hashes are not in the subspace now: "
+                         f"search_spaces/{SPACE}.yaml or a builder changed); give the new table its own file with --out")
 
 
 def part_name(arms) -> str:
@@ -163,6 +178,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     if n_held and not args.missing:
         raise SystemExit(f"{out} already holds {n_held} results: --missing continues the table (only what it lacks runs)")
     sub, shape = subspace(args.runs_dir)
+    if prior:
+        same_space(sub, prior)
     began = time.time()
     for seeds, arms, name in plan_runs(sub, prior):
         hours = args.hours - (time.time() - began) / 3600 if args.hours else None
@@ -170,7 +187,12 @@ def cmd_build(args: argparse.Namespace) -> int:
             break
         print(f"{len(arms)} of {len(sub.architectures)} architectures to train with seeds {seeds}: study {name}")
         extra = [f"study={name}", f"experiment.seeds={seeds}", *([f"sweep.timeout={hours * 3600:g}"] if hours else [])]
-        run_study(study_config(sub, args.runs_dir, args.workers, extra, arms=arms), console=Console())
+        result = run_study(study_config(sub, args.runs_dir, args.workers, extra, arms=arms), console=Console())
+        if result.stopped == "interrupted":  # the same command resumes this study (its plan is unchanged until a write)
+            print("interrupted: the table file is left as it was; run the same command to go on", file=sys.stderr)
+            return 130
+        if not result.complete:
+            break
     left = write(sub, shape, args)
     return 0 if not left else 3  # a table not yet complete: run again with --missing
 
@@ -191,9 +213,11 @@ def write(sub, shape, args: argparse.Namespace) -> int:
             "input": list(shape)}
     out = Path(args.out)
     root = Path(args.runs_dir) / "table_classic"
-    studies = sorted((d for d in root.glob("table_classic*") if (d / "results.csv").exists()),
-                     key=lambda d: (d / "results.csv").stat().st_mtime)  # older first: a later measurement replaces
-    doc = table_from_study(studies, sub, meta, prior=committed(out))
+    studies = sorted(d for d in root.glob("table_classic*") if (d / "results.csv").exists())
+    prior = committed(out)
+    if prior:
+        same_space(sub, prior)
+    doc = table_from_study(studies, sub, meta, prior=prior)
     done = sum(len(a["seeds"]) for a in doc["architectures"])
     doc["trained"] = {"trials": done, "of": len(doc["architectures"]) * len(SEEDS)}
     out.parent.mkdir(parents=True, exist_ok=True)

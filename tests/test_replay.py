@@ -136,8 +136,8 @@ def test_the_table_is_written_from_the_study(tmp_path):
                                   "1,0,5,val/acc,0.55\n1,1,10,val/acc,0.65\n")
     doc = table_from_study(d, sub, {"command": "x", "budget": {"epochs": 2}})
     a0, a1 = doc["architectures"]
-    assert a0["seeds"] == {"0": {"val_acc": [0.5, 0.6], "test_acc": 0.7, "train_time": 3.5},
-                           "1": {"val_acc": [0.55, 0.65], "test_acc": 0.8, "train_time": 3.0}}
+    assert a0["seeds"] == {"0": {"val_acc": [0.5, 0.6], "test_acc": 0.7, "train_time": 3.5, "completed": ""},
+                           "1": {"val_acc": [0.55, 0.65], "test_acc": 0.8, "train_time": 3.0, "completed": ""}}
     assert a1["seeds"] == {} and doc["budget"] == {"epochs": 2} and a0["flops"] == 20
     t = Table(doc)  # only the trained architecture counts; the other is 'not in the table'
     assert t.best == pytest.approx(0.75) and t.lookup("b", {"x": 1}) is None and t.lookup("b", {"x": 0}) == "h0"
@@ -167,6 +167,24 @@ def test_a_table_built_across_runs_adds_up_and_missing_names_what_it_lacks(tmp_p
     tests = {a["hash"]: {s: r["test_acc"] for s, r in a["seeds"].items()} for a in doc["architectures"]}
     assert tests == {"h0": {"0": 0.7, "1": 0.8}, "h1": {"0": 0.55, "1": 0.6}, "h2": {"0": 0.9}}
     assert missing(sub, doc, [0, 1]) == ["h2"] and missing(sub, doc, [0]) == []
+    # the later measurement of a seed stands, whichever study or file holds it; a row whose genome is not its arm's
+    # architecture now is left out; an earlier table with an architecture the subspace lacks is refused
+    third = tmp_path / "third"
+    third.mkdir()
+    (third / "results.csv").write_text("number,state,arm,seed,test/acc,train_time,genome_hash,datetime_complete\n"
+                                       "0,COMPLETE,b x=2,1,0.95,4,h2,2026-12-06T23:00:00\n"
+                                       "1,COMPLETE,b x=0,0,0.1,3,other,2026-12-06T23:01:00\n")
+    fourth = tmp_path / "fourth"
+    fourth.mkdir()
+    (fourth / "results.csv").write_text("number,state,arm,seed,test/acc,train_time,genome_hash,datetime_complete\n"
+                                        "0,COMPLETE,b x=2,1,0.85,4,h2,2026-12-06T22:00:00\n")
+    for order in ([third, fourth], [fourth, third]):
+        later = table_from_study(order, sub, {"budget": {}}, prior=doc)
+        tests = {a["hash"]: {s: r["test_acc"] for s, r in a["seeds"].items()} for a in later["architectures"]}
+        assert tests == {"h0": {"0": 0.7, "1": 0.8}, "h1": {"0": 0.55, "1": 0.6}, "h2": {"0": 0.9, "1": 0.95}}
+    stranger = {"architectures": [*doc["architectures"], {"hash": "gone", "arm": "b x=9", "seeds": {"0": {}}}]}
+    with pytest.raises(ValueError, match="architecture gone \\(b x=9\\), which the subspace no longer has"):
+        table_from_study([], sub, {"budget": {}}, prior=stranger)
 
 
 def test_the_build_refuses_a_table_of_another_budget_and_names_its_study_by_what_it_trains(tmp_path):
@@ -175,10 +193,13 @@ def test_the_build_refuses_a_table_of_another_budget_and_names_its_study_by_what
     spec.loader.exec_module(mod)
     out = tmp_path / "t.json"
     assert mod.committed(out) is None
-    out.write_text(json.dumps({"space": {}, "architectures": [], "budget": {**mod.BUDGET, "trainer.max_epochs": 9}}))
+    out.write_text(json.dumps({"version": 1, "space": {}, "architectures": [], "budget": {**mod.BUDGET, "trainer.max_epochs": 9}}))
     with pytest.raises(SystemExit, match="another budget"):
         mod.committed(out)
-    out.write_text(json.dumps({"space": {}, "architectures": [], "budget": mod.BUDGET}))
+    out.write_text(json.dumps({"version": 0, "space": {}, "architectures": [], "budget": mod.BUDGET}))
+    with pytest.raises(SystemExit, match="a table of version 0"):
+        mod.committed(out)
+    out.write_text(json.dumps({"version": 1, "space": {}, "architectures": [], "budget": mod.BUDGET}))
     assert mod.committed(out)["budget"]["seeds"] == [0, 1]
     a, b = mod.part_name({"p": 1, "q": 2}), mod.part_name({"q": 0, "p": 0})
     assert a == b and a.startswith("table_classic_") and mod.part_name({"p": 1}) != a
@@ -193,6 +214,10 @@ def test_the_build_refuses_a_table_of_another_budget_and_names_its_study_by_what
     assert [(s, list(a)) for s, a, _ in mod.plan_runs(sub, None)] == [([0, 1], ["b x=0", "b x=1", "b x=2"])]
     cfg = mod.study_config(sub, str(tmp_path), 1, ["experiment.seeds=[1]"], arms=runs[1][1])
     assert list(cfg.experiment.seeds) == [1] and list(cfg.experiment.arms) == ["b x=1"]
+    # a table of other architectures (the space file or a builder changed since) is not gone on from
+    with pytest.raises(SystemExit, match="1 of its genome hashes are not in the subspace now"):
+        mod.same_space(sub, {"architectures": [{"hash": "h0"}, {"hash": "h1"}, {"hash": "gone"}]})
+    mod.same_space(sub, {"architectures": [{"hash": "h0"}, {"hash": "h1"}, {"hash": "h2"}]})
 
 
 @pytest.mark.slow

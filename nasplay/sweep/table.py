@@ -16,6 +16,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,18 +90,24 @@ def measure(sub: Subspace, data_shape: tuple[int, int, int]) -> None:
 def table_from_study(study_dirs: str | Path | list[str | Path], sub: Subspace, meta: dict[str, Any],
                      prior: dict[str, Any] | None = None) -> dict[str, Any]:
     """The table: per architecture of ``sub`` its complexity and per seed what the studies measured (a missing seed is
-    absent). ``prior`` is a table written before (the committed file): its results are kept, and a study that measured
-    the same architecture and seed again replaces them, so a build split across runs and across clones adds up.
-    ``meta`` (the command, the budget) is kept as it is."""
+    absent). ``prior`` is a table written before (the committed file): its results are kept, and where a study measured
+    the same architecture and seed again, the later measurement (``completed``, when its trial finished) stands, so a
+    build split across runs and across clones adds up. A study's row whose genome is not the architecture its arm names
+    now (the subspace changed since it ran) is left out. ``meta`` (the command, the budget) is kept as it is."""
     dirs = [study_dirs] if isinstance(study_dirs, (str, Path)) else list(study_dirs)
     results: dict[str, dict[str, Any]] = {}
     for a in (prior or {}).get("architectures", []):
-        if a["hash"] in sub.architectures and a.get("seeds"):
+        if a["hash"] not in sub.architectures:
+            raise ValueError(f"the earlier table holds architecture {a['hash']} ({a.get('arm')}), which the subspace no "
+                             f"longer has: write the new table to a file of its own")
+        if a.get("seeds"):
             results[a["hash"]] = dict(a["seeds"])
     by_arm = {a["arm"]: h for h, a in sub.architectures.items()}
     for d in dirs:
         for h, seed, r in _study_results(Path(d), by_arm):
-            results.setdefault(h, {})[seed] = r
+            held = results.setdefault(h, {}).get(seed)
+            if held is None or str(r.get("completed", "")) >= str(held.get("completed", "")):
+                results[h][seed] = r
     archs = []
     for h, a in sub.architectures.items():
         archs.append({"hash": h, **{k: a[k] for k in ("arch", "arm", "knobs", "labels")},
@@ -110,8 +117,9 @@ def table_from_study(study_dirs: str | Path | list[str | Path], sub: Subspace, m
             "architectures": archs}
 
 
-def _study_results(study_dir: Path, by_arm: dict[str, str]):
-    """(architecture hash, seed, result) of every finished trial of one study whose arm is an architecture of the table."""
+def _study_results(study_dir: Path, by_arm: dict[str, str]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(architecture hash, seed, result) of every finished trial of one study whose arm is an architecture of the table
+    with the genome it trained."""
     import csv
 
     rows = list(csv.DictReader(open(study_dir / "results.csv"))) if (study_dir / "results.csv").exists() else []
@@ -121,14 +129,15 @@ def _study_results(study_dir: Path, by_arm: dict[str, str]):
             if r["metric"] == "val/acc":
                 curves.setdefault(int(r["trial"]), {})[int(r["epoch"])] = float(r["value"])
     for r in rows:
-        if r["state"] != "COMPLETE" or r["arm"] not in by_arm:
+        if r["state"] != "COMPLETE" or r["arm"] not in by_arm or r.get("genome_hash") not in (None, "", by_arm[r["arm"]]):
             continue
         seed = str(int(float(r["seed"])))
         per_epoch = [v for _, v in sorted(curves.get(int(r["number"]), {}).items())]
         train_time = _num(r.get("train_time"))
         if train_time != train_time:
             train_time = _num(r.get("duration_s"))
-        yield by_arm[r["arm"]], seed, {"val_acc": per_epoch, "test_acc": _num(r.get("test/acc")), "train_time": train_time}
+        yield by_arm[r["arm"]], seed, {"val_acc": per_epoch, "test_acc": _num(r.get("test/acc")), "train_time": train_time,
+                                       "completed": r.get("datetime_complete") or ""}
 
 
 def missing(sub: Subspace, table: dict[str, Any] | None, seeds: list[int]) -> list[str]:
