@@ -6,9 +6,10 @@
     python scripts/build_table.py build --hours 3            # start the table (runs/table/table_classic/...)
     python scripts/build_table.py build --missing --hours 3  # continue it: only the architectures the table lacks
     python scripts/build_table.py write                      # (re)write the table file from the studies
+    python scripts/build_table.py migrate                    # after the space changed: keep what is still in it
 
 The subspace is ``search_spaces/table_classic.yaml`` (six bases x depth, factorize, cardinality, skip, separable,
-norm: 304 distinct architectures), enumerated by :func:`nasplay.sweep.table.enumerate_space` at the budget's input.
+norm: 340 distinct architectures), enumerated by :func:`nasplay.sweep.table.enumerate_space` at the budget's input.
 Every architecture is one named arm of a grid study (``sweep=grid``, seeds 0 and 1), so the build is an ordinary
 nasplay study: resumable, parallel with ``--workers``, split across runs (``--hours`` stops starting trials after that
 long). After each run the table is written to ``docs/results/table/classic_clutter.json`` (genome hash, arch, knobs,
@@ -18,10 +19,11 @@ the runs folder: it trains only the architectures the file lacks, in a study nam
 fresh clone (runs/ is not committed) as well as on the machine that began it, and the file adds the runs up.
 
 Budget (CPU, fixed before any result): ``data=clutter`` at 32x32 (1 channel, 10 classes), 2,000 training images
-(``data.limit``), batch 64, 4 epochs, widths 1/8, one thread per trial, seeds 0 and 1. The CPU time this asks for is
-what ``estimate`` measures (the cheapest and the costliest architecture here, linear in FLOPs between them): about
-2.5 CPU hours at one thread (6 s for LeNet-5 separable at 0.6 MFLOPs, 38 s for Xception at 90 MFLOPs, measured on a
-shared, loaded 2-core machine), about 1.3 hours of wall time with ``--workers 2``.
+(``data.limit``), batch 64, 4 epochs, widths 1/8, one thread per trial, seeds 0 and 1. The first estimate (one line
+in FLOPs from LeNet-5 to Xception) said 2.5 CPU hours; the first build measured per training, on the shared 2-core
+machine: LeNet-5 5 s, AlexNet 13 s, VGG-16 7 s, GoogLeNet 64 s, ResNet-50 26 s, Xception 22 s (mean over its
+architectures), so the 340 x 2 trainings take about 4.3 CPU hours, about 2.2 hours of wall time with ``--workers 2``.
+``estimate`` now measures each base apart.
 """
 
 from __future__ import annotations
@@ -210,6 +212,29 @@ def cmd_write(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_migrate(args: argparse.Namespace) -> int:
+    """Carry the table file over to the subspace as it is now (after a change to the space file or to how genomes are
+    resolved): the results of every architecture still in it are kept by genome hash, the others are dropped and
+    named, and the architectures new to it have no seeds (``build --missing`` trains them)."""
+    from nasplay.sweep.table import load_table
+
+    out = Path(args.out)
+    doc = load_table(out)
+    committed(out)  # the budget and version must be this script's
+    sub, shape = subspace(args.runs_dir)
+    kept = [a for a in doc["architectures"] if a["hash"] in sub.architectures]
+    gone = [a for a in doc["architectures"] if a["hash"] not in sub.architectures]
+    held = sum(len(a["seeds"]) for a in gone)
+    for a in gone:
+        print(f"dropped: {a['arm']} ({a['hash'][:12]}, {len(a['seeds'])} results): not an architecture of the subspace now")
+    prior = {"architectures": [{"hash": h, "seeds": next((a["seeds"] for a in kept if a["hash"] == h), {})}
+                               for h in sub.architectures]}
+    out.write_text(json.dumps({**doc, "architectures": prior["architectures"]}))  # write() fills in the rest
+    print(f"kept {len(kept)} architectures, dropped {len(gone)} ({held} results); {len(sub.architectures) - len(kept)} new")
+    write(sub, shape, args)
+    return 0
+
+
 def write(sub, shape, args: argparse.Namespace) -> int:
     """Write the table from the committed file and every build study under --runs-dir; return how many architectures
     still lack a seed."""
@@ -237,14 +262,14 @@ def write(sub, shape, args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=("size", "estimate", "build", "write"))
+    p.add_argument("command", choices=("size", "estimate", "build", "write", "migrate"))
     p.add_argument("--runs-dir", default=str(ROOT / "runs" / "table"))
     p.add_argument("--out", default=str(TABLE))
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--hours", type=float, default=None, help="build: start no trial after this long (continue with --missing)")
     p.add_argument("--missing", action="store_true", help="build: continue the table's study")
     args = p.parse_args(argv)
-    return {"size": cmd_size, "estimate": cmd_estimate, "build": cmd_build, "write": cmd_write}[args.command](args)
+    return {"size": cmd_size, "estimate": cmd_estimate, "build": cmd_build, "write": cmd_write, "migrate": cmd_migrate}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -377,3 +377,16 @@ def test_aux_head_on_a_repeated_reducing_block() -> None:
     assert out.logits.shape == (2, 5) and [a.shape for a in out.aux] == [(2, 5), (2, 5)]
     assert net.aux[0][-1].in_features == 4 * 16 * 16 and net.aux[1][-1].in_features == 8 * 8 * 8
     assert complexity(g).params == sum(p.numel() for p in net.parameters())
+
+
+def test_a_stacked_factorisation_of_a_3x3_is_the_plain_conv_it_computes():
+    """(n-1)/2 stacked 3x3 convs for n = 3 is one 3x3 conv: the genome (and its hash) says so, so that a 7x7 stem
+    factorised and then shrunk to 3x3 for a small input is the same architecture as the unfactorised network."""
+    from nasplay.complexity import resolve
+    from nasplay.space.genome import Conv
+
+    assert Conv(8, kernel=3, factor="stacked", mid=4) == Conv(8, kernel=3)
+    assert Conv(8, kernel=5, factor="stacked").factor == "stacked" and Conv(8, kernel=3, factor="asymmetric").factor == "asymmetric"
+    small = (1, 32, 10)
+    assert resolve("resnet50", {"width": 0.125, "factorize": "stacked"}, small).hash == resolve("resnet50", {"width": 0.125}, small).hash
+    assert resolve("lenet5", {"factorize": "stacked"}, small).hash != resolve("lenet5", {}, small).hash  # its 5x5s do stack

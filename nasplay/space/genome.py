@@ -90,6 +90,13 @@ class Conv:
     depthwise: bool = field(default=False, metadata=NEW)
     op: ClassVar[str] = "conv"
 
+    def __post_init__(self) -> None:
+        # (n-1)/2 stacked 3 x 3 convs for n <= 3 is one n x n conv: the same network gets the same genome (and hash),
+        # e.g. a 7 x 7 stem factorised, then shrunk to 3 x 3 for a small input
+        if self.factor == "stacked" and max(pair(self.kernel)) <= 3:
+            object.__setattr__(self, "factor", "none")
+            object.__setattr__(self, "mid", None)
+
 
 @dataclass(frozen=True)
 class Pool:
