@@ -75,7 +75,12 @@ def make_figures(study: Study, report: Report, out: Path) -> dict[str, list[str]
         name = tuning["settings"][0]
         curves = {arm: ([num(r["setting"][name]) for r in d["curve"]], [r["mean"] for r in d["curve"]], num(d["chosen"].get(name)))
                   for arm, d in tuning["arms"].items()}
-        made["tuning"] = figures.tuning_curves(curves, out, xlabel=name, ylabel="validation objective (mean over tuning seeds)")
+        # an arm whose tuning seeds never got the measure (a time target nobody reached) has no curve to draw
+        curves = {arm: c for arm, c in curves.items() if any(math.isfinite(num(y)) for y in c[1])}
+        on = tuning.get("criterion", "objective")
+        if curves:
+            made["tuning"] = figures.tuning_curves(curves, out, xlabel=name, ylabel=(
+                "validation objective" if on == "objective" else on) + " (mean over tuning seeds)")
     panels = []
     curve_metrics = list(dict.fromkeys(r.get("metric") for r in study.curves))
     # Curves over training: validation accuracy and training loss (test/* is one final value, not a curve).
