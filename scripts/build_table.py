@@ -216,20 +216,18 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     """Carry the table file over to the subspace as it is now (after a change to the space file or to how genomes are
     resolved): the results of every architecture still in it are kept by genome hash, the others are dropped and
     named, and the architectures new to it have no seeds (``build --missing`` trains them)."""
-    from nasplay.sweep.table import load_table
-
     out = Path(args.out)
-    doc = load_table(out)
-    committed(out)  # the budget and version must be this script's
+    doc = committed(out)  # the budget and version must be this script's
+    if doc is None:
+        raise SystemExit(f"{out}: no table file to migrate")
     sub, shape = subspace(args.runs_dir)
-    kept = [a for a in doc["architectures"] if a["hash"] in sub.architectures]
+    kept = {a["hash"]: a["seeds"] for a in doc["architectures"] if a["hash"] in sub.architectures}
     gone = [a for a in doc["architectures"] if a["hash"] not in sub.architectures]
     held = sum(len(a["seeds"]) for a in gone)
     for a in gone:
         print(f"dropped: {a['arm']} ({a['hash'][:12]}, {len(a['seeds'])} results): not an architecture of the subspace now")
-    prior = {"architectures": [{"hash": h, "seeds": next((a["seeds"] for a in kept if a["hash"] == h), {})}
-                               for h in sub.architectures]}
-    out.write_text(json.dumps({**doc, "architectures": prior["architectures"]}))  # write() fills in the rest
+    archs = [{"hash": h, "seeds": kept.get(h, {})} for h in sub.architectures]
+    out.write_text(json.dumps({**doc, "architectures": archs}))  # write() fills in the rest
     print(f"kept {len(kept)} architectures, dropped {len(gone)} ({held} results); {len(sub.architectures) - len(kept)} new")
     write(sub, shape, args)
     return 0
