@@ -128,3 +128,13 @@ def test_console_script_subprocess() -> None:
            "assert 'torch' not in sys.modules, 'nasplay list imported torch'"
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+def test_overrides_and_deletions_run_the_experiment_not_a_subcommand() -> None:
+    """`nasplay experiment=X`, `nasplay ~trainer.gradient_clip_val` and Hydra's flags go to the experiment runner;
+    command names and `--help` go to the subcommands."""
+    from nasplay.cli import is_hydra_command
+    for argv in (["experiment=ablate_skip"], ["+trainer.x=1"], ["~trainer.gradient_clip_val"], ["--cfg", "job"], ["-m"]):
+        assert is_hydra_command(argv), argv
+    for argv in ([], ["list"], ["report", "runs/x"], ["--help"], ["-h"], ["describe", "resnet18", "skip=identity"]):
+        assert not is_hydra_command(argv), argv

@@ -39,8 +39,10 @@ HYDRA_FLAGS = ("-sc", "--shell-completion", "-m", "--multirun", "-c", "--cfg", "
 
 
 def is_hydra_command(argv: list[str]) -> bool:
-    """Whether ``argv`` runs an experiment (Hydra flags or ``KEY=VALUE`` overrides) rather than a subcommand."""
-    return bool(argv) and (argv[0] in HYDRA_FLAGS or ("=" in argv[0] and not argv[0].startswith("-")))
+    """Whether ``argv`` runs an experiment (Hydra flags, ``KEY=VALUE`` overrides, or a deletion ``~KEY``) rather than
+    a subcommand."""
+    return bool(argv) and (argv[0] in HYDRA_FLAGS or argv[0].startswith("~")
+                           or ("=" in argv[0] and not argv[0].startswith("-")))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
