@@ -13,7 +13,7 @@ import numpy as np
 import optuna
 import pytest
 
-from nasplay.report.replay import Table, p_beats, replay, replay_run, table_importances
+from nasplay.report.replay import Table, p_beats, render, replay, replay_run, table_importances, table_summary
 from nasplay.sweep.table import Subspace, combo_key, table_from_study
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -107,6 +107,31 @@ def test_importances_over_the_whole_table_find_the_knob_that_matters():
     assert rep["n_trials"] == 11 and rep["stability"]["curve"]
 
 
+def test_the_table_summary_says_how_noisy_the_table_is_and_what_an_exhaustive_search_finds():
+    doc = _table()
+    t = table_summary(Table(doc), draws=400)
+    assert t["architectures"] == 11 and t["trainings"] == 22 and t["trained"] == 11  # all above 15% (test size unknown)
+    assert t["seed_agreement"]["spearman"] == pytest.approx(1.0) and t["seed_agreement"]["mean_abs_diff"] == 0
+    assert t["exhaustive"] == {"mean_regret": 0.0, "found_best": 1.0, "draws": 400}  # validation = test, seeds equal
+    assert t["best"]["arm"] == "b x=2 y=2" and t["bases"]["b"]["best"] == pytest.approx(_acc(2, 2))
+    # One seed of the best architecture sees 0 on validation: an exhaustive search keeps it when it draws the other
+    # seed (half the draws) and otherwise keeps the runner-up, (2, 1), 0.01 below.
+    best = next(a for a in doc["architectures"] if a["hash"] == "h22")
+    best["seeds"]["1"] = {**best["seeds"]["1"], "val_acc": [0.1, 0.0]}
+    ex = table_summary(Table(doc), draws=2_000)["exhaustive"]
+    assert ex["found_best"] == pytest.approx(0.5, abs=0.05)
+    assert ex["mean_regret"] == pytest.approx(0.5 * (_acc(2, 2) - _acc(2, 1)), abs=0.0006)
+    # Seeds that disagree: seed 1's test accuracies reversed
+    for a in doc["architectures"]:
+        x, y = a["labels"]["x"], a["labels"]["y"]
+        a["seeds"]["1"] = {**a["seeds"]["1"], "test_acc": 1.5 - _acc(x, y)}
+    a = table_summary(Table(doc), draws=10)["seed_agreement"]
+    assert a["spearman"] == pytest.approx(-1.0) and a["kendall"] == pytest.approx(-1.0)
+    md = render({"table_best": 0.7, "architectures": 11, "seeds": 1, "trials": 1, "searchers": {},
+                 "table": table_summary(Table(_table()), draws=10)})
+    assert "## The table" in md and "Spearman 1.00" in md and "| b | 11 | 11 | 72.0 | b x=2 y=2 |" in md
+
+
 def test_replay_command(tmp_path):
     from nasplay.cli import main
 
@@ -117,7 +142,7 @@ def test_replay_command(tmp_path):
         assert main(["replay", str(path), "--searchers", "random,evolution", "--seeds", "3", "--trials", "4",
                      "--no-figures", "--no-importance", "--out", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "replay.md").read_text()
-    assert "| random |" in md and "| evolution |" in md and json.loads((tmp_path / "r" / "replay.json").read_text())["seeds"] == 3
+    assert "| random |" in md and "| evolution |" in md and "## The table" in md and json.loads((tmp_path / "r" / "replay.json").read_text())["seeds"] == 3
     with contextlib.redirect_stderr(io.StringIO()) as err:
         assert main(["replay", str(path), "--searchers", "bayes", "--seeds", "1"]) == 2
     assert "unknown searcher 'bayes'" in err.getvalue()

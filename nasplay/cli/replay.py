@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     import optuna
 
-    from nasplay.report.replay import Table, render, replay, table_importances, write_replay
+    from nasplay.report.replay import Table, render, replay, table_importances, table_summary, write_replay
     from nasplay.sweep.table import load_table
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -40,6 +40,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     searchers = [s.strip() for s in args.searchers.split(",") if s.strip()]
     table = Table(load_table(args.table))
     rep = replay(table, searchers, args.seeds, args.trials)
+    rep["table"] = table_summary(table)
     if not args.no_importance:
         rep["importance"] = table_importances(table)
     out = Path(args.out) if args.out else Path(args.table).parent / "replay"

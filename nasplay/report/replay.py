@@ -173,6 +173,55 @@ def table_importances(table: Table, *, seeds: int = 5, bootstrap: int = 20, spli
     return importances(rows, "test/acc", seeds=seeds, bootstrap=bootstrap, splits=splits)
 
 
+def table_summary(table: Table, draws: int = 2_000, seed: int = 0) -> dict[str, Any]:
+    """What the table itself says, to read a searcher's regret against: how many architectures trained (mean test
+    accuracy above chance by 3 binomial SEs of the test set), how well one seed ranks the architectures as another
+    does (Spearman and Kendall over the architectures with two seeds), the best architecture and each base's, and the
+    regret of an exhaustive search: every architecture trained, the best by one drawn seed's validation accuracy
+    kept (the floor a searcher that sees one seed cannot go below on average), over ``draws`` draws of the seeds."""
+    from scipy.stats import kendalltau, spearmanr
+
+    from nasplay.report.stats import chance_threshold
+
+    budget = table.doc.get("budget") or {}
+    classes = int((table.doc.get("input") or [0, 0, 10])[-1])
+    n_test = budget.get("data.clutter_test") or (5_000 if budget.get("data") == "clutter" else None)
+    thr = chance_threshold(classes, n_test)
+    hashes = list(table.results)
+    pairs = np.array([[table.results[h][s]["test_acc"] for s in sorted(table.results[h])[:2]]
+                      for h in hashes if len(table.results[h]) >= 2])
+    agree: dict[str, Any] = {"architectures": len(pairs)}
+    if len(pairs) >= 3:
+        agree.update(spearman=float(spearmanr(pairs[:, 0], pairs[:, 1]).statistic),
+                     kendall=float(kendalltau(pairs[:, 0], pairs[:, 1]).statistic),
+                     mean_abs_diff=float(np.mean(np.abs(pairs[:, 0] - pairs[:, 1]))))
+        above = (pairs > thr).all(axis=1)
+        if above.sum() >= 3:
+            agree["trained_spearman"] = float(spearmanr(pairs[above, 0], pairs[above, 1]).statistic)
+            agree["trained_architectures"] = int(above.sum())
+    rng = np.random.default_rng(seed)
+    vals = [[float(r["val_acc"][-1]) for r in table.results[h].values()] for h in hashes]
+    regrets = []
+    for _ in range(draws):
+        seen = np.array([v[int(rng.integers(len(v)))] for v in vals])
+        regrets.append(table.best - table.test[hashes[int(np.argmax(seen))]])
+    best = max(hashes, key=table.test.get)
+    bases: dict[str, dict[str, Any]] = {}
+    for h in hashes:
+        b = bases.setdefault(table.arch[h]["arch"], {"architectures": 0, "trained": 0, "best": -math.inf, "best_arm": None})
+        b["architectures"] += 1
+        b["trained"] += int(table.test[h] > thr)
+        if table.test[h] > b["best"]:
+            b["best"], b["best_arm"] = table.test[h], table.arch[h]["arm"]
+    return {"architectures": len(hashes), "trainings": sum(len(s) for s in table.results.values()),
+            "chance_threshold": thr, "trained": int(sum(t > thr for t in table.test.values())),
+            "best": {"arm": table.arch[best]["arm"], "test_acc": table.best,
+                     "seeds": {s: r["test_acc"] for s, r in table.results[best].items()}},
+            "seed_agreement": agree, "bases": bases,
+            "exhaustive": {"mean_regret": float(np.mean(regrets)), "found_best": float(np.mean(np.array(regrets) == 0)),
+                           "draws": draws}}
+
+
 def render(rep: dict[str, Any]) -> str:
     lines = [f"# Searchers replayed on the table ({rep['architectures']} architectures)", "",
              f"{rep['seeds']} runs of {rep['trials']} trained architectures per searcher; regret = the table's best mean "
@@ -185,6 +234,24 @@ def render(rep: dict[str, Any]) -> str:
         pb = f"{p['p']:.2f} [{p['lo']:.2f}, {p['hi']:.2f}]" if p else "—"
         lines.append(f"| {who} | {100 * f['median']:.2f} [{100 * f['q25']:.2f}, {100 * f['q75']:.2f}] | {100 * f['mean']:.2f} | "
                      f"{100 * s['found_best']:.0f}% | {s['refused_per_run']:.1f} | {pb} |")
+    if t := rep.get("table"):
+        a, ex, b = t["seed_agreement"], t["exhaustive"], t["best"]
+        lines += ["", "## The table", "",
+                  f"{t['architectures']} architectures, {t['trainings']} trainings; {t['trained']} architectures trained "
+                  f"(mean test accuracy above chance by 3 binomial SEs: {100 * t['chance_threshold']:.1f}%). "
+                  f"Best: {b['arm']}, {100 * b['test_acc']:.2f}% (seeds: "
+                  + ", ".join(f"{100 * v:.1f}%" for v in b["seeds"].values()) + ")."]
+        if "spearman" in a:
+            lines += ["", f"Seed against seed ({a['architectures']} architectures with two): Spearman {a['spearman']:.2f}, "
+                          f"Kendall {a['kendall']:.2f}, mean |difference| {100 * a['mean_abs_diff']:.1f} points"
+                      + (f"; among the {a['trained_architectures']} whose seeds both trained, Spearman "
+                         f"{a['trained_spearman']:.2f}" if "trained_spearman" in a else "") + "."]
+        lines += ["", f"Exhaustive search (all {t['architectures']} trained, the best by one seed's validation accuracy "
+                      f"kept): regret {100 * ex['mean_regret']:.2f} points on average, the best found in "
+                      f"{100 * ex['found_best']:.0f}% of {ex['draws']} draws of the seeds.", "",
+                  "| base | architectures | trained | best mean test acc. (%) | its knobs |", "|---|---|---|---|---|"]
+        lines += [f"| {k} | {v['architectures']} | {v['trained']} | {100 * v['best']:.1f} | {v['best_arm']} |"
+                  for k, v in t["bases"].items()]
     imp = rep.get("importance")
     if imp and imp.get("evaluators"):
         lines += ["", "## Importance of each innovation over the whole table", "", "| knob | fANOVA | MDI |", "|---|---|---|"]
