@@ -233,6 +233,13 @@ def cmd_migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def dump(doc: dict) -> str:
+    """The table as JSON with one architecture per line, so that a diff shows which architectures a run added."""
+    head = json.dumps({k: v for k, v in doc.items() if k != "architectures"}, separators=(",", ":"), default=str)
+    body = ",\n".join(json.dumps(a, separators=(",", ":"), default=str) for a in doc["architectures"])
+    return head[:-1] + ',"architectures":[\n' + body + "\n]}\n"
+
+
 def write(sub, shape, args: argparse.Namespace) -> int:
     """Write the table from the committed file and every build study under --runs-dir; return how many architectures
     still lack a seed."""
@@ -251,7 +258,7 @@ def write(sub, shape, args: argparse.Namespace) -> int:
     done = sum(len(a["seeds"]) for a in doc["architectures"])
     doc["trained"] = {"trials": done, "of": len(doc["architectures"]) * len(SEEDS)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(doc, separators=(",", ":"), default=str))
+    out.write_text(dump(doc))
     left = missing(sub, doc, SEEDS)
     print(f"table: {out} ({done} of {len(doc['architectures']) * len(SEEDS)} architecture x seed results; "
           f"{len(left)} architectures still lack a seed{': build --missing goes on' if left else ''})")

@@ -243,6 +243,11 @@ def test_the_build_refuses_a_table_of_another_budget_and_names_its_study_by_what
     with pytest.raises(SystemExit, match="1 of its genome hashes are not in the subspace now"):
         mod.same_space(sub, {"architectures": [{"hash": "h0"}, {"hash": "h1"}, {"hash": "gone"}]})
     mod.same_space(sub, {"architectures": [{"hash": "h0"}, {"hash": "h1"}, {"hash": "h2"}]})
+    # the file keeps one architecture per line (a run's diff names what it added) and reads back as it was
+    doc = _table()
+    text = mod.dump(doc)
+    assert json.loads(text) == json.loads(json.dumps(doc)) and len(text.splitlines()) == len(doc["architectures"]) + 2
+    assert all(line.rstrip(",").startswith('{"hash":') for line in text.splitlines()[1:-1])
 
 
 @pytest.mark.slow
