@@ -17,6 +17,7 @@ document follows from what is committed; the prose around them is written by han
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -195,10 +196,15 @@ def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minu
             print(f"[claims] {name}: the report against {arm} failed (exit {rc})", flush=True)
             return False
         reports[f"report.baseline={arm}.json"] = json.loads((out / "report.json").read_text())
+    old = dest / "report.json"
+    # a report written anew from an old run keeps the protocol it ran under (none where it predates the fingerprint)
+    made_under = (json.loads(old.read_text()).get("protocol") if old.exists() else None) if rereport else protocol(name, command)
     for fname, report in reports.items():
         if minutes is not None:
             report["wall_minutes"] = round(minutes, 2)
         report["command"] = command
+        if made_under:
+            report["protocol"] = made_under
         for key in ("path", "report_path"):  # machine-specific paths: keep them relative to the runs directory
             if isinstance(report.get(key), str):
                 report[key] = os.path.relpath(report[key], runs_dir)
@@ -209,12 +215,27 @@ def collect(suite: dict[str, Any], name: str, runs_dir: Path, command: str, minu
     return True
 
 
-def current(path: Path) -> bool:
+def protocol(name: str, command: str) -> str:
+    """A fingerprint of what experiment ``name`` runs: its experiment file as parsed (comments aside) and the command
+    with the suite's overrides. Shared config groups (trainer, data) are not in it: after changing one, rerun the
+    experiments it touches with ``--only``."""
+    from omegaconf import OmegaConf
+
+    spec = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "experiment" / f"{name}.yaml"))
+    return hashlib.sha256(json.dumps([spec, command], sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def current(path: Path, fingerprint: str | None = None) -> bool:
     """A committed report made under the current rules (claims.yaml, 2026-12-06: the deciding test named in every
-    comparison row and its Holm family, ``family_kind``); an older one counts as missing for ``--missing``."""
+    comparison row and its Holm family, ``family_kind``) and, where it records one, with the protocol ``fingerprint``
+    (:func:`protocol`) the experiment has now; an older one counts as missing for ``--missing``."""
     if not path.exists():
         return False
     r = json.loads(path.read_text())
+    if fingerprint and r.get("protocol") and r["protocol"] != fingerprint:
+        print(f"[claims] {path.parent.name}: its experiment file or command changed since the report was made: rerun",
+              flush=True)
+        return False
     rows = [*r.get("comparisons", []), *(x for rows in (r.get("secondary") or {}).values() for x in rows)]
     return r.get("kind") in ("search", "design_space") and r.get("test") == "exact" or \
         (bool(rows) and all("family_kind" in x for x in rows))
@@ -225,10 +246,10 @@ def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Pat
     failed = []
     for name in names:
         dest = evidence_dir(suite, name)
-        if missing and current(dest / "report.json"):
+        command = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
+        if missing and current(dest / "report.json", protocol(name, command)):
             print(f"[claims] {name}: {show(dest)}/report.json exists, skipped (--missing)", flush=True)
             continue
-        command = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
         minutes = None
         if not collect_only:
             cmd = [sys.executable, "-m", "nasplay", *overrides_for(suite, name, extra), f"runs_dir={runs_dir}",

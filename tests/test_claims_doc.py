@@ -121,6 +121,14 @@ def test_run_copies_the_report_and_the_extra_baseline_reports(tmp_path, monkeypa
     assert main["command"].startswith("python -m nasplay experiment=ablate_skip debug=smoke") and main["wall_minutes"] > 0
     assert not Path(main["path"]).is_absolute() and (dest / "study.json").exists()
     assert runner.run(suite, ["ablate_skip"], [], tmp_path / "runs", missing=True) == 0  # skipped, nothing rerun
+    assert main["protocol"] == runner.protocol("ablate_skip", main["command"]) and other["protocol"] == main["protocol"]
+    assert runner.current(dest / "report.json", main["protocol"])
+    # the experiment's file or the suite's command changed since: --missing reruns it; a report without a
+    # fingerprint (made before them) is judged by the rules alone
+    assert runner.protocol("ablate_skip", main["command"] + " x=1") != main["protocol"]
+    assert not runner.current(dest / "report.json", "0" * 16)
+    (dest / "report.json").write_text(json.dumps({k: v for k, v in main.items() if k != "protocol"}))
+    assert runner.current(dest / "report.json", "0" * 16)
 
 
 def test_claims_md_states_the_environment_of_the_runs_from_their_reports(tmp_path, monkeypatch):

@@ -142,7 +142,8 @@ def test_replay_command(tmp_path):
         assert main(["replay", str(path), "--searchers", "random,evolution", "--seeds", "3", "--trials", "4",
                      "--no-figures", "--no-importance", "--out", str(tmp_path / "r")]) == 0
     md = (tmp_path / "r" / "replay.md").read_text()
-    assert "| random |" in md and "| evolution |" in md and "## The table" in md and json.loads((tmp_path / "r" / "replay.json").read_text())["seeds"] == 3
+    assert "| random |" in md and "| evolution |" in md and "## The table" in md
+    assert json.loads((tmp_path / "r" / "replay.json").read_text())["seeds"] == 3
     with contextlib.redirect_stderr(io.StringIO()) as err:
         assert main(["replay", str(path), "--searchers", "bayes", "--seeds", "1"]) == 2
     assert "unknown searcher 'bayes'" in err.getvalue()

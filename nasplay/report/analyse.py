@@ -106,10 +106,15 @@ def withheld(study: Study, arm: str, ref: str) -> str | None:
     train, so an 'equivalent' or 'worse' would describe chance, not the knob); ``None`` when it gets one."""
     if smoke_run(study):
         return "smoke run"
-    untrained = [a for a in dict.fromkeys((arm, ref)) if (t := _trained(study, a)) is not None and t[1] and t[0] == 0]
-    if untrained:
+    if untrained := untrained_arms(study, arm, ref):
         return f"{' and '.join(untrained)} did not train: no seed above chance"
     return None
+
+
+def untrained_arms(study: Study, *arms: str) -> list[str]:
+    """The arms among ``arms`` with seeds of which none ended above chance (the one place that decides it): a
+    comparison with such an arm says that one network trains, not what the knob does."""
+    return [a for a in dict.fromkeys(arms) if (t := _trained(study, a)) is not None and t[1] and t[0] == 0]
 
 
 def references(study: Study) -> list[tuple[str, str]]:
@@ -419,8 +424,7 @@ def comparison_rows(study: Study, metric: str | None = None, **kwargs: Any) -> l
                 d["trained"] = {"arm": list(ta), "baseline": list(tb), "fisher_p": p}
                 d["verdict"] += (f" [{c.arm}: {ta[0]} of {ta[1]} seeds trained, {c.baseline}: {tb[0]} of {tb[1]}; "
                                  f"Fisher's exact test {stats.format_p(p)}]")
-                dead = [a for a, (k, _) in ((c.arm, ta), (c.baseline, tb)) if k == 0]
-                if dead:  # a difference from an arm at chance says that one network trains, not what the knob does
+                if dead := untrained_arms(study, c.arm, c.baseline):
                     d["untestable"] = f"{' and '.join(dead)}: no seed above chance"
                     d["verdict"] += f" — untestable at this budget ({d['untestable']})"
         why = withheld(study, c.arm, c.baseline)
