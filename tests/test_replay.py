@@ -268,3 +268,20 @@ def test_the_tabulated_subspace_has_at_least_300_architectures(tmp_path, capsys)
     plan = make_plan(mod.study_config(sub, str(tmp_path), 1, []))  # the table's study: one arm per architecture
     assert len(plan.arms) == n and len(plan.genomes) == n
     assert len({g.hash for g in plan.genomes.values()}) == n  # each arm trains its own architecture
+
+
+def test_the_committed_table_is_complete_and_reads_back():
+    """docs/results/table/classic_clutter.json, the table the README's searcher comparison replays: 340 architectures,
+    each with seeds 0 and 1 measured at its stated budget (per-epoch validation accuracy, test accuracy, train time)."""
+    from nasplay.sweep.table import load_table
+
+    doc = load_table(ROOT / "docs" / "results" / "table" / "classic_clutter.json")
+    archs = doc["architectures"]
+    assert len(archs) == 340 and len({a["hash"] for a in archs}) == 340 >= 300
+    assert doc["trained"] == {"trials": 680, "of": 680} and doc["budget"]["seeds"] == [0, 1]
+    for a in archs:
+        assert sorted(a["seeds"]) == ["0", "1"], a["arm"]
+        for r in a["seeds"].values():
+            assert len(r["val_acc"]) == doc["budget"]["trainer.max_epochs"] and 0 <= r["test_acc"] <= 1 and r["train_time"] > 0
+    table = Table(doc)
+    assert len(table.results) == 340 and table.best == pytest.approx(0.5504, abs=1e-4)
