@@ -238,7 +238,7 @@ def test_postgresql_restarted_while_two_trials_train_the_study_finishes_in_the_s
     from nasplay.sweep.storage import HEARTBEAT, rdb_url
 
     url = own_postgres.url
-    cfg = compose("arch=lenet5_common", "data.limit=480", "data.batch_size=32", "trainer.max_epochs=4", "sweep=grid",
+    cfg = compose("arch=lenet5_common", "data.limit=2400", "data.batch_size=32", "trainer.max_epochs=4", "sweep=grid",
                   "experiment.knob=activation", "experiment.values=[relu, tanh]", "experiment.seeds=[0]", "logger=none",
                   "progress=false", "sweep.workers=2", "sweep.heartbeat_interval=0.5", "sweep.heartbeat_grace=5",
                   "sweep.storage_retry=60", "experiment.name=pgrestart", f"sweep.storage='{url}'", f"runs_dir={tmp_path}")
