@@ -182,10 +182,11 @@ def table_summary(table: Table, draws: int = 2_000, seed: int = 0) -> dict[str, 
     from scipy.stats import kendalltau, spearmanr
 
     from nasplay.report.stats import chance_threshold
+    from nasplay.train.config import DataConfig
 
     budget = table.doc.get("budget") or {}
     classes = int((table.doc.get("input") or [0, 0, 10])[-1])
-    n_test = budget.get("data.clutter_test") or (5_000 if budget.get("data") == "clutter" else None)
+    n_test = budget.get("data.clutter_test") or (DataConfig.clutter_test if budget.get("data") == "clutter" else None)
     thr = chance_threshold(classes, n_test)
     hashes = list(table.results)
     pairs = np.array([[table.results[h][s]["test_acc"] for s in sorted(table.results[h])[:2]]
@@ -214,7 +215,7 @@ def table_summary(table: Table, draws: int = 2_000, seed: int = 0) -> dict[str, 
         if table.test[h] > b["best"]:
             b["best"], b["best_arm"] = table.test[h], table.arch[h]["arm"]
     return {"architectures": len(hashes), "trainings": sum(len(s) for s in table.results.values()),
-            "chance_threshold": thr, "trained": int(sum(t > thr for t in table.test.values())),
+            "chance_threshold": thr, "trained": sum(b["trained"] for b in bases.values()),
             "best": {"arm": table.arch[best]["arm"], "test_acc": table.best,
                      "seeds": {s: r["test_acc"] for s, r in table.results[best].items()}},
             "seed_agreement": agree, "bases": bases,
