@@ -246,14 +246,14 @@ def run(suite: dict[str, Any], names: list[str], extra: list[str], runs_dir: Pat
     failed = []
     for name in names:
         dest = evidence_dir(suite, name)
-        command = "python -m nasplay " + " ".join(overrides_for(suite, name, extra))
+        overrides = overrides_for(suite, name, extra)
+        command = "python -m nasplay " + " ".join(overrides)
         if missing and current(dest / "report.json", protocol(name, command)):
             print(f"[claims] {name}: {show(dest)}/report.json exists, skipped (--missing)", flush=True)
             continue
         minutes = None
         if not collect_only:
-            cmd = [sys.executable, "-m", "nasplay", *overrides_for(suite, name, extra), f"runs_dir={runs_dir}",
-                   "progress=false"]
+            cmd = [sys.executable, "-m", "nasplay", *overrides, f"runs_dir={runs_dir}", "progress=false"]
             print(f"[claims] {name}: {command}", flush=True)
             t0 = time.time()
             rc = subprocess.call(cmd, cwd=ROOT)
