@@ -195,7 +195,8 @@ def environment_text(suite: str) -> str:
     from nasplay.environment import describe
 
     d = RESULTS / suite
-    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    # the fingerprint leaves out whether the tree had uncommitted changes: group by both, so each line says it right
+    groups: dict[tuple[str, bool], tuple[dict[str, Any], list[str]]] = {}
     missing = []
     for path in sorted(d.glob("*/report.json")) if d.exists() else []:
         r = json.loads(path.read_text())
@@ -203,15 +204,15 @@ def environment_text(suite: str) -> str:
         if not envs:
             missing.append(r["experiment"])
         for fp, env in envs.items():
-            groups.setdefault(fp, (env, []))[1].append(r["experiment"])
+            groups.setdefault((fp, bool(env.get("dirty"))), (env, []))[1].append(r["experiment"])
     old = f"not recorded (runs predate {ENVIRONMENT_SINCE})"
     if not groups:
         return f"Environment of these runs: {old}." if missing else "(no study of this suite has a committed report.json yet)"
     if len(groups) == 1 and not missing:
-        ((fp, (env, _)),) = groups.items()
+        (((fp, _), (env, _)),) = groups.items()
         return f"Environment of these runs (from their reports, fingerprint `{fp}`): {describe(env)}."
     lines = ["Environments of these runs, from their reports:"]
-    lines += [f"- `{fp}` ({', '.join(f'`{n}`' for n in names)}): {describe(env)}" for fp, (env, names) in groups.items()]
+    lines += [f"- `{fp}` ({', '.join(f'`{n}`' for n in names)}): {describe(env)}" for (fp, _), (env, names) in groups.items()]
     if missing:
         lines.append(f"- {old}: {', '.join(f'`{n}`' for n in missing)}")
     return "\n".join(lines)

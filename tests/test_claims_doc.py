@@ -152,6 +152,16 @@ def test_claims_md_states_the_environment_of_the_runs_from_their_reports(tmp_pat
     one = tables.environment_text("s")
     assert one.startswith(f"Environment of these runs (from their reports, fingerprint `{env['fingerprint']}`): nasplay ")
     assert f"torch {env['torch']}" in one
+    # the fingerprint leaves out uncommitted changes: a dirty run of the same fingerprint gets its own line
+    dirty = {**env, "dirty": True, "commit": "0" * 40}
+    clean = {**env, "dirty": False, "commit": "0" * 40}
+    for name, e in (("ablate_gap", clean), ("edf_skip", dirty)):
+        (tmp_path / "s" / name).mkdir(parents=True, exist_ok=True)
+        (tmp_path / "s" / name / "report.json").write_text(json.dumps(
+            {"experiment": name, "environment": {"recorded": True, "environments": {env["fingerprint"]: e}}}))
+    split = tables.environment_text("s").splitlines()
+    assert f"- `{env['fingerprint']}` (`ablate_gap`): nasplay {env['nasplay']} (commit 0000000000), Python" in split[1]
+    assert f"- `{env['fingerprint']}` (`edf_skip`): nasplay {env['nasplay']} (commit 0000000000, with uncommitted changes)" in split[2]
 
 
 def _block(text: str, name: str) -> str:
