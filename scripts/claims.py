@@ -22,6 +22,7 @@ import json
 import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -115,6 +116,24 @@ def step_seconds(genome: Any, batch: int, channels_last: bool, repeats: int = 3)
     return sorted(times)[len(times) // 2]
 
 
+def pair_genomes(plan: Any, arm: str, limit: int = 8) -> list[Any]:
+    """The genomes the first ``limit`` sampled pairs of an ``experiment.pairs`` study train under ``arm``: the arm's
+    knobs with each pair's draw of ``sweep.space`` (``arch`` and ``knobs.*``), as its trials build them."""
+    a, g = plan.arm(arm), plan.genomes[arm]
+    shape = (g.input.channels, g.input.size, g.classes)
+    out = []
+    for point in plan.sampled_pairs()[:limit]:
+        arch, knobs = a.arch, dict(a.knobs)
+        for name, v in point.items():
+            prefix, _, rest = name.partition(".")
+            if name == "arch":
+                arch = str(v)
+            elif prefix == "knobs":
+                knobs[rest] = v
+        out.append(plan.trial_genome(arm, arch, knobs, shape))
+    return out
+
+
 def estimate(suite: dict[str, Any], names: list[str], extra: list[str]) -> list[dict[str, Any]]:
     """Predicted wall minutes of each experiment on this machine: every trial's steps at its arm's measured step
     time (one thread, as each worker trains), evaluation at a third of a training image's cost, the trials spread
@@ -135,7 +154,9 @@ def estimate(suite: dict[str, Any], names: list[str], extra: list[str]) -> list[
         grid = plan.grid or {}
         per_arm = {}
         for arm, g in plan.genomes.items():
-            per_arm[arm] = step_seconds(g, d.batch_size, bool(c.trainer.channels_last))
+            # a paired design trains the sampled architectures, not the arm's own network: time a few of them
+            genomes = pair_genomes(plan, arm) if exp.pairs else [g]
+            per_arm[arm] = statistics.fmean(step_seconds(x, d.batch_size, bool(c.trainer.channels_last)) for x in genomes)
         seeds = len(exp.seeds) + (len(exp.tune_seeds) * math.prod(len(v) for v in exp.tune.values()) if exp.tune else 0)
         if exp.pairs:
             seeds = exp.pairs  # one trial per pair and arm

@@ -247,3 +247,27 @@ def test_hand_written_sections_hold_no_measured_numbers():
            "- **Claim.** plain-18 27.94% vs ResNet-18 27.88% top-1 error.\n"
            "<!-- generated:x -->\n| a | 97.9 (95.8–99.0) | p 0.008 | p_adj 0.008 |\n<!-- /generated:x -->\n")
     assert len(hand_written_measurements(old)) == 2
+
+
+def test_estimate_times_the_sampled_architectures_of_a_paired_design(compose):
+    """edf_skip trains 100 architectures drawn from search_spaces/resnet_small.yaml, not its arms' full ResNet-18:
+    the estimate times the genomes the sweep's own trials build for the first pairs."""
+    import optuna
+
+    from nasplay.complexity import complexity
+    from nasplay.sweep.plan import make_plan
+    from nasplay.sweep.trial import suggest
+
+    runner = load("claims")
+    plan = make_plan(compose("experiment=edf_skip"))
+    points = plan.sampled_pairs()[:4]
+    for arm in ("skip=identity", "skip=none"):
+        full = plan.genomes[arm]
+        shape = (full.input.channels, full.input.size, full.classes)
+        genomes = runner.pair_genomes(plan, arm, limit=4)
+        assert len(genomes) == 4
+        for i, (g, point) in enumerate(zip(genomes, points)):
+            spec = suggest(optuna.trial.FixedTrial({"seed": 0, "arm": arm, "pair": i, **point}), plan)
+            assert g == plan.trial_genome(spec.arm, spec.arch, spec.knobs, shape), (arm, i)
+        params = [complexity(g).params for g in genomes]
+        assert len(set(params)) == 4 and max(params) < complexity(full).params / 4, params
