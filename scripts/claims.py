@@ -117,21 +117,17 @@ def step_seconds(genome: Any, batch: int, channels_last: bool, repeats: int = 3)
 
 
 def pair_genomes(plan: Any, arm: str, limit: int = 8) -> list[Any]:
-    """The genomes the first ``limit`` sampled pairs of an ``experiment.pairs`` study train under ``arm``: the arm's
-    knobs with each pair's draw of ``sweep.space`` (``arch`` and ``knobs.*``), as its trials build them."""
-    a, g = plan.arm(arm), plan.genomes[arm]
+    """The genomes the first ``limit`` sampled pairs of an ``experiment.pairs`` study train under ``arm``: each pair's
+    point read by the sweep's own :func:`nasplay.sweep.trial.suggest`, as its trials read it."""
+    import optuna
+
+    from nasplay.sweep.trial import suggest
+
+    g = plan.genomes[arm]
     shape = (g.input.channels, g.input.size, g.classes)
-    out = []
-    for point in plan.sampled_pairs()[:limit]:
-        arch, knobs = a.arch, dict(a.knobs)
-        for name, v in point.items():
-            prefix, _, rest = name.partition(".")
-            if name == "arch":
-                arch = str(v)
-            elif prefix == "knobs":
-                knobs[rest] = v
-        out.append(plan.trial_genome(arm, arch, knobs, shape))
-    return out
+    specs = [suggest(optuna.trial.FixedTrial({"seed": 0, "arm": arm, "pair": i, **point}), plan)
+             for i, point in enumerate(plan.sampled_pairs()[:limit])]
+    return [plan.trial_genome(s.arm, s.arch, s.knobs, shape) for s in specs]
 
 
 def estimate(suite: dict[str, Any], names: list[str], extra: list[str]) -> list[dict[str, Any]]:

@@ -251,23 +251,21 @@ def test_hand_written_sections_hold_no_measured_numbers():
 
 def test_estimate_times_the_sampled_architectures_of_a_paired_design(compose):
     """edf_skip trains 100 architectures drawn from search_spaces/resnet_small.yaml, not its arms' full ResNet-18:
-    the estimate times the genomes the sweep's own trials build for the first pairs."""
-    import optuna
-
+    the estimate times the genomes of the first pairs, the arm's knobs with each pair's sampled depth and width."""
     from nasplay.complexity import complexity
     from nasplay.sweep.plan import make_plan
-    from nasplay.sweep.trial import suggest
 
     runner = load("claims")
     plan = make_plan(compose("experiment=edf_skip"))
     points = plan.sampled_pairs()[:4]
     for arm in ("skip=identity", "skip=none"):
-        full = plan.genomes[arm]
+        full, a = plan.genomes[arm], plan.arm(arm)
         shape = (full.input.channels, full.input.size, full.classes)
         genomes = runner.pair_genomes(plan, arm, limit=4)
         assert len(genomes) == 4
         for i, (g, point) in enumerate(zip(genomes, points)):
-            spec = suggest(optuna.trial.FixedTrial({"seed": 0, "arm": arm, "pair": i, **point}), plan)
-            assert g == plan.trial_genome(spec.arm, spec.arch, spec.knobs, shape), (arm, i)
+            assert set(point) == {"knobs.depth", "knobs.width"}, point
+            knobs = {**a.knobs, "depth": point["knobs.depth"], "width": point["knobs.width"]}
+            assert g == plan.trial_genome(arm, a.arch, knobs, shape), (arm, i)
         params = [complexity(g).params for g in genomes]
         assert len(set(params)) == 4 and max(params) < complexity(full).params / 4, params
